@@ -1,0 +1,304 @@
+"""The config schema (one place): sources, features, label, snapshots, model, tiers, value, incentives.
+
+Configs are YAML. A section may be given inline or as the name of another YAML file next to the config
+(``incentives: incentives.yaml``), so long catalogues live in their own file. Unknown keys are errors, so a
+typo in a config is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from churn.errors import ChurnError
+
+TABLES = ("customers", "events", "tickets", "orders", "surveys", "fee_changes")
+ACTIVITY_TABLES = ("events", "tickets", "orders", "surveys")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- sources
+class TableSource(_Strict):
+    """Where one table lives and how its columns are named in the user's files."""
+
+    path: str | None = None  # file or folder of parts; default: <sources.path>/<table>.{parquet,csv}
+    columns: dict[str, str] = Field(default_factory=dict)  # our name -> their name
+    date_format: str | None = None  # strptime format for text dates, e.g. "%d/%m/%Y"
+    csv_delimiter: str | None = None
+
+
+class SourcesConfig(_Strict):
+    """A data source: a folder with up to six tables, CSV or Parquet."""
+
+    path: str | None = None
+    tables: dict[str, TableSource] = Field(default_factory=dict)
+    timezone: str = "UTC"  # zone of naive timestamps; aware ones are converted to UTC
+    future_tolerance_days: int = 1  # timestamps later than now + this are errors
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, v: dict[str, TableSource]) -> dict[str, TableSource]:
+        unknown = sorted(set(v) - set(TABLES))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; known: {list(TABLES)}")
+        return v
+
+
+class EngineConfig(_Strict):
+    """DuckDB resources: explicit so two cores are not oversubscribed and memory stays bounded."""
+
+    threads: int = 2
+    memory_limit: str = "3GB"
+    temp_directory: str | None = None
+
+
+# -------------------------------------------------------------------------------------------- features
+class EngagementConfig(_Strict):
+    windows: list[int] = [7, 30, 90]
+    event_types: list[str] | None = None  # None: the most frequent types in the data
+    max_event_types: int = 8
+    weeks_active: int = 12
+
+
+class SupportConfig(_Strict):
+    windows: list[int] = [30, 90, 180]
+
+
+class PurchasesConfig(_Strict):
+    windows: list[int] = [30, 90, 180, 365]
+    btyd: bool = True  # BG/NBD expected purchases and P(no purchase) over the label horizon
+
+
+class FeedbackConfig(_Strict):
+    promoter_min: float | None = None  # None: inferred from the score scale (NPS 9, CSAT 5)
+    detractor_max: float | None = None  # None: NPS 6, CSAT 2
+
+
+class ProfileConfig(_Strict):
+    categoricals: list[str] = ["plan", "region", "country", "language", "channel"]
+    numerics: list[str] = []  # extra numeric customer attributes known at signup
+
+
+class FeaturesConfig(_Strict):
+    families: list[Literal["engagement", "support", "purchases", "feedback", "profile"]] = [
+        "engagement", "support", "purchases", "feedback", "profile",
+    ]
+    engagement: EngagementConfig = EngagementConfig()
+    support: SupportConfig = SupportConfig()
+    purchases: PurchasesConfig = PurchasesConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    profile: ProfileConfig = ProfileConfig()
+
+
+# ----------------------------------------------------------------------------------------- label, time
+class LabelConfig(_Strict):
+    """What churn means: a cancellation (contractual) or no activity (non-contractual) within the horizon."""
+
+    kind: Literal["auto", "cancellation", "inactivity"] = "auto"  # auto: cancellation if cancel_date exists
+    horizon_days: int = 60
+    activity_tables: list[Literal["orders", "events"]] = ["orders", "events"]
+    event_types: list[str] | None = None  # which events count as activity (None: all)
+    active_within_days: int | None = None  # inactivity: snapshot only customers active this recently
+
+    @field_validator("horizon_days")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("horizon_days must be positive")
+        return v
+
+
+class SnapshotsConfig(_Strict):
+    """Which as-of dates a training frame stacks: explicit dates, or `count` month starts back from `end`."""
+
+    as_of: list[date] = []
+    count: int = 8
+    every_days: int | None = None  # None: calendar month starts
+    end: date | None = None  # None: the latest date whose label window is complete
+
+
+# ------------------------------------------------------------------------------------------------ model
+class ModelConfig(_Strict):
+    experiment: str = "churn"
+    registered_name: str = "churn"
+    seed: int = 42
+    n_jobs: int = 2
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 50,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+        }
+    )
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    imbalance: Literal["none", "balanced"] = "none"
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration_share: float = 0.5  # share of the validation snapshots used to fit the calibrator
+    holdout_snapshots: int = 1  # newest snapshots reported on, never trained on
+    valid_snapshots: int = 1  # next newest: early stopping and calibration
+    cv_folds: int = 5  # plain tables without a time column
+    promote_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "pr_auc"
+    bundle_dir: str = "models"
+    max_shap_rows: int = 5000
+
+
+# ------------------------------------------------------------------------------------ tiers and value
+class TierLevel(_Strict):
+    name: str
+    min_probability: float | None = None
+    top_share: float | None = None  # quantile tiers: the riskiest share of the scored list
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "TierLevel":
+        if (self.min_probability is None) == (self.top_share is None):
+            raise ValueError(f"tier '{self.name}' needs exactly one of min_probability or top_share")
+        return self
+
+
+class TiersConfig(_Strict):
+    """Risk tiers, riskiest first; the last tier catches everyone else."""
+
+    method: Literal["probability", "quantile"] = "probability"
+    levels: list[TierLevel] = [
+        TierLevel(name="critical", min_probability=0.5),
+        TierLevel(name="high", min_probability=0.3),
+        TierLevel(name="medium", min_probability=0.15),
+        TierLevel(name="low", min_probability=0.0),
+    ]
+
+
+class ValueConfig(_Strict):
+    """Customer value: CLV = average purchase value x purchase frequency x expected lifetime."""
+
+    method: Literal["auto", "fee", "spend"] = "auto"  # auto: fee if a monthly fee is known, else spend
+    lifetime_months: float = 24.0  # expected remaining lifetime when retained
+    spend_window_days: int = 365
+    margin: float = 1.0  # share of revenue that is value (gross margin)
+
+
+# ------------------------------------------------------------------------------------------ incentives
+class Eligibility(_Strict):
+    tiers: list[str] | None = None
+    plans: list[str] | None = None
+    regions: list[str] | None = None
+    countries: list[str] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+class Incentive(_Strict):
+    name: str
+    kind: Literal["discount", "free_month", "upgrade", "gift", "loyalty_points", "personal_call"]
+    unit_cost: float = 0.0
+    cost_share_of_fee: float = 0.0  # e.g. a 20% discount for 3 months: 0.6 of one monthly fee
+    save_rate: dict[str, float]  # tier -> share of would-be churners it retains
+    max_customers: int | None = None
+    channel: str | None = None  # forces a channel (a personal call is a call)
+    eligible: Eligibility = Eligibility()
+    messages: dict[str, str] = Field(default_factory=dict)  # language -> template
+
+
+class ChannelsConfig(_Strict):
+    default: str = "email"
+    by_language: dict[str, str] = Field(default_factory=dict)
+    by_region: dict[str, str] = Field(default_factory=dict)
+    contact_cost: dict[str, float] = Field(default_factory=dict)  # per contact, by channel
+
+
+class IncentivesConfig(_Strict):
+    currency: str = "EUR"
+    budget: float = 50_000.0
+    control_share: float = 0.10
+    cooldown_days: int = 30
+    contact_history: str | None = None  # table: customer_id, contacted_at
+    exclusions: str | None = None  # table: customer_id
+    default_language: str = "en"
+    channels: ChannelsConfig = ChannelsConfig()
+    catalogue: list[Incentive] = []
+
+
+class ScoringConfig(_Strict):
+    chunk_rows: int = 200_000
+    alert_probability_rise: float = 0.15
+    write_csv: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- root
+class Config(_Strict):
+    """The whole configuration; every section has working defaults."""
+
+    seed: int = 42
+    output_dir: str = "outputs"
+    sources: SourcesConfig = SourcesConfig()
+    engine: EngineConfig = EngineConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    label: LabelConfig = LabelConfig()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
+    model: ModelConfig = ModelConfig()
+    tiers: TiersConfig = TiersConfig()
+    value: ValueConfig = ValueConfig()
+    incentives: IncentivesConfig = IncentivesConfig()
+    scoring: ScoringConfig = ScoringConfig()
+
+    source_file: str | None = None  # where this config was read from (set by load_config)
+
+
+def _resolve_includes(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Replace `section: other.yaml` with that file's contents (relative to the config's folder)."""
+    out = dict(raw)
+    for key, val in raw.items():
+        if isinstance(val, str) and val.endswith((".yaml", ".yml")) and key != "source_file":
+            inc = (base / val) if not Path(val).is_absolute() else Path(val)
+            if not inc.is_file():
+                raise ChurnError(f"config section '{key}' points to {inc}, which does not exist")
+            out[key] = yaml.safe_load(inc.read_text()) or {}
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a YAML config (default: configs/default.yaml, else built-in defaults)."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if path is None and not p.is_file():
+        return Config()
+    if not p.is_file():
+        raise ChurnError(f"config file {p} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ChurnError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ChurnError(f"config file {p} must hold a mapping of sections")
+    raw = _resolve_includes(raw, p.parent)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        msgs = "\n".join(
+            f"  - {'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ChurnError(f"config file {p} is invalid:\n{msgs}") from None
+    # Relative source paths are relative to the config's folder's parent project, i.e. the CWD: keep as-is.
+    return cfg.model_copy(update={"source_file": str(p)})
+
+
+def tracking_uri() -> str:
+    """MLflow tracking URI: $MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns.db').resolve()}"
+
+
+def artifact_root() -> str:
+    """Where a local SQLite store keeps artifacts (./mlartifacts), so runs don't scatter into ./mlruns."""
+    return os.environ.get("CHURN_ARTIFACT_ROOT") or Path("mlartifacts").resolve().as_uri()
