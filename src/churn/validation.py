@@ -1,0 +1,181 @@
+"""Validate a data source against the contract and report every problem at once.
+
+pandera was considered, but it validates in-memory pandas frames; event tables here reach tens of millions of
+rows, so the rules run as DuckDB SQL over the files: one aggregate pass per table counts every rule, and
+example rows (with their line numbers) are fetched only for the rules that fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from churn.config import Config, TableSource
+from churn.contract import ACTIVITY, CONTRACT, Column
+from churn.errors import DataValidationError, Problem
+from churn.sources import DataSource, TableInfo, _lit, _q, register_typed, typed_expr
+
+MAX_EXAMPLES = 3
+
+
+@dataclass
+class _Rule:
+    column: str | None
+    message: str
+    condition: str  # SQL over the check view: true for a bad row
+    show: list[str]  # raw columns to print in examples
+
+
+def _tc(col: str) -> str:
+    """Name of the typed copy of contract column `col` in the check view."""
+    return _q(f"@{col}")
+
+
+def _check_view(ds: DataSource, info: TableInfo, config: Config) -> str:
+    """A view with the user's raw columns plus typed copies of every mapped contract column."""
+    spec = CONTRACT[info.name]
+    src = config.sources.tables.get(info.name, TableSource())
+    typed = [
+        f"{typed_expr(col, info.mapping[col.name], info.raw_types[info.mapping[col.name]], src, ds.timezone)}"
+        f" AS {_tc(col.name)}"
+        for col in spec.columns
+        if col.name in info.mapping
+    ]
+    name = f"chk_{info.name}"
+    ds.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {', '.join(typed)} FROM {info.raw_view}")
+    return name
+
+
+def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_Rule]:
+    """Per-column rules: required values present, values parse, numbers in range, no future dates."""
+    spec = CONTRACT[info.name]
+    rules: list[_Rule] = []
+    future = (now + timedelta(days=tolerance_days)).replace(tzinfo=None).isoformat(sep=" ")
+    for col in spec.columns:
+        if col.name not in info.mapping:
+            continue
+        raw = _q(info.mapping[col.name])
+        typed = _tc(col.name)
+        present = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NOT NULL"
+        if col.required:
+            rules.append(_Rule(col.name, "required value is empty", f"NOT ({present})", [info.mapping[col.name]]))
+        rules.append(_Rule(col.name, _parse_message(col), f"{present} AND {typed} IS NULL", [info.mapping[col.name]]))
+        if col.min is not None:
+            rules.append(_Rule(col.name, f"value below {col.min:g}", f"{typed} < {col.min}", [info.mapping[col.name]]))
+        if col.max is not None:
+            rules.append(_Rule(col.name, f"value above {col.max:g}", f"{typed} > {col.max}", [info.mapping[col.name]]))
+        if col.type in ("timestamp", "date"):
+            rules.append(_Rule(col.name, f"timestamp in the future (after {future[:10]})",
+                               f"{typed} > TIMESTAMP {_lit(future)}", [info.mapping[col.name]]))
+    m = info.mapping
+    if info.name == "tickets" and "closed_at" in m:
+        rules.append(_Rule("closed_at", "ticket closed before it was opened",
+                           f"{_tc('closed_at')} < {_tc('opened_at')}", [m["opened_at"], m["closed_at"]]))
+    if info.name == "customers" and "cancel_date" in m:
+        rules.append(_Rule("cancel_date", "cancellation before signup",
+                           f"{_tc('cancel_date')} < {_tc('signup_date')}", [m["signup_date"], m["cancel_date"]]))
+    return rules
+
+
+def _parse_message(col: Column) -> str:
+    """What we expected when a value did not parse."""
+    return {
+        "timestamp": "unparseable date/time (expected e.g. 2024-06-01 or 2024-06-01T10:00:00+02:00; "
+        "set sources.tables.<table>.date_format for other layouts)",
+        "date": "unparseable date",
+        "number": "not a number",
+        "bool": "not a yes/no value (expected true/false, yes/no, 1/0)",
+        "id": "empty id",
+        "text": "unreadable text",
+    }[col.type]
+
+
+def _examples(ds: DataSource, view: str, info: TableInfo, condition: str, show: list[str]) -> list[str]:
+    """A few offending rows, by file line (CSV) or row number (Parquet), with the offending values."""
+    cols = ", ".join(_q(c) for c in dict.fromkeys(show))
+    rows = ds.con.execute(
+        f"SELECT __row, {cols} FROM (SELECT row_number() OVER () AS __row, * FROM {view}) "
+        f"WHERE {condition} ORDER BY __row LIMIT {MAX_EXAMPLES}"
+    ).fetchall()
+    unit = "line" if info.line_offset else "row"
+    out = []
+    for r in rows:
+        vals = ", ".join(f"{c}={v!r}" for c, v in zip(dict.fromkeys(show), r[1:]))
+        out.append(f"{unit} {r[0] + info.line_offset}: {vals}")
+    return out
+
+
+def _run_rules(ds: DataSource, view: str, info: TableInfo, rules: list[_Rule]) -> list[Problem]:
+    """Count every rule in one pass; fetch examples for the failing ones."""
+    if not rules:
+        return []
+    counts = ds.con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {r.condition})" for r in rules) + f" FROM {view}"
+    ).fetchone()
+    problems = []
+    for rule, n in zip(rules, counts or []):
+        if n:
+            problems.append(Problem(info.name, rule.message, str(info.path), rule.column, int(n),
+                                    _examples(ds, view, info, rule.condition, rule.show)))
+    return problems
+
+
+def validate(ds: DataSource, config: Config, now: datetime | None = None) -> list[Problem]:
+    """All contract problems of the source (empty list when it is valid)."""
+    now = now or datetime.now(timezone.utc)
+    problems: list[Problem] = []
+    views: dict[str, str] = {}
+    for name, info in ds.tables.items():
+        if info.missing_required:
+            for col in info.missing_required:
+                theirs = config.sources.tables.get(name, TableSource()).columns.get(col)
+                hint = f" (configured as '{theirs}')" if theirs else ""
+                problems.append(Problem(
+                    name, f"required column '{col}'{hint} is missing; the file has: "
+                    + ", ".join(info.raw_types), str(info.path), col))
+            continue
+        views[name] = _check_view(ds, info, config)
+        problems += _run_rules(ds, views[name], info, _column_rules(info, now, config.sources.future_tolerance_days))
+    if "customers" in views:
+        info = ds.tables["customers"]
+        dup = ds.con.execute(
+            f"SELECT count(*), sum(n) FROM (SELECT {_tc('customer_id')} AS id, count(*) AS n FROM {views['customers']} "
+            f"WHERE {_tc('customer_id')} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
+        ).fetchone()
+        if dup and dup[0]:
+            ex = ds.con.execute(
+                f"SELECT {_tc('customer_id')}, count(*) FROM {views['customers']} GROUP BY 1 HAVING count(*) > 1 "
+                f"ORDER BY 1 LIMIT {MAX_EXAMPLES}"
+            ).fetchall()
+            problems.append(Problem("customers", f"duplicate customer ids ({dup[0]:,} ids)", str(info.path),
+                                    "customer_id", int(dup[1]), [f"id {r[0]!r} appears {r[1]} times" for r in ex]))
+        for name in ACTIVITY:
+            if name in views:
+                problems += _unknown_customers(ds, views[name], views["customers"], ds.tables[name])
+    return problems
+
+
+def _unknown_customers(ds: DataSource, view: str, customers: str, info: TableInfo) -> list[Problem]:
+    """Activity rows whose customer is not in the customers table."""
+    cond = (f"{_tc('customer_id')} IS NOT NULL AND {_tc('customer_id')} NOT IN "
+            f"(SELECT {_tc('customer_id')} FROM {customers} WHERE {_tc('customer_id')} IS NOT NULL)")
+    n_rows, n_ids = ds.con.execute(
+        f"SELECT count(*), count(DISTINCT {_tc('customer_id')}) FROM {view} WHERE {cond}").fetchone()
+    if not n_rows:
+        return []
+    ex = _examples(ds, view, info, cond, [info.mapping["customer_id"]])
+    return [Problem(info.name, f"activity for customers not in the customers table ({n_ids:,} unknown ids)",
+                    str(info.path), "customer_id", int(n_rows), ex)]
+
+
+def load_source(data: str | None, config: Config, now: datetime | None = None) -> DataSource:
+    """Open, validate (raising one error listing every problem) and type a data source."""
+    from churn.sources import open_source
+
+    ds = open_source(data, config)
+    problems = validate(ds, config, now)
+    if problems:
+        ds.con.close()
+        raise DataValidationError(problems)
+    register_typed(ds, config)
+    return ds
