@@ -124,6 +124,7 @@ class SnapshotsConfig(_Strict):
     count: int = 8
     every_days: int | None = None  # None: calendar month starts
     end: date | None = None  # None: the latest date whose label window is complete
+    min_history_days: int = 90  # earlier dates would see features truncated by the extract's start
 
 
 # ------------------------------------------------------------------------------------------------ model

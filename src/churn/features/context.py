@@ -1,0 +1,77 @@
+"""What a family builder needs: the connection, the config, and shared SQL building blocks.
+
+Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and writes one temp
+table keyed by (customer_id, as_of). Two patterns keep the work linear in the data however many as_of
+dates there are:
+- windowed aggregates join each row to the as_of dates whose window covers it (`window_join`);
+- "all history" facts (last activity, lifetime counts) first aggregate each row into the single bucket
+  `[previous as_of, as_of)` it falls in, then accumulate buckets up to each as_of (`cumulative`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from churn.config import Config
+from churn.sources import DataSource
+from churn.timeline import days_between_sql
+
+
+@dataclass
+class Ctx:
+    """Inputs shared by the family builders for one build."""
+
+    ds: DataSource
+    config: Config
+    horizon_days: int
+    event_types: list[str] = field(default_factory=list)
+    zero_fill: set[str] = field(default_factory=set)  # counts: no rows means 0, not unknown
+
+    def run(self, sql: str) -> None:
+        """Execute one statement."""
+        self.ds.con.execute(sql)
+
+
+def ident(text: str) -> str:
+    """A safe lower-case identifier fragment for a data value (e.g. an event type)."""
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", str(text).strip().lower()).strip("_")
+    return s or "blank"
+
+
+def days_since(earlier: str, as_of: str = "a.as_of") -> str:
+    """Fractional days from `earlier` to as_of."""
+    return days_between_sql(earlier, as_of)
+
+
+def window_join(table: str, ts: str, lookback_days: int | None, alias: str = "t") -> str:
+    """FROM-clause joining `table` rows to the as_of dates whose lookback window contains them."""
+    cond = f"{alias}.{ts} < a.as_of"
+    if lookback_days is not None:
+        cond += f" AND {alias}.{ts} >= a.as_of - INTERVAL {int(lookback_days)} DAY"
+    return f"FROM {table} {alias} JOIN asof_dates a ON {cond}"
+
+
+def in_last(ts: str, days: int, offset_days: int = 0) -> str:
+    """Condition: ts in [as_of - offset - days, as_of - offset)."""
+    cond = f"{ts} >= a.as_of - INTERVAL {int(days + offset_days)} DAY"
+    if offset_days:
+        cond += f" AND {ts} < a.as_of - INTERVAL {int(offset_days)} DAY"
+    return cond
+
+
+def cumulative(ctx: Ctx, name: str, source: str, ts: str, bucket_aggs: dict[str, str],
+               combine: dict[str, str]) -> None:
+    """Create temp table `name` (customer_id, as_of, ...) of all-history aggregates strictly before as_of.
+
+    `bucket_aggs` aggregate rows of `source` within one bucket (alias `t`); `combine` aggregates those
+    bucket values (alias `b`) over all buckets before each as_of, e.g. {"last_ts": "max(b.last_ts)"}.
+    """
+    inner = ", ".join(f"{expr} AS {col}" for col, expr in bucket_aggs.items())
+    outer = ", ".join(f"{expr} AS {col}" for col, expr in combine.items())
+    ctx.run(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        f"WITH bucketed AS (SELECT t.customer_id, k.as_of AS bucket, {inner} "
+        f"FROM {source} t JOIN buckets k ON t.{ts} >= k.lo AND t.{ts} < k.as_of GROUP BY t.customer_id, k.as_of) "
+        f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b JOIN asof_dates a ON b.bucket <= a.as_of GROUP BY b.customer_id, a.as_of"
+    )

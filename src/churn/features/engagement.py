@@ -1,0 +1,110 @@
+"""Engagement: how much and how recently a customer uses the product (events table)."""
+
+from __future__ import annotations
+
+from churn.features.context import Ctx, cumulative, days_since, ident, in_last, window_join
+from churn.features.registry import Feature
+
+FAMILY = "engagement"
+
+
+def discover_event_types(ctx: Ctx) -> list[str]:
+    """Configured event types, else the most frequent ones (a schema choice, stored with the model)."""
+    cfg = ctx.config.features.engagement
+    if cfg.event_types is not None:
+        return list(cfg.event_types)
+    if not ctx.ds.has_column("events", "event_type"):
+        return []
+    rows = ctx.ds.con.execute(
+        "SELECT event_type FROM events WHERE event_type IS NOT NULL GROUP BY 1 "
+        f"ORDER BY count(*) DESC, event_type LIMIT {int(cfg.max_event_types)}"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def declare(ctx: Ctx) -> list[Feature]:
+    """The engagement features for this config and data."""
+    cfg = ctx.config.features.engagement
+    has_dur = ctx.ds.has_column("events", "duration_s")
+    f: list[Feature] = []
+    for w in cfg.windows:
+        f.append(Feature(f"events_{w}d", FAMILY, f"product events in the last {w} days", w,
+                         reason=f"only {{value:.0f}} product events in the last {w} days"))
+        f.append(Feature(f"active_days_{w}d", FAMILY, f"days with any product activity in the last {w} days", w,
+                         reason=f"active on only {{value:.0f}} of the last {w} days"))
+        if has_dur:
+            f.append(Feature(f"duration_hours_{w}d", FAMILY, f"hours of use in the last {w} days", w,
+                             reason=f"{{value:.1f}} hours of use in the last {w} days"))
+        for t in ctx.event_types:
+            f.append(Feature(f"events_{ident(t)}_{w}d", FAMILY, f"'{t}' events in the last {w} days", w,
+                             reason=f"{{value:.0f}} '{t}' events in the last {w} days"))
+    f += [
+        Feature("days_since_last_event", FAMILY, "days since the last product activity",
+                reason="no activity in {value:.0f} days (usually every {event_gap_typical_days:.0f})"),
+        Feature("event_gap_typical_days", FAMILY, "typical days between active days (last 90 days)", 90,
+                reason="active only every {value:.0f} days"),
+        Feature("events_trend_30d", FAMILY,
+                "change in activity, last 30 days vs the 30 before (-1 = stopped, 0 = steady)", 60,
+                reason="activity down {value:.0%} vs the month before"),
+        Feature("events_30d_vs_90d", FAMILY,
+                "last 30 days' activity relative to the 90-day average (1 = steady, below 1 = fading)", 90,
+                reason="activity at {value:.0%} of its usual level"),
+        Feature("weeks_active_share", FAMILY, f"share of the last {cfg.weeks_active} weeks with any activity",
+                cfg.weeks_active * 7, reason="active in only {value:.0%} of recent weeks"),
+    ]
+    return f
+
+
+def build(ctx: Ctx) -> str:
+    """Create temp table `f_engagement`; return its name."""
+    cfg = ctx.config.features.engagement
+    has_dur = ctx.ds.has_column("events", "duration_s")
+    has_type = ctx.ds.has_column("events", "event_type") and ctx.event_types
+    lookback = max([*cfg.windows, 90, cfg.weeks_active * 7])
+    # A daily rollup first: as_of dates are midnights, so whole days never straddle a window edge and
+    # every later step works on customer-days instead of raw events.
+    type_cols = "".join(
+        f", count(*) FILTER (WHERE event_type = '{t.replace(chr(39), chr(39) * 2)}') AS n_{ident(t)}"
+        for t in (ctx.event_types if has_type else [])
+    )
+    dur = ", sum(duration_s) / 3600.0 AS hours" if has_dur else ""
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE ev_daily AS SELECT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS day, "
+        f"count(*) AS n{dur}{type_cols} FROM events WHERE timestamp < (SELECT max(as_of) FROM asof_dates) GROUP BY ALL"
+    )
+    sel = []
+    for w in cfg.windows:
+        sel.append(f"sum(t.n) FILTER (WHERE {in_last('t.day', w)}) AS events_{w}d")
+        sel.append(f"count(*) FILTER (WHERE {in_last('t.day', w)}) AS active_days_{w}d")
+        ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
+        if has_dur:
+            sel.append(f"coalesce(sum(t.hours) FILTER (WHERE {in_last('t.day', w)}), 0) AS duration_hours_{w}d")
+            ctx.zero_fill.add(f"duration_hours_{w}d")
+        for t in ctx.event_types if has_type else []:
+            sel.append(f"sum(t.n_{ident(t)}) FILTER (WHERE {in_last('t.day', w)}) AS events_{ident(t)}_{w}d")
+            ctx.zero_fill.add(f"events_{ident(t)}_{w}d")
+    e30 = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 30)}), 0)"
+    e_prev = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 30, 30)}), 0)"
+    e90 = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 90)}), 0)"
+    d90 = f"count(*) FILTER (WHERE {in_last('t.day', 90)})"
+    weeks = int(cfg.weeks_active)
+    week_idx = f"floor(({days_since('t.day')} - 1) / 7)"
+    sel += [
+        f"90.0 / nullif({d90}, 0) AS event_gap_typical_days",
+        f"CAST({e30} + 1 AS DOUBLE) / CAST({e_prev} + 1 AS DOUBLE) - 1 AS events_trend_30d",
+        f"CAST({e30} AS DOUBLE) * 3 / nullif(CAST({e90} AS DOUBLE), 0) AS events_30d_vs_90d",
+        f"CAST(count(DISTINCT {week_idx}) FILTER (WHERE {in_last('t.day', weeks * 7)}) AS DOUBLE) / {weeks} "
+        "AS weeks_active_share",
+    ]
+    ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
+    ctx.run(
+        f"CREATE OR REPLACE TEMP TABLE f_engagement_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
+        f"{window_join('ev_daily', 'day', lookback)} GROUP BY t.customer_id, a.as_of"
+    )
+    cumulative(ctx, "f_engagement_c", "ev_daily", "day", {"last_day": "max(t.day)"},
+               {"days_since_last_event": days_since("max(b.last_day)")})
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE f_engagement AS SELECT c.customer_id, c.as_of, w.* EXCLUDE (customer_id, as_of), "
+        "c.days_since_last_event FROM f_engagement_c c LEFT JOIN f_engagement_w w USING (customer_id, as_of)"
+    )
+    return "f_engagement"

@@ -1,0 +1,233 @@
+"""Build the point-in-time feature table (and the labelled training frame) for a set of as_of dates.
+
+The flow, in one place: as_of dates -> snapshot spine -> one temp table per family -> one wide table keyed
+by (customer_id, as_of). Everything heavy runs in DuckDB; only BG/NBD (a 4-parameter fit per as_of on
+per-customer summaries) runs in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.config import Config
+from churn.errors import ChurnError
+from churn.features import engagement, feedback, profile, purchases, support
+from churn.features.context import Ctx
+from churn.features.registry import Feature, Registry
+from churn.io import atomic_path, ensure_writable
+from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
+from churn.sources import DataSource, _lit, _q
+from churn.timeline import label_complete, parse_as_of, snapshot_dates
+
+# Family -> (module, table it needs). Profile needs only customers, which always exist (maybe derived).
+FAMILIES: dict[str, tuple[Any, str]] = {
+    "engagement": (engagement, "events"),
+    "support": (support, "tickets"),
+    "purchases": (purchases, "orders"),
+    "feedback": (feedback, "surveys"),
+    "profile": (profile, "customers"),
+}
+KEYS = ["customer_id", "as_of"]
+
+
+@dataclass
+class FeatureSet:
+    """The result of a build: table `features` in the source's DuckDB connection, and its registry."""
+
+    ds: DataSource
+    registry: Registry
+    as_of: list[pd.Timestamp]
+    label: LabelKind
+    event_types: list[str]
+    notices: list[str] = field(default_factory=list)
+    table: str = "features"
+
+    def to_pandas(self, with_label: bool = False) -> pd.DataFrame:
+        """The features (and label) as pandas: categoricals as text, numbers as float."""
+        cols = ", ".join(f"f.{_q(c)}" for c in [*KEYS, *self.registry.names])
+        sql = f"SELECT {cols}" + (", l.churned" if with_label else "") + f" FROM {self.table} f"
+        if with_label:
+            sql += " JOIN labels l USING (customer_id, as_of)"
+        df = self.ds.con.execute(sql + " ORDER BY f.as_of, f.customer_id").df()
+        for feat in self.registry:
+            if feat.kind == "categorical":
+                df[feat.name] = df[feat.name].astype(object).where(df[feat.name].notna(), None)
+            else:
+                df[feat.name] = pd.to_numeric(df[feat.name], errors="coerce").astype("float64")
+        df["customer_id"] = df["customer_id"].astype(str)
+        return df
+
+    def write(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the feature table (Parquet or CSV by suffix) straight from DuckDB, atomically."""
+        p = Path(path)
+        fmt = {".parquet": "(FORMAT PARQUET)", ".csv": "(FORMAT CSV, HEADER)"}.get(p.suffix.lower())
+        if fmt is None:
+            raise ChurnError(f"{p}: output must end in .parquet or .csv")
+        ensure_writable(p, overwrite)
+        cols = ", ".join(_q(c) for c in [*KEYS, *self.registry.names])
+        with atomic_path(p, overwrite) as tmp:
+            self.ds.con.execute(
+                f"COPY (SELECT {cols} FROM {self.table} ORDER BY as_of, customer_id) TO {_lit(str(tmp))} {fmt}"
+            )
+        return p
+
+    def metadata(self) -> dict[str, Any]:
+        """What a model must remember to rebuild these features identically at scoring time."""
+        return {
+            "label": self.label,
+            "event_types": self.event_types,
+            "features": [f.to_dict() for f in self.registry],
+        }
+
+
+def _asof_tables(ds: DataSource, dates: list[pd.Timestamp]) -> None:
+    """Temp tables `asof_dates(as_of)` and `buckets(as_of, lo)`: each as_of and the span since the previous one."""
+    values = ", ".join(f"(TIMESTAMP {_lit(d.isoformat(sep=' '))})" for d in dates)
+    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE asof_dates AS SELECT * FROM (VALUES {values}) v(as_of) ORDER BY as_of")
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE buckets AS SELECT as_of, "
+        "coalesce(lag(as_of) OVER (ORDER BY as_of), TIMESTAMP '0001-01-01') AS lo FROM asof_dates"
+    )
+
+
+def build_features(
+    ds: DataSource,
+    as_of: list[pd.Timestamp],
+    config: Config,
+    *,
+    event_types: list[str] | None = None,
+    label: LabelKind | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FeatureSet:
+    """Build every enabled family at each as_of date into DuckDB table `features`."""
+    if not as_of:
+        raise ChurnError("no as-of date given")
+    dates = sorted({parse_as_of(d) for d in as_of})
+    kind = label or label_kind(ds, config)
+    _asof_tables(ds, dates)
+    create_spine(ds, config, kind)
+    ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days)
+    notices = list(ds.notices)
+    ctx.event_types = event_types if event_types is not None else (
+        engagement.discover_event_types(ctx) if "events" in ds.tables else [])
+    registry = Registry()
+    built: list[str] = []
+    for family in config.features.families:
+        module, needs = FAMILIES[family]
+        if not ds.has(needs):
+            notices.append(f"feature family '{family}' skipped: no '{needs}' table")
+            continue
+        if progress:
+            progress(f"features: {family}")
+        for feat in module.declare(ctx):
+            registry.add(feat)
+        built.append(module.build(ctx))
+    if not built:
+        raise ChurnError("no feature family could be built from this data")
+    _assemble(ctx, registry, built)
+    if "f_purchases" in built and config.features.purchases.btyd:
+        if progress:
+            progress("features: BG/NBD")
+        _add_btyd(ctx, notices)
+    ds.notices = notices
+    return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
+                      notices=notices)
+
+
+def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> None:
+    """Join every family table onto the spine; counts default to 0, other facts stay unknown (NULL)."""
+    have: dict[str, str] = {}
+    for table in built:
+        for (col,) in ctx.ds.con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall():
+            if col not in KEYS:
+                have.setdefault(col, table)
+    sel = []
+    for feat in registry:
+        if feat.name.startswith("btyd_"):
+            continue
+        if feat.name not in have:
+            raise RuntimeError(f"feature '{feat.name}' was declared but not built")  # a bug, not user error
+        expr = f"{have[feat.name]}.{_q(feat.name)}"
+        if feat.name in ctx.zero_fill:
+            expr = f"coalesce({expr}, 0)"
+        sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
+    sel += [f"f_purchases.{c}" for c in ("_x", "_t_x", "_T") if "f_purchases" in built]
+    joins = " ".join(f"LEFT JOIN {t} USING (customer_id, as_of)" for t in built)
+    ctx.run(f"CREATE OR REPLACE TEMP TABLE features AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+            f"FROM spine s {joins} ORDER BY s.as_of, s.customer_id")
+
+
+def _add_btyd(ctx: Ctx, notices: list[str]) -> None:
+    """BG/NBD features from each snapshot's purchase summary; missing where it cannot be fitted."""
+    con = ctx.ds.con
+    summary = con.execute(
+        "SELECT customer_id, as_of, _x, _t_x, _T FROM features ORDER BY as_of, customer_id").df()
+    summary = purchases.add_btyd(summary, ctx.horizon_days, notices)
+    con.register("btyd_df", summary[["customer_id", "as_of", "btyd_expected_orders", "btyd_p_no_order"]])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE features AS SELECT f.* EXCLUDE (_x, _t_x, _T), "
+        "CAST(b.btyd_expected_orders AS DOUBLE) AS btyd_expected_orders, "
+        "CAST(b.btyd_p_no_order AS DOUBLE) AS btyd_p_no_order "
+        "FROM features f LEFT JOIN btyd_df b USING (customer_id, as_of) ORDER BY f.as_of, f.customer_id"
+    )
+    con.unregister("btyd_df")
+
+
+@dataclass
+class TrainingFrame:
+    """Stacked labelled snapshots ready for training."""
+
+    frame: pd.DataFrame
+    features: list[Feature]
+    as_of: list[pd.Timestamp]
+    excluded_as_of: list[pd.Timestamp]
+    label: LabelKind
+    fingerprint: dict[str, Any]
+    metadata: dict[str, Any]
+    notices: list[str]
+
+
+def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
+    """(usable as_of dates, dates dropped because their label window is not complete)."""
+    start, end = data_range(ds)
+    s = config.snapshots
+    dates = snapshot_dates(
+        explicit=[parse_as_of(d) for d in explicit] if explicit else s.as_of, count=s.count,
+        every_days=s.every_days, end=s.end, data_start=start, data_end=end,
+        horizon_days=config.label.horizon_days, min_history_days=s.min_history_days,
+    )
+    keep = [d for d in dates if label_complete(d, config.label.horizon_days, end)]
+    dropped = [d for d in dates if d not in keep]
+    if not keep:
+        raise ChurnError(
+            f"no as-of date has a complete label window: data ends {end.date()} and the horizon is "
+            f"{config.label.horizon_days} days; use an earlier --as-of"
+        )
+    return keep, dropped
+
+
+def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None = None,
+                         progress: Callable[[str], None] | None = None) -> TrainingFrame:
+    """Features plus label for every usable snapshot, most recent incomplete ones excluded."""
+    dates, dropped = training_as_of(ds, config, as_of)
+    fs = build_features(ds, dates, config, progress=progress)
+    create_labels(ds, config, fs.label)
+    frame = fs.to_pandas(with_label=True)
+    start, end = data_range(ds)
+    counts = {t: ds.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in [*ds.tables, "customers"]}
+    fingerprint = {
+        "rows": counts, "data_start": str(start.date()), "data_end": str(end.date()),
+        "snapshots": [str(d.date()) for d in dates], "frame_rows": len(frame),
+        "frame_hash": str(pd.util.hash_pandas_object(frame[["customer_id", "as_of", "churned"]], index=False).sum()),
+    }
+    meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
+                             "label_config": config.label.model_dump(mode="json"),
+                             "features_config": config.features.model_dump(mode="json")}
+    notices = fs.notices + ([f"as-of dates without a complete label window excluded: "
+                             f"{', '.join(str(d.date()) for d in dropped)}"] if dropped else [])
+    return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)

@@ -1,0 +1,100 @@
+"""Profile: tenure, plan and price (point in time when a fee history exists), and who the customer is."""
+
+from __future__ import annotations
+
+from churn.features.context import Ctx, days_since
+from churn.features.registry import Feature
+from churn.sources import _q
+
+FAMILY = "profile"
+
+
+def _categoricals(ctx: Ctx) -> list[str]:
+    cols = set(ctx.ds.columns("customers"))
+    return [c for c in ctx.config.features.profile.categoricals if c in cols]
+
+
+def _has_fee_history(ctx: Ctx) -> bool:
+    return ctx.ds.has("fee_changes") and "fee_changes" in ctx.ds.tables
+
+
+def declare(ctx: Ctx) -> list[Feature]:
+    """The profile features present in this data."""
+    cols = set(ctx.ds.columns("customers"))
+    f = [Feature("tenure_days", FAMILY, "days since the customer signed up", reason="customer for only {value:.0f} days")]
+    for c in _categoricals(ctx):
+        f.append(Feature(c, FAMILY, f"customer {c.replace('_', ' ')}", kind="categorical", reason=f"{c}: {{value}}"))
+    if _has_fee_history(ctx) or "monthly_fee" in cols:
+        f.append(Feature("monthly_fee", FAMILY, "monthly fee", reason="pays {value:,.2f} a month"))
+    if _has_fee_history(ctx):
+        f += [
+            Feature("fee_change_90d", FAMILY, "change of the monthly fee over the last 90 days", 90,
+                    reason="price rose by {value:,.2f} in the last 90 days"),
+            Feature("fee_increases_365d", FAMILY, "price increases in the last 365 days", 365,
+                    reason="{value:.0f} price increases in the last year"),
+            Feature("days_since_fee_change", FAMILY, "days since the last price change",
+                    reason="price changed {value:.0f} days ago"),
+        ]
+    for c in ctx.config.features.profile.numerics:
+        if c in cols:
+            f.append(Feature(c, FAMILY, c.replace("_", " "), reason=f"{c.replace('_', ' ')}: {{value}}"))
+    return f
+
+
+def build(ctx: Ctx) -> str:
+    """Create temp table `f_profile` over the snapshot spine; return its name."""
+    cols = set(ctx.ds.columns("customers"))
+    cats = _categoricals(ctx)
+    sel = [f"{days_since('c.signup_date', 's.as_of')} AS tenure_days"]
+    for c in ctx.config.features.profile.numerics:
+        if c in cols:
+            sel.append(f"TRY_CAST(c.{_q(c)} AS DOUBLE) AS {_q(c)}")
+    if not _has_fee_history(ctx):
+        sel += [f"CAST(c.{_q(c)} AS VARCHAR) AS {_q(c)}" for c in cats]
+        if "monthly_fee" in cols:
+            # Without a fee history the current fee is the best we know; docs warn it may be later than as_of.
+            sel.append("c.monthly_fee")
+        ctx.run(
+            f"CREATE OR REPLACE TEMP TABLE f_profile AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+            "FROM spine s JOIN customers c USING (customer_id)"
+        )
+        return "f_profile"
+    has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
+    # Fee (and plan) in force at as_of: the latest change strictly before it.
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE fee_pit AS SELECT f.customer_id, a.as_of, "
+        "arg_max(f.monthly_fee, f.changed_at) AS fee_now, "
+        + ("arg_max(f.plan, f.changed_at) AS plan_now, " if has_plan else "")
+        + f"min({days_since('f.changed_at')}) AS days_since_fee_change, "
+        "arg_max(f.monthly_fee, f.changed_at) FILTER (WHERE f.changed_at < a.as_of - INTERVAL 90 DAY) AS fee_90d_ago "
+        "FROM fee_changes f JOIN asof_dates a ON f.changed_at < a.as_of GROUP BY f.customer_id, a.as_of"
+    )
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE fee_incr AS SELECT customer_id, changed_at, "
+        "monthly_fee > lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY changed_at) AS increased "
+        "FROM fee_changes"
+    )
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE fee_incr_w AS SELECT i.customer_id, a.as_of, "
+        "count(*) FILTER (WHERE i.increased) AS fee_increases_365d FROM fee_incr i JOIN asof_dates a "
+        "ON i.changed_at < a.as_of AND i.changed_at >= a.as_of - INTERVAL 365 DAY GROUP BY i.customer_id, a.as_of"
+    )
+    for c in cats:
+        if c == "plan" and has_plan:
+            sel.append("coalesce(p.plan_now, CAST(c.plan AS VARCHAR)) AS plan")
+        else:
+            sel.append(f"CAST(c.{_q(c)} AS VARCHAR) AS {_q(c)}")
+    fee_fallback = "c.monthly_fee" if "monthly_fee" in cols else "NULL"
+    sel += [
+        f"coalesce(p.fee_now, {fee_fallback}) AS monthly_fee",
+        "coalesce(p.fee_now - p.fee_90d_ago, 0) AS fee_change_90d",
+        "coalesce(i.fee_increases_365d, 0) AS fee_increases_365d",
+        "p.days_since_fee_change",
+    ]
+    ctx.run(
+        f"CREATE OR REPLACE TEMP TABLE f_profile AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+        "FROM spine s JOIN customers c USING (customer_id) "
+        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of "
+        "LEFT JOIN fee_incr_w i ON i.customer_id = s.customer_id AND i.as_of = s.as_of"
+    )
+    return "f_profile"

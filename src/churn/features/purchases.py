@@ -1,0 +1,140 @@
+"""Purchase frequency: how often and how much a customer buys, and whether the next order is overdue.
+
+Also buy-till-you-die features from a BG/NBD model fitted, per as_of date, on purchases before it only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn.features.context import Ctx, cumulative, days_since, in_last, window_join
+from churn.features.registry import Feature
+
+FAMILY = "purchases"
+
+
+def declare(ctx: Ctx) -> list[Feature]:
+    """The purchase features for this config and data."""
+    cfg = ctx.config.features.purchases
+    big = max(cfg.windows)
+    has_disc = ctx.ds.has_column("orders", "discount")
+    f: list[Feature] = []
+    for w in cfg.windows:
+        f.append(Feature(f"orders_{w}d", FAMILY, f"orders in the last {w} days", w,
+                         reason=f"only {{value:.0f}} orders in the last {w} days"))
+        f.append(Feature(f"spend_{w}d", FAMILY, f"amount spent in the last {w} days", w,
+                         reason=f"spent {{value:,.0f}} in the last {w} days"))
+    f += [
+        Feature(f"avg_order_value_{big}d", FAMILY, f"average order value (last {big} days)", big,
+                reason="average order of {value:,.0f}"),
+        Feature("spend_trend_90d", FAMILY, "change in spend, last 90 days vs the 90 before (-1 = stopped)", 180,
+                reason="spending down {value:.0%} vs the quarter before"),
+        Feature("days_since_last_order", FAMILY, "days since the last order",
+                reason="no order in {value:.0f} days (usually every {order_gap_mean_days:.0f})"),
+        Feature("orders_lifetime", FAMILY, "days with an order, over the whole history",
+                reason="{value:.0f} orders in total"),
+        Feature("order_gap_mean_days", FAMILY, "average days between orders",
+                reason="orders only every {value:.0f} days"),
+        Feature("order_gap_std_days", FAMILY, "variability of the days between orders",
+                reason="irregular ordering (gaps vary by {value:.0f} days)"),
+        Feature("order_overdue_ratio", FAMILY, "days since the last order divided by the usual gap (above 1 = overdue)",
+                reason="next order overdue: {value:.1f}x the usual gap"),
+    ]
+    if has_disc:
+        f.append(Feature(f"discount_share_{big}d", FAMILY, f"share of order value given as discount (last {big} days)",
+                         big, reason="{value:.0%} of spend was discounted"))
+    if cfg.btyd:
+        h = ctx.horizon_days
+        f += [
+            Feature("btyd_expected_orders", FAMILY, f"orders expected in the next {h} days (BG/NBD model)", None,
+                    reason="expected to place only {value:.1f} orders in the next %d days" % h),
+            Feature("btyd_p_no_order", FAMILY, f"probability of no order in the next {h} days (BG/NBD model)", None,
+                    reason="{value:.0%} likely to place no order in the next %d days" % h),
+        ]
+    return f
+
+
+def build(ctx: Ctx) -> str:
+    """Create temp table `f_purchases`; return its name."""
+    cfg = ctx.config.features.purchases
+    big = max(cfg.windows)
+    has_disc = ctx.ds.has_column("orders", "discount")
+    disc = ", sum(coalesce(discount, 0)) AS discount" if has_disc else ""
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE or_daily AS SELECT customer_id, "
+        "CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day, count(*) AS n, sum(amount) AS amount"
+        f"{disc} FROM orders WHERE ordered_at < (SELECT max(as_of) FROM asof_dates) GROUP BY ALL"
+    )
+    # Gap to the previous order day is known on the later day, so it is bucketed with that day.
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE or_gaps AS SELECT customer_id, day, "
+        "(CAST(epoch(day) AS DOUBLE) - CAST(epoch(lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS DOUBLE)) "
+        "/ 86400.0 AS gap FROM or_daily"
+    )
+    sel = []
+    for w in cfg.windows:
+        sel.append(f"sum(t.n) FILTER (WHERE {in_last('t.day', w)}) AS orders_{w}d")
+        sel.append(f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', w)}), 0) AS spend_{w}d")
+        ctx.zero_fill |= {f"orders_{w}d", f"spend_{w}d"}
+    s90 = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90)}), 0)"
+    s_prev = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90, 90)}), 0)"
+    sel += [
+        f"sum(t.amount) / nullif(CAST(sum(t.n) AS DOUBLE), 0) AS avg_order_value_{big}d",
+        f"CASE WHEN {s_prev} > 0 THEN {s90} / {s_prev} - 1 WHEN {s90} > 0 THEN 1.0 ELSE 0.0 END AS spend_trend_90d",
+    ]
+    ctx.zero_fill.add("spend_trend_90d")
+    if has_disc:
+        sel.append(f"sum(t.discount) / nullif(sum(t.amount) + sum(t.discount), 0) AS discount_share_{big}d")
+    ctx.run(
+        f"CREATE OR REPLACE TEMP TABLE f_purchases_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
+        f"{window_join('or_daily', 'day', max(big, 180))} GROUP BY ALL"
+    )
+    cumulative(
+        ctx, "f_purchases_c", "or_gaps", "day",
+        {"first_day": "min(t.day)", "last_day": "max(t.day)", "n_days": "count(*)",
+         "n_gaps": "count(t.gap)", "sum_gap": "sum(t.gap)", "sum_gap2": "sum(t.gap * t.gap)"},
+        {"first_day": "min(b.first_day)", "last_day": "max(b.last_day)", "orders_lifetime": "sum(b.n_days)",
+         "n_gaps": "sum(b.n_gaps)", "sum_gap": "sum(b.sum_gap)", "sum_gap2": "sum(b.sum_gap2)"},
+    )
+    mean_gap = "c.sum_gap / nullif(c.n_gaps, 0)"
+    var_gap = f"greatest(c.sum_gap2 / nullif(c.n_gaps, 0) - ({mean_gap}) * ({mean_gap}), 0)"
+    since = days_since("c.last_day", "c.as_of")
+    ctx.run(
+        "CREATE OR REPLACE TEMP TABLE f_purchases AS SELECT c.customer_id, c.as_of, w.* EXCLUDE (customer_id, as_of), "
+        f"{since} AS days_since_last_order, c.orders_lifetime, {mean_gap} AS order_gap_mean_days, "
+        f"CASE WHEN c.n_gaps >= 2 THEN sqrt({var_gap}) END AS order_gap_std_days, "
+        f"{since} / nullif({mean_gap}, 0) AS order_overdue_ratio, "
+        # BG/NBD inputs in days: repeat purchase days, recency and age of the customer's purchasing.
+        "c.orders_lifetime - 1 AS _x, "
+        f"{days_since('c.first_day', 'c.last_day')} AS _t_x, {days_since('c.first_day', 'c.as_of')} AS _T "
+        "FROM f_purchases_c c LEFT JOIN f_purchases_w w USING (customer_id, as_of)"
+    )
+    ctx.zero_fill.add("orders_lifetime")
+    return "f_purchases"
+
+
+def add_btyd(frame: pd.DataFrame, horizon_days: int, notices: list[str]) -> pd.DataFrame:
+    """Fit BG/NBD per as_of on that snapshot's purchase history and add its two features."""
+    from churn.features.btyd import BetaGeo
+
+    exp = np.full(len(frame), np.nan)
+    p0 = np.full(len(frame), np.nan)
+    for as_of, idx in frame.groupby("as_of", sort=True).indices.items():
+        sub = frame.iloc[idx]
+        ok = sub["_x"].notna().to_numpy()
+        if ok.sum() < 30:
+            notices.append(f"BG/NBD skipped at {pd.Timestamp(as_of).date()}: fewer than 30 buyers")
+            continue
+        x, tx, T = (sub.loc[ok, c].to_numpy(dtype=float) for c in ("_x", "_t_x", "_T"))
+        try:
+            model = BetaGeo().fit(x, tx, T)
+        except (ValueError, FloatingPointError) as exc:
+            notices.append(f"BG/NBD not fitted at {pd.Timestamp(as_of).date()}: {exc}")
+            continue
+        rows = idx[ok]
+        exp[rows] = model.expected_purchases(horizon_days, x, tx, T)
+        p0[rows] = model.prob_no_purchase(horizon_days, x, tx, T)
+    frame["btyd_expected_orders"] = exp
+    frame["btyd_p_no_order"] = p0
+    return frame

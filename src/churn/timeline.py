@@ -1,0 +1,90 @@
+"""Time semantics, defined once: `as_of` is exclusive.
+
+Facts strictly before `as_of` feed features; the label looks at `[as_of, as_of + horizon)`. A feature window
+of `d` days is `[as_of - d days, as_of)`. as_of dates are whole days (midnight, naive UTC), so a daily
+rollup never splits a window.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pandas as pd
+
+from churn.errors import ChurnError
+
+
+def parse_as_of(value: str | date | datetime | pd.Timestamp) -> pd.Timestamp:
+    """An as_of date as a naive UTC midnight Timestamp; times of day are rejected, not truncated."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ChurnError(f"as-of date {value!r} is not a date (expected YYYY-MM-DD)") from None
+    if ts is pd.NaT:
+        raise ChurnError(f"as-of date {value!r} is not a date (expected YYYY-MM-DD)")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if ts != ts.normalize():
+        raise ChurnError(f"as-of date {value!r} has a time of day; as-of dates are whole days (YYYY-MM-DD)")
+    return ts
+
+
+def window_sql(ts: str, as_of: str, days: int | None) -> str:
+    """SQL condition: `ts` lies in the `days`-day feature window before `as_of` (all history if None)."""
+    if days is None:
+        return f"{ts} < {as_of}"
+    return f"{ts} < {as_of} AND {ts} >= {as_of} - INTERVAL {int(days)} DAY"
+
+
+def label_window_sql(ts: str, as_of: str, horizon_days: int) -> str:
+    """SQL condition: `ts` lies in the label window `[as_of, as_of + horizon)`."""
+    return f"{ts} >= {as_of} AND {ts} < {as_of} + INTERVAL {int(horizon_days)} DAY"
+
+
+def days_between_sql(earlier: str, later: str) -> str:
+    """SQL for fractional days from `earlier` to `later` (epoch arithmetic is portable across engines)."""
+    return f"(CAST(epoch({later}) AS DOUBLE) - CAST(epoch({earlier}) AS DOUBLE)) / 86400.0"
+
+
+def label_complete(as_of: pd.Timestamp, horizon_days: int, data_end: pd.Timestamp) -> bool:
+    """Whether the whole label window `[as_of, as_of + horizon)` was observed (data_end is exclusive)."""
+    return as_of + pd.Timedelta(days=horizon_days) <= data_end
+
+
+def snapshot_dates(
+    *,
+    explicit: list[date] | None,
+    count: int,
+    every_days: int | None,
+    end: date | None,
+    data_start: pd.Timestamp,
+    data_end: pd.Timestamp,
+    horizon_days: int,
+    min_history_days: int,
+) -> list[pd.Timestamp]:
+    """Training as_of dates: explicit ones, or `count` month starts (or `every_days` steps) back from `end`.
+
+    `end` defaults to the latest date whose label window is complete; dates with less than
+    `min_history_days` of recorded history are dropped (their features would be truncated by the extract).
+    """
+    if explicit:
+        return sorted({parse_as_of(d) for d in explicit})
+    last = parse_as_of(end) if end else (data_end - pd.Timedelta(days=horizon_days)).normalize()
+    earliest = (data_start + pd.Timedelta(days=min_history_days)).normalize()
+    dates: list[pd.Timestamp] = []
+    if every_days:
+        cur = last
+        while len(dates) < count and cur >= earliest:
+            dates.append(cur)
+            cur = cur - pd.Timedelta(days=every_days)
+    else:
+        cur = last if last.day == 1 else last.replace(day=1)
+        while len(dates) < count and cur >= earliest:
+            dates.append(cur)
+            cur = (cur - pd.DateOffset(months=1)).normalize()
+    if not dates:
+        raise ChurnError(
+            f"no as-of date fits: data runs {data_start.date()} to {data_end.date()}, the label needs "
+            f"{horizon_days} days after an as-of date and features need {min_history_days} days before it"
+        )
+    return sorted(dates)
