@@ -40,12 +40,13 @@ def declare(ctx: Ctx) -> list[Feature]:
                              reason=f"{{value:.0f}} '{t}' events in the last {w} days"))
     f += [
         Feature("days_since_last_event", FAMILY, "days since the last product activity",
-                reason="no activity in {value:.0f} days (usually every {event_gap_typical_days:.0f})"),
+                reason="no activity in {value:.0f} days (usually every {event_gap_typical_days:.0f})",
+                reason_missing="no product activity on record"),
         Feature("event_gap_typical_days", FAMILY, "typical days between active days (last 90 days)", 90,
                 reason="active only every {value:.0f} days"),
         Feature("events_trend_30d", FAMILY,
                 "change in activity, last 30 days vs the 30 before (-1 = stopped, 0 = steady)", 60,
-                reason="activity down {value:.0%} vs the month before"),
+                reason="activity {value:+.0%} vs the month before"),
         Feature("events_30d_vs_90d", FAMILY,
                 "last 30 days' activity relative to the 90-day average (1 = steady, below 1 = fading)", 90,
                 reason="activity at {value:.0%} of its usual level"),

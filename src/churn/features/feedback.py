@@ -27,7 +27,7 @@ def declare(ctx: Ctx) -> list[Feature]:
                 reason=f"last survey score {{value:.0f}} out of {top:.0f}"),
         Feature("survey_mean_score", FAMILY, "average survey score", reason="average survey score {value:.1f}"),
         Feature("survey_score_trend", FAMILY, "last survey score minus the average of earlier ones",
-                reason="survey score fell by {value:.1f} points"),
+                reason="survey score {value:+.1f} points vs earlier answers"),
         Feature("survey_detractor", FAMILY, "1 if the last survey answer was a detractor score",
                 reason="answered the last survey as a detractor"),
         Feature("days_since_last_survey", FAMILY, "days since the last survey answer",

@@ -29,7 +29,7 @@ def declare(ctx: Ctx) -> list[Feature]:
     if _has_fee_history(ctx):
         f += [
             Feature("fee_change_90d", FAMILY, "change of the monthly fee over the last 90 days", 90,
-                    reason="price rose by {value:,.2f} in the last 90 days"),
+                    reason="price changed by {value:+,.2f} in the last 90 days"),
             Feature("fee_increases_365d", FAMILY, "price increases in the last 365 days", 365,
                     reason="{value:.0f} price increases in the last year"),
             Feature("days_since_fee_change", FAMILY, "days since the last price change",

@@ -25,6 +25,8 @@ class Feature:
     # Reason-code template; `{value}` is this feature's value, other `{feature_name}`s are looked up in
     # the same row (e.g. "no activity in {value:.0f} days (usually every {event_gap_mean_days:.0f})").
     reason: str | None = None
+    # Said instead when the value is missing (e.g. "has never ordered" for days_since_last_order).
+    reason_missing: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for manifests and MLflow artifacts."""
