@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install browser clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+# Re-install when the dependency list or the lock changes.
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Chromium (from the OS packages) for the report's browser test.
+browser:
+	bash scripts/install-chromium.sh
+
+demo: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/churn demo
+
+test: $(STAMP) browser
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/score.py
+
+clean:
+	rm -rf outputs mlruns.db mlartifacts models/*/ data/demo

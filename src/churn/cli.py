@@ -1,0 +1,307 @@
+"""The `churn` command line: generate, validate, features, train, promote, score, demo."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from churn.config import Config, load_config
+from churn.errors import ChurnError
+
+app = typer.Typer(
+    help="churn: point-in-time churn features, calibrated LightGBM risk, and budgeted retention plans.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="rich",
+)
+console = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
+DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", help="Data folder (CSV/Parquet tables); overrides sources.path.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+
+
+def user_errors(fn: F) -> F:
+    """Print user errors as a clear message (no traceback) and exit 1."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ChurnError as exc:
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted; nothing was written[/]")
+            raise typer.Exit(130) from None
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A Rich progress display for long multi-step work; yields a callback taking step descriptions."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=False) as prog:
+        task = prog.add_task(title, total=None)
+
+        def step(msg: str) -> None:
+            prog.update(task, description=f"{title}: {msg}")
+
+        yield step
+        prog.update(task, description=f"{title}: done")
+
+
+@contextmanager
+def bar(title: str) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar; yields a callback taking (done, total)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                  TimeElapsedColumn(), console=console) as prog:
+        task = prog.add_task(title, total=None)
+
+        def update(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def _quiet_libraries() -> None:
+    """MLflow and friends are chatty; the CLI says what matters itself."""
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+
+
+def _notices(items: list[str]) -> None:
+    for n in items:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+
+
+@app.command()
+@user_errors
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the tables to.")] = Path("data/demo"),
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 20_000,
+    start: Annotated[str, typer.Option(help="First day of recorded activity (YYYY-MM-DD).")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="Day after the last recorded activity (YYYY-MM-DD).")] = "2025-07-01",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, byte-identical tables.")] = 42,
+    business: Annotated[str, typer.Option(help="subscription (cancellations) or retail (customers just stop).")] = "subscription",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Write a realistic synthetic data source (Parquet) with planted churn drivers."""
+    from churn.generate import generate as gen
+
+    if business not in ("subscription", "retail"):
+        raise ChurnError(f"--business must be subscription or retail, not {business!r}")
+    with bar("generating customers") as update:
+        counts = gen(customers, date.fromisoformat(start), date.fromisoformat(end), seed, out_dir,
+                     overwrite=overwrite, business=business, progress=update)  # type: ignore[arg-type]
+    t = Table(title=f"synthetic data in {out_dir}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for k, v in counts.items():
+        t.add_row(k, f"{v:,}")
+    out.print(t)
+
+
+@app.command()
+@user_errors
+def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Check a data folder against the data contract and list every problem."""
+    import pandas as pd
+
+    from churn.labels import data_range, label_kind
+    from churn.validation import load_source
+
+    cfg = _config(config)
+    ds = load_source(str(data) if data else None, cfg)
+    try:
+        t = Table(title=f"{ds.label}: valid")
+        t.add_column("table")
+        t.add_column("file")
+        t.add_column("rows", justify="right")
+        for name in ["customers", *ds.tables]:
+            if name == "customers" and "customers" in ds.tables:
+                continue
+            n = ds.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            path = str(ds.tables[name].path) if name in ds.tables else "(derived from activity)"
+            t.add_row(name, path, f"{n:,}")
+        out.print(t)
+        lo, hi = data_range(ds)
+        out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_kind(ds, cfg)}")
+        _notices(ds.notices)
+    finally:
+        ds.con.close()
+
+
+@app.command()
+@user_errors
+def features(
+    as_of: Annotated[list[str], typer.Option("--as-of", help="As-of date (YYYY-MM-DD); repeat for several.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Build point-in-time features for every customer at each as-of date."""
+    from churn.pipeline import features_to_file
+
+    cfg = _config(config)
+    with steps("features") as step:
+        res = features_to_file(str(data) if data else None, as_of, str(out_file), cfg, overwrite=overwrite,
+                               progress=step)
+    _notices(res.notices)
+    out.print(f"wrote {res.rows:,} rows x {res.features} features to {res.path}")
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    table: Annotated[Optional[Path], typer.Option(help="Train on a ready feature table (CSV/Parquet) instead.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="--table: the label column (1/0, true/false, yes/no).")] = None,
+    id_col: Annotated[Optional[str], typer.Option("--id", help="--table: the customer id column.")] = None,
+    time_col: Annotated[Optional[str], typer.Option("--time-col", help="--table: snapshot date column (enables out-of-time validation).")] = None,
+    as_of: Annotated[Optional[list[str]], typer.Option("--as-of", help="Snapshot date; repeat for several (overrides config).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="cancellation or inactivity (overrides config).")] = None,
+    horizon_days: Annotated[Optional[int], typer.Option(help="Label horizon in days (overrides config).")] = None,
+    tune: Annotated[int, typer.Option(help="Hyper-parameter search trials (0 = off).")] = 0,
+    tune_minutes: Annotated[Optional[float], typer.Option(help="Time budget for the search.")] = None,
+    promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current champion.")] = False,
+) -> None:
+    """Train a calibrated LightGBM churn model, tracked and registered in MLflow."""
+    from churn.config import tracking_uri
+    from churn.pipeline import train_from_data, train_from_table, with_overrides
+
+    _quiet_libraries()
+    if label and label not in ("cancellation", "inactivity"):
+        raise ChurnError(f"--label must be cancellation or inactivity, not {label!r}")
+    cfg = with_overrides(_config(config), label=label, horizon_days=horizon_days, as_of=as_of)
+    with steps("train") as step:
+        if table:
+            if not target or not id_col:
+                raise ChurnError("--table needs --target and --id")
+            res = train_from_table(cfg, str(table), target, id_col, time_col=time_col, tune_trials=tune,
+                                   tune_minutes=tune_minutes, promote=promote, progress=step)
+        else:
+            res = train_from_data(cfg, str(data) if data else None, tune_trials=tune, tune_minutes=tune_minutes,
+                                  promote=promote, progress=step)
+    _print_train(res, tracking_uri())
+
+
+def _print_train(res: Any, uri: str) -> None:
+    _notices(list(res.warnings))
+    t = Table(title=f"model {res.registered_name} v{res.version} (holdout)")
+    t.add_column("metric")
+    t.add_column("model", justify="right")
+    t.add_column("logistic", justify="right")
+    t.add_column("heuristic", justify="right")
+    base = res.baseline_metrics or {}
+    for m in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_10pct", "capture_top_10pct"):
+        if m in res.metrics:
+            t.add_row(m, f"{res.metrics[m]:.4f}",
+                      *(f"{base.get(b, {}).get(m, float('nan')):.4f}" if isinstance(base.get(b), dict) else "-"
+                        for b in ("logistic", "heuristic")))
+    out.print(t)
+    out.print(f"MLflow run {res.run_id} in {uri}")
+    out.print(f"registered {res.model_uri} (alias challenger){' and promoted to champion' if res.promoted else ''}")
+    out.print(f"bundle: {res.bundle_path}")
+
+
+@app.command()
+@user_errors
+def promote(
+    config: ConfigOpt = None,
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default: from config).")] = None,
+) -> None:
+    """Move alias 'champion' to the challenger if it beats the champion on the same holdout."""
+    from churn.training.registry import promote as do_promote
+
+    _quiet_libraries()
+    cfg = _config(config)
+    res = do_promote(name or cfg.model.registered_name, cfg)
+    for k, v in res.items():
+        out.print(f"{k}: {v}")
+
+
+@app.command()
+@user_errors
+def score(
+    model: Annotated[str, typer.Option(help="models:/<name>@champion, runs:/<id>/model, or a bundle folder.")] = "models:/churn@champion",
+    out_root: Annotated[Path, typer.Option("--out", "-o", help="Output root; the run goes to <out>/<as-of>/.")] = Path("outputs"),
+    data: DataOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")] = None,
+    table: Annotated[Optional[Path], typer.Option(help="Score a ready feature table instead of raw data.")] = None,
+    id_col: Annotated[Optional[str], typer.Option("--id", help="--table: the customer id column.")] = None,
+    config: ConfigOpt = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Also write scores.csv.")] = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Score customers, pick retention incentives within budget, and write segments and a report."""
+    from churn.scoring.score import score_source, score_table
+
+    _quiet_libraries()
+    cfg = _config(config)
+    with steps("score") as step, bar("scoring") as chunk:
+        if table:
+            if not id_col:
+                raise ChurnError("--table needs --id")
+            run = score_table(str(table), id_col, model, str(out_root), cfg, as_of=as_of, overwrite=overwrite,
+                              csv=csv, progress=step, chunk_progress=chunk)
+        else:
+            if not as_of:
+                raise ChurnError("--as-of is required when scoring raw data")
+            run = score_source(str(data) if data else None, as_of, model, str(out_root), cfg, overwrite=overwrite,
+                               csv=csv, progress=step, chunk_progress=chunk)
+    _print_score(run)
+
+
+def _print_score(run: Any) -> None:
+    _notices(run.notices)
+    s = run.summary
+    out.print(f"scored {run.n_scored:,} customers -> {run.out_dir}")
+    if "budget_used" in s:
+        out.print(f"budget used: {s.get('budget_used', 0):,.0f} of {s.get('budget', 0):,.0f} {s.get('currency', '')}")
+    for f in run.files:
+        out.print(f"  {f}")
+
+
+@app.command()
+@user_errors
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 20_000,
+    workdir: Annotated[Path, typer.Option(help="Where data/, outputs/ and models/ go.")] = Path("."),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    config: ConfigOpt = None,
+) -> None:
+    """End to end: generate data, build features, train (MLflow), score, write segments and report."""
+    from churn.demo import run_demo
+
+    _quiet_libraries()
+    cfg = _config(config)
+    with steps("demo") as step:
+        res = run_demo(cfg, workdir=workdir, customers=customers, seed=seed, progress=step)
+    _print_train(res.train, res.tracking_uri)
+    _print_score(res.score)
+    out.print(f"\n[bold green]demo done[/] in {res.seconds:.0f} s. Open {res.score.out_dir / 'report.html'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,114 @@
+"""The flow, wired by name in one place: data -> validated source -> features -> model -> scores -> plan.
+
+Each function here is what one CLI command does; the CLI only parses arguments and shows progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.config import Config
+from churn.errors import ChurnError
+from churn.features.engine import build_features, build_training_frame
+from churn.io import ensure_writable, read_table
+from churn.timeline import parse_as_of
+from churn.validation import load_source
+
+Progress = Callable[[str], None] | None
+
+
+def with_overrides(config: Config, *, label: str | None = None, horizon_days: int | None = None,
+                   as_of: list[str] | None = None) -> Config:
+    """A copy of `config` with command-line overrides applied (validated like the file)."""
+    data = config.model_dump()
+    if label:
+        data["label"]["kind"] = label
+    if horizon_days:
+        data["label"]["horizon_days"] = horizon_days
+    if as_of:
+        data["snapshots"]["as_of"] = [parse_as_of(d).date() for d in as_of]
+    try:
+        return Config.model_validate(data)
+    except Exception as exc:  # pydantic error on a bad override is the user's
+        raise ChurnError(f"invalid option: {exc}") from None
+
+
+@dataclass
+class FeatureBuild:
+    """What `churn features` produced."""
+
+    path: Path
+    rows: int
+    features: int
+    notices: list[str] = field(default_factory=list)
+
+
+def features_to_file(data: str | None, as_of: list[str], out: str, config: Config, *, overwrite: bool = False,
+                     progress: Progress = None) -> FeatureBuild:
+    """Validate the source, build features at each as_of and write them (Parquet/CSV)."""
+    ensure_writable(out, overwrite)  # fail before the work, not after it
+    if progress:
+        progress("validating data")
+    ds = load_source(data, config)
+    try:
+        fs = build_features(ds, [parse_as_of(d) for d in as_of], config, progress=progress)
+        if progress:
+            progress("writing features")
+        path = fs.write(out, overwrite)
+        rows = ds.con.execute(f"SELECT count(*) FROM {fs.table}").fetchone()[0]
+        return FeatureBuild(path, rows, len(fs.registry), fs.notices)
+    finally:
+        ds.con.close()
+
+
+def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None = None, tune_trials: int = 0,
+                    tune_minutes: float | None = None, promote: bool = False, progress: Progress = None) -> Any:
+    """Build the multi-snapshot training frame from raw data and train, tracked in MLflow."""
+    from churn.training.train import train
+
+    if progress:
+        progress("validating data")
+    ds = load_source(data, config)
+    try:
+        tf = build_training_frame(ds, config, as_of, progress=progress)
+    finally:
+        ds.con.close()
+    if tf.frame["churned"].nunique() < 2:
+        raise ChurnError(
+            f"every snapshot row has the same label ({int(tf.frame['churned'].iloc[0])}); nothing to learn. "
+            "Check label.kind and label.horizon_days"
+        )
+    if progress:
+        progress(f"training on {len(tf.frame):,} rows x {len(tf.features)} features, "
+                 f"{len(tf.as_of)} snapshots ({tf.label} label)")
+    result = train(
+        tf.frame, tf.features, config, data_fingerprint=tf.fingerprint, config_path=config.source_file,
+        tune_trials=tune_trials, tune_minutes=tune_minutes, promote=promote,
+        extra_metadata={**tf.metadata, "notices": tf.notices}, progress=progress,
+    )
+    result.warnings = list(tf.notices) + list(result.warnings)
+    return result
+
+
+def train_from_table(config: Config, table: str, target: str, id_col: str, *, time_col: str | None = None,
+                     tune_trials: int = 0, tune_minutes: float | None = None, promote: bool = False,
+                     progress: Progress = None) -> Any:
+    """Train on a ready feature table (bring your own features)."""
+    from churn.training.train import prepare_table, train
+
+    df = read_table(table)
+    try:
+        frame, features = prepare_table(df, target, id_col, time_col)
+    except ChurnError as exc:
+        raise ChurnError(f"{table}: {exc}") from None
+    fp = {"table": str(table), "rows": len(frame), "columns": len(df.columns),
+          "hash": str(pd.util.hash_pandas_object(frame, index=False).sum())}
+    return train(frame, features, config, id_col=id_col, time_col=time_col, label_col=target,
+                 data_fingerprint=fp, config_path=config.source_file, tune_trials=tune_trials,
+                 tune_minutes=tune_minutes, promote=promote,
+                 extra_metadata={"source": "table", "id_col": id_col, "time_col": time_col}, progress=progress)

@@ -1,0 +1,212 @@
+"""Batch scoring: features as of a date (or a ready table) -> calibrated risk + reasons -> retention plan.
+
+Outputs of one run go to `<out_root>/<as_of>/` (scores.parquet, segments/, segments.xlsx, report.html,
+alerts.csv, summary.json), assembled in a temporary folder and swapped into place only when complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.config import Config, FeaturesConfig
+from churn.errors import ChurnError
+from churn.io import atomic_dir, ensure_writable, read_table, write_csv, write_json, write_parquet
+from churn.scoring.reasons import N_REASONS, reason_codes
+from churn.timeline import parse_as_of
+
+Progress = Callable[[str], None] | None
+ChunkProgress = Callable[[int, int], None] | None
+ATTRIBUTES = ["name", "email", "plan", "region", "country", "language", "channel", "marketing_consent",
+              "monthly_fee"]
+SCORE_COLUMNS = ["customer_id", "as_of", "churn_probability", "risk_tier",
+                 *[f"reason_{i + 1}" for i in range(N_REASONS)], "customer_value", "expected_loss", "incentive",
+                 "channel", "contact", "holdout", "model_version"]
+
+
+@dataclass
+class ScoreRun:
+    """What one scoring run wrote and decided."""
+
+    out_dir: Path
+    n_scored: int
+    summary: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def model_feature_metadata(model: Any) -> dict[str, Any]:
+    """The feature-building settings a model was trained with (empty for bring-your-own tables)."""
+    meta = getattr(model, "metadata_", {}) or {}
+    return meta.get("extra", meta)
+
+
+def model_version(model: Any, ref: str) -> str:
+    """A readable version label: registered name/version when known, else the reference."""
+    meta = getattr(model, "metadata_", {}) or {}
+    name, ver = meta.get("registered_name"), meta.get("registered_version")
+    return f"{name}/{ver}" if name and ver else str(meta.get("model_version") or ref)
+
+
+def score_frame(model: Any, frame: pd.DataFrame, *, chunk_rows: int = 200_000, progress: ChunkProgress = None) -> pd.DataFrame:
+    """Calibrated churn probability and reason codes for every row, in chunks of bounded memory."""
+    model.validate_input(frame)  # clear error on missing columns / wrong types before any work
+    features = list(model.features_)
+    probs: list[np.ndarray] = []
+    reasons: list[pd.DataFrame] = []
+    n = len(frame)
+    for start in range(0, n, chunk_rows):
+        chunk = frame.iloc[start:start + chunk_rows]
+        # One TreeSHAP pass gives both: contributions sum to the raw log-odds the calibrator maps.
+        contrib = model.contributions(chunk)
+        raw = 1.0 / (1.0 + np.exp(-contrib.to_numpy(dtype=float).sum(axis=1)))
+        p = np.asarray(model.calibrator_.predict(raw), dtype=float)
+        probs.append(p)
+        reasons.append(reason_codes(features, chunk, contrib))
+        if progress:
+            progress(min(start + chunk_rows, n), n)
+    out = pd.DataFrame({"churn_probability": np.concatenate(probs) if probs else np.array([], float)},
+                       index=frame.index)
+    rs = pd.concat(reasons) if reasons else pd.DataFrame(columns=[f"reason_{i + 1}" for i in range(N_REASONS)])
+    return pd.concat([out, rs], axis=1)
+
+
+def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """Scores of the latest earlier run under the same output root (for alerts), if any."""
+    earlier = []
+    for d in out_root.iterdir() if out_root.is_dir() else []:
+        try:
+            when = pd.Timestamp(d.name)
+        except ValueError:
+            continue
+        if when < as_of and (d / "scores.parquet").is_file():
+            earlier.append((when, d))
+    if not earlier:
+        return None
+    return pd.read_parquet(max(earlier)[1] / "scores.parquet")
+
+
+def _features_config(model: Any, config: Config) -> Config:
+    """The run config with feature settings replaced by the model's own (so columns match its training)."""
+    meta = model_feature_metadata(model)
+    update: dict[str, Any] = {}
+    if meta.get("features_config"):
+        update["features"] = FeaturesConfig.model_validate(meta["features_config"])
+    if meta.get("label_config"):
+        update["label"] = config.label.model_validate(meta["label_config"])
+    return config.model_copy(update=update)
+
+
+def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, config: Config, *,
+                 overwrite: bool = False, csv: bool = False, progress: Progress = None,
+                 chunk_progress: ChunkProgress = None) -> ScoreRun:
+    """Validate the data, build the model's features as of the date, score, plan and write everything."""
+    from churn.features.engine import build_features
+    from churn.training.loading import load_model
+    from churn.validation import load_source
+
+    when = parse_as_of(as_of)
+    run_dir = Path(out_root) / str(when.date())
+    ensure_writable(run_dir, overwrite)
+    if progress:
+        progress("loading model")
+    model = load_model(model_ref)
+    meta = model_feature_metadata(model)
+    if not meta.get("features_config"):
+        raise ChurnError(f"model {model_ref} was trained on a ready feature table; score it with --table")
+    cfg = _features_config(model, config)
+    if progress:
+        progress("validating data")
+    ds = load_source(data, cfg)
+    try:
+        fs = build_features(ds, [when], cfg, event_types=meta.get("event_types"), label=meta.get("label"),
+                            progress=progress)
+        frame = fs.to_pandas()
+        cust_cols = [c for c in ATTRIBUTES if c in ds.columns("customers")]
+        attrs = ds.con.execute(
+            "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
+        ).df() if cust_cols else pd.DataFrame({"customer_id": frame["customer_id"]})
+        notices = list(fs.notices)
+    finally:
+        ds.con.close()
+    if frame.empty:
+        raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score")
+    attrs["customer_id"] = attrs["customer_id"].astype(str)
+    # Profile features (plan, fee at as_of) win over the customers table's current values.
+    attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
+    base = frame.merge(attrs, on="customer_id", how="left")
+    return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
+                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data))
+
+
+def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,
+                as_of: str | None = None, overwrite: bool = False, csv: bool = False, progress: Progress = None,
+                chunk_progress: ChunkProgress = None) -> ScoreRun:
+    """Score a ready feature table (one row per customer) and write the plan."""
+    from churn.training.loading import load_model
+
+    when = parse_as_of(as_of) if as_of else pd.Timestamp(datetime.now(timezone.utc).date())
+    run_dir = Path(out_root) / str(when.date())
+    ensure_writable(run_dir, overwrite)
+    model = load_model(model_ref)
+    df = read_table(table)
+    if id_col not in df.columns:
+        raise ChurnError(f"{table}: id column '{id_col}' not found; columns: {', '.join(map(str, df.columns[:30]))}")
+    df = df.rename(columns={id_col: "customer_id"})
+    df["customer_id"] = df["customer_id"].astype(str)
+    dup = df["customer_id"].duplicated()
+    if dup.any():
+        raise ChurnError(f"{table}, column '{id_col}': {int(dup.sum())} duplicate ids, e.g. "
+                         + ", ".join(repr(x) for x in df.loc[dup, "customer_id"].head(3)))
+    df["as_of"] = when
+    return _finish(model, model_ref, df, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
+                   progress=progress, chunk_progress=chunk_progress, notices=[], source=str(table))
+
+
+def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
+            config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
+            notices: list[str], source: str) -> ScoreRun:
+    """Score, allocate incentives, and write the run folder atomically."""
+    from churn.scoring.alerts import compute_alerts
+    from churn.scoring.allocation import plan_retention
+    from churn.scoring.report import write_report
+    from churn.scoring.segments import write_segments
+
+    if progress:
+        progress(f"scoring {len(base):,} customers")
+    scored = score_frame(model, base, chunk_rows=config.scoring.chunk_rows, progress=chunk_progress)
+    base = pd.concat([base.reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
+    version = model_version(model, model_ref)
+    base["model_version"] = version
+    contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
+    exclusions = read_table(config.incentives.exclusions) if config.incentives.exclusions else None
+    if progress:
+        progress("allocating retention incentives")
+    plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed)
+    customers = plan.customers.sort_values(["churn_probability", "customer_id"], ascending=[False, True],
+                                           kind="stable").reset_index(drop=True)
+    previous = _previous_scores(out_root, when)
+    alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
+    feature_cols = [f.name for f in model.features_]
+    extra = [c for c in customers.columns if c not in SCORE_COLUMNS and c not in feature_cols]
+    scores = customers[[c for c in SCORE_COLUMNS if c in customers.columns] + extra]
+    meta = {"model_version": version, "model": model_ref, "as_of": str(when.date()), "source": source,
+            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if progress:
+        progress("writing scores, segments and report")
+    with atomic_dir(run_dir, overwrite) as tmp:
+        files = [write_parquet(scores, tmp / "scores.parquet")]
+        if csv or config.scoring.write_csv:
+            files.append(write_csv(scores, tmp / "scores.csv"))
+        files += write_segments(customers, tmp)
+        files.append(write_report(customers, plan.summary, meta, tmp / "report.html"))
+        files.append(write_csv(alerts, tmp / "alerts.csv"))
+        files.append(write_json({"summary": plan.summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
+    files = [run_dir / f.relative_to(tmp) for f in files]
+    return ScoreRun(run_dir, len(scores), plan.summary, files, notices)
