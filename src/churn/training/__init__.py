@@ -1,0 +1,35 @@
+"""Training: calibrated LightGBM churn models, evaluation, MLflow tracking/registry and bundles.
+
+Public API (imported lazily, so `from churn.training.model import ChurnModel` does not pull in MLflow):
+
+- `train(frame, features, config, ...) -> TrainResult`
+- `prepare_table(df, target, id_col, time_col=None) -> (frame, features)`
+- `promote(name, config, ...) -> dict`
+- `load_model(uri_or_path) -> ChurnModel`
+- `ChurnModel`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "train": "churn.training.trainer",
+    "TrainResult": "churn.training.trainer",
+    "prepare_table": "churn.training.table",
+    "promote": "churn.training.registry",
+    "load_model": "churn.training.loading",
+    "ChurnModel": "churn.training.model",
+    "export_bundle": "churn.training.bundle",
+    "load_bundle": "churn.training.bundle",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'churn.training' has no attribute {name!r}")

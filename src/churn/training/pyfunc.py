@@ -1,0 +1,68 @@
+"""The MLflow pyfunc wrapper: `predict` returns the 1-D calibrated churn probability.
+
+The lightgbm flavour's pyfunc returns labels and a pandas `category` column breaks signature enforcement,
+so the model is logged as a custom PythonModel whose artifact is the joblib-dumped ChurnModel and whose
+signature declares categorical inputs as strings and numeric inputs as doubles (missing values survive).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+from churn.training.model import ChurnModel, library_versions
+
+MODEL_ARTIFACT = "churn_model"
+MODEL_FILE = "model.joblib"
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the ChurnModel from the `churn_model` artifact; `predict` gives P(churn) per row."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the joblib-dumped ChurnModel."""
+        self.model: ChurnModel = joblib.load(context.artifacts[MODEL_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        """Calibrated P(churn), one float per input row."""
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return np.asarray(self.model.predict_risk(model_input), dtype="float64")
+
+
+def model_signature(model: ChurnModel) -> ModelSignature:
+    """Inputs: one column per feature, strings for categoricals and doubles for numbers; output: a double."""
+    cols = [ColSpec("string" if f.kind == "categorical" else "double", f.name, required=True)
+            for f in model.features_]
+    return ModelSignature(inputs=Schema(cols), outputs=Schema([ColSpec("double", "churn_probability")]))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned runtime requirements (skips MLflow's slow environment inference). The churn package itself
+    must be importable where the model is loaded: the pickled ChurnModel class lives in it."""
+    v = library_versions()
+    return [f"mlflow=={mlflow.__version__}", f"lightgbm=={v['lightgbm']}", f"scikit-learn=={v['scikit-learn']}",
+            f"pandas=={v['pandas']}", f"numpy=={v['numpy']}", f"joblib=={v['joblib']}"]
+
+
+def log_pyfunc(model: ChurnModel, *, name: str = "model", registered_model_name: str | None = None) -> Any:
+    """Log `model` as a pyfunc in the active run (and register it); returns MLflow's ModelInfo."""
+    with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
+        path = Path(tmp) / MODEL_FILE
+        joblib.dump(model, path)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=ChurnPyfunc(),
+            artifacts={MODEL_ARTIFACT: str(path)},
+            signature=model_signature(model),
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model_name,
+        )

@@ -1,0 +1,148 @@
+"""Bring-your-own feature tables: turn a user's table (one row per customer, or per customer and date)
+into a training frame and its Feature list.
+
+- the target may be 1/0, true/false, yes/no, y/n (any case); anything else is an error naming the column
+  and example rows;
+- number columns stored as text are parsed ("1.5", "1,5" with decimal commas, "1,234.5" with thousands
+  separators, blanks and NA markers as missing);
+- other text columns become categorical features; all-blank columns are dropped;
+- the id stays text (leading zeros kept); the time column (if any) is parsed as a date.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from churn.errors import ChurnError
+from churn.features.registry import Feature
+
+log = logging.getLogger(__name__)
+
+TRUE_WORDS = {"1", "1.0", "true", "yes", "y", "t"}
+FALSE_WORDS = {"0", "0.0", "false", "no", "n", "f"}
+NA_WORDS = {"", "na", "n/a", "nan", "null", "none", "-", "?"}
+_PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+(,\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def _examples(df: pd.DataFrame, mask: np.ndarray, col: str, id_col: str | None, n: int = 3) -> str:
+    rows = []
+    for i in np.flatnonzero(mask)[:n]:
+        who = f"{id_col}={df[id_col].iloc[i]!r}, " if id_col and id_col in df.columns else ""
+        rows.append(f"row {i + 1} ({who}{col}={df[col].iloc[i]!r})")
+    return "; ".join(rows)
+
+
+def parse_target(df: pd.DataFrame, target: str, id_col: str | None = None) -> pd.Series:
+    """The target as int 0/1 from 1/0, true/false, yes/no (case-insensitive); ChurnError otherwise."""
+    s = df[target]
+    if ptypes.is_bool_dtype(s) and not s.isna().any():
+        return s.astype("int64")
+    text = s.astype(object).where(s.notna(), "").map(lambda v: str(v).strip().lower())
+    is_true, is_false = text.isin(TRUE_WORDS).to_numpy(), text.isin(FALSE_WORDS).to_numpy()
+    bad = ~(is_true | is_false)
+    if bad.any():
+        seen = sorted({str(v) for v in s[bad].head(200)})[:5]
+        raise ChurnError(
+            f"target column '{target}': {int(bad.sum()):,} row(s) are not 1/0, true/false or yes/no "
+            f"(found {seen}); e.g. {_examples(df, bad, target, id_col)}"
+        )
+    return pd.Series(is_true.astype("int64"), index=df.index, name=target)
+
+
+def parse_number_text(s: pd.Series) -> pd.Series | None:
+    """Text that holds numbers as float64 (NaN for blanks/NA markers), or None when it is not numeric."""
+    text = s.astype(object).where(s.notna(), "").map(lambda v: str(v).strip())
+    na = text.str.lower().isin(NA_WORDS)
+    vals = text[~na]
+    if vals.empty:
+        return pd.Series(np.nan, index=s.index, dtype="float64")
+    plain = vals.str.match(_PLAIN)
+    if plain.all():
+        conv = vals
+    elif (plain | vals.str.match(_THOUSANDS)).all():  # "1,234" and "1,234.5": thousands separators
+        conv = vals.str.replace(",", "", regex=False)
+    elif vals.str.match(_DECIMAL_COMMA).all():  # "1,5": decimal commas
+        conv = vals.str.replace(",", ".", regex=False)
+    else:
+        return None
+    out = pd.Series(np.nan, index=s.index, dtype="float64")
+    out[~na] = pd.to_numeric(conv, errors="coerce").astype("float64")
+    return out
+
+
+def prepare_table(df: pd.DataFrame, target: str, id_col: str, time_col: str | None = None,
+                  ) -> tuple[pd.DataFrame, list[Feature]]:
+    """(training frame, features) from a user's table; see the module docstring for the rules."""
+    if not isinstance(df, pd.DataFrame):
+        raise ChurnError(f"expected a table, got {type(df).__name__}")
+    for col, what in ((target, "target"), (id_col, "id"), (time_col, "time")):
+        if col is not None and col not in df.columns:
+            raise ChurnError(f"{what} column '{col}' is not in the table (columns: {', '.join(map(str, df.columns[:30]))})")
+    if len(df) == 0:
+        raise ChurnError("the table has no rows")
+    out = pd.DataFrame(index=df.index)
+    ids = df[id_col]
+    if ids.isna().any():
+        raise ChurnError(f"id column '{id_col}': {int(ids.isna().sum()):,} row(s) have no id; e.g. "
+                         f"{_examples(df, ids.isna().to_numpy(), id_col, None)}")
+    if ptypes.is_float_dtype(ids) and (ids % 1 == 0).all():
+        ids = ids.astype("int64")
+    out[id_col] = ids.astype(str).str.strip().astype(object)
+    if time_col is not None:
+        t = pd.to_datetime(df[time_col], errors="coerce")
+        bad = t.isna().to_numpy()
+        if bad.any():
+            raise ChurnError(f"time column '{time_col}': {int(bad.sum()):,} row(s) are not dates; e.g. "
+                             f"{_examples(df, bad, time_col, id_col)}")
+        out[time_col] = t
+        dup = out.duplicated([id_col, time_col]).to_numpy()
+    else:
+        dup = np.zeros(len(df), dtype=bool)
+    if dup.any():
+        raise ChurnError(f"the table has {int(dup.sum()):,} duplicated ({id_col}, {time_col}) row(s); e.g. "
+                         f"{_examples(df, dup, id_col, None)}")
+    out[target] = parse_target(df, target, id_col)
+    features: list[Feature] = []
+    skipped: list[str] = []
+    for col in df.columns:
+        if col in {target, id_col, time_col}:
+            continue
+        s = df[col]
+        name = str(col)
+        if s.isna().all() or (s.dtype == object and s.astype(str).str.strip().eq("").all()):
+            skipped.append(f"{name} (empty)")
+            continue
+        if ptypes.is_datetime64_any_dtype(s) or ptypes.is_timedelta64_dtype(s):
+            skipped.append(f"{name} (date; turn it into a number such as days since)")
+            continue
+        if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
+            out[name] = s.to_numpy(dtype="float64", na_value=np.nan)
+            features.append(Feature(name, "table", f"{name} (from your table)"))
+            continue
+        nums = parse_number_text(s)
+        if nums is not None:
+            out[name] = nums
+            features.append(Feature(name, "table", f"{name} (from your table)"))
+            continue
+        obj = s.astype(object)
+        text = obj.where(obj.notna(), "").map(lambda v: str(v).strip())
+        lower = text.str.lower()
+        if lower[lower != ""].isin(TRUE_WORDS | FALSE_WORDS).all() and lower.isin(TRUE_WORDS | FALSE_WORDS | {""}).all():
+            # yes/no style columns become 0/1 numbers
+            out[name] = np.where(lower == "", np.nan, lower.isin(TRUE_WORDS).astype("float64"))
+            features.append(Feature(name, "table", f"{name} (from your table, yes = 1)"))
+            continue
+        out[name] = text.where(~lower.isin(NA_WORDS), None).astype(object)
+        features.append(Feature(name, "table", f"{name} (from your table)", kind="categorical"))
+    if skipped:
+        log.warning("columns not used as features: %s", ", ".join(skipped))
+    if not features:
+        raise ChurnError("the table has no usable feature columns besides the id, time and target")
+    return out.reset_index(drop=True), features
