@@ -1,0 +1,556 @@
+"""The marketing report: one self-contained HTML file a non-technical reader understands.
+
+`report_context` turns the retention plan, its summary and the run metadata into plain numbers and tables
+(pure); `render_report` draws the charts (matplotlib, PNG, embedded as base64 data URIs) and fills the
+Jinja2 template (autoescaped: every value from the data is escaped); `write_report` writes it atomically.
+The page needs no network and no JavaScript. Identical inputs give an identical file; the only moving
+part is `meta["generated_at"]`, shown only when the caller passes it.
+
+Optional plan columns (region, plan, name, expected_loss, customer_value, incentive_cost ...) only add
+sections or figures: when one is missing, the report says so instead of failing.
+
+Summary keys read (all optional): budget, budget_used, currency, expected_saved_value, incentives (also
+per_incentive / by_incentive: {name: {customers, cost, expected_saved_value, expected_net_value}}),
+missing_translations (a count, a list, or a mapping). No-contact reasons and control group sizes are
+counted from the plan itself. Meta keys: model_version, as_of, data_source (or source), generated_at.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from matplotlib.colors import LinearSegmentedColormap, to_hex
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from churn.errors import ChurnError
+from churn.io import write_text
+from churn.scoring.segments import (
+    NO_INCENTIVE,
+    as_flag,
+    check_columns,
+    incentive_figures,
+    is_rtl_language,
+    starts_rtl,
+    text_or_none,
+    tier_order,
+)
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATE_NAME = "report.html.j2"
+REPORT_REQUIRED = ("customer_id", "churn_probability", "risk_tier")
+SAMPLES_PER_LANGUAGE = 3
+TOP_REASONS = 5
+MAX_BREAKDOWN_ROWS = 15
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "sl": "Slovenian",
+    "lv": "Latvian",
+    "tr": "Turkish",
+    "fa": "Persian",
+    "ar": "Arabic",
+    "he": "Hebrew",
+    "ur": "Urdu",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "hr": "Croatian",
+    "sr": "Serbian",
+    "lt": "Lithuanian",
+    "et": "Estonian",
+    "fi": "Finnish",
+    "sv": "Swedish",
+    "da": "Danish",
+    "no": "Norwegian",
+    "cs": "Czech",
+    "sk": "Slovak",
+    "hu": "Hungarian",
+    "ro": "Romanian",
+    "bg": "Bulgarian",
+    "el": "Greek",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+}
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "CHF ", "TRY": "₺", "IRR": "IRR "}
+_TIER_RAMP = LinearSegmentedColormap.from_list("tiers", ["#b2182b", "#ef8a3c", "#f2c14e", "#4d9221"])
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(f) else f
+
+
+def money_formatter(currency: str) -> Callable[[Any], str]:
+    """A formatter for amounts in `currency`: 12345.6 -> '€12,346'; None -> 'not available'."""
+    symbol = CURRENCY_SYMBOLS.get(currency.upper(), f"{currency} ")
+
+    def fmt(value: Any) -> str:
+        v = _num(value)
+        if v is None:
+            return "not available"
+        sign = "-" if v < 0 else ""
+        return f"{sign}{symbol}{abs(v):,.0f}"
+
+    return fmt
+
+
+def _count(value: Any) -> str:
+    v = _num(value)
+    return "not available" if v is None else f"{v:,.0f}"
+
+
+def _pct(value: Any, digits: int = 0) -> str:
+    v = _num(value)
+    return "not available" if v is None else f"{v:.{digits}%}"
+
+
+def humanize(code: Any) -> str:
+    """'no_consent' -> 'No consent' (a code from the data, made readable; the text itself is kept)."""
+    s = str(code).replace("_", " ").strip()
+    return s[:1].upper() + s[1:] if s else "(blank)"
+
+
+def _date(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if ts == ts.normalize():
+        return str(ts.date())
+    return ts.strftime("%Y-%m-%d %H:%M") + (f" {ts.tzname()}" if ts.tzinfo is not None else "")
+
+
+def tier_colours(tiers: list[str]) -> dict[str, str]:
+    """Red for the riskiest tier through orange and yellow to green for the safest."""
+    n = len(tiers)
+    return {t: to_hex(_TIER_RAMP(i / (n - 1) if n > 1 else 0.0)) for i, t in enumerate(tiers)}
+
+
+# -------------------------------------------------------------------------------------- pure: numbers
+def _value_at_risk(plan: pd.DataFrame) -> pd.Series | None:
+    """Each customer's expected loss (value x probability), from `expected_loss` or `customer_value`."""
+    if "expected_loss" in plan.columns:
+        return pd.to_numeric(plan["expected_loss"], errors="coerce")
+    if "customer_value" in plan.columns:
+        return pd.to_numeric(plan["customer_value"], errors="coerce") * plan["_p"]
+    return None
+
+
+def _breakdown(plan: pd.DataFrame, col: str, at_risk: pd.Series, loss: pd.Series | None) -> dict[str, Any]:
+    """Customers, at-risk share and revenue at risk per value of `col` (largest revenue at risk first)."""
+    if col not in plan.columns:
+        return {"available": False, "column": col, "rows": [], "hidden": 0}
+    key = plan[col].map(text_or_none).fillna("(not set)").astype(object)
+    frame = pd.DataFrame({"key": key, "at_risk": at_risk.astype(int)})
+    frame["loss"] = loss.fillna(0.0) if loss is not None else 0.0
+    g = frame.groupby("key", sort=True).agg(
+        customers=("at_risk", "size"), at_risk=("at_risk", "sum"), loss=("loss", "sum")
+    )
+    g["share"] = g["at_risk"] / g["customers"]
+    sort_by = ["loss", "customers"] if loss is not None else ["share", "customers"]
+    g = g.reset_index().sort_values(sort_by + ["key"], ascending=[False, False, True], kind="mergesort")
+    max_loss = float(g["loss"].max()) if len(g) and loss is not None else 0.0
+    rows = [
+        {
+            "name": r.key,
+            "rtl": starts_rtl(r.key),
+            "customers": int(r.customers),
+            "at_risk": int(r.at_risk),
+            "share": float(r.share),
+            "loss": float(r.loss) if loss is not None else None,
+            "loss_bar": float(r.loss) / max_loss if max_loss > 0 else 0.0,
+        }
+        for r in g.head(MAX_BREAKDOWN_ROWS).itertuples(index=False)
+    ]
+    return {"available": True, "column": col, "rows": rows, "hidden": max(0, len(g) - MAX_BREAKDOWN_ROWS)}
+
+
+def _missing_translations(value: Any) -> list[str]:
+    """Whatever shape the summary uses (count, list, mapping), as readable lines."""
+    if value is None:
+        return []
+    if isinstance(value, int | float):
+        return [f"{value:,.0f} message(s) used the default language"] if value else []
+    if isinstance(value, dict):  # e.g. {language: customers} or {incentive: [languages]}
+        lines = []
+        for k, v in sorted(value.items(), key=lambda kv: str(kv[0])):
+            label = f"{LANGUAGE_NAMES[k]} ({k})" if k in LANGUAGE_NAMES else str(k)
+            if isinstance(v, list | tuple | set):
+                lines.append(f"{label}: {', '.join(sorted(map(str, v)))}")
+            elif isinstance(v, int | float):
+                lines.append(f"{label}: {v:,.0f} customer(s) got the message in the default language")
+            else:
+                lines.append(f"{label}: {v}")
+        return lines
+    if isinstance(value, list | tuple | set):
+        items = sorted(value, key=str) if isinstance(value, set) else value
+        return [", ".join(map(str, x)) if isinstance(x, list | tuple) else str(x) for x in items]
+    return [str(value)]
+
+
+def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) -> dict[str, Any]:
+    """Everything the report shows, as plain numbers, text and tables (no charts, no HTML)."""
+    check_columns(plan, REPORT_REQUIRED, "report")
+    summary, meta = dict(summary or {}), dict(meta or {})
+    plan = plan.copy()
+    plan["_p"] = pd.to_numeric(plan["churn_probability"], errors="coerce").astype(float)
+    plan["_tier"] = plan["risk_tier"].astype(object).map(text_or_none)
+    currency = str(summary.get("currency") or meta.get("currency") or "EUR")
+    fmt_money = money_formatter(currency)
+
+    tiers = tier_order(plan["risk_tier"], plan["_p"])
+    tiers += sorted(set(plan["_tier"].dropna()) - set(tiers))
+    colours = tier_colours(tiers)
+    risky_tiers = tiers[:-1] if len(tiers) > 1 else []
+    at_risk = plan["_tier"].isin(risky_tiers)
+    contacted = as_flag(plan["contact"]) if "contact" in plan.columns else pd.Series(False, plan.index)
+    control = as_flag(plan["holdout"]) if "holdout" in plan.columns else pd.Series(False, plan.index)
+    contacted = contacted & ~control
+    loss = _value_at_risk(plan)
+    n = len(plan)
+
+    # Tier table
+    tier_rows = []
+    for t in tiers:
+        m = plan["_tier"] == t
+        k = int(m.sum())
+        tier_rows.append(
+            {
+                "tier": t,
+                "colour": colours[t],
+                "customers": k,
+                "share": k / n if n else 0.0,
+                "avg_probability": float(plan.loc[m, "_p"].mean()) if k else None,
+                "loss": float(loss[m].sum()) if loss is not None else None,
+                "contacted": int((m & contacted).sum()),
+                "control": int((m & control).sum()),
+            }
+        )
+
+    # Incentives: the summary's figures, with counts from the plan when the summary has none.
+    figures = incentive_figures(summary)
+    inc = (
+        plan.loc[contacted, "incentive"].map(text_or_none).fillna(NO_INCENTIVE)
+        if "incentive" in plan
+        else None
+    )
+    counts = inc.value_counts().to_dict() if inc is not None else {}
+    plan_cost = (
+        pd.to_numeric(plan.loc[contacted, "incentive_cost"], errors="coerce").groupby(inc).sum().to_dict()
+        if inc is not None and "incentive_cost" in plan.columns
+        else {}
+    )
+    incentive_rows = []
+    for name in sorted(set(figures) | set(counts)):
+        f = figures.get(name, {})
+        incentive_rows.append(
+            {
+                "name": name,
+                "customers": int(
+                    _num(f.get("customers")) if _num(f.get("customers")) is not None else counts.get(name, 0)
+                ),
+                "cost": _num(f.get("cost")) if _num(f.get("cost")) is not None else _num(plan_cost.get(name)),
+                "saved": _num(f.get("expected_saved_value")),
+                "net": _num(f.get("expected_net_value")),
+            }
+        )
+
+    budget = _num(summary.get("budget"))
+    budget_used = _num(summary.get("budget_used"))
+    if budget_used is None and any(r["cost"] is not None for r in incentive_rows):
+        budget_used = sum(r["cost"] or 0.0 for r in incentive_rows)
+    saved = _num(summary.get("expected_saved_value"))
+    if saved is None and any(r["saved"] is not None for r in incentive_rows):
+        saved = sum(r["saved"] or 0.0 for r in incentive_rows)
+
+    # Reasons: how many customers in each tier have a reason among their top three.
+    reason_cols = [c for c in ("reason_1", "reason_2", "reason_3") if c in plan.columns]
+    reasons = []
+    for row in tier_rows:
+        if not reason_cols or not row["customers"]:
+            continue
+        sub = plan.loc[plan["_tier"] == row["tier"], reason_cols]
+        long = pd.Series(sub.to_numpy().ravel()).map(text_or_none).dropna()
+        # Count each reason once per customer even if it were listed twice.
+        ids = np.repeat(np.arange(len(sub)), len(reason_cols))[
+            pd.Series(sub.to_numpy().ravel()).map(text_or_none).notna().to_numpy()
+        ]
+        per_customer = pd.DataFrame({"id": ids, "reason": long.to_numpy()}).drop_duplicates()
+        top = per_customer["reason"].value_counts()
+        top = top.reset_index().sort_values(["count", "reason"], ascending=[False, True], kind="mergesort")
+        reasons.append(
+            {
+                "tier": row["tier"],
+                "colour": row["colour"],
+                "customers": row["customers"],
+                "reasons": [
+                    {
+                        "text": r.reason,
+                        "rtl": starts_rtl(r.reason),
+                        "count": int(r.count),
+                        "share": int(r.count) / row["customers"],
+                    }
+                    for r in top.head(TOP_REASONS).itertuples(index=False)
+                ],
+            }
+        )
+
+    # Why not contacted
+    no_contact = []
+    if "no_contact_reason" in plan.columns:
+        why = plan.loc[~contacted, "no_contact_reason"].map(text_or_none).dropna()
+        vc = why.value_counts()
+        vc = vc.reset_index().sort_values(
+            ["count", "no_contact_reason"], ascending=[False, True], kind="mergesort"
+        )
+        no_contact = [
+            {
+                "code": r.no_contact_reason,
+                "label": humanize(r.no_contact_reason),
+                "count": int(r.count),
+                "share": int(r.count) / n if n else 0.0,
+            }
+            for r in vc.itertuples(index=False)
+        ]
+
+    # Sample offer messages, per message language (the most common languages first).
+    samples = []
+    lang_col = (
+        "message_language"
+        if "message_language" in plan.columns
+        else ("language" if "language" in plan.columns else None)
+    )
+    if "offer_message" in plan.columns and lang_col:
+        sent = (
+            plan.loc[contacted]
+            .assign(
+                _lang=lambda d: d[lang_col].map(text_or_none).fillna("unknown"),
+                _msg=lambda d: d["offer_message"].map(text_or_none),
+                _inc=lambda d: (
+                    d["incentive"].map(text_or_none).fillna(NO_INCENTIVE)
+                    if "incentive" in d
+                    else NO_INCENTIVE
+                ),
+                _id=lambda d: d["customer_id"].astype(str),
+            )
+            .dropna(subset=["_msg"])
+        )
+        sent = sent.sort_values(["_p", "_id"], ascending=[False, True], kind="mergesort")
+        lang_counts = sent["_lang"].value_counts()
+        for lang in sorted(lang_counts.index, key=lambda x: (-lang_counts[x], x)):
+            sub = sent[sent["_lang"] == lang]
+            picked = sub.drop_duplicates("_inc").head(SAMPLES_PER_LANGUAGE)  # one per incentive first
+            rtl = is_rtl_language(lang)
+            samples.append(
+                {
+                    "code": lang,
+                    "name": LANGUAGE_NAMES.get(lang.split("-")[0].lower(), lang),
+                    "rtl": rtl,
+                    "count": int(lang_counts[lang]),
+                    "messages": [
+                        {
+                            "text": r["_msg"],
+                            "incentive": r["_inc"],
+                            "tier": r["_tier"],
+                            "rtl": rtl or starts_rtl(r["_msg"]),
+                        }
+                        for r in picked.to_dict("records")
+                    ],
+                }
+            )
+
+    fallback = 0
+    if "language" in plan.columns and "message_language" in plan.columns:
+        a = plan.loc[contacted, "language"].map(text_or_none)
+        b = plan.loc[contacted, "message_language"].map(text_or_none)
+        fallback = int((a.notna() & b.notna() & (a != b)).sum())
+
+    risky_label = (
+        ", ".join(risky_tiers[:-1])
+        + (" or " if len(risky_tiers) > 1 else "")
+        + (risky_tiers[-1] if risky_tiers else "")
+    )
+    total_loss = float(loss.sum()) if loss is not None else None
+    return {
+        "title": meta.get("title") or "Customer churn risk report",
+        "as_of": _date(
+            meta.get("as_of")
+            if meta.get("as_of") is not None
+            else (plan["as_of"].dropna().iloc[0] if "as_of" in plan and plan["as_of"].notna().any() else None)
+        ),
+        "model_version": text_or_none(meta.get("model_version"))
+        or (
+            text_or_none(plan["model_version"].dropna().iloc[0])
+            if "model_version" in plan and plan["model_version"].notna().any()
+            else None
+        ),
+        "data_source": text_or_none(meta.get("data_source") or meta.get("source")),
+        "generated_at": _date(meta.get("generated_at")) if meta.get("generated_at") is not None else None,
+        "currency": currency,
+        "money": fmt_money,
+        "count": _count,
+        "pct": _pct,
+        "headline": {
+            "scored": n,
+            "at_risk": int(at_risk.sum()),
+            "at_risk_share": float(at_risk.mean()) if n else 0.0,
+            "at_risk_label": risky_label,
+            "lowest_tier": tiers[-1] if tiers else None,
+            "revenue_at_risk": total_loss,
+            "revenue_at_risk_risky": float(loss[at_risk].sum()) if loss is not None else None,
+            "contacted": int(contacted.sum()),
+            "control": int(control.sum()),
+            "expected_saved": saved,
+            "budget": budget,
+            "budget_used": budget_used,
+            "budget_share": budget_used / budget if budget and budget_used is not None else None,
+        },
+        "tiers": tier_rows,
+        "incentives": incentive_rows,
+        "reasons": reasons,
+        "by_region": _breakdown(plan, "region", at_risk, loss),
+        "by_plan": _breakdown(plan, "plan", at_risk, loss),
+        "has_loss": loss is not None,
+        "no_contact": no_contact,
+        "samples": samples,
+        "missing_translations": _missing_translations(summary.get("missing_translations")),
+        "fallback_language": fallback,
+        "_probabilities": plan["_p"].to_numpy(),
+        "_tier_of": plan["_tier"].to_numpy(),
+    }
+
+
+# ------------------------------------------------------------------------------------------ charts
+def _png(fig: Figure) -> str:
+    """A figure as a PNG data URI (no timestamp or software tag in the file, so output is reproducible)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _style(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(labelsize=9)
+
+
+def chart_risk_distribution(ctx: dict[str, Any]) -> str:
+    """Histogram of churn probabilities, stacked by risk tier."""
+    fig = Figure(figsize=(8.5, 3.4), layout="tight")
+    ax = fig.add_subplot()
+    bins = np.linspace(0.0, 1.0, 21)
+    p, tier_of = ctx["_probabilities"], ctx["_tier_of"]
+    data, labels, colours = [], [], []
+    for row in ctx["tiers"]:
+        vals = p[(tier_of == row["tier"]) & ~np.isnan(p)]
+        data.append(np.clip(vals, 0.0, 1.0))
+        labels.append(f"{row['tier']} ({row['customers']:,})")
+        colours.append(row["colour"])
+    if data:
+        ax.hist(data, bins=bins, stacked=True, color=colours, label=labels, edgecolor="white", linewidth=0.5)
+        ax.legend(title="Risk tier", fontsize=8, title_fontsize=9, frameon=False)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Chance of leaving (churn probability)")
+    ax.set_ylabel("Customers")
+    _style(ax)
+    return _png(fig)
+
+
+def chart_tiers(ctx: dict[str, Any]) -> str:
+    """Customers per tier, and expected revenue at risk per tier when customer value is known."""
+    rows = ctx["tiers"][::-1]  # riskiest on top
+    names = [r["tier"] for r in rows]
+    colours = [r["colour"] for r in rows]
+    panels = 2 if ctx["has_loss"] else 1
+    fig = Figure(figsize=(8.5, 0.5 * len(rows) + 1.3), layout="tight")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    ax = axes[0]
+    counts = [r["customers"] for r in rows]
+    bars = ax.barh(names, counts, color=colours)
+    ax.bar_label(bars, labels=[f"{c:,}" for c in counts], padding=3, fontsize=8)
+    ax.set_title("Customers", fontsize=10)
+    ax.set_xlim(0, max(counts + [1]) * 1.2)
+    _style(ax)
+    if panels == 2:
+        ax2 = axes[1]
+        money = ctx["money"]
+        losses = [r["loss"] or 0.0 for r in rows]
+        bars = ax2.barh(names, losses, color=colours)
+        ax2.bar_label(bars, labels=[money(v) for v in losses], padding=3, fontsize=8)
+        ax2.set_title(f"Expected revenue at risk ({ctx['currency']})", fontsize=10)
+        ax2.set_xlim(0, max(losses + [1.0]) * 1.3)
+        ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        _style(ax2)
+    return _png(fig)
+
+
+def chart_incentives(ctx: dict[str, Any]) -> str:
+    """Cost per incentive next to the value it is expected to save."""
+    rows = [r for r in ctx["incentives"] if r["name"] != NO_INCENTIVE or r["cost"]][::-1]
+    names = [r["name"] for r in rows]
+    y = np.arange(len(rows))
+    fig = Figure(figsize=(8.5, 0.55 * len(rows) + 1.4), layout="tight")
+    ax = fig.add_subplot()
+    cost = [r["cost"] or 0.0 for r in rows]
+    saved = [r["saved"] or 0.0 for r in rows]
+    h = 0.38
+    ax.barh(y + h / 2, cost, height=h, color="#6c8ebf", label="Cost of the offers")
+    if any(r["saved"] is not None for r in rows):
+        ax.barh(y - h / 2, saved, height=h, color="#4d9221", label="Expected value saved")
+    ax.set_yticks(y, names)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel(ctx["currency"])
+    ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2)
+    _style(ax)
+    return _png(fig)
+
+
+def render_report(ctx: dict[str, Any]) -> str:
+    """The report as one HTML string: charts drawn and embedded, template filled and escaped."""
+    charts = {"risk": chart_risk_distribution(ctx)}
+    if ctx["tiers"]:
+        charts["tiers"] = chart_tiers(ctx)
+    if any(r["cost"] or r["saved"] for r in ctx["incentives"]):
+        charts["incentives"] = chart_incentives(ctx)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    public = {k: v for k, v in ctx.items() if not k.startswith("_")}
+    return env.get_template(TEMPLATE_NAME).render(**public, charts=charts)
+
+
+def write_report(
+    plan: pd.DataFrame, summary: dict, meta: dict, path: Path, *, overwrite: bool = False
+) -> Path:
+    """A self-contained report.html a non-technical reader understands.
+
+    Refuses to replace an existing file unless `overwrite=True`; written to a temporary file and renamed.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:  # refuse before the work, not after it
+        raise ChurnError(f"{path} already exists; pass --overwrite to replace it")
+    html = render_report(report_context(plan, summary, meta))
+    return write_text(html, Path(path), overwrite=overwrite)
