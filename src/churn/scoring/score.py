@@ -204,7 +204,7 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         files = [write_parquet(scores, tmp / "scores.parquet")]
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
-        files += write_segments(customers, tmp)
+        files += write_segments(customers, tmp, summary=plan.summary)
         files.append(write_report(customers, plan.summary, meta, tmp / "report.html"))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         files.append(write_json({"summary": plan.summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
