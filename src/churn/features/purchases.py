@@ -49,9 +49,9 @@ def declare(ctx: Ctx) -> list[Feature]:
         h = ctx.horizon_days
         f += [
             Feature("btyd_expected_orders", FAMILY, f"orders expected in the next {h} days (BG/NBD model)", None,
-                    reason="expected to place only {value:.1f} orders in the next %d days" % h),
+                    reason=f"expected to place only {{value:.1f}} orders in the next {h} days"),
             Feature("btyd_p_no_order", FAMILY, f"probability of no order in the next {h} days (BG/NBD model)", None,
-                    reason="{value:.0%} likely to place no order in the next %d days" % h),
+                    reason=f"{{value:.0%}} likely to place no order in the next {h} days"),
         ]
     return f
 
