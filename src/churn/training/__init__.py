@@ -2,7 +2,8 @@
 
 Public API (imported lazily, so `from churn.training.model import ChurnModel` does not pull in MLflow):
 
-- `train(frame, features, config, ...) -> TrainResult`
+- `churn.training.train.train(frame, features, config, ...) -> TrainResult` (import it from the module:
+  `churn.training.train` is the module's name too)
 - `prepare_table(df, target, id_col, time_col=None) -> (frame, features)`
 - `promote(name, config, ...) -> dict`
 - `load_model(uri_or_path) -> ChurnModel`
@@ -14,8 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "train": "churn.training.trainer",
-    "TrainResult": "churn.training.trainer",
     "prepare_table": "churn.training.table",
     "promote": "churn.training.registry",
     "load_model": "churn.training.loading",

@@ -127,4 +127,10 @@ def load_bundle(path: str | Path) -> ChurnModel:
         raise ChurnError(f"{path / MODEL_FILE}: cannot load the model ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, ChurnModel):
         raise ChurnError(f"{path / MODEL_FILE} does not hold a ChurnModel (found {type(model).__name__})")
+    meta = getattr(model, "metadata_", None)
+    if isinstance(meta, dict):
+        meta.setdefault("registered_name", manifest.get("name"))
+        if manifest.get("version") is not None:
+            meta.setdefault("registered_version", manifest["version"])
+        meta["bundle_path"] = str(path)
     return model

@@ -65,7 +65,7 @@ def top_share_metrics(y: np.ndarray, p: np.ndarray, shares: tuple[float, ...] = 
     ys = y[risk_order(p)]
     for s in shares:
         k = top_k(n, s)
-        tag = f"top{int(round(s * 100))}"
+        tag = f"top_{int(round(s * 100))}pct"
         hit = ys[:k].sum()
         prec = hit / k if k else float("nan")
         out[f"precision_{tag}"] = float(prec)
@@ -80,8 +80,8 @@ def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> d
     flag = p >= threshold
     tp = float((flag & (y == 1)).sum())
     return {
-        "precision": tp / flag.sum() if flag.sum() else float("nan"),
-        "recall": tp / y.sum() if y.sum() else float("nan"),
+        "precision": float(tp / flag.sum()) if flag.sum() else float("nan"),
+        "recall": float(tp / y.sum()) if y.sum() else float("nan"),
     }
 
 

@@ -159,7 +159,7 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         for j, name in enumerate(self.feature_names_):
             if name in self.categorical_levels_:
                 vals = clean[name].to_numpy(dtype=object)
-                codes = pd.Categorical(vals, categories=self.categorical_levels_[name]).codes
+                codes = pd.Index(self.categorical_levels_[name], dtype=object).get_indexer(vals)
                 col = codes.astype("float64")
                 col[codes < 0] = np.nan
                 n_unseen = int(((codes < 0) & pd.notna(vals)).sum())
@@ -205,8 +205,12 @@ def train_booster(X: np.ndarray, y: np.ndarray, X_es: np.ndarray | None, y_es: n
     callbacks = []
     valid_sets = []
     if X_es is not None and y_es is not None and len(y_es):
-        valid_sets = [lgb.Dataset(X_es, label=y_es, reference=ds, categorical_feature=categorical_index,
-                                  feature_name=feature_names)]
+        # With scale_pos_weight the trees fit a reweighted problem: weight the validation churners the same
+        # way, or early stopping on plain log loss would stop a balanced model after a few rounds.
+        spw = float(params.get("scale_pos_weight", 1.0))
+        w_es = np.where(np.asarray(y_es) == 1, spw, 1.0) if spw != 1.0 else None
+        valid_sets = [lgb.Dataset(X_es, label=y_es, weight=w_es, reference=ds,
+                                  categorical_feature=categorical_index, feature_name=feature_names)]
         callbacks.append(lgb.early_stopping(int(early_stopping_rounds), first_metric_only=True, verbose=False))
     booster = lgb.train(params, ds, num_boost_round=int(num_boost_round), valid_sets=valid_sets,
                         valid_names=["validation"] if valid_sets else None, callbacks=callbacks)

@@ -19,11 +19,13 @@ REGIONS = np.array(["north", "south", "east", "west"])
 
 def true_logit(days_since: np.ndarray, events_30d: np.ndarray, complaints_90d: np.ndarray, plan: np.ndarray,
                monthly_fee: np.ndarray, customer_effect: np.ndarray) -> np.ndarray:
-    """The planted log-odds of churn within the horizon."""
+    """The planted log-odds of churn within the horizon (non-linear: a recency cliff at 45 days, saturating
+    activity, complaints hurting more on the basic plan)."""
     ds = np.where(np.isnan(days_since), 90.0, np.minimum(days_since, 120.0))
     plan_eff = np.select([plan == "basic", plan == "premium"], [0.35, -0.45], 0.0)
-    return (-2.6 + 0.028 * ds - 0.06 * np.minimum(events_30d, 30) + 0.55 * np.minimum(complaints_90d, 6)
-            + plan_eff + 0.01 * (monthly_fee - 30.0) + customer_effect)
+    c = np.minimum(complaints_90d, 6)
+    return (-1.8 + 0.012 * ds + 1.1 * (ds > 45) - 0.6 * np.log1p(np.minimum(events_30d, 30)) + 0.45 * c
+            + 0.35 * c * (plan == "basic") + plan_eff + 0.01 * (monthly_fee - 30.0) + customer_effect)
 
 
 def synthetic_training_frame(n_customers: int = 1500, n_snapshots: int = 5, *, seed: int = 0, n_noise: int = 0,

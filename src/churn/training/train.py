@@ -47,6 +47,7 @@ from churn.training.metrics import (
     reliability_table,
 )
 from churn.training.model import ChurnModel, FrameEncoder, coerce_frame
+from churn.training.table import prepare_table  # noqa: F401 - re-exported for `from churn.training.train import ...`
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +389,8 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
                 "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
                 "train_positive_rate": n_pos / len(fit_rows),
                 "metrics": metrics, "baseline_metrics": baseline,
-                "mlflow": {"run_id": run_id, "experiment": mc.experiment, "registered_name": mc.registered_name},
+                "mlflow": {"run_id": run_id, "experiment": mc.experiment},
+                "registered_name": mc.registered_name,
                 "data_fingerprint": fp,
                 "extra": extra_metadata or {},
                 "warnings": list(warns),
@@ -446,6 +448,8 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
                 say(f"logging the model and registering it as '{mc.registered_name}'")
                 info = log_pyfunc(model, registered_model_name=mc.registered_name)
             version = str(info.registered_model_version)
+            model.metadata_["registered_version"] = version
+            model.metadata_["model_uri"] = f"models:/{mc.registered_name}/{version}"
             registry.set_alias(client, mc.registered_name, registry.CHALLENGER, version)
             for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
                 if np.isfinite(metrics.get(k, np.nan)):

@@ -1,0 +1,52 @@
+"""Shared fixtures for model tests: a synthetic frame with a planted signal, a small fast config, and a
+real MLflow SQLite store per test module (creating one costs ~10 s of migrations, so modules share it)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # 2 shared cores: no OpenMP oversubscription in tests
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from churn.config import Config  # noqa: E402
+from churn.training.synthetic import synthetic_training_frame  # noqa: E402
+
+N_CUSTOMERS = 2000
+N_SNAPSHOTS = 5
+
+
+def small_config(bundle_dir: Path | str = "models", **model: object) -> Config:
+    """Default config with a fast single-thread model: few rounds, higher learning rate."""
+    base = Config()
+    params = {**base.model.params, "learning_rate": 0.1, "num_leaves": 15}
+    settings = {"n_jobs": 1, "num_boost_round": 300, "early_stopping_rounds": 20, "params": params,
+                "max_shap_rows": 500, "bundle_dir": str(bundle_dir), **model}
+    return base.model_copy(update={"model": base.model.model_copy(update=settings)})
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    """`small_config` as a fixture (test modules here are not a package, so they cannot import conftest)."""
+    return small_config
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """(frame, features): 2,000 customers x 5 monthly snapshots."""
+    return synthetic_training_frame(N_CUSTOMERS, N_SNAPSHOTS, seed=7)
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    """A fresh SQLite tracking store + artifact root for one test module (env restored afterwards)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlruns.db")
+    mp.setenv("CHURN_ARTIFACT_ROOT", (root / "artifacts").as_uri())
+    try:
+        yield root
+    finally:
+        mp.undo()
