@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churn.config import Config, load_config
@@ -66,7 +66,7 @@ def steps(title: str) -> Iterator[Callable[[str], None]]:
 @contextmanager
 def bar(title: str) -> Iterator[Callable[[int, int], None]]:
     """A Rich progress bar; yields a callback taking (done, total)."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task(title, total=None)
 
