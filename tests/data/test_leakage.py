@@ -1,0 +1,285 @@
+"""Leakage: features at as_of are a function of facts strictly before as_of, and the label of its window only.
+
+Hypothesis draws a small random source around a fixed as_of `T0`, split into a shared past (everything
+dated before `T0`) and two independently drawn futures (everything dated at or after `T0`: new rows in
+every table, new customers, the closing and rating of tickets still open at `T0`, cancellations at or
+after `T0`). Whatever the two futures are (added, removed or changed rows), the features at `T0` and at any
+earlier as_of built alongside it must be identical, NaN for NaN.
+
+Two schema choices are made from the whole table by design (the event types that become columns and the
+survey scale that sets the detractor cut-off; see `test_schema_choices_come_from_the_whole_table`), so the
+property tests pin them in the config.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_frames_identical, build, make_config, write_source
+
+T0 = pd.Timestamp("2024-06-01")
+DAY = 86_400
+# Other as_of dates that may be built together with T0 (earlier ones share buckets with it; the later
+# one is built too but not compared, its features may see the changed future).
+EARLIER = [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-05-01"), pd.Timestamp("2024-05-31")]
+LATER = pd.Timestamp("2024-07-01")
+HORIZON = 30
+
+PAST_IDS = ["01", "001", "1", "002"]  # distinct ids that differ only by leading zeros
+FUTURE_IDS = ["F1", "F2"]
+
+CONFIG = {
+    "features": {
+        "engagement": {"event_types": ["login", "view"]},  # schema choices pinned (see module doc)
+        "feedback": {"detractor_max": 6},
+        "support": {"windows": [30, 90]},
+        "purchases": {"windows": [30, 90]},
+    },
+    "label": {"horizon_days": HORIZON},
+}
+
+# Instants that matter: as_of dates and a second either side of T0 and of the earlier as_of dates.
+_edges_past = sorted({-1, -DAY, -DAY - 1, -DAY + 1, -7 * DAY, -30 * DAY, -31 * DAY, -31 * DAY - 1,
+                      -90 * DAY, -92 * DAY, -92 * DAY - 1, -180 * DAY, -365 * DAY})
+_edges_future = [0, 1, DAY - 1, DAY, 30 * DAY - 1, 30 * DAY, 30 * DAY + 1]
+
+past_s = st.one_of(st.integers(-400 * DAY, -1), st.sampled_from(_edges_past))
+future_s = st.one_of(st.integers(0, 120 * DAY), st.sampled_from(_edges_future))
+gap_s = st.one_of(st.integers(0, 60 * DAY), st.sampled_from([0, 1, DAY]))
+
+
+def ts(offset_s: int) -> str:
+    """T0 plus an offset in seconds, as text; some rows carry an explicit offset (same instant)."""
+    return (T0 + pd.Timedelta(seconds=offset_s)).isoformat()
+
+
+@st.composite
+def event_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": draw(st.sampled_from(ids)), "timestamp": ts(draw(when)),
+         "event_type": draw(st.sampled_from(["login", "view", "other"])),
+         "duration_s": draw(st.one_of(st.none(), st.integers(0, 7200)))}
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+
+
+@st.composite
+def order_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": draw(st.sampled_from(ids)), "ordered_at": ts(draw(when)),
+         "amount": draw(st.integers(0, 100)), "discount": draw(st.one_of(st.none(), st.integers(0, 20)))}
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+
+
+@st.composite
+def survey_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": draw(st.sampled_from(ids)), "answered_at": ts(draw(when)),
+         "score": draw(st.integers(0, 10))}
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+
+
+@st.composite
+def fee_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": draw(st.sampled_from(ids)), "changed_at": ts(draw(when)),
+         "monthly_fee": draw(st.integers(0, 50)), "plan": draw(st.sampled_from(["basic", "plus"]))}
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+
+
+def _ticket(draw, cid: str, opened: int, closed: int | None, complaint: bool | None = None) -> dict[str, Any]:
+    return {"customer_id": cid, "opened_at": ts(opened), "closed_at": None if closed is None else ts(closed),
+            "is_complaint": draw(st.booleans()) if complaint is None else complaint,
+            "satisfaction": None if closed is None else draw(st.one_of(st.none(), st.integers(1, 5)))}
+
+
+def _closing_at_or_after_t0(draw, opened: int) -> int | None:
+    """A ticket open at T0: still open, or closed at/after T0 (each future decides on its own)."""
+    return draw(st.one_of(st.none(), st.builds(lambda g: max(opened, 0) + g, gap_s)))
+
+
+@dataclass
+class Future:
+    """Everything dated at or after T0 in one version of the source."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    cancel: dict[str, str | None] = field(default_factory=dict)  # past customers still active at T0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    surveys: list[dict[str, Any]] = field(default_factory=list)
+    fees: list[dict[str, Any]] = field(default_factory=list)
+    tickets: list[dict[str, Any]] = field(default_factory=list)  # opened at/after T0
+    closing: list[dict[str, Any]] = field(default_factory=list)  # opened before T0, open at T0
+
+
+@st.composite
+def futures(draw, past_customers: list[dict[str, Any]], open_tickets: list[tuple[str, int, bool]],
+            with_customers: bool) -> Future:
+    f = Future()
+    new_ids = draw(st.lists(st.sampled_from(FUTURE_IDS), unique=True)) if with_customers else []
+    for cid in new_ids:
+        signup = draw(future_s)
+        cancel = draw(st.one_of(st.none(), st.builds(lambda g: signup + g, gap_s)))
+        f.customers.append({"customer_id": cid, "signup_date": ts(signup),
+                            "cancel_date": None if cancel is None else ts(cancel)})
+    for c in past_customers:
+        if c["cancel_date"] is None or pd.Timestamp(c["cancel_date"]) >= T0:
+            off = draw(st.one_of(st.none(), future_s))
+            f.cancel[c["customer_id"]] = None if off is None else ts(off)
+    ids = PAST_IDS + (new_ids if with_customers else FUTURE_IDS)
+    f.events = draw(event_rows(ids, future_s))
+    f.orders = draw(order_rows(ids, future_s))
+    f.surveys = draw(survey_rows(ids, future_s))
+    f.fees = draw(fee_rows(ids, future_s))
+    for _ in range(draw(st.integers(0, 3))):
+        opened = draw(future_s)
+        f.tickets.append(_ticket(draw, draw(st.sampled_from(ids)), opened,
+                                 draw(st.one_of(st.none(), st.builds(lambda g: opened + g, gap_s)))))
+    for cid, opened, complaint in open_tickets:
+        # What was known at T0 (who, when opened, complaint or not) is shared; closing and rating are not.
+        f.closing.append(_ticket(draw, cid, opened, _closing_at_or_after_t0(draw, opened), complaint))
+    return f
+
+
+@dataclass
+class Scenario:
+    with_customers: bool
+    fmt: str
+    as_of: list[pd.Timestamp]
+    past: dict[str, list[dict[str, Any]]]
+    a: Future
+    b: Future
+
+    def tables(self, fut: Future) -> dict[str, list[dict[str, Any]]]:
+        """The whole source: the shared past plus one future."""
+        out = {
+            "events": self.past["events"] + fut.events,
+            "orders": self.past["orders"] + fut.orders,
+            "surveys": self.past["surveys"] + fut.surveys,
+            "fee_changes": self.past["fee_changes"] + fut.fees,
+            "tickets": self.past["tickets"] + fut.closing + fut.tickets,
+        }
+        if self.with_customers:
+            past = [c | ({"cancel_date": fut.cancel[c["customer_id"]]} if c["customer_id"] in fut.cancel else {})
+                    for c in self.past["customers"]]
+            out["customers"] = past + fut.customers
+        return out
+
+
+COLUMNS = {
+    "customers": ["customer_id", "signup_date", "cancel_date"],
+    "events": ["customer_id", "timestamp", "event_type", "duration_s"],
+    "orders": ["customer_id", "ordered_at", "amount", "discount"],
+    "surveys": ["customer_id", "answered_at", "score"],
+    "fee_changes": ["customer_id", "changed_at", "monthly_fee", "plan"],
+    "tickets": ["customer_id", "opened_at", "closed_at", "is_complaint", "satisfaction"],
+}
+
+
+@st.composite
+def scenarios(draw) -> Scenario:
+    with_customers = draw(st.booleans())
+    past_customers = []
+    for cid in PAST_IDS:
+        signup = draw(past_s)
+        # Cancelled before T0 (shared), or still a customer at T0 (each future decides when they cancel).
+        cancelled = draw(st.one_of(st.none(), st.integers(signup, -1)))
+        past_customers.append({"customer_id": cid, "signup_date": ts(signup),
+                               "cancel_date": None if cancelled is None else ts(cancelled)})
+    past: dict[str, list[dict[str, Any]]] = {
+        "customers": past_customers,
+        "events": draw(event_rows(PAST_IDS, past_s)),
+        "orders": draw(order_rows(PAST_IDS, past_s)),
+        "surveys": draw(survey_rows(PAST_IDS, past_s)),
+        "fee_changes": draw(fee_rows(PAST_IDS, past_s)),
+        "tickets": [],
+    }
+    open_at_t0: list[tuple[str, int, bool]] = []
+    for _ in range(draw(st.integers(0, 4))):
+        cid, opened = draw(st.sampled_from(PAST_IDS)), draw(past_s)
+        closed = draw(st.one_of(st.none(), st.integers(opened, -1)))
+        if closed is None:
+            open_at_t0.append((cid, opened, draw(st.booleans())))  # closed (or not) later: each future's
+        else:
+            past["tickets"].append(_ticket(draw, cid, opened, closed))
+    as_of = sorted({T0, *draw(st.lists(st.sampled_from([*EARLIER, LATER]), max_size=2))})
+    return Scenario(
+        with_customers=with_customers,
+        fmt=draw(st.sampled_from(["csv", "parquet"])),
+        as_of=as_of,
+        past=past,
+        a=draw(futures(past_customers, open_at_t0, with_customers)),
+        b=draw(futures(past_customers, open_at_t0, with_customers)),
+    )
+
+
+def _features(folder: Path, tables: dict[str, list[dict[str, Any]]], fmt: str, as_of, config,
+              with_label: bool = False) -> pd.DataFrame:
+    write_source(folder, tables, fmt, columns=COLUMNS)
+    fs = build(folder, [str(d.date()) for d in as_of], config)
+    try:
+        if with_label:
+            from churn.labels import create_labels
+
+            create_labels(fs.ds, config, fs.label)
+        return fs.to_pandas(with_label=with_label).set_index(["customer_id", "as_of"])
+    finally:
+        fs.ds.con.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios())
+def test_rows_at_or_after_as_of_never_change_features(s: Scenario) -> None:
+    config = make_config(CONFIG)
+    with tempfile.TemporaryDirectory() as d:
+        fa = _features(Path(d) / "a", s.tables(s.a), s.fmt, s.as_of, config)
+        fb = _features(Path(d) / "b", s.tables(s.b), s.fmt, s.as_of, config)
+    keep = lambda f: f[f.index.get_level_values("as_of") <= T0]  # noqa: E731
+    assert_frames_identical(keep(fa), keep(fb))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_row_order_never_changes_features(s: Scenario, rnd) -> None:
+    """Ties (two rows at the same instant) must not make a feature depend on the order of the file."""
+    config = make_config(CONFIG)
+    tables = s.tables(s.a)
+    shuffled = {k: rnd.sample(v, len(v)) for k, v in tables.items()}
+    with tempfile.TemporaryDirectory() as d:
+        fa = _features(Path(d) / "a", tables, s.fmt, s.as_of, config)
+        fb = _features(Path(d) / "b", shuffled, s.fmt, s.as_of, config)
+    assert_frames_identical(fa, fb)
+
+
+def test_same_instant_ties_do_not_depend_on_row_order(tmp_path) -> None:
+    """Two surveys, ratings or fee changes at the same instant: one defined answer, either file order."""
+    customers = [{"customer_id": "a", "signup_date": "2023-01-01", "cancel_date": None, "plan": "basic"}]
+    surveys = [{"customer_id": "a", "answered_at": "2024-05-01", "score": 3},
+               {"customer_id": "a", "answered_at": "2024-05-01", "score": 9}]
+    tickets = [{"customer_id": "a", "opened_at": "2024-04-01", "closed_at": "2024-05-01", "satisfaction": 1},
+               {"customer_id": "a", "opened_at": "2024-04-02", "closed_at": "2024-05-01", "satisfaction": 5}]
+    fees = [{"customer_id": "a", "changed_at": "2024-04-01", "monthly_fee": 10, "plan": "basic"},
+            {"customer_id": "a", "changed_at": "2024-05-01", "monthly_fee": 3, "plan": "basic"},
+            {"customer_id": "a", "changed_at": "2024-05-01", "monthly_fee": 9, "plan": "plus"}]
+    out = []
+    for name, order in (("fwd", slice(None)), ("rev", slice(None, None, -1))):
+        tables = {"customers": customers, "surveys": surveys[order], "tickets": tickets[order], "fee_changes": fees[order]}
+        write_source(tmp_path / name, tables)
+        fs = build(tmp_path / name, ["2024-06-01"])
+        out.append(fs.to_pandas())
+        fs.ds.con.close()
+    assert_frames_identical(out[0], out[1])
+    row = out[0].iloc[0]
+    # The same-instant tie resolves to the higher value (one rule for every "latest" fact).
+    assert (row["survey_last_score"], row["satisfaction_last"], row["monthly_fee"], row["plan"]) == (9, 5, 9, "plus")
+    assert row["fee_increases_365d"] == 1  # 10 -> 3 -> 9: one increase, whatever the file order
