@@ -42,9 +42,10 @@ def build(ctx: Ctx) -> str:
     detractor, _ = score_scale(ctx)
     cumulative(
         ctx, "f_feedback_c", "surveys", "answered_at",
-        {"last_at": "max(t.answered_at)", "last_score": "arg_max(t.score, t.answered_at)",
+        # Two answers at the same instant: the higher score counts as the last (never the file's row order).
+        {"last_at": "max(t.answered_at)", "last_score": "arg_max(t.score, (t.answered_at, t.score))",
          "n": "count(t.score)", "total": "sum(t.score)"},
-        {"last_at": "max(b.last_at)", "survey_last_score": "arg_max(b.last_score, b.last_at)",
+        {"last_at": "max(b.last_at)", "survey_last_score": "arg_max(b.last_score, (b.last_at, b.last_score))",
          "n": "sum(b.n)", "total": "sum(b.total)"},
     )
     ctx.run(

@@ -60,18 +60,21 @@ def build(ctx: Ctx) -> str:
         )
         return "f_profile"
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
-    # Fee (and plan) in force at as_of: the latest change strictly before it.
+    # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
+    # are ordered by fee then plan (one order everywhere), never by the file's row order.
+    order = "(f.changed_at, f.monthly_fee, f.plan)" if has_plan else "(f.changed_at, f.monthly_fee)"
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE fee_pit AS SELECT f.customer_id, a.as_of, "
-        "arg_max(f.monthly_fee, f.changed_at) AS fee_now, "
-        + ("arg_max(f.plan, f.changed_at) AS plan_now, " if has_plan else "")
+        f"arg_max(f.monthly_fee, {order}) AS fee_now, "
+        + (f"arg_max(f.plan, {order}) AS plan_now, " if has_plan else "")
         + f"min({days_since('f.changed_at')}) AS days_since_fee_change, "
-        "arg_max(f.monthly_fee, f.changed_at) FILTER (WHERE f.changed_at < a.as_of - INTERVAL 90 DAY) AS fee_90d_ago "
+        f"arg_max(f.monthly_fee, {order}) FILTER (WHERE f.changed_at < a.as_of - INTERVAL 90 DAY) AS fee_90d_ago "
         "FROM fee_changes f JOIN asof_dates a ON f.changed_at < a.as_of GROUP BY f.customer_id, a.as_of"
     )
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE fee_incr AS SELECT customer_id, changed_at, "
-        "monthly_fee > lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY changed_at) AS increased "
+        "monthly_fee > lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY "
+        + ("changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee") + ") AS increased "
         "FROM fee_changes"
     )
     ctx.run(

@@ -104,14 +104,15 @@ def build(ctx: Ctx) -> str:
         combine["days_since_last_complaint"] = days_since("max(b.last_complaint)")
     if _has(ctx, "satisfaction"):
         rated = "t.closed_at" if _has(ctx, "closed_at") else "t.opened_at"
-        # Bucket by when the rating became known, so a rating given at/after as_of stays unseen.
+        # Bucket by when the rating became known, so a rating given at/after as_of stays unseen; ratings
+        # known at the same instant are ordered by value, never by the file's row order.
         ctx.run(
             "CREATE OR REPLACE TEMP TABLE tk_rated AS SELECT customer_id, "
             f"{rated} AS rated_at, satisfaction FROM tickets t WHERE t.satisfaction IS NOT NULL AND {rated} IS NOT NULL"
         )
         cumulative(ctx, "f_support_sat", "tk_rated", "rated_at",
-                   {"last_rated": "max(t.rated_at)", "sat": "arg_max(t.satisfaction, t.rated_at)"},
-                   {"satisfaction_last": "arg_max(b.sat, b.last_rated)"})
+                   {"last_rated": "max(t.rated_at)", "sat": "arg_max(t.satisfaction, (t.rated_at, t.satisfaction))"},
+                   {"satisfaction_last": "arg_max(b.sat, (b.last_rated, b.sat))"})
         parts.append("f_support_sat")
     cumulative(ctx, "f_support_c", "tickets", "opened_at", bucket, combine)
     joins = " ".join(f"LEFT JOIN {p} USING (customer_id, as_of)" for p in parts)
