@@ -7,6 +7,7 @@ signature declares categorical inputs as strings and numeric inputs as doubles (
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,16 @@ def pip_requirements() -> list[str]:
 
 def log_pyfunc(model: ChurnModel, *, name: str = "model", registered_model_name: str | None = None) -> Any:
     """Log `model` as a pyfunc in the active run (and register it); returns MLflow's ModelInfo."""
+    quiet = logging.getLogger("mlflow.pyfunc")  # its "python_model is cloudpickled" notice: ours is a class
+    level = quiet.level                         # reference to an importable module, nothing to warn about
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _log(model, name, registered_model_name)
+    finally:
+        quiet.setLevel(level)
+
+
+def _log(model: ChurnModel, name: str, registered_model_name: str | None) -> Any:
     with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
         path = Path(tmp) / MODEL_FILE
         joblib.dump(model, path)

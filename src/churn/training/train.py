@@ -494,9 +494,18 @@ def _with_label_risk(holdout_df: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> 
 
 def _holdout_frame(clean: pd.DataFrame, frame: pd.DataFrame, split: Split, id_col: str,
                    time_col: str | None) -> pd.DataFrame:
+    """Holdout rows: keys, the model's features (coerced) and the frame's other columns, so a champion
+    trained on different features can still be scored on the same rows."""
     keys = frame[[c for c in (id_col, time_col) if c]].iloc[split.holdout].reset_index(drop=True)
     keys[id_col] = keys[id_col].astype(str).astype(object)
-    return pd.concat([keys, clean.iloc[split.holdout].reset_index(drop=True)], axis=1)
+    others = [c for c in frame.columns if c not in clean.columns and c not in keys.columns]
+    rest = frame[others].iloc[split.holdout].reset_index(drop=True)
+    for c in rest.columns:  # keep only columns parquet can store as they are
+        try:
+            pd.DataFrame({c: rest[c].head(1000)}).to_parquet(__import__("io").BytesIO())
+        except Exception:  # noqa: BLE001 - mixed-type columns are simply not kept
+            rest = rest.drop(columns=[c])
+    return pd.concat([keys, clean.iloc[split.holdout].reset_index(drop=True), rest], axis=1)
 
 
 def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str], None]) -> None:

@@ -1,0 +1,228 @@
+"""End to end on a real MLflow SQLite store: runs, registry aliases, promotion, loading and bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from churn.errors import ChurnError
+from churn.training.loading import load_model
+from churn.training.registry import promote
+from churn.training.train import train
+
+NAME = "churn-test"
+WEAK = ["region", "tenure_days"]  # little signal: the champion to beat
+
+
+@pytest.fixture(scope="module")
+def runs(mlflow_store, synthetic, make_config):
+    """weak v1 (promoted: no champion), full v2 (promoted: better), weak v3 (challenger only, then promote()
+    keeps v2), full v4 (same seed as v2: determinism)."""
+    frame, features = synthetic
+    cfg = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests")
+    weak = [f for f in features if f.name in WEAK]
+    out = {"cfg": cfg, "frame": frame, "features": features}
+    out["weak1"] = train(frame, weak, cfg, promote=True, extra_metadata={"features_config": {"k": 1}})
+    out["full"] = train(frame, features, cfg, promote=True, extra_metadata={"features_config": {"k": 1}},
+                        data_fingerprint={"source": "synthetic"})
+    out["weak2"] = train(frame, weak, cfg)
+    out["promote_weak2"] = promote(NAME, cfg)
+    out["full_again"] = train(frame, features, cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(mlflow_store, runs):
+    from churn.config import tracking_uri
+
+    return MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+
+
+def test_versions_increment_and_aliases_move(runs, client):
+    assert [runs[k].version for k in ("weak1", "full", "weak2", "full_again")] == ["1", "2", "3", "4"]
+    assert runs["weak1"].promoted and runs["weak1"].promotion["reason"] == "there was no champion"
+    assert runs["full"].promoted and runs["full"].promotion["decision"] == "promoted"
+    p = runs["promote_weak2"]
+    assert not p["promoted"] and p["decision"] == "kept_champion"
+    assert p["challenger_version"] == "3" and p["champion_version"] == "2"
+    assert p["champion_score"] > p["challenger_score"]  # pr_auc, higher is better
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "2"
+    assert str(client.get_model_version_by_alias(NAME, "previous_champion").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "4"
+    assert runs["full_again"].promotion is None and not runs["full_again"].promoted
+
+
+def test_promotion_decision_logged_on_run_and_version(runs, client):
+    run = client.get_run(runs["weak2"].run_id)
+    assert run.data.tags["promotion.decision"] == "kept_champion"
+    assert run.data.tags["promotion.champion_version"] == "2"
+    assert {"promotion_challenger_pr_auc", "promotion_champion_pr_auc"} <= set(run.data.metrics)
+    mv = client.get_model_version(NAME, "2")
+    assert mv.tags["promotion.decision"] == "promoted"
+
+
+def test_run_has_metrics_params_tags_and_artifacts(runs, client):
+    res = runs["full"]
+    run = client.get_run(res.run_id)
+    m = run.data.metrics
+    for k in ("roc_auc", "pr_auc", "log_loss", "brier", "log_loss_raw", "brier_raw", "precision", "recall",
+              "lift_top_10pct", "capture_top_20pct", "base_rate", "profit_best", "profit_best_share",
+              "baseline_logistic_roc_auc", "baseline_heuristic_pr_auc", "train_positive_rate"):
+        assert k in m, k
+    assert m["roc_auc"] == pytest.approx(res.metrics["roc_auc"])
+    p = run.data.params
+    assert p["n_rows"] == str(len(runs["frame"])) and p["n_features"] == "8"
+    assert p["imbalance"] == "none" and p["evaluation"] == "out_of_time" and p["lgb.num_threads"] == "1"
+    assert p["snapshots.holdout"] == "2025-05-01"
+    t = run.data.tags
+    assert t["churn_version"] and t["data.sha256"] and t["data.source"] == "synthetic"
+    assert t["evaluation"] == "out_of_time" and t["registered_version"] == "2"
+    arts = {a.path for a in client.list_artifacts(res.run_id)}
+    assert {"features.json", "features.csv", "metrics.json", "plots", "holdout"} <= arts
+    plots = {a.path.split("/")[-1] for a in client.list_artifacts(res.run_id, "plots")}
+    assert {"roc.png", "pr.png", "calibration.png", "lift_gain.png", "profit.png", "feature_importance.png",
+            "shap_summary.png"} <= plots
+    feats = json.loads(open(client.download_artifacts(res.run_id, "features.json")).read())
+    assert [f["name"] for f in feats][:2] == ["days_since_last_event", "events_30d"]
+    assert feats[0]["description"] and "levels" in feats[6]
+
+
+def test_result_metrics_and_baselines(runs):
+    res = runs["full"]
+    assert res.evaluation == "out_of_time"
+    assert res.metrics["roc_auc"] > res.baseline_metrics["heuristic"]["roc_auc"]
+    assert res.baseline_metrics["heuristic"]["column"] == "days_since_last_event"
+    assert 0 < res.metrics["profit_best_share"] <= 1
+    # the weak model loses to both baselines: loud warning in the result and a tag on the run
+    weak = runs["weak1"]
+    assert any("DOES NOT BEAT THE BASELINES" in w for w in weak.warnings)
+
+
+def test_baseline_failure_tagged(runs, client):
+    t = client.get_run(runs["weak1"].run_id).data.tags
+    assert t["baseline_check"] == "FAILED" and "DOES NOT BEAT" in t["warning.baselines"]
+
+
+def test_holdout_customers_not_in_fitting_rows(runs):
+    res = runs["full"]
+    frame = runs["frame"]
+    held = set(res.holdout["customer_id"])
+    dates = set(res.holdout["as_of"].dt.date.astype(str))
+    assert dates == {"2025-05-01"}
+    rows = res.model.metadata_["rows"]
+    fitting_ids = set(frame.loc[frame["as_of"] < "2025-05-01", "customer_id"]) - held
+    assert len(held) == rows["holdout"] and len(fitting_ids) > 0
+    # the fitted row counts add up to exactly the non-holdout customers' older rows
+    older = frame[(frame["as_of"] < "2025-05-01") & ~frame["customer_id"].isin(held)]
+    assert rows["train"] + rows["early_stopping"] + rows["calibration"] == len(older)
+
+
+def test_loaded_models_match_in_memory(runs):
+    res = runs["full"]
+    ho = res.holdout
+    expected = res.model.predict_risk(ho)
+    champion = load_model(f"models:/{NAME}@champion")
+    by_run = load_model(f"runs:/{res.run_id}/model")
+    by_version = load_model(f"models:/{NAME}/2")
+    bundle = load_model(res.bundle_path)
+    for m in (champion, by_run, by_version, bundle):
+        assert np.allclose(m.predict_risk(ho), expected, rtol=0, atol=1e-9)
+    assert champion.metadata_["registered_version"] == "2" and bundle.metadata_["registered_version"] == "2"
+    assert champion.metadata_["extra"] == {"features_config": {"k": 1}}
+    assert champion.metadata_["label"]["horizon_days"] == 60
+
+
+def test_same_seed_same_predictions(runs):
+    ho = runs["full"].holdout
+    assert np.array_equal(runs["full"].model.predict_risk(ho), runs["full_again"].model.predict_risk(ho))
+    assert runs["full"].metrics["roc_auc"] == runs["full_again"].metrics["roc_auc"]
+
+
+def test_pyfunc_returns_probabilities_with_unseen_levels_and_missing(runs):
+    res = runs["full"]
+    x = res.holdout[[f.name for f in runs["features"]]].head(30).copy()
+    x["plan"] = x["plan"].astype(object)
+    x.loc[x.index[:4], "plan"] = "enterprise"  # unseen at training
+    x.loc[x.index[4:8], "region"] = None
+    x.loc[x.index[8:10], "monthly_fee"] = np.nan
+    from churn.training.tracking import mlflow_session
+
+    with mlflow_session():
+        pf = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+        out = pf.predict(x)
+    out = np.asarray(out)
+    assert out.shape == (30,) and ((out >= 0) & (out <= 1)).all()
+    assert np.allclose(out, res.model.predict_risk(x), atol=1e-12)
+
+
+def test_bundle_manifest_and_tamper_detection(runs, tmp_path):
+    src = runs["full"].bundle_path
+    manifest = json.loads(open(f"{src}/manifest.json").read())
+    assert set(manifest["files"]) == {"model.joblib", "features.json"}
+    assert manifest["mlflow_run_id"] == runs["full"].run_id and manifest["version"] == "2"
+    assert manifest["versions"]["lightgbm"] and manifest["metrics"]["roc_auc"] > 0.5
+    copy = tmp_path / "bundle"
+    shutil.copytree(src, copy)
+    data = bytearray((copy / "model.joblib").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.joblib").write_bytes(bytes(data))
+    with pytest.raises(ChurnError, match="model.joblib does not match its sha256"):
+        load_model(str(copy))
+    shutil.copytree(src, tmp_path / "b2")
+    (tmp_path / "b2" / "features.json").unlink()
+    with pytest.raises(ChurnError, match="features.json is missing"):
+        load_model(str(tmp_path / "b2"))
+
+
+def test_bundle_warns_on_library_version_change(runs, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(runs["full"].bundle_path, copy)
+    man = json.loads((copy / "manifest.json").read_text())
+    man["versions"]["lightgbm"] = "0.0.1"
+    (copy / "manifest.json").write_text(json.dumps(man))
+    with pytest.warns(UserWarning, match="lightgbm 0.0.1"):
+        load_model(str(copy))
+
+
+def test_load_model_errors(runs):
+    with pytest.raises(ChurnError, match="no model bundle"):
+        load_model("/nonexistent/bundle")
+    with pytest.raises(ChurnError, match="cannot load model"):
+        load_model(f"models:/{NAME}@nosuchalias")
+
+
+def test_cross_validation_without_time_column(mlflow_store, synthetic, make_config):
+    frame, features = synthetic
+    one = frame[frame["as_of"] == frame["as_of"].max()].drop(columns=["as_of"])
+    cfg = make_config(mlflow_store / "models", registered_name="churn-cv", experiment="churn-tests", cv_folds=3,
+                      calibration="sigmoid")
+    res = train(one, features, cfg, time_col=None)
+    assert res.evaluation == "cross_validation"
+    assert res.metrics["n_rows"] == len(one)  # out-of-fold predictions over every row
+    assert {"cv_roc_auc_mean", "cv_roc_auc_std", "cv_folds"} <= set(res.metrics)
+    assert res.metrics["cv_folds"] == 3 and res.metrics["roc_auc"] > 0.65
+    assert res.version == "1"
+
+
+def test_few_snapshots_fall_back_with_warning_and_tuning_logs_trials(mlflow_store, synthetic, make_config):
+    frame, features = synthetic
+    two = frame[frame["as_of"] >= "2025-04-01"]
+    cfg = make_config(mlflow_store / "models", registered_name="churn-fallback", experiment="churn-tests")
+    res = train(two, features, cfg, tune_trials=2)
+    assert res.evaluation == "grouped_random"
+    assert any("fell back to a random split by customer" in w for w in res.warnings)
+    from churn.config import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    run = client.get_run(res.run_id)
+    children = client.search_runs([run.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{res.run_id}'")
+    assert len(children) == 2
+    assert all("valid_log_loss" in c.data.metrics and "learning_rate" in c.data.params for c in children)
+    assert "tune_best_valid_log_loss" in run.data.metrics
