@@ -81,12 +81,16 @@ def build(ctx: Ctx) -> str:
     s90 = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90)}), 0)"
     s_prev = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90, 90)}), 0)"
     sel += [
-        f"sum(t.amount) / nullif(CAST(sum(t.n) AS DOUBLE), 0) AS avg_order_value_{big}d",
+        # The join looks back max(big, 180) days (for the spend trend); these two use their own window.
+        f"sum(t.amount) FILTER (WHERE {in_last('t.day', big)}) / "
+        f"nullif(CAST(sum(t.n) FILTER (WHERE {in_last('t.day', big)}) AS DOUBLE), 0) AS avg_order_value_{big}d",
         f"CASE WHEN {s_prev} > 0 THEN {s90} / {s_prev} - 1 WHEN {s90} > 0 THEN 1.0 ELSE 0.0 END AS spend_trend_90d",
     ]
     ctx.zero_fill.add("spend_trend_90d")
     if has_disc:
-        sel.append(f"sum(t.discount) / nullif(sum(t.amount) + sum(t.discount), 0) AS discount_share_{big}d")
+        big_w = f"FILTER (WHERE {in_last('t.day', big)})"
+        sel.append(f"sum(t.discount) {big_w} / nullif(sum(t.amount) {big_w} + sum(t.discount) {big_w}, 0) "
+                   f"AS discount_share_{big}d")
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE f_purchases_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
         f"{window_join('or_daily', 'day', max(big, 180))} GROUP BY ALL"
