@@ -148,7 +148,7 @@ def customer_value(frame: pd.DataFrame, config: Config) -> tuple[np.ndarray, str
     if spend_cols and v.method in ("auto", "spend"):
         c = spend_cols[0]
         days = int(c.split("_")[1].rstrip("d"))
-        return (_col(c) * (30.4375 / days) * months * margin,
+        return (_col(c) * (365.0 / days) / 12.0 * months * margin,
                 f"{c} scaled to a month x {months:g} lifetime months x margin {margin:g}")
     return np.ones(len(frame)), "1.0 per customer (no monthly_fee or spend column among the features)"
 

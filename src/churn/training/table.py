@@ -139,7 +139,9 @@ def prepare_table(df: pd.DataFrame, target: str, id_col: str, time_col: str | No
             out[name] = np.where(lower == "", np.nan, lower.isin(TRUE_WORDS).astype("float64"))
             features.append(Feature(name, "table", f"{name} (from your table, yes = 1)"))
             continue
-        out[name] = text.where(~lower.isin(NA_WORDS), None).astype(object)
+        cats = text.to_numpy(dtype=object)
+        cats[lower.isin(NA_WORDS).to_numpy()] = None
+        out[name] = pd.Series(cats, index=df.index, dtype=object)
         features.append(Feature(name, "table", f"{name} (from your table)", kind="categorical"))
     if skipped:
         log.warning("columns not used as features: %s", ", ".join(skipped))

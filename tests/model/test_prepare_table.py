@@ -1,0 +1,89 @@
+"""Bring-your-own feature tables: target parsing, text/number columns, blanks, ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.errors import ChurnError
+from churn.training.table import parse_number_text, prepare_table
+
+
+def _table(target):
+    n = len(target)
+    return pd.DataFrame({
+        "account": ["007", "008", "009", "010"][:n],
+        "left": target,
+        "plan": ["gold", "silver", None, " gold "][:n],
+        "spend": ["1.5", "", "3", "NA"][:n],
+        "visits": [1, 2, np.nan, 4][:n],
+        "vip": ["yes", "no", "", "YES"][:n],
+    })
+
+
+@pytest.mark.parametrize("target,expected", [
+    (["yes", "No", "YES", "no"], [1, 0, 1, 0]),
+    (["true", "False", "TRUE", "false"], [1, 0, 1, 0]),
+    ([1, 0, 1, 0], [1, 0, 1, 0]),
+    (["1", "0", "1.0", "0"], [1, 0, 1, 0]),
+    ([True, False, True, False], [1, 0, 1, 0]),
+])
+def test_target_forms(target, expected):
+    frame, _ = prepare_table(_table(target), "left", "account")
+    assert frame["left"].tolist() == expected
+
+
+def test_bad_target_names_column_and_rows():
+    with pytest.raises(ChurnError, match=r"target column 'left'.*'maybe'.*row 2 \(account='008'"):
+        prepare_table(_table(["yes", "maybe", "no", "yes"]), "left", "account")
+    with pytest.raises(ChurnError, match="target column 'left'"):
+        prepare_table(_table(["yes", None, "no", "yes"]), "left", "account")
+
+
+def test_columns_become_features():
+    frame, feats = prepare_table(_table(["yes", "no", "yes", "no"]), "left", "account")
+    kinds = {f.name: f.kind for f in feats}
+    assert kinds == {"plan": "categorical", "spend": "numeric", "visits": "numeric", "vip": "numeric"}
+    assert frame["account"].tolist() == ["007", "008", "009", "010"]  # ids stay text
+    assert frame["plan"].tolist() == ["gold", "silver", None, "gold"]
+    assert frame["spend"].tolist()[:1] == [1.5] and np.isnan(frame["spend"].iloc[1])
+    assert frame["spend"].iloc[2] == 3.0 and np.isnan(frame["spend"].iloc[3])
+    assert np.isnan(frame["visits"].iloc[2])
+    assert frame["vip"].iloc[0] == 1.0 and frame["vip"].iloc[1] == 0.0 and np.isnan(frame["vip"].iloc[2])
+    assert all(f.description for f in feats)
+
+
+def test_number_text_variants():
+    assert parse_number_text(pd.Series(["1,5", "2,25", ""])).tolist()[:2] == [1.5, 2.25]
+    assert parse_number_text(pd.Series(["1,234.5", "12", None])).tolist()[:2] == [1234.5, 12.0]
+    assert parse_number_text(pd.Series(["-3", "+4.5e1", " 7 "])).tolist() == [-3.0, 45.0, 7.0]
+    assert parse_number_text(pd.Series(["gold", "1"])) is None
+
+
+def test_time_column_and_keys():
+    df = _table(["yes", "no", "yes", "no"]).assign(snap=["2025-01-01", "2025-01-01", "2025-02-01", "2025-02-01"])
+    frame, feats = prepare_table(df, "left", "account", time_col="snap")
+    assert str(frame["snap"].dtype).startswith("datetime64") and "snap" not in {f.name for f in feats}
+    with pytest.raises(ChurnError, match="time column 'snap'"):
+        prepare_table(df.assign(snap=["2025-01-01", "soon", "x", "2025-02-01"]), "left", "account", time_col="snap")
+    with pytest.raises(ChurnError, match="id column 'customer'"):
+        prepare_table(df, "left", "customer")
+    dup = df.assign(account=["1", "1", "2", "3"], snap="2025-01-01")
+    with pytest.raises(ChurnError, match="duplicated"):
+        prepare_table(dup, "left", "account", time_col="snap")
+
+
+def test_prepared_table_trains_a_model():
+    from churn.training.model import ChurnModel
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"id": np.arange(n), "y": np.where(rng.random(n) < 1 / (1 + np.exp(-2 * x)), "yes", "no"),
+                       "x": [f"{v:.3f}" for v in x], "segment": rng.choice(["a", "b"], n)})
+    frame, feats = prepare_table(df, "y", "id")
+    m = ChurnModel(feats, {"num_leaves": 4, "min_child_samples": 10}, num_boost_round=30, n_jobs=1)
+    m.fit(frame, frame["y"])
+    p = m.predict_risk(frame)
+    assert np.corrcoef(p, x)[0, 1] > 0.5

@@ -1,0 +1,80 @@
+"""Holdout metrics, economics and customer value on small hand-checked inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import Config, Incentive
+from churn.training.metrics import (
+    customer_value,
+    holdout_metrics,
+    incentive_economics,
+    profit_curve,
+    profit_summary,
+    top_k,
+    top_share_metrics,
+)
+
+
+def test_top_share_precision_lift_capture():
+    # 20 rows, 4 churners; the riskiest 2 (10%) are both churners, the riskiest 4 (20%) hold 3 of them
+    y = np.array([1, 1, 0, 1] + [0] * 15 + [1])
+    p = np.linspace(1, 0, 20)
+    m = top_share_metrics(y, p)
+    assert m["precision_top_10pct"] == 1.0 and m["lift_top_10pct"] == pytest.approx(5.0)
+    assert m["capture_top_10pct"] == 0.5
+    assert m["precision_top_20pct"] == 0.75 and m["capture_top_20pct"] == 0.75
+    assert m["precision_top_5pct"] == 1.0  # top 5% of 20 rows = 1 row
+
+
+def test_top_k_rounds_up_and_keeps_one():
+    assert top_k(20, 0.05) == 1 and top_k(21, 0.1) == 3 and top_k(3, 0.01) == 1 and top_k(0, 0.1) == 0
+
+
+def test_holdout_metrics_perfect_and_raw():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.8, 0.9])
+    m = holdout_metrics(y, p, p_raw=np.array([0.3, 0.4, 0.6, 0.7]))
+    assert m["roc_auc"] == 1.0 and m["pr_auc"] == 1.0 and m["base_rate"] == 0.5
+    assert m["brier"] == pytest.approx(np.mean([0.01, 0.04, 0.04, 0.01]))
+    assert m["brier_raw"] > m["brier"] and m["roc_auc_raw"] == 1.0
+    assert m["precision"] == 1.0 and m["recall"] == 1.0
+
+
+def test_one_class_holdout_gives_nan_not_error():
+    m = holdout_metrics(np.zeros(5), np.linspace(0, 1, 5))
+    assert np.isnan(m["roc_auc"]) and np.isfinite(m["brier"])
+
+
+def test_profit_curve_by_hand():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    value = np.array([100.0, 50.0, 200.0, 10.0])
+    curve = profit_curve(y, p, value, save_rate=0.5, cost=10.0)
+    # contact order 0,1,2,3: gains 40, -10, 90, -10
+    assert curve["profit"].tolist() == [0.0, 40.0, 30.0, 120.0, 110.0]
+    s = profit_summary(curve)
+    assert s["profit_best"] == 120.0 and s["profit_best_share"] == 0.75 and s["profit_contact_all"] == 110.0
+
+
+def test_economics_defaults_and_catalogue():
+    e = incentive_economics(Config())
+    assert (e.save_rate, e.cost) == (0.2, 5.0) and "default" in e.source
+    cfg = Config(incentives={"catalogue": [
+        Incentive(name="a", kind="discount", unit_cost=10.0, save_rate={"high": 0.3, "low": 0.1}),
+        Incentive(name="b", kind="gift", unit_cost=20.0, save_rate={"high": 0.4}),
+    ]})
+    e = incentive_economics(cfg)
+    assert e.save_rate == pytest.approx(0.3) and e.cost == 15.0
+
+
+def test_customer_value_sources():
+    cfg = Config()
+    v, src = customer_value(pd.DataFrame({"monthly_fee": [10.0, np.nan, 30.0]}), cfg)
+    assert v.tolist() == [240.0, 480.0, 720.0] and "monthly_fee" in src  # missing -> median fee
+    v, src = customer_value(pd.DataFrame({"spend_365d": [1217.5]}), cfg)
+    assert v[0] == pytest.approx(1217.5 / 12 * 24) and "spend_365d" in src
+    v, src = customer_value(pd.DataFrame({"x": [1, 2]}), cfg)
+    assert v.tolist() == [1.0, 1.0] and src.startswith("1.0")
