@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_frames_identical, build, make_config, write_source
@@ -283,3 +283,103 @@ def test_same_instant_ties_do_not_depend_on_row_order(tmp_path) -> None:
     # The same-instant tie resolves to the higher value (one rule for every "latest" fact).
     assert (row["survey_last_score"], row["satisfaction_last"], row["monthly_fee"], row["plan"]) == (9, 5, 9, "plus")
     assert row["fee_increases_365d"] == 1  # 10 -> 3 -> 9: one increase, whatever the file order
+
+
+# ------------------------------------------------------------------------------------------------ labels
+H_S = HORIZON * DAY
+_edges_label = [-H_S - 1, -H_S, -1, 0, 1, H_S - 1, H_S, H_S + 1]
+anywhere_s = st.one_of(st.integers(-200 * DAY, 150 * DAY), st.sampled_from(_edges_label))
+in_window_s = st.one_of(st.integers(0, H_S - 1), st.sampled_from([0, 1, H_S - 1]))
+outside_window_s = st.one_of(st.integers(-200 * DAY, -1), st.integers(H_S, 150 * DAY),
+                             st.sampled_from([-H_S - 1, -H_S, -1, H_S, H_S + 1]))
+after_window_s = st.one_of(st.integers(H_S, 150 * DAY), st.sampled_from([H_S, H_S + 1]))
+LABEL_CONFIG = {"label": {"horizon_days": HORIZON}, "features": {"families": ["profile"]}}
+
+
+def _labels(folder: Path, tables: dict[str, list[dict[str, Any]]], config, kind: str) -> pd.Series:
+    """The labels at T0 (customers' columns as given: no cancel_date column means inactivity)."""
+    write_source(folder, tables, "parquet", columns={k: v for k, v in COLUMNS.items() if k in tables and k != "customers"})
+    fs = build(folder, [str(T0.date())], config)
+    try:
+        from churn.labels import create_labels
+
+        assert fs.label == kind
+        create_labels(fs.ds, config, fs.label)
+        return fs.to_pandas(with_label=True).set_index("customer_id")["churned"]
+    finally:
+        fs.ds.con.close()
+
+
+def _activity(draw, when, n_max: int = 6) -> dict[str, list[dict[str, Any]]]:
+    ids = st.sampled_from(PAST_IDS)
+    return {
+        "events": [{"customer_id": draw(ids), "timestamp": ts(draw(when)),
+                    "event_type": draw(st.sampled_from(["login", "view"]))} for _ in range(draw(st.integers(0, n_max)))],
+        "orders": [{"customer_id": draw(ids), "ordered_at": ts(draw(when)), "amount": 1}
+                   for _ in range(draw(st.integers(0, n_max)))],
+        "tickets": [{"customer_id": draw(ids), "opened_at": ts(draw(when))} for _ in range(draw(st.integers(0, 2)))],
+        "surveys": [{"customer_id": draw(ids), "answered_at": ts(draw(when)), "score": 5}
+                    for _ in range(draw(st.integers(0, 2)))],
+    }
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_cancellation_label_depends_only_on_cancellations_in_the_window(data) -> None:
+    """Any activity, before or after as_of, and cancellations outside the window leave the label alone."""
+    draw = data.draw
+    customers_a, customers_b = [], []
+    for cid in PAST_IDS:
+        signup = draw(past_s)
+        kind = draw(st.sampled_from(["before", "in_window", "outside", "outside"]))
+        if kind == "before":
+            cancel_a = cancel_b = draw(st.integers(signup, -1))
+        elif kind == "in_window":
+            cancel_a = cancel_b = draw(in_window_s)
+        else:  # none, or at/after the window's end: each version on its own
+            cancel_a, cancel_b = (draw(st.one_of(st.none(), after_window_s)) for _ in range(2))
+        for out, cancel in ((customers_a, cancel_a), (customers_b, cancel_b)):
+            out.append({"customer_id": cid, "signup_date": ts(signup),
+                        "cancel_date": None if cancel is None else ts(cancel)})
+    config = make_config(LABEL_CONFIG)
+    with tempfile.TemporaryDirectory() as d:
+        la = _labels(Path(d) / "a", {"customers": customers_a, **_activity(draw, anywhere_s)}, config, "cancellation")
+        lb = _labels(Path(d) / "b", {"customers": customers_b, **_activity(draw, anywhere_s)}, config, "cancellation")
+    event(f"snapshot size {min(len(la), 2)}+, churned: {sorted(set(la))}")
+    pd.testing.assert_series_equal(la, lb)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_inactivity_label_depends_only_on_activity_in_the_window(data) -> None:
+    """Activity outside [as_of, as_of + horizon), and tickets, surveys and uncounted event types anywhere,
+    never change the inactivity label of a customer in both snapshots (activity before as_of may change
+    who is in the snapshot, and the features, but not the label)."""
+    draw = data.draw
+    with_customers = draw(st.booleans())
+    event_types = draw(st.sampled_from([None, ["login"]]))
+    shared = _activity(draw, in_window_s)
+    shared["tickets"], shared["surveys"] = [], []
+    # Most customers share some activity in the lookback before as_of, so most are in both snapshots.
+    shared["events"] += [{"customer_id": c, "timestamp": ts(draw(st.integers(-H_S, -1))), "event_type": "login"}
+                         for c in draw(st.lists(st.sampled_from(PAST_IDS), unique=True))]
+    if event_types:  # uncounted event types inside the window belong to each version on its own
+        shared["events"] = [e for e in shared["events"] if e["event_type"] in event_types]
+    config = make_config({**LABEL_CONFIG, "label": {"horizon_days": HORIZON, "event_types": event_types}})
+    out = []
+    with tempfile.TemporaryDirectory() as d:
+        for name in ("a", "b"):
+            own = _activity(draw, outside_window_s)
+            extra = _activity(draw, in_window_s)
+            own["tickets"] += extra["tickets"]
+            own["surveys"] += extra["surveys"]
+            if event_types:
+                own["events"] += [e for e in extra["events"] if e["event_type"] not in event_types]
+            tables = {k: shared[k] + own[k] for k in shared}
+            if with_customers:  # without cancel dates: the label is inactivity
+                tables["customers"] = [{"customer_id": c, "signup_date": ts(-400 * DAY)} for c in PAST_IDS]
+            out.append(_labels(Path(d) / name, tables, config, "inactivity"))
+    la, lb = out
+    common = la.index.intersection(lb.index)
+    event(f"customers in both snapshots: {min(len(common), 2)}+, churned: {sorted(set(la.loc[common]))}")
+    pd.testing.assert_series_equal(la.loc[common], lb.loc[common])
