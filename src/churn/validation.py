@@ -144,7 +144,8 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
         ).fetchone()
         if dup and dup[0]:
             ex = ds.con.execute(
-                f"SELECT {_tc('customer_id')}, count(*) FROM {views['customers']} GROUP BY 1 HAVING count(*) > 1 "
+                f"SELECT {_tc('customer_id')}, count(*) FROM {views['customers']} WHERE {_tc('customer_id')} IS NOT NULL "
+                "GROUP BY 1 HAVING count(*) > 1 "
                 f"ORDER BY 1 LIMIT {MAX_EXAMPLES}"
             ).fetchall()
             problems.append(Problem("customers", f"duplicate customer ids ({dup[0]:,} ids)", str(info.path),
