@@ -126,6 +126,7 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
     problems: list[Problem] = []
     views: dict[str, str] = {}
     for name, info in ds.tables.items():
+        problems += _mapping_problems(info, config)
         if info.missing_required:
             for col in info.missing_required:
                 theirs = config.sources.tables.get(name, TableSource()).columns.get(col)
@@ -153,6 +154,25 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
         for name in ACTIVITY:
             if name in views:
                 problems += _unknown_customers(ds, views[name], views["customers"], ds.tables[name])
+    return problems
+
+
+def _mapping_problems(info: TableInfo, config: Config) -> list[Problem]:
+    """Column mappings in the config that name no contract column, or an optional column the file lacks.
+
+    (A missing required column is reported with the other missing columns.)
+    """
+    spec = CONTRACT[info.name]
+    problems = []
+    for ours, theirs in config.sources.tables.get(info.name, TableSource()).columns.items():
+        if spec.column(ours) is None:
+            problems.append(Problem(
+                info.name, f"sources.tables.{info.name}.columns maps '{ours}', which is not a column of table "
+                f"'{info.name}'; its columns are: " + ", ".join(c.name for c in spec.columns), str(info.path), ours))
+        elif ours not in info.mapping and ours not in info.missing_required:
+            problems.append(Problem(
+                info.name, f"column '{ours}' is configured as '{theirs}', which the file does not have; the file "
+                "has: " + ", ".join(info.raw_types), str(info.path), ours))
     return problems
 
 
