@@ -15,9 +15,13 @@ from churn.errors import ChurnError
 
 
 def parse_as_of(value: str | date | datetime | pd.Timestamp) -> pd.Timestamp:
-    """An as_of date as a naive UTC midnight Timestamp; times of day are rejected, not truncated."""
+    """An as_of date as a naive UTC midnight Timestamp; times of day are rejected, not truncated.
+
+    Text must be ISO 8601 (2024-06-01, 2024-06-01T02:00:00+02:00): partial or locale-dependent dates such as
+    "2024-06" or "1/2/2024" are refused rather than guessed.
+    """
     try:
-        ts = pd.Timestamp(value)
+        ts = pd.Timestamp(datetime.fromisoformat(value.strip()) if isinstance(value, str) else value)
     except (ValueError, TypeError):
         raise ChurnError(f"as-of date {value!r} is not a date (expected YYYY-MM-DD)") from None
     if ts is pd.NaT:
