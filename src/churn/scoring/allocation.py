@@ -38,6 +38,7 @@ from churn.scoring.messages import normalise_language, render_messages
 from churn.scoring.tiers import RiskTiers
 from churn.scoring.value import value_from_revenue, value_parts
 
+EXACT_MAX_OPTIONS = 5_000  # campaigns with at most this many worthwhile (customer, offer) pairs: exact too
 REASON_NO_SCORE = "no score"
 REASON_CONTROL = "control group"
 REASON_NOT_ELIGIBLE = "not eligible for any incentive"
@@ -76,21 +77,27 @@ def _fit_caps(
 
     Stops early when a round raises no price by more than `stall` (a price war over near-indifferent
     rows); the hard repair then settles the last few places."""
-    m = net.shape[1]
+    k, m = net.shape
     mu = np.zeros(m)
     capped = np.isfinite(caps)
+    base = net - lam * cost
+    # Rows with nothing worth taking at this budget price never take anything (mu only lowers scores).
+    live = np.flatnonzero(base.max(axis=1) > 0)
+    base = base[live]
+    full = np.full(k, -1, dtype=np.int64)
     for _ in range(max_rounds):
-        s = net - lam * cost
-        s -= mu
+        s = base - mu
         j = np.argmax(s, axis=1)
         best = np.take_along_axis(s, j[:, None], axis=1)[:, 0]
         ch = np.where(best > 0, j, -1)
         if not capped.any():
-            return ch, mu
+            full[live] = ch
+            return full, mu
         counts = np.bincount(ch[ch >= 0], minlength=m)
         over = np.flatnonzero(capped & (counts > caps))
         if over.size == 0:
-            return ch, mu
+            full[live] = ch
+            return full, mu
         raised = 0.0
         for o in over:
             rows = s[ch == o]
@@ -252,6 +259,129 @@ def _improve(
     return ch
 
 
+def _positive_cycle(w: np.ndarray) -> list[int] | None:
+    """A cycle of positive total weight in a small dense graph (w[u, v], -inf: no edge), or None.
+
+    Bellman-Ford on negated weights from a virtual source joined to every node."""
+    k = w.shape[0]
+    dist = np.zeros(k)
+    pred = np.full(k, -1)
+    cost = -w
+    last = -1
+    for _ in range(k + 1):
+        last = -1
+        cand = dist[:, None] + cost  # via u to v
+        u = np.argmin(cand, axis=0)
+        best = cand[u, np.arange(k)]
+        better = best < dist - 1e-9
+        if not better.any():
+            return None
+        dist[better] = best[better]
+        pred[better] = u[better]
+        last = int(np.flatnonzero(better)[0])
+    v = last
+    for _ in range(k):  # step back k times to land on the cycle
+        v = int(pred[v])
+    cycle, x = [v], int(pred[v])
+    while x != v:
+        cycle.append(x)
+        x = int(pred[x])
+    cycle.reverse()
+    total = sum(w[cycle[i], cycle[(i + 1) % len(cycle)]] for i in range(len(cycle)))
+    return cycle if total > 1e-9 else None
+
+
+def _reassign(
+    net: np.ndarray, cost: np.ndarray, ch: np.ndarray, caps: np.ndarray, budget: float, lam: float = 0.0,
+    max_iter: int = 200,
+) -> np.ndarray:
+    """Chains of moves that keep every cap (cycle cancelling on the options graph): a customer who can
+    only take a capped offer gets it while the one holding the place moves to another offer, and so on.
+
+    Nodes are the offers plus 'none'; edge u -> v is the best single move of a customer from u to v, worth
+    its change in ``net - lam x cost``. An offer with room also has a free edge to 'none' (absorbs one
+    more customer). Any positive cycle is an improvement that changes no offer's head count beyond its
+    cap; it is applied if it raises total net and fits the budget."""
+    k, m = net.shape
+    none = m
+    ch = ch.copy()
+    ar = np.arange(k)
+    for _ in range(max_iter):
+        cur_n, cur_c, _, room = _state(net, cost, ch, caps, budget)
+        score = net - lam * cost
+        cur_s = cur_n - lam * cur_c
+        d = score - cur_s[:, None]  # gain of moving row i to option j (-inf: not allowed)
+        d[ar[ch >= 0], ch[ch >= 0]] = -np.inf
+        w = np.full((m + 1, m + 1), -np.inf)
+        mover = np.full((m + 1, m + 1), -1)
+        for u in range(m + 1):
+            rows = np.flatnonzero(ch == (u if u < m else -1))
+            if rows.size == 0:
+                continue
+            du = d[rows]
+            best = np.argmax(du, axis=0)
+            w[u, :m] = du[best, np.arange(m)]
+            mover[u, :m] = rows[best]
+            if u < m:
+                out = int(np.argmin(cur_s[rows]))
+                w[u, none], mover[u, none] = -cur_s[rows[out]], rows[out]
+        for o in range(m):
+            if room[o] > 0 and w[o, none] < 0:
+                w[o, none], mover[o, none] = 0.0, -1  # absorb: one more on o, nobody moves
+        w[none, none] = -np.inf
+        cycle = _positive_cycle(w)
+        if cycle is None:
+            break
+        new = ch.copy()
+        for i in range(len(cycle)):
+            u, v = cycle[i], cycle[(i + 1) % len(cycle)]
+            row = mover[u, v]
+            if row >= 0:
+                new[row] = v if v < m else -1
+        new_spend, new_val = _totals(net, cost, new)
+        if new_spend > budget or new_val <= float(cur_n.sum()) + 1e-9:
+            break
+        ch = new
+    return ch
+
+
+def _make_room(
+    net: np.ndarray, cost: np.ndarray, ch: np.ndarray, caps: np.ndarray, budget: float
+) -> np.ndarray | None:
+    """Make room for one offer that does not fit: withdraw the given offers with the lowest net per cost
+    until it fits, if the offer is worth more than what is withdrawn (the LP's one split customer, whose
+    big offer the greedy fill could never afford). None if no such move improves."""
+    cur_n, cur_c, left, room = _state(net, cost, ch, caps, budget)
+    given = np.flatnonzero(ch >= 0)
+    if given.size == 0:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g_ratio = np.where(cur_c[given] > 0, cur_n[given] / cur_c[given], np.inf)
+    g = given[np.argsort(g_ratio, kind="stable")]
+    cum_c, cum_n = np.cumsum(cur_c[g]), np.cumsum(cur_n[g])
+    position = np.full(net.shape[0], np.iinfo(np.int64).max)
+    position[g] = np.arange(g.size)
+    dn = net - cur_n[:, None]
+    dc = cost - cur_c[:, None]
+    r, j = np.nonzero((dn > 1e-9) & (dc > left) & (room > 0)[None, :])
+    if r.size == 0:
+        return None
+    need = dc[r, j] - left
+    upto = np.searchsorted(cum_c, need, side="left")  # withdraw g[: upto + 1]
+    ok = (upto < g.size) & (position[r] > upto)
+    if not ok.any():
+        return None
+    r, j, upto, gain = r[ok], j[ok], upto[ok], dn[r[ok], j[ok]]
+    val = gain - cum_n[upto]
+    b = int(np.argmax(val))
+    if val[b] <= 1e-9:
+        return None
+    new = ch.copy()
+    new[g[: upto[b] + 1]] = -1
+    new[r[b]] = j[b]
+    return new
+
+
 def _drop_and_refill(
     net: np.ndarray, cost: np.ndarray, ch: np.ndarray, caps: np.ndarray, budget: float, tries: int = 12
 ) -> np.ndarray | None:
@@ -294,6 +424,44 @@ def _bracket_guesses(nv: np.ndarray, c: np.ndarray, best_ratio: np.ndarray, budg
     return (lam0 * 1.5, lam0 / 1.5)
 
 
+def _exact_mckp(
+    net: np.ndarray, cost: np.ndarray, budget: float, caps: np.ndarray, time_limit: float
+) -> np.ndarray | None:
+    """The exact optimum by mixed-integer programming (scipy/HiGHS), for small problems; None if the
+    solver finds no feasible answer in time."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import csr_array
+
+    k = net.shape[0]
+    r, j = np.nonzero(np.isfinite(net))
+    n = r.size
+    cols = np.arange(n)
+    cons = [
+        LinearConstraint(csr_array((np.ones(n), (r, cols)), shape=(k, n)), -np.inf, 1.0),
+        LinearConstraint(cost[r, j][None, :], -np.inf, budget),
+    ]
+    capped = np.flatnonzero(np.isfinite(caps))
+    if capped.size:
+        sel = np.isin(j, capped)
+        rowmap = {o: i for i, o in enumerate(capped)}
+        cap_rows = np.array([rowmap[o] for o in j[sel]], dtype=int)
+        cons.append(
+            LinearConstraint(
+                csr_array((np.ones(int(sel.sum())), (cap_rows, cols[sel])), shape=(capped.size, n)),
+                -np.inf,
+                caps[capped],
+            )
+        )
+    res = milp(-net[r, j], constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 1),
+               options={"time_limit": time_limit, "disp": False})
+    if res.x is None:
+        return None
+    x = res.x > 0.5
+    ch = np.full(k, -1, dtype=np.int64)
+    ch[r[x]] = j[x]
+    return ch
+
+
 def solve_mckp(
     net: np.ndarray,
     cost: np.ndarray,
@@ -303,12 +471,18 @@ def solve_mckp(
     tol: float = 1e-5,
     max_bisect: int = 60,
     max_swaps: int = 50,
+    exact_below: int = 0,
+    exact_time_limit: float = 10.0,
 ) -> MCKPSolution:
     """Multiple-choice knapsack: at most one option per row, maximise total net under budget and caps.
 
     `net` and `cost` are (rows x options); an option that is not allowed has net -inf (or NaN). Options
     with net <= 0 are never chosen; costs must be >= 0; `caps[j]` is the most rows option j may go to
     (inf: no cap). The result is always exactly feasible.
+
+    With ``exact_below > 0``, problems with at most that many worthwhile options are also solved exactly
+    (``scipy.optimize.milp``, at most `exact_time_limit` seconds) and the better answer is kept: small
+    campaigns, where one offer more or less matters, get the optimum.
     """
     net = np.asarray(net, dtype=float)
     cost = np.asarray(cost, dtype=float)
@@ -362,16 +536,31 @@ def solve_mckp(
         lam, ch, mu = hi, ch_hi, mu_hi
     ch = _trim_caps(nv, c, ch, caps, lam, mu)
     ch = _improve(nv, c, ch, caps, budget)
+    if np.isfinite(caps).any():
+        ch = _reassign(nv, c, ch, caps, budget, lam, max_iter=200 if rows.size <= 50_000 else 20)
+        ch = _improve(nv, c, ch, caps, budget)
     # Exchanges matter when few offers fit the budget; on large lists they would not move the total.
     for _ in range(max_swaps if rows.size <= 50_000 else 0):
-        swapped = _swap(nv, c, ch, caps, budget)
-        if swapped is None:
-            swapped = _drop_and_refill(nv, c, ch, caps, budget)
+        before = _totals(nv, c, ch)[1]
+        for move in (_swap, _make_room, _drop_and_refill):
+            swapped = move(nv, c, ch, caps, budget)
+            if swapped is not None:
+                swapped = _improve(nv, c, swapped, caps, budget)
+                if _totals(nv, c, swapped)[1] > before + 1e-9:
+                    break
+                swapped = None
         if swapped is None:
             break
-        ch = _improve(nv, c, swapped, caps, budget)
-    choice[rows] = ch
+        ch = swapped
     spend, value = _totals(nv, c, ch)
+    if 0 < int(np.isfinite(nv).sum()) <= exact_below:
+        exact = _exact_mckp(nv, c, budget, caps, exact_time_limit)
+        if exact is not None:
+            e_spend, e_value = _totals(nv, c, exact)
+            feasible = e_spend <= budget and np.all(np.bincount(exact[exact >= 0], minlength=m) <= caps)
+            if feasible and e_value > value:
+                ch, spend, value = exact, e_spend, e_value
+    choice[rows] = ch
     return MCKPSolution(choice, float(lam), mu, spend, value)
 
 
@@ -459,26 +648,38 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _map_unique(values: pd.Series, fn) -> np.ndarray:
+    """Apply `fn` to each distinct value only (millions of rows, a handful of languages or regions)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniques] + [None], dtype=object)
+    return mapped[codes]  # code -1 (missing) picks the trailing None
+
+
 def customer_channels(df: pd.DataFrame, channels: ChannelsConfig) -> np.ndarray:
     """Contact channel per customer: preferred channel, else by language, else by region, else default."""
     n = len(df)
     out = np.full(n, channels.default.strip().lower(), dtype=object)
     if channels.by_region and "region" in df.columns:
         table = {str(k).strip().casefold(): v.strip().lower() for k, v in channels.by_region.items()}
-        hit = _casefold(df["region"]).map(table)
-        m = hit.notna().to_numpy()
-        out[m] = hit[m].to_numpy(dtype=object)
+        hit = _map_unique(df["region"], lambda r: table.get(str(r).strip().casefold()))
+        m = pd.notna(hit)
+        out[m] = hit[m]
     if channels.by_language and "language" in df.columns:
         table = {normalise_language(k): v.strip().lower() for k, v in channels.by_language.items()}
-        lang = _casefold(df["language"]).str.replace("_", "-", regex=False)
-        hit = lang.map(table)
-        hit = hit.fillna(lang.str.split("-").str[0].map(table))
-        m = hit.notna().to_numpy()
-        out[m] = hit[m].to_numpy(dtype=object)
+
+        def by_language(lang: object) -> str | None:
+            key = normalise_language(lang)
+            if key is None:
+                return None
+            return table.get(key) or table.get(key.split("-")[0])
+
+        hit = _map_unique(df["language"], by_language)
+        m = pd.notna(hit)
+        out[m] = hit[m]
     if "preferred_channel" in df.columns:
-        pref = df["preferred_channel"].astype("string").str.strip().str.lower()
-        m = (pref.notna() & (pref != "")).to_numpy()
-        out[m] = pref[m].to_numpy(dtype=object)
+        hit = _map_unique(df["preferred_channel"], lambda c: str(c).strip().lower() or None)
+        m = pd.notna(hit)
+        out[m] = hit[m]
     return out
 
 
@@ -607,7 +808,7 @@ def plan_retention(
     t_idx = np.flatnonzero(treated)
     h_idx = np.flatnonzero(~treated)
     budget = max(float(inc_cfg.budget), 0.0)
-    sol = solve_mckp(net[t_idx], cost[t_idx], budget, caps) if m else MCKPSolution(
+    sol = solve_mckp(net[t_idx], cost[t_idx], budget, caps, exact_below=EXACT_MAX_OPTIONS) if m else MCKPSolution(
         np.full(t_idx.size, -1), 0.0, np.zeros(0), 0.0, 0.0
     )
     choice = np.full(rows.size, -1, dtype=np.int64)

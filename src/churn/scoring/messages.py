@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 PLACEHOLDERS = (
@@ -146,17 +147,30 @@ class RenderResult:
     incentives_without_messages: list[str] = field(default_factory=list)
 
 
-def _row_values(row: dict[str, object], incentive: str, currency: str) -> dict[str, object]:
-    name = row.get("name")
-    first = None if _is_missing(name) else (str(name).split() or [None])[0]
-    fee = row.get("monthly_fee")
-    try:
-        fee = None if _is_missing(fee) else float(fee)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        fee = None
-    out: dict[str, object] = {k: row.get(k) for k in PLACEHOLDERS}
-    out.update(name=name, first_name=first, incentive=incentive, currency=currency, monthly_fee=fee)
+def _missing_to_none(values: np.ndarray) -> np.ndarray:
+    out = values.astype(object, copy=True)
+    out[pd.isna(out)] = None
     return out
+
+
+def _field_values(grp: pd.DataFrame, field_name: str, incentive: str, currency: str) -> np.ndarray:
+    """One placeholder's value for every row of a group (None where unknown)."""
+    n = len(grp)
+    if field_name == "incentive":
+        return np.full(n, incentive, dtype=object)
+    if field_name == "currency":
+        return np.full(n, currency, dtype=object)
+    if field_name == "first_name":
+        if "name" not in grp.columns:
+            return np.full(n, None, dtype=object)
+        return _missing_to_none(grp["name"].astype("string").str.split().str[0].to_numpy(dtype=object))
+    if field_name == "monthly_fee":
+        if "monthly_fee" not in grp.columns:
+            return np.full(n, None, dtype=object)
+        return _missing_to_none(pd.to_numeric(grp["monthly_fee"], errors="coerce").to_numpy(dtype=object))
+    if field_name not in grp.columns:
+        return np.full(n, None, dtype=object)
+    return _missing_to_none(grp[field_name].to_numpy(dtype=object))
 
 
 def render_messages(
@@ -181,16 +195,19 @@ def render_messages(
     has = inc.notna().to_numpy()
     if not has.any():
         return result
-    cols = [c for c in ("language", *PLACEHOLDERS) if c in customers.columns and c != "incentive"]
-    sub = customers.loc[has, cols].copy()
-    sub["__incentive"] = inc[has].astype(str).to_numpy()
-    langs = sub["language"] if "language" in sub.columns else pd.Series(None, index=sub.index, dtype=object)
-    sub["__lang_key"] = [normalise_language(x) for x in langs]
+    sub = customers.loc[has]
+    names = inc[has].astype(str).to_numpy(dtype=object)
+    if "language" in sub.columns:
+        codes, uniques = pd.factorize(sub["language"], use_na_sentinel=True)
+        lang_keys = np.array([normalise_language(u) for u in uniques] + [None], dtype=object)[codes]
+    else:
+        lang_keys = np.full(len(sub), None, dtype=object)
+    group_keys = pd.DataFrame({"i": names, "l": lang_keys})
 
     msgs: dict[object, str] = {}
     used: dict[object, str] = {}
-    # Group by (incentive, customer language): one language decision per group, then render rows.
-    for (name, lang_key), grp in sub.groupby(["__incentive", "__lang_key"], dropna=False, sort=True):
+    # One language decision per (incentive, customer language); one rendering per distinct set of values.
+    for (name, lang_key), pos in group_keys.groupby(["i", "l"], dropna=False, sort=True).indices.items():
         tpl_by_lang = templates.get(name) or {}
         lang_key = None if _is_missing(lang_key) else lang_key
         chosen, missing = pick_language(lang_key, tpl_by_lang.keys(), default_language)
@@ -199,19 +216,26 @@ def render_messages(
                 result.incentives_without_messages.append(name)
             continue
         if missing:
-            result.missing_translations[lang_key] += len(grp)
+            result.missing_translations[lang_key] += len(pos)
         tpl = tpl_by_lang[chosen]
         fields = template_fields(tpl)
         if fields is None:
             errs = result.template_errors.setdefault(name, [])
             if chosen not in errs:
                 errs.append(chosen)
-        records = grp.drop(columns=["__incentive", "__lang_key"]).to_dict("records")
-        for i, rec in zip(grp.index, records):
-            text, unknown, _ = render_template(tpl, _row_values(rec, name, currency), fields)
-            if unknown:
-                lst = result.unknown_placeholders.setdefault(name, [])
-                lst.extend(u for u in sorted(unknown) if u not in lst)
+        known = [f for f in dict.fromkeys(fields if fields is not None else _FIELD.findall(tpl)) if f in PLACEHOLDERS]
+        grp = sub.iloc[pos]
+        columns = [_field_values(grp, f, name, currency) for f in known]
+        cache: dict[tuple, str] = {}
+        rows = zip(*columns) if columns else ((),) * len(pos)
+        for i, vals in zip(grp.index, rows):
+            text = cache.get(vals)
+            if text is None:
+                text, unknown, _ = render_template(tpl, dict(zip(known, vals)), fields)
+                if unknown:
+                    lst = result.unknown_placeholders.setdefault(name, [])
+                    lst.extend(u for u in sorted(unknown) if u not in lst)
+                cache[vals] = text
             msgs[i] = text
             used[i] = chosen
     if msgs:

@@ -54,7 +54,14 @@ def is_excluded(scores: pd.DataFrame, exclusions: pd.DataFrame | None) -> np.nda
 
 def _utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
     """Timestamps as naive UTC (naive input is taken as UTC); unreadable ones are an error."""
-    out = pd.to_datetime(values, errors="coerce", utc=True)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = pd.to_datetime(values, utc=True)
+    else:
+        # ISO 8601 in any mix of precision and offsets; anything else parsed value by value.
+        out = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+        retry = out.isna() & values.notna()
+        if retry.any():
+            out[retry] = pd.to_datetime(values[retry], errors="coerce", utc=True, format="mixed")
     bad = out.isna() & values.notna()
     if bad.any():
         ex = [repr(v) for v in values[bad].astype(str).head(3)]

@@ -1,0 +1,63 @@
+"""Customer value: fee-based, spend-based, auto per customer, never NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import ValueConfig
+from churn.scoring.value import DAYS_PER_MONTH, customer_value, monthly_revenue, value_basis
+
+
+def test_fee_based_value_is_fee_times_lifetime_times_margin():
+    df = pd.DataFrame({"monthly_fee": [20.0, 9.99]})
+    v = customer_value(df, ValueConfig(method="fee", lifetime_months=24, margin=0.5))
+    assert v.tolist() == pytest.approx([240.0, 9.99 * 12])
+
+
+def test_spend_based_value_annualises_the_window():
+    df = pd.DataFrame({"spend_365d": [1200.0]})
+    v = customer_value(df, ValueConfig(method="spend", lifetime_months=24))
+    assert v.iloc[0] == pytest.approx(1200.0 / 365 * DAYS_PER_MONTH * 24)  # 100 a month x 24 = 2400
+    assert v.iloc[0] == pytest.approx(2400.0)
+
+
+def test_auto_picks_per_customer_and_unknown_is_zero():
+    df = pd.DataFrame(
+        {
+            "monthly_fee": [30.0, np.nan, 0.0, np.nan, 0.0],
+            "spend_365d": [9999.0, 365.0, 730.0, np.nan, np.nan],
+        }
+    )
+    cfg = ValueConfig(lifetime_months=12)
+    assert value_basis(df, cfg).tolist() == ["fee", "spend", "spend", "unknown", "fee"]
+    v = customer_value(df, cfg)
+    per_month_365 = 365.0 / 365 * DAYS_PER_MONTH
+    assert v.tolist() == pytest.approx([360.0, per_month_365 * 12, 2 * per_month_365 * 12, 0.0, 0.0])
+    assert not v.isna().any()
+
+
+def test_short_tenure_annualises_over_tenure_with_a_floor():
+    df = pd.DataFrame({"spend_365d": [300.0, 300.0, 300.0], "tenure_days": [60.0, 5.0, 1000.0]})
+    rev = monthly_revenue(df, ValueConfig(method="spend"))
+    assert rev.tolist() == pytest.approx([300 / 60 * DAYS_PER_MONTH, 300 / 30 * DAYS_PER_MONTH, 300 / 365 * DAYS_PER_MONTH])
+
+
+def test_average_order_value_times_orders_when_no_spend_column():
+    df = pd.DataFrame({"avg_order_value": [50.0], "orders_365d": [6.0]})
+    assert monthly_revenue(df, ValueConfig(method="spend")).iloc[0] == pytest.approx(300 / 365 * DAYS_PER_MONTH)
+
+
+def test_other_window_used_when_configured_one_missing():
+    df = pd.DataFrame({"spend_90d": [90.0], "spend_365d": [730.0]})
+    rev = monthly_revenue(df, ValueConfig(method="spend", spend_window_days=180))
+    assert rev.iloc[0] == pytest.approx(730 / 365 * DAYS_PER_MONTH)  # the longest available window
+
+
+def test_text_numbers_refunds_and_missing_columns_never_give_nan():
+    df = pd.DataFrame({"monthly_fee": ["12.5", "", None, "abc"], "spend_365d": ["-50", None, None, None]})
+    v = customer_value(df, ValueConfig(lifetime_months=2))
+    assert v.tolist() == pytest.approx([25.0, 0.0, 0.0, 0.0])
+    assert (customer_value(pd.DataFrame(index=range(3)), ValueConfig()) == 0).all()
+    assert (customer_value(pd.DataFrame({"spend_365d": [-10.0]}), ValueConfig()) == 0).all()
