@@ -48,15 +48,15 @@ def scores(n: int = 400, seed: int = 0, **overrides) -> pd.DataFrame:
 
 def incentive(name: str = "discount", **kw) -> Incentive:
     base = {"name": name, "kind": "discount", "unit_cost": 1.0, "save_rate": dict(ALL_TIERS),
-                "messages": {"en": "Hi {first_name}, an offer for {plan}."}}
+            "messages": {"en": "Hi {first_name}, an offer for {plan}."}}
     base.update(kw)
     return Incentive(**base)
 
 
 def config(catalogue=None, **kw) -> Config:
     inc = {"budget": 1e9, "control_share": 0.0, "cooldown_days": 30,
-               "channels": ChannelsConfig(contact_cost={"email": 0.02, "sms": 0.05, "call": 4.0}),
-               "catalogue": catalogue if catalogue is not None else [incentive()]}
+           "channels": ChannelsConfig(contact_cost={"email": 0.02, "sms": 0.05, "call": 4.0}),
+           "catalogue": catalogue if catalogue is not None else [incentive()]}
     inc.update(kw)
     return Config(incentives=IncentivesConfig(**inc), value=ValueConfig(lifetime_months=24))
 
