@@ -107,14 +107,15 @@ def _dates(values: pd.Series) -> list[str]:
 def split_out_of_time(ids: np.ndarray, times: pd.Series, *, holdout_snapshots: int, valid_snapshots: int,
                       calibration_share: float, holdout_customer_share: float, seed: int) -> Split:
     """Out-of-time split (see the module docstring); holdout customers never appear in fitting rows."""
-    t = pd.to_datetime(times).to_numpy()
-    dates = np.sort(pd.unique(t))
+    t = pd.Series(pd.to_datetime(times).to_numpy())
+    dates = np.sort(t.unique())
     ho_dates, va_dates = dates[-holdout_snapshots:], dates[-(holdout_snapshots + valid_snapshots):-holdout_snapshots]
     tr_dates = dates[: -(holdout_snapshots + valid_snapshots)]
-    in_ho, in_va, in_tr = np.isin(t, ho_dates), np.isin(t, va_dates), np.isin(t, tr_dates)
+    in_ho, in_va, in_tr = (t.isin(d).to_numpy() for d in (ho_dates, va_dates, tr_dates))
     picked = unit_hash(ids, seed, "holdout") < holdout_customer_share
     holdout = in_ho & picked
-    held_customers = np.isin(ids, pd.unique(ids[holdout]))
+    id_series = pd.Series(ids, dtype=object)
+    held_customers = id_series.isin(set(id_series[holdout])).to_numpy()  # hash lookup (np.isin on objects is slow)
     fit_ok = ~held_customers
     cal_pick = unit_hash(ids, seed, "calibration") < calibration_share
     split = Split(
