@@ -9,7 +9,7 @@ loader genuinely different physical types.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from churn.sources import DataSource
 from churn.validation import load_source
 
 # Validation compares timestamps with "now"; a fixed now keeps the tests independent of the clock.
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 Rows = Sequence[Mapping[str, Any]] | pd.DataFrame
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from churn.features.docs import registry_markdown
 from conftest import build, make_config, write_source
+
+from churn.features.docs import registry_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 

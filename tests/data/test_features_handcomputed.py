@@ -16,14 +16,12 @@ Day arithmetic (2024 is a leap year) is spelled out next to each expectation.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_frames_identical, build, frame, make_config, write_source
 
-from churn.config import Config
-from churn.features.engine import build_features
-from conftest import assert_frames_identical, build, frame, load, make_config, write_source
+from churn.errors import ChurnError
 
 AS_OF = pd.Timestamp("2024-06-01")
 
@@ -287,12 +285,13 @@ def test_events_at_as_of_and_time_zones(tmp_path):
         assert [df.loc[str(i), "events_7d"] for i in range(len(rows))] == [n for _, n in rows], fmt
 
 
-def test_naive_timestamps_use_the_configured_time_zone(tmp_path):
-    """Naive text is local time of sources.timezone: 2024-06-01 01:00 in Berlin is 05-31 23:00 UTC."""
+@pytest.mark.parametrize("fmt", ["csv", "parquet-naive"])
+def test_naive_timestamps_use_the_configured_time_zone(tmp_path, fmt):
+    """Naive times are local times of sources.timezone: 2024-06-01 01:00 in Berlin is 05-31 23:00 UTC."""
     folder = write_source(tmp_path, {
         "customers": [{"customer_id": "a", "signup_date": "2024-01-01", "cancel_date": None}],
         "events": [{"customer_id": "a", "timestamp": "2024-06-01T01:00:00"}],
-    })
+    }, fmt)
     utc = frame(folder, ["2024-06-01"]).droplevel("as_of")
     berlin = frame(folder, ["2024-06-01"], make_config({"sources": {"timezone": "Europe/Berlin"}})).droplevel("as_of")
     assert utc.loc["a", "events_7d"] == 0
@@ -469,3 +468,16 @@ def test_largest_window_features_use_their_own_window(tmp_path):
     check(df.loc["001"], {"avg_order_value_90d": 120 / 3, "discount_share_90d": 10 / (120 + 10),
                           "spend_trend_90d": 120 / 100 - 1})
     check(df.loc["003"], {"avg_order_value_90d": None, "discount_share_90d": None})  # 03-01: 92 days back
+
+
+def test_event_types_without_an_event_type_column_is_a_clear_error(tmp_path):
+    folder = write_source(tmp_path, {"customers": CUSTOMERS[:1], "events": [
+        {"customer_id": "001", "timestamp": "2024-05-01"}]})
+    with pytest.raises(ChurnError, match="event_type"):
+        build(folder, ["2024-06-01"], make_config({"features": {"engagement": {"event_types": ["login"]}}}))
+    # Discovered (not configured) event types: no column simply means no per-type features.
+    fs = build(folder, ["2024-06-01"])
+    try:
+        assert fs.event_types == [] and "events_7d" in fs.registry
+    finally:
+        fs.ds.con.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import build, load, make_config, write_source
 
 from churn.errors import ChurnError
 from churn.features.engine import build_training_frame
 from churn.labels import create_labels
-from conftest import build, load, make_config, write_source
 
 AS_OF = "2024-06-01"
 H = 30

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import load, make_config, write_source
 
 from churn.config import load_config
 from churn.errors import ChurnError, DataValidationError, Problem
-from conftest import load, make_config, write_source
 
 
 def valid() -> dict[str, list[dict[str, Any]]]:
