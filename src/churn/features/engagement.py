@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from churn.errors import ChurnError
 from churn.features.context import Ctx, cumulative, days_since, ident, in_last, window_join
 from churn.features.registry import Feature
 
@@ -26,6 +27,12 @@ def declare(ctx: Ctx) -> list[Feature]:
     """The engagement features for this config and data."""
     cfg = ctx.config.features.engagement
     has_dur = ctx.ds.has_column("events", "duration_s")
+    if ctx.event_types and not ctx.ds.has_column("events", "event_type"):
+        raise ChurnError(
+            f"{ctx.ds.tables['events'].path}: event types {ctx.event_types} are configured (or stored with the "
+            "model) but the events table has no 'event_type' column; map it in "
+            "sources.tables.events.columns or remove features.engagement.event_types"
+        )
     f: list[Feature] = []
     for w in cfg.windows:
         f.append(Feature(f"events_{w}d", FAMILY, f"product events in the last {w} days", w,
