@@ -14,6 +14,7 @@ runs in a fresh subprocess with its own temporary SQLite store; the store is cre
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -28,13 +29,12 @@ from pathlib import Path
 
 def worker(rows: int, seed: int) -> dict:
     """One measurement in this process: returns timings and sizes."""
-    import numpy as np
 
     from churn.config import Config
     from churn.training.model import FrameEncoder, coerce_frame, lightgbm_params, train_booster
     from churn.training.synthetic import synthetic_training_frame
-    from churn.training.train import split_out_of_time, train
     from churn.training.tracking import ensure_experiment, mlflow_session
+    from churn.training.train import split_out_of_time, train
 
     t0 = time.perf_counter()
     frame, features = synthetic_training_frame(rows // 5, 5, seed=seed, n_noise=48, n_extra_categorical=3)
@@ -86,7 +86,7 @@ def _phases(marks: list[tuple[float, str]], start: float, end: float) -> dict[st
     """Seconds between successive progress messages, keyed by the message's first words."""
     out: dict[str, float] = {}
     points = [(start, "start")] + marks + [(end, "end")]
-    for (t0, m0), (t1, _) in zip(points, points[1:]):
+    for (t0, m0), (t1, _) in itertools.pairwise(points):
         key = " ".join(m0.split()[:2])
         out[key] = round(out.get(key, 0.0) + (t1 - t0), 2)
     return out
@@ -118,7 +118,7 @@ def main() -> None:
         results.append(r)
         rss.append(r["peak_rss_mib"])
     med = {k: statistics.median(r[k] for r in results) for k in ("train_s", "lgb_fit_s")}
-    runs = lambda k: ", ".join(f"{r[k]:.1f}" for r in results)  # noqa: E731
+    runs = lambda k: ", ".join(f"{r[k]:.1f}" for r in results)
     r0 = results[0]
     print(f"| {date.today()} | 2 cores / 24 GiB, Python {platform.python_version()} | "
           f"`benchmarks/train.py --rows {a.rows} --repeats {a.repeats}` | {r0['rows']:,} x {r0['features']} | "

@@ -7,12 +7,12 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"  # 2 shared cores: no OpenMP oversubscription in tests
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from churn.config import Config  # noqa: E402
-from churn.training.synthetic import synthetic_training_frame  # noqa: E402
+from churn.config import Config
+from churn.training.synthetic import synthetic_training_frame
 
 N_CUSTOMERS = 2000
 N_SNAPSHOTS = 5

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import joblib
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.base import clone
 
+from churn.config import Config
 from churn.errors import ChurnError
 from churn.training.baselines import HeuristicBaseline, pick_heuristic_feature
 from churn.training.metrics import ranking_metrics
 from churn.training.model import ChurnModel
 from churn.training.train import assert_holdout_customers_unseen, split_out_of_time
-from churn.config import Config
 
 MODEL = Config().model.model_copy(update={"n_jobs": 1, "num_boost_round": 300, "early_stopping_rounds": 20,
                                           "params": {**Config().model.params, "learning_rate": 0.1, "num_leaves": 15}})
@@ -135,7 +136,7 @@ def test_same_seed_same_probabilities(synthetic, fitted):
 def test_more_complaints_never_lower_mean_risk(fitted):
     m, _, ho, _, _ = fitted
     means = [m.predict_risk(ho.assign(complaints_90d=float(v))).mean() for v in range(6)]
-    assert all(b >= a for a, b in zip(means, means[1:])), means
+    assert all(b >= a for a, b in itertools.pairwise(means)), means
     assert means[-1] > means[0]
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -88,7 +88,7 @@ def test_run_has_metrics_params_tags_and_artifacts(runs, client):
     plots = {a.path.split("/")[-1] for a in client.list_artifacts(res.run_id, "plots")}
     assert {"roc.png", "pr.png", "calibration.png", "lift_gain.png", "profit.png", "feature_importance.png",
             "shap_summary.png"} <= plots
-    feats = json.loads(open(client.download_artifacts(res.run_id, "features.json")).read())
+    feats = json.loads(Path(client.download_artifacts(res.run_id, "features.json")).read_text())
     assert [f["name"] for f in feats][:2] == ["days_since_last_event", "events_30d"]
     assert feats[0]["description"] and "levels" in feats[6]
 
@@ -163,7 +163,7 @@ def test_pyfunc_returns_probabilities_with_unseen_levels_and_missing(runs):
 
 def test_bundle_manifest_and_tamper_detection(runs, tmp_path):
     src = runs["full"].bundle_path
-    manifest = json.loads(open(f"{src}/manifest.json").read())
+    manifest = json.loads(Path(src, "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.joblib", "features.json"}
     assert manifest["mlflow_run_id"] == runs["full"].run_id and manifest["version"] == "2"
     assert manifest["versions"]["lightgbm"] and manifest["metrics"]["roc_auc"] > 0.5

@@ -31,7 +31,7 @@ _EXPORTS = {
     "load_bundle": "churn.training.bundle",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ChurnModel", "export_bundle", "load_bundle", "load_model", "prepare_table", "promote"]
 
 
 def __getattr__(name: str) -> Any:

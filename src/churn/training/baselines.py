@@ -82,7 +82,7 @@ class HeuristicBaseline(ClassifierMixin, BaseEstimator):
         x = np.where(np.isnan(x), self.median_, x)
         return ((x - self.mean_) / self.scale_).reshape(-1, 1)
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "HeuristicBaseline":
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> HeuristicBaseline:
         """Learn the median, scale and the direction/slope of the one-feature logistic map."""
         x = X[self.column].to_numpy(dtype="float64")
         self.median_ = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0

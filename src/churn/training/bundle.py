@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
             "version": None if version is None else str(version),
             "model_uri": model_uri,
             "mlflow_run_id": run_id,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,
             "features": [f.name for f in model.features_],
             "versions": meta.get("versions", library_versions()),
@@ -72,7 +72,7 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
             "label": meta.get("label", {}),
             "snapshots": meta.get("snapshots", {}),
         }
-        (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True, default=str) + "\n")
     log.info("bundle written to %s", path)
     return path
 

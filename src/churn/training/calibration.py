@@ -31,7 +31,7 @@ class ProbabilityCalibrator(BaseEstimator):
     def __init__(self, method: str = "isotonic"):
         self.method = method
 
-    def fit(self, p: np.ndarray, y: np.ndarray) -> "ProbabilityCalibrator":
+    def fit(self, p: np.ndarray, y: np.ndarray) -> ProbabilityCalibrator:
         """Learn the map from raw probabilities `p` to outcomes `y` (0/1)."""
         p = np.asarray(p, dtype="float64")
         y = np.asarray(y, dtype="float64")

@@ -30,7 +30,7 @@ def _arrays(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def top_k(n: int, share: float) -> int:
     """How many rows the top `share` of a list of `n` holds (at least one when n > 0)."""
-    return min(n, max(1, int(math.ceil(share * n)))) if n else 0
+    return min(n, max(1, math.ceil(share * n))) if n else 0
 
 
 def risk_order(p: np.ndarray) -> np.ndarray:
@@ -65,7 +65,7 @@ def top_share_metrics(y: np.ndarray, p: np.ndarray, shares: tuple[float, ...] = 
     ys = y[risk_order(p)]
     for s in shares:
         k = top_k(n, s)
-        tag = f"top_{int(round(s * 100))}pct"
+        tag = f"top_{round(s * 100)}pct"
         hit = ys[:k].sum()
         prec = hit / k if k else float("nan")
         out[f"precision_{tag}"] = float(prec)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import lightgbm as lgb
@@ -133,12 +133,16 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         self.features = features
         self.max_categories = max_categories
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> "FrameEncoder":
+    def fit(self, X: pd.DataFrame, y: Any = None) -> FrameEncoder:
         """Learn the feature order and each categorical column's levels."""
         feats = list(self.features or [])
         if not feats:
             raise ChurnError("the model needs at least one feature")
-        clean, _ = coerce_frame(X, feats)
+        return self.fit_clean(coerce_frame(X, feats)[0])
+
+    def fit_clean(self, clean: pd.DataFrame) -> "FrameEncoder":
+        """`fit` on a frame already passed through `coerce_frame`."""
+        feats = list(self.features or [])
         self.features_ = feats
         self.feature_names_ = [f.name for f in feats]
         self.categorical_levels_: dict[str, list[str]] = {}
@@ -263,19 +267,23 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     # -- fitting
     def fit(self, X: pd.DataFrame, y: Any, *, eval_set: tuple[pd.DataFrame, Any] | None = None,
-            calibration_set: tuple[pd.DataFrame, Any] | None = None) -> "ChurnModel":
+            calibration_set: tuple[pd.DataFrame, Any] | None = None) -> ChurnModel:
         """Fit the trees on (X, y), stop early on `eval_set`, fit the calibrator on `calibration_set`.
 
         The calibration rows must be rows the trees did not see; without them the model is uncalibrated
         (identity calibrator) and says so in `metadata_["calibration"]`.
         """
-        self.encoder_ = FrameEncoder(self.features, self.max_categories).fit(X)
+        if not self.features:
+            raise ChurnError("the model needs at least one feature")
+        clean, _ = coerce_frame(X, list(self.features))
+        self.encoder_ = FrameEncoder(self.features, self.max_categories).fit_clean(clean)
         self.features_ = self.encoder_.features_
         self.feature_names_ = self.encoder_.feature_names_
         self.categorical_levels_ = self.encoder_.categorical_levels_
         self.classes_ = np.array([0, 1])
         y_arr = _labels(y, "training")
-        X_enc = self.encoder_.transform(X)
+        X_enc = self.encoder_.transform_clean(clean)[0]
+        del clean
         X_es = y_es = None
         if eval_set is not None:
             X_es = self.encoder_.transform(eval_set[0])
@@ -296,9 +304,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             self.calibrator_.fit(np.array([0.0, 1.0]), np.array([0, 1]))
         self.metadata_: dict[str, Any] = {
             "versions": library_versions(),
-            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "calibration": method,
-            "n_fit_rows": int(len(y_arr)),
+            "n_fit_rows": len(y_arr),
             "fit_positive_rate": float(y_arr.mean()) if len(y_arr) else None,
             "best_iteration": int(self.best_iteration_),
             "lightgbm_params": dict(self.lgb_params_),

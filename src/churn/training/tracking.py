@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -29,30 +30,34 @@ MAX_PARAM_CHARS = 6000
 
 @contextlib.contextmanager
 def mlflow_session(uri: str | None = None) -> Iterator[MlflowClient]:
-    """Point MLflow at the project's store for the duration of the block, quietly; restores the previous
-    URI (MLflow's fluent API is process-global, so it is set and put back rather than left behind)."""
+    """Point MLflow at the project's store for the duration of the block, quietly.
+
+    MLflow's fluent API is process-global (and `set_tracking_uri` also exports MLFLOW_TRACKING_URI), so the
+    previous URI and environment are put back afterwards rather than left behind. The registry follows the
+    tracking URI unless MLFLOW_REGISTRY_URI says otherwise.
+    """
     uri = uri or churn_config.tracking_uri()
-    prev_env = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    prev_env = {k: os.environ.get(k) for k in keys}
     prev_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     quiet = [logging.getLogger(n) for n in ("mlflow", "alembic")]
     levels = [lg.level for lg in quiet]
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     for lg in quiet:
-        lg.setLevel(max(lg.level, logging.WARNING) if lg.name == "mlflow" else logging.WARNING)
+        lg.setLevel(max(lg.level, logging.WARNING))
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*input example.*")
             warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
             mlflow.set_tracking_uri(uri)
-            mlflow.set_registry_uri(uri)
-            yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+            yield MlflowClient(tracking_uri=uri)
     finally:
-        if prev_uri is not None:
-            mlflow.set_tracking_uri(prev_uri)
-        if prev_env is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = prev_env
+        mlflow.set_tracking_uri(prev_uri)
+        for k, v in prev_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         for lg, lv in zip(quiet, levels):
             lg.setLevel(lv)
 
@@ -66,7 +71,7 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
     try:
         return client.create_experiment(name, artifact_location=churn_config.artifact_root())
-    except Exception:  # noqa: BLE001 - another process may have created it meanwhile
+    except Exception:
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
@@ -98,7 +103,7 @@ def frame_hash(frame: pd.DataFrame) -> str:
 def data_fingerprint(frame: pd.DataFrame, *, id_col: str, time_col: str | None, label_col: str) -> dict[str, Any]:
     """Row/customer counts, snapshot range, positive rate and a content hash of a training frame."""
     fp: dict[str, Any] = {
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "customers": int(frame[id_col].nunique()),
         "columns": int(frame.shape[1]),
         "positive_rate": round(float(frame[label_col].mean()), 6) if len(frame) else None,
@@ -147,8 +152,6 @@ def log_metrics(metrics: dict[str, Any], prefix: str = "", run_id: str | None = 
     vals = {f"{prefix}{k}": v for k, v in finite_metrics(metrics).items()}
     if run_id and client:
         from mlflow.entities import Metric
-
-        import time
 
         ts = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, ts, 0) for k, v in vals.items()])

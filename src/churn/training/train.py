@@ -24,7 +24,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,11 @@ def check_frame(frame: pd.DataFrame, features: list[Feature], *, id_col: str, ti
                          + "; ".join(ex))
     if len(np.unique(y)) < 2:
         raise ChurnError(f"label column '{label_col}' holds only {int(y[0])}s; need churners and non-churners")
+    if time_col is not None and time_col in frame.columns:
+        dup = frame.duplicated([id_col, time_col]).to_numpy()
+        if dup.any():
+            ex = [f"{frame[id_col].iloc[i]!r} at {frame[time_col].iloc[i]}" for i in np.flatnonzero(dup)[:3]]
+            raise ChurnError(f"{int(dup.sum()):,} duplicated ({id_col}, {time_col}) row(s), e.g. " + "; ".join(ex))
     return y.astype(int)
 
 
@@ -249,6 +254,8 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
     from churn.training.pyfunc import log_pyfunc
     from churn.training.tracking import (
         data_fingerprint as fingerprint_of,
+    )
+    from churn.training.tracking import (
         ensure_experiment,
         git_info,
         jsonable,
@@ -380,7 +387,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             if data_fingerprint:
                 fp = {**fp, **data_fingerprint}
             model.metadata_.update(jsonable({
-                "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "label": {"column": label_col, "kind": config.label.kind, "horizon_days": config.label.horizon_days},
                 "keys": {"id": id_col, "time": time_col if has_time else None},
                 "evaluation": split.scheme,
@@ -604,8 +611,8 @@ def _cross_validate(clean: pd.DataFrame, y: np.ndarray, ids: np.ndarray, feature
     final = _model(config, features, params, scale_pos_weight, num_boost_round=rounds)
     final = _fit(final, clean, y, np.flatnonzero(~final_cal), None, np.flatnonzero(final_cal))
     split = Split("cross_validation", np.flatnonzero(~final_cal), np.array([], int), np.flatnonzero(final_cal),
-                  np.arange(n), notes=[f"{k}-fold cross-validation grouped by customer; out-of-fold predictions "
-                                       "are the reported holdout"])
+                  np.arange(n), notes=[(f"{k}-fold cross-validation grouped by customer; out-of-fold predictions "
+                                        "are the reported holdout")])
     return final, oof, oof_raw, oof_lr, oof_heur, cv, split
 
 
