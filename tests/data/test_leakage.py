@@ -79,22 +79,32 @@ def order_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
     ]
 
 
+def _with_ties(draw, rows: list[dict[str, Any]], **values) -> list[dict[str, Any]]:
+    """Maybe add copies of some rows (same customer, same instant) with other values: ties for "latest"."""
+    if not rows:
+        return rows
+    for i in draw(st.lists(st.integers(0, len(rows) - 1), max_size=2)):
+        rows.append(rows[i] | {k: draw(v) for k, v in values.items()})
+    return rows
+
+
 @st.composite
 def survey_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
-    return [
+    return _with_ties(draw, [
         {"customer_id": draw(st.sampled_from(ids)), "answered_at": ts(draw(when)),
          "score": draw(st.integers(0, 10))}
         for _ in range(draw(st.integers(0, 4)))
-    ]
+    ], score=st.integers(0, 10))
 
 
 @st.composite
 def fee_rows(draw, ids: list[str], when) -> list[dict[str, Any]]:
-    return [
+    plans = st.sampled_from(["basic", "plus"])
+    return _with_ties(draw, [
         {"customer_id": draw(st.sampled_from(ids)), "changed_at": ts(draw(when)),
-         "monthly_fee": draw(st.integers(0, 50)), "plan": draw(st.sampled_from(["basic", "plus"]))}
+         "monthly_fee": draw(st.integers(0, 50)), "plan": draw(plans)}
         for _ in range(draw(st.integers(0, 3)))
-    ]
+    ], monthly_fee=st.integers(0, 50), plan=plans)
 
 
 def _ticket(draw, cid: str, opened: int, closed: int | None, complaint: bool | None = None) -> dict[str, Any]:
@@ -212,6 +222,7 @@ def scenarios(draw) -> Scenario:
             open_at_t0.append((cid, opened, draw(st.booleans())))  # closed (or not) later: each future's
         else:
             past["tickets"].append(_ticket(draw, cid, opened, closed))
+    past["tickets"] = _with_ties(draw, past["tickets"], satisfaction=st.integers(1, 5))
     as_of = sorted({T0, *draw(st.lists(st.sampled_from([*EARLIER, LATER]), max_size=2))})
     return Scenario(
         with_customers=with_customers,
