@@ -140,7 +140,7 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
             raise ChurnError("the model needs at least one feature")
         return self.fit_clean(coerce_frame(X, feats)[0])
 
-    def fit_clean(self, clean: pd.DataFrame) -> "FrameEncoder":
+    def fit_clean(self, clean: pd.DataFrame) -> FrameEncoder:
         """`fit` on a frame already passed through `coerce_frame`."""
         feats = list(self.features or [])
         self.features_ = feats

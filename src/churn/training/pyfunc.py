@@ -3,6 +3,8 @@
 The lightgbm flavour's pyfunc returns labels and a pandas `category` column breaks signature enforcement,
 so the model is logged as a custom PythonModel whose artifact is the joblib-dumped ChurnModel and whose
 signature declares categorical inputs as strings and numeric inputs as doubles (missing values survive).
+MLflow's schema enforcement refuses int64 -> double ("not safe"), so callers of the pyfunc cast integer
+columns to float first; `load_model()` / ChurnModel accept integers as they are.
 """
 
 from __future__ import annotations
