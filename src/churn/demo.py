@@ -14,6 +14,7 @@ from churn.config import Config, tracking_uri
 
 DEMO_START = date(2024, 1, 1)
 DEMO_END = date(2025, 7, 1)  # 18 months of activity
+DEMO_EVENTS_PER_CUSTOMER = 120.0
 
 
 @dataclass
@@ -49,7 +50,8 @@ def run_demo(config: Config, *, workdir: Path = Path("."), customers: int = 20_0
     })
     if progress:
         progress(f"generating {customers:,} customers")
-    generate(customers, start, end, seed, data_dir, overwrite=True)
+    # ~7 events a month: a product people use weekly (the generator's default is sparser, for scale tests).
+    generate(customers, start, end, seed, data_dir, overwrite=True, events_per_customer=DEMO_EVENTS_PER_CUSTOMER)
     res_train = train_from_data(cfg, str(data_dir), promote=True, progress=progress)
     ds = load_source(str(data_dir), cfg)
     try:

@@ -63,8 +63,8 @@ class Planted:
     # churn hazard: h(t) = base x exp(eng_coef*eng_z + comp_coef*comp_z) x tenure x plan x price
     base_monthly_hazard_subscription: float = 0.020
     base_monthly_hazard_retail: float = 0.025
-    hazard_engagement: float = -0.45  # per sd of log engagement (low engagement -> more churn)
-    hazard_complaint: float = 0.35  # per sd of log complaint propensity
+    hazard_engagement: float = -0.60  # per sd of log engagement (low engagement -> more churn)
+    hazard_complaint: float = 0.45  # per sd of log complaint propensity
     new_tenure_days: int = 90
     hazard_new_tenure: float = 1.8  # multiplier while tenure < new_tenure_days
     young_tenure_days: int = 365
@@ -82,9 +82,9 @@ class Planted:
     # decline phase before churn (and noise)
     warning_share: float = 0.80  # churners with a decline phase; the rest churn without warning
     recovery_share: float = 0.12  # non-churners with a decline phase at a random time who recover
-    decline_min_days: float = 30.0
-    decline_max_days: float = 90.0
-    decline_depth: tuple[float, float] = (0.5, 1.0)  # uniform; level in third k is depth x (k + 0.5) / 3
+    decline_min_days: float = 45.0
+    decline_max_days: float = 120.0
+    decline_depth: tuple[float, float] = (0.6, 1.0)  # uniform; level in third k is depth x (k + 1) / 3
     events_decline: float = 1.0  # event rate x (1 - events_decline x level)
     orders_decline: float = 1.5  # purchase rate x (1 - level) ** orders_decline: gaps lengthen
     tickets_decline: float = 3.0  # ticket rate x (1 + tickets_decline x level): complaints spike
@@ -484,7 +484,7 @@ def _simulate_customers(
 
 
 # ------------------------------------------------------------------------------------ point processes
-_THIRDS = (np.arange(3) + 0.5) / 3
+_THIRDS = (np.arange(3) + 1.0) / 3
 
 
 def _decline_level(c: _Customers, cust: np.ndarray, t: np.ndarray) -> np.ndarray:
