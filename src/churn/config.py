@@ -136,12 +136,12 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(
         default_factory=lambda: {
             "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 50,
-            "feature_fraction": 0.8,
+            "num_leaves": 15,
+            "min_child_samples": 100,
+            "feature_fraction": 0.7,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
-            "lambda_l2": 1.0,
+            "lambda_l2": 5.0,
         }
     )
     num_boost_round: int = 2000
