@@ -1,0 +1,77 @@
+"""The demo path end to end on a small generated data set: real DuckDB, LightGBM, MLflow (SQLite in tmp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from churn.config import load_config
+from churn.demo import run_demo
+from churn.scoring.score import SCORE_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlruns.db'}")
+    mp.setenv("CHURN_ARTIFACT_ROOT", (work / "mlartifacts").as_uri())
+    cfg = load_config()
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"num_boost_round": 300})})
+    res = run_demo(cfg, workdir=work, customers=3000, seed=3, start=date(2024, 1, 1), end=date(2025, 1, 1))
+    yield work, res
+    mp.undo()
+
+
+def test_demo_writes_every_output(demo_run) -> None:
+    work, res = demo_run
+    run_dir = res.score.out_dir
+    assert run_dir.parent == work / "outputs"
+    for name in ("scores.parquet", "report.html", "alerts.csv", "summary.json", "segments.xlsx"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "segments").glob("*.csv"))
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    assert list(scores.columns[: len(SCORE_COLUMNS)]) == SCORE_COLUMNS
+    assert scores["customer_id"].is_unique and len(scores) == res.score.n_scored > 1000
+    assert scores["churn_probability"].between(0, 1).all()
+    assert scores["customer_id"].str.len().eq(7).all()  # leading zeros kept
+    assert scores["reason_1"].notna().mean() > 0.9
+    summary = json.loads((run_dir / "summary.json").read_text())["summary"]
+    assert summary["budget_used"] <= summary["budget"] + 1e-6
+
+
+def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None:
+    work, res = demo_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns.db'}")
+    mv = client.get_model_version_by_alias("churn", "champion")
+    assert str(mv.version) == str(res.train.version)
+    run = client.get_run(res.train.run_id)
+    assert run.data.metrics["roc_auc"] > 0.7
+    assert res.train.metrics["roc_auc"] > res.train.baseline_metrics["heuristic"]["roc_auc"]
+    assert (work / "models").is_dir() and any((work / "models").iterdir())
+
+
+def test_cli_user_error_has_no_traceback_and_writes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "customers.csv").write_text("customer_id,signup_date\n001,2024-01-01\n")
+    (data / "events.csv").write_text("customer_id,event_type\n001,login\n")
+    out = tmp_path / "features.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "churn.cli", "features", "--data", str(data), "--as-of", "2024-06-01", "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 1
+    assert "timestamp" in proc.stderr and "events.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists() and list(tmp_path.iterdir()) == [data]
