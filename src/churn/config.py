@@ -234,6 +234,9 @@ class IncentivesConfig(_Strict):
 
 class ScoringConfig(_Strict):
     chunk_rows: int = 200_000
+    # Reason-code attribution: "path" (decision-path, fast enough for millions of rows) or "treeshap"
+    # (exact SHAP via LightGBM pred_contrib, ~20x slower).
+    reason_method: Literal["path", "treeshap"] = "path"
     alert_probability_rise: float = 0.15
     write_csv: bool = False
 

@@ -54,7 +54,8 @@ def model_version(model: Any, ref: str) -> str:
     return f"{name}/{ver}" if name and ver else str(meta.get("model_version") or ref)
 
 
-def score_frame(model: Any, frame: pd.DataFrame, *, chunk_rows: int = 200_000, progress: ChunkProgress = None) -> pd.DataFrame:
+def score_frame(model: Any, frame: pd.DataFrame, *, chunk_rows: int = 200_000, reason_method: str = "path",
+                progress: ChunkProgress = None) -> pd.DataFrame:
     """Calibrated churn probability and reason codes for every row, in chunks of bounded memory."""
     model.validate_input(frame)  # clear error on missing columns / wrong types before any work
     features = list(model.features_)
@@ -63,8 +64,8 @@ def score_frame(model: Any, frame: pd.DataFrame, *, chunk_rows: int = 200_000, p
     n = len(frame)
     for start in range(0, n, chunk_rows):
         chunk = frame.iloc[start:start + chunk_rows]
-        # One TreeSHAP pass gives both: contributions sum to the raw log-odds the calibrator maps.
-        contrib = model.contributions(chunk)
+        # One attribution pass gives both: contributions sum to the raw log-odds the calibrator maps.
+        contrib = model.contributions(chunk, method=reason_method)
         raw = 1.0 / (1.0 + np.exp(-contrib.to_numpy(dtype=float).sum(axis=1)))
         p = np.asarray(model.calibrator_.predict(raw), dtype=float)
         probs.append(p)
@@ -180,7 +181,8 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
 
     if progress:
         progress(f"scoring {len(base):,} customers")
-    scored = score_frame(model, base, chunk_rows=config.scoring.chunk_rows, progress=chunk_progress)
+    scored = score_frame(model, base, chunk_rows=config.scoring.chunk_rows,
+                         reason_method=config.scoring.reason_method, progress=chunk_progress)
     base = pd.concat([base.reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
     version = model_version(model, model_ref)
     base["model_version"] = version

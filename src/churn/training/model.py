@@ -351,17 +351,35 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """0/1 at calibrated probability 0.5 (sklearn contract; downstream code should use probabilities)."""
         return (self.predict_risk(X) >= 0.5).astype(int)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-row, per-feature contributions to the raw log-odds (TreeSHAP via LightGBM `pred_contrib`).
+    def contributions(self, X: pd.DataFrame, method: str = "treeshap") -> pd.DataFrame:
+        """Per-row, per-feature contributions to the raw log-odds, plus a `bias` column.
 
-        Columns are the features in model order plus `bias` (the expected raw score); each row sums to the
-        uncalibrated log-odds. Use them to rank reasons; they are not in probability units.
+        `treeshap`: LightGBM `pred_contrib` (exact SHAP values; ~0.4 ms/row for a few hundred trees).
+        `path`: decision-path attribution (`churn.training.explain`; as cheap as a prediction), for
+        scoring millions of rows. Either way each row sums to the uncalibrated log-odds; use them to rank
+        reasons, they are not in probability units.
         """
-        contrib = self.booster_.predict(self._encode(X), num_iteration=self.best_iteration_, pred_contrib=True,
-                                        num_threads=self.n_jobs)
+        enc = self._encode(X)
+        if method == "path":
+            contrib = self.path_explainer().contributions(enc)
+        elif method == "treeshap":
+            contrib = self.booster_.predict(enc, num_iteration=self.best_iteration_, pred_contrib=True,
+                                            num_threads=self.n_jobs)
+        else:
+            raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
         df = pd.DataFrame(contrib[:, :-1], columns=self.feature_names_, index=X.index)
         df["bias"] = contrib[:, -1]
         return df
+
+    def path_explainer(self) -> "PathExplainer":
+        """The fitted decision-path explainer of this model (built on first use, then kept)."""
+        explainer = getattr(self, "path_explainer_", None)
+        if explainer is None:
+            from churn.training.explain import PathExplainer
+
+            explainer = PathExplainer(num_iteration=self.best_iteration_, n_jobs=self.n_jobs).fit(self.booster_)
+            self.path_explainer_ = explainer
+        return explainer
 
     @property
     def bias(self) -> float:
