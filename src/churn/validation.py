@@ -56,10 +56,15 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
             continue
         raw = _q(info.mapping[col.name])
         typed = _tc(col.name)
-        present = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NOT NULL"
+        native = _native(col, info.raw_types[info.mapping[col.name]])
+        # A typed column (Parquet timestamps, numbers) cannot hold blanks or unparseable text; casting
+        # 50M of them to text just to look cost 6 s, so only text columns get those checks.
+        present = f"{raw} IS NOT NULL" if native else f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NOT NULL"
         if col.required:
             rules.append(_Rule(col.name, "required value is empty", f"NOT ({present})", [info.mapping[col.name]]))
-        rules.append(_Rule(col.name, _parse_message(col), f"{present} AND {typed} IS NULL", [info.mapping[col.name]]))
+        if not native:
+            rules.append(_Rule(col.name, _parse_message(col), f"{present} AND {typed} IS NULL",
+                               [info.mapping[col.name]]))
         if col.min is not None:
             rules.append(_Rule(col.name, f"value below {col.min:g}", f"{typed} < {col.min}", [info.mapping[col.name]]))
         if col.max is not None:
@@ -75,6 +80,18 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
         rules.append(_Rule("cancel_date", "cancellation before signup",
                            f"{_tc('cancel_date')} < {_tc('signup_date')}", [m["signup_date"], m["cancel_date"]]))
     return rules
+
+
+def _native(col: Column, raw_type: str) -> bool:
+    """Whether the file already stores the column in its contract type (so it needs no parsing)."""
+    t = raw_type.upper()
+    if col.type in ("timestamp", "date"):
+        return t.startswith("TIMESTAMP") or t == "DATE"
+    if col.type == "number":
+        return any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC"))
+    if col.type == "bool":
+        return t == "BOOLEAN"
+    return t == "VARCHAR" and col.type == "text"
 
 
 def _parse_message(col: Column) -> str:

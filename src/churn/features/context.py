@@ -45,18 +45,25 @@ def days_since(earlier: str, as_of: str = "a.as_of") -> str:
 
 
 def window_join(table: str, ts: str, lookback_days: int | None, alias: str = "t") -> str:
-    """FROM-clause joining `table` rows to the as_of dates whose lookback window contains them."""
-    cond = f"{alias}.{ts} < a.as_of"
+    """FROM-clause joining `table` rows to the as_of dates whose lookback window contains them.
+
+    Each joined row carries `_ago`, its age in days at that as_of (in (0, lookback]), computed once so
+    the many per-window filters compare one number instead of redoing timestamp arithmetic.
+    """
+    cond = f"x.{ts} < a.as_of"
     if lookback_days is not None:
-        cond += f" AND {alias}.{ts} >= a.as_of - INTERVAL {int(lookback_days)} DAY"
-    return f"FROM {table} {alias} JOIN asof_dates a ON {cond}"
+        cond += f" AND x.{ts} >= a.as_of - INTERVAL {int(lookback_days)} DAY"
+    ago = days_between_sql(f"x.{ts}", "a.as_of")
+    return (f"FROM (SELECT x.*, a.as_of AS _as_of, {ago} AS _ago FROM {table} x JOIN asof_dates a ON {cond}) "
+            f"{alias} JOIN asof_dates a ON a.as_of = {alias}._as_of")
 
 
 def in_last(ts: str, days: int, offset_days: int = 0) -> str:
-    """Condition: ts in [as_of - offset - days, as_of - offset)."""
-    cond = f"{ts} >= a.as_of - INTERVAL {int(days + offset_days)} DAY"
+    """Condition for a row of `window_join`: ts in [as_of - offset - days, as_of - offset)."""
+    alias = ts.split(".")[0]
+    cond = f"{alias}._ago <= {float(days + offset_days)}"
     if offset_days:
-        cond += f" AND {ts} < a.as_of - INTERVAL {int(offset_days)} DAY"
+        cond += f" AND {alias}._ago > {float(offset_days)}"
     return cond
 
 

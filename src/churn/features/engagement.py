@@ -75,10 +75,14 @@ def build(ctx: Ctx) -> str:
         f", count(*) FILTER (WHERE event_type = '{t.replace(chr(39), chr(39) * 2)}') AS n_{ident(t)}"
         for t in (ctx.event_types if has_type else [])
     )
-    dur = ", sum(duration_s) / 3600.0 AS hours" if has_dur else ""
+    # Exact decimal sums: float sums depend on row order, and outputs must not.
+    dur = ", sum(CAST(duration_s AS DECIMAL(18, 3))) AS secs" if has_dur else ""
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE ev_daily AS SELECT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS day, "
-        f"count(*) AS n{dur}{type_cols} FROM events WHERE timestamp < (SELECT max(as_of) FROM asof_dates) GROUP BY ALL"
+        f"count(*) AS n{dur}{type_cols} FROM events WHERE timestamp < (SELECT max(as_of) FROM asof_dates) "
+        # Only the windows need per-day detail; all-history facts come from the raw rows below (a
+        # whole-history rollup of 50M events took 19 s, the windowed one 2 s).
+        f"AND timestamp >= (SELECT min(as_of) FROM asof_dates) - INTERVAL {int(lookback)} DAY GROUP BY ALL"
     )
     sel = []
     for w in cfg.windows:
@@ -86,7 +90,7 @@ def build(ctx: Ctx) -> str:
         sel.append(f"count(*) FILTER (WHERE {in_last('t.day', w)}) AS active_days_{w}d")
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
         if has_dur:
-            sel.append(f"coalesce(sum(t.hours) FILTER (WHERE {in_last('t.day', w)}), 0) AS duration_hours_{w}d")
+            sel.append(f"coalesce(CAST(sum(t.secs) FILTER (WHERE {in_last('t.day', w)}) AS DOUBLE) / 3600.0, 0) AS duration_hours_{w}d")
             ctx.zero_fill.add(f"duration_hours_{w}d")
         for t in ctx.event_types if has_type else []:
             sel.append(f"sum(t.n_{ident(t)}) FILTER (WHERE {in_last('t.day', w)}) AS events_{ident(t)}_{w}d")
@@ -96,7 +100,7 @@ def build(ctx: Ctx) -> str:
     e90 = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 90)}), 0)"
     d90 = f"count(*) FILTER (WHERE {in_last('t.day', 90)})"
     weeks = int(cfg.weeks_active)
-    week_idx = f"floor(({days_since('t.day')} - 1) / 7)"
+    week_idx = "floor((t._ago - 1) / 7)"
     sel += [
         f"90.0 / nullif({d90}, 0) AS event_gap_typical_days",
         f"CAST({e30} + 1 AS DOUBLE) / CAST({e_prev} + 1 AS DOUBLE) - 1 AS events_trend_30d",
@@ -109,8 +113,8 @@ def build(ctx: Ctx) -> str:
         f"CREATE OR REPLACE TEMP TABLE f_engagement_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
         f"{window_join('ev_daily', 'day', lookback)} GROUP BY t.customer_id, a.as_of"
     )
-    cumulative(ctx, "f_engagement_c", "ev_daily", "day", {"last_day": "max(t.day)"},
-               {"days_since_last_event": days_since("max(b.last_day)")})
+    cumulative(ctx, "f_engagement_c", "events", "timestamp", {"last_ts": "max(t.timestamp)"},
+               {"days_since_last_event": days_since("date_trunc('day', max(b.last_ts))")})
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE f_engagement AS SELECT c.customer_id, c.as_of, w.* EXCLUDE (customer_id, as_of), "
         "c.days_since_last_event FROM f_engagement_c c LEFT JOIN f_engagement_w w USING (customer_id, as_of)"

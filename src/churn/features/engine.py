@@ -225,9 +225,14 @@ def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None
         "snapshots": [str(d.date()) for d in dates], "frame_rows": len(frame),
         "frame_hash": str(pd.util.hash_pandas_object(frame[["customer_id", "as_of", "churned"]], index=False).sum()),
     }
+    features_config = config.features.model_dump(mode="json")
+    if "surveys" in ds.tables and config.features.feedback.detractor_max is None:
+        # Freeze the inferred survey scale, so scoring applies the detractor cut-off training used.
+        features_config["feedback"]["detractor_max"] = feedback.score_scale(
+            Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days))[0]
     meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
                              "label_config": config.label.model_dump(mode="json"),
-                             "features_config": config.features.model_dump(mode="json")}
+                             "features_config": features_config}
     notices = fs.notices + ([f"as-of dates without a complete label window excluded: "
                              f"{', '.join(str(d.date()) for d in dropped)}"] if dropped else [])
     return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)

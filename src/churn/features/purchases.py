@@ -61,10 +61,10 @@ def build(ctx: Ctx) -> str:
     cfg = ctx.config.features.purchases
     big = max(cfg.windows)
     has_disc = ctx.ds.has_column("orders", "discount")
-    disc = ", sum(coalesce(discount, 0)) AS discount" if has_disc else ""
+    disc = ", sum(CAST(coalesce(discount, 0) AS DECIMAL(18, 4))) AS discount" if has_disc else ""
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE or_daily AS SELECT customer_id, "
-        "CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day, count(*) AS n, sum(amount) AS amount"
+        "CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day, count(*) AS n, sum(CAST(amount AS DECIMAL(18, 4))) AS amount"
         f"{disc} FROM orders WHERE ordered_at < (SELECT max(as_of) FROM asof_dates) GROUP BY ALL"
     )
     # Gap to the previous order day is known on the later day, so it is bucketed with that day.
@@ -76,20 +76,20 @@ def build(ctx: Ctx) -> str:
     sel = []
     for w in cfg.windows:
         sel.append(f"sum(t.n) FILTER (WHERE {in_last('t.day', w)}) AS orders_{w}d")
-        sel.append(f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', w)}), 0) AS spend_{w}d")
+        sel.append(f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', w)}) AS DOUBLE), 0) AS spend_{w}d")
         ctx.zero_fill |= {f"orders_{w}d", f"spend_{w}d"}
-    s90 = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90)}), 0)"
-    s_prev = f"coalesce(sum(t.amount) FILTER (WHERE {in_last('t.day', 90, 90)}), 0)"
+    s90 = f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', 90)}) AS DOUBLE), 0)"
+    s_prev = f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', 90, 90)}) AS DOUBLE), 0)"
     sel += [
         # The join looks back max(big, 180) days (for the spend trend); these two use their own window.
-        f"sum(t.amount) FILTER (WHERE {in_last('t.day', big)}) / "
+        f"CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', big)}) AS DOUBLE) / "
         f"nullif(CAST(sum(t.n) FILTER (WHERE {in_last('t.day', big)}) AS DOUBLE), 0) AS avg_order_value_{big}d",
         f"CASE WHEN {s_prev} > 0 THEN {s90} / {s_prev} - 1 WHEN {s90} > 0 THEN 1.0 ELSE 0.0 END AS spend_trend_90d",
     ]
     ctx.zero_fill.add("spend_trend_90d")
     if has_disc:
         big_w = f"FILTER (WHERE {in_last('t.day', big)})"
-        sel.append(f"sum(t.discount) {big_w} / nullif(sum(t.amount) {big_w} + sum(t.discount) {big_w}, 0) "
+        sel.append(f"CAST(sum(t.discount) {big_w} AS DOUBLE) / nullif(CAST(sum(t.amount) {big_w} AS DOUBLE) + CAST(sum(t.discount) {big_w} AS DOUBLE), 0) "
                    f"AS discount_share_{big}d")
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE f_purchases_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "

@@ -76,7 +76,10 @@ def build(ctx: Ctx) -> str:
     resolved = "t.closed_at < a.as_of"
     if _has(ctx, "closed_at"):
         res = f"(CAST(epoch(t.closed_at) AS DOUBLE) - CAST(epoch(t.opened_at) AS DOUBLE)) / 86400.0"
-        sel += [f"avg({res}) FILTER (WHERE {resolved}) AS resolution_days_mean_{big}d",
+        # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
+        res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
+        sel += [f"CAST(sum({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 / "
+                f"nullif(count(*) FILTER (WHERE {resolved}), 0) AS resolution_days_mean_{big}d",
                 f"max({res}) FILTER (WHERE {resolved}) AS resolution_days_max_{big}d"]
     if _has(ctx, "satisfaction"):
         known = resolved if _has(ctx, "closed_at") else "TRUE"
