@@ -217,7 +217,9 @@ def built(tmp_path_factory):
     folder = write_source(tmp_path_factory.mktemp("hand") / "csv", TABLES, "csv")
     fs = build(folder, [str(AS_OF.date())])
     df = fs.to_pandas().set_index("customer_id")
-    inputs = fs.ds.con.execute("SELECT customer_id, _x, _t_x, _T FROM features").df().set_index("customer_id")
+    inputs = fs.ds.con.execute(
+        "SELECT s.customer_id, p._x, p._t_x, p._T FROM spine s LEFT JOIN f_purchases p USING (customer_id, as_of)"
+    ).df().set_index("customer_id")
     yield fs, df, inputs
     fs.ds.con.close()
 

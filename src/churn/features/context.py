@@ -76,9 +76,14 @@ def cumulative(ctx: Ctx, name: str, source: str, ts: str, bucket_aggs: dict[str,
     """
     inner = ", ".join(f"{expr} AS {col}" for col, expr in bucket_aggs.items())
     outer = ", ".join(f"{expr} AS {col}" for col, expr in combine.items())
+    # Each row's bucket is the first as_of after it; a CASE over the (few) dates finds it without a range
+    # join, which on 50M events cost 3 s against 0.6 s for the aggregation itself.
+    dates = [r[0] for r in ctx.ds.con.execute("SELECT as_of FROM asof_dates ORDER BY as_of").fetchall()]
+    whens = " ".join(f"WHEN t.{ts} < TIMESTAMP '{d.isoformat(sep=' ')}' THEN TIMESTAMP '{d.isoformat(sep=' ')}'"
+                     for d in dates)
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE {name} AS "
-        f"WITH bucketed AS (SELECT t.customer_id, k.as_of AS bucket, {inner} "
-        f"FROM {source} t JOIN buckets k ON t.{ts} >= k.lo AND t.{ts} < k.as_of GROUP BY t.customer_id, k.as_of) "
+        f"WITH bucketed AS (SELECT t.customer_id, CASE {whens} END AS bucket, {inner} "
+        f"FROM {source} t WHERE t.{ts} < TIMESTAMP '{dates[-1].isoformat(sep=' ')}' GROUP BY 1, 2) "
         f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b JOIN asof_dates a ON b.bucket <= a.as_of GROUP BY b.customer_id, a.as_of"
     )

@@ -129,11 +129,11 @@ def build_features(
         built.append(module.build(ctx))
     if not built:
         raise ChurnError("no feature family could be built from this data")
-    _assemble(ctx, registry, built)
     if "f_purchases" in built and config.features.purchases.btyd:
         if progress:
             progress("features: BG/NBD")
-        _add_btyd(ctx, notices)
+        built.append(_btyd_table(ctx, notices))
+    _assemble(ctx, registry, built)
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
                       notices=notices)
@@ -148,34 +148,33 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> None:
                 have.setdefault(col, table)
     sel = []
     for feat in registry:
-        if feat.name.startswith("btyd_"):
-            continue
         if feat.name not in have:
             raise RuntimeError(f"feature '{feat.name}' was declared but not built")  # a bug, not user error
         expr = f"{have[feat.name]}.{_q(feat.name)}"
         if feat.name in ctx.zero_fill:
             expr = f"coalesce({expr}, 0)"
         sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
-    sel += [f"f_purchases.{c}" for c in ("_x", "_t_x", "_T") if "f_purchases" in built]
     joins = " ".join(f"LEFT JOIN {t} USING (customer_id, as_of)" for t in built)
     ctx.run(f"CREATE OR REPLACE TEMP TABLE features AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
             f"FROM spine s {joins} ORDER BY s.as_of, s.customer_id")
 
 
-def _add_btyd(ctx: Ctx, notices: list[str]) -> None:
-    """BG/NBD features from each snapshot's purchase summary; missing where it cannot be fitted."""
+def _btyd_table(ctx: Ctx, notices: list[str]) -> str:
+    """Temp table `f_btyd`: BG/NBD features from each snapshot's purchase summary (missing where unfit)."""
     con = ctx.ds.con
     summary = con.execute(
-        "SELECT customer_id, as_of, _x, _t_x, _T FROM features ORDER BY as_of, customer_id").df()
+        "SELECT p.customer_id, p.as_of, p._x, p._t_x, p._T FROM f_purchases p "
+        "SEMI JOIN spine s ON s.customer_id = p.customer_id AND s.as_of = p.as_of ORDER BY p.as_of, p.customer_id"
+    ).df()
     summary = purchases.add_btyd(summary, ctx.horizon_days, notices)
     con.register("btyd_df", summary[["customer_id", "as_of", "btyd_expected_orders", "btyd_p_no_order"]])
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE features AS SELECT f.* EXCLUDE (_x, _t_x, _T), "
-        "CAST(b.btyd_expected_orders AS DOUBLE) AS btyd_expected_orders, "
-        "CAST(b.btyd_p_no_order AS DOUBLE) AS btyd_p_no_order "
-        "FROM features f LEFT JOIN btyd_df b USING (customer_id, as_of) ORDER BY f.as_of, f.customer_id"
+        "CREATE OR REPLACE TEMP TABLE f_btyd AS SELECT customer_id, CAST(as_of AS TIMESTAMP) AS as_of, "
+        "CAST(btyd_expected_orders AS DOUBLE) AS btyd_expected_orders, "
+        "CAST(btyd_p_no_order AS DOUBLE) AS btyd_p_no_order FROM btyd_df"
     )
     con.unregister("btyd_df")
+    return "f_btyd"
 
 
 @dataclass
