@@ -75,3 +75,78 @@ def test_cli_user_error_has_no_traceback_and_writes_nothing(tmp_path: Path) -> N
     assert "timestamp" in proc.stderr and "events.csv" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not out.exists() and list(tmp_path.iterdir()) == [data]
+
+
+def _files(root: Path) -> dict[str, object]:
+    """Every output's bytes; the workbook by cell values (its zip container stamps the write time)."""
+    import openpyxl
+
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix == ".xlsx":
+            wb = openpyxl.load_workbook(p)
+            out[str(p.relative_to(root))] = {ws.title: list(ws.values) for ws in wb.worksheets}
+        elif p.is_file():
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+def test_scoring_twice_gives_identical_files_and_never_overwrites_silently(demo_run, tmp_path: Path) -> None:
+    from churn.errors import ChurnError
+    from churn.scoring.score import score_source
+
+    work, res = demo_run
+    cfg = load_config()
+    data = str(res.data_dir)
+    bundle = str(res.train.bundle_path)
+    a = score_source(data, "2024-12-01", bundle, str(tmp_path / "a"), cfg)
+    b = score_source(data, "2024-12-01", bundle, str(tmp_path / "b"), cfg)
+    assert _files(a.out_dir) == _files(b.out_dir)
+    before = _files(a.out_dir)
+    with pytest.raises(ChurnError, match="--overwrite"):
+        score_source(data, "2024-12-01", bundle, str(tmp_path / "a"), cfg)
+    assert _files(a.out_dir) == before
+    score_source(data, "2024-12-01", bundle, str(tmp_path / "a"), cfg, overwrite=True)
+    assert _files(a.out_dir) == before
+    # No temporary leftovers beside the run folder.
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["2024-12-01"]
+
+
+def test_alerts_compare_with_the_previous_run_in_the_same_root(demo_run, tmp_path: Path) -> None:
+    from churn.scoring.score import score_source
+
+    work, res = demo_run
+    cfg = load_config()
+    root = tmp_path / "runs"
+    first = score_source(str(res.data_dir), "2024-10-01", str(res.train.bundle_path), str(root), cfg)
+    assert pd.read_csv(first.out_dir / "alerts.csv").empty  # nothing to compare with yet
+    second = score_source(str(res.data_dir), "2024-12-01", str(res.train.bundle_path), str(root), cfg)
+    alerts = pd.read_csv(second.out_dir / "alerts.csv", dtype={"customer_id": str})
+    prev = pd.read_parquet(first.out_dir / "scores.parquet").set_index("customer_id")["churn_probability"]
+    cur = pd.read_parquet(second.out_dir / "scores.parquet").set_index("customer_id")["churn_probability"]
+    rise = (cur - prev.reindex(cur.index)).dropna()
+    assert set(rise[rise > cfg.scoring.alert_probability_rise].index) <= set(alerts["customer_id"])
+    assert len(alerts) > 0
+
+
+def test_scoring_a_ready_table_by_bundle(demo_run, tmp_path: Path) -> None:
+    from churn.features.engine import build_features
+    from churn.scoring.score import score_table
+    from churn.timeline import parse_as_of
+    from churn.training.loading import load_model
+    from churn.validation import load_source
+
+    work, res = demo_run
+    cfg = load_config()
+    model = load_model(str(res.train.bundle_path))
+    ds = load_source(str(res.data_dir), cfg)
+    fs = build_features(ds, [parse_as_of("2024-12-01")], cfg,
+                        event_types=model.metadata_["extra"]["event_types"])
+    table = fs.to_pandas().drop(columns=["as_of"]).rename(columns={"customer_id": "id"})
+    ds.con.close()
+    table.to_csv(tmp_path / "ready.csv", index=False)
+    run = score_table(str(tmp_path / "ready.csv"), "id", str(res.train.bundle_path), str(tmp_path / "out"), cfg,
+                      as_of="2024-12-01")
+    scores = pd.read_parquet(run.out_dir / "scores.parquet")
+    assert len(scores) == len(table) and scores["customer_id"].str.len().eq(7).all()
+    assert scores["churn_probability"].between(0, 1).all()

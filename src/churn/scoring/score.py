@@ -198,8 +198,8 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     feature_cols = [f.name for f in model.features_]
     extra = [c for c in customers.columns if c not in SCORE_COLUMNS and c not in feature_cols]
     scores = customers[[c for c in SCORE_COLUMNS if c in customers.columns] + extra]
-    meta = {"model_version": version, "model": model_ref, "as_of": str(when.date()), "source": source,
-            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # No wall-clock time in the outputs: the same inputs must give byte-identical files.
+    meta = {"model_version": version, "model": model_ref, "as_of": str(when.date()), "source": source}
     if progress:
         progress("writing scores, segments and report")
     with atomic_dir(run_dir, overwrite) as tmp:
