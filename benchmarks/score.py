@@ -45,7 +45,7 @@ def prepare_table(customers: int) -> Path:
     data = fb.ensure_data(customers)
     cfg = load_config()
     ds = load_source(str(data), cfg)
-    fs = build_features(ds, [parse_as_of(AS_OF)], cfg)
+    build_features(ds, [parse_as_of(AS_OF)], cfg)  # fills DuckDB table `features`
     ds.con.execute(
         "CREATE TEMP TABLE ready AS SELECT f.*, c.marketing_consent, c.name, c.email FROM features f "
         "JOIN customers c USING (customer_id)"

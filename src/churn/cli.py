@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churn.config import Config, load_config
+from churn.config import load_config
 from churn.errors import ChurnError
 
 # OpenMP threads that spin while waiting made LightGBM 4-6x slower on busy cores; set before it loads.
@@ -79,10 +79,6 @@ def bar(title: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _config(path: Path | None) -> Config:
-    return load_config(path)
-
-
 def _quiet_libraries() -> None:
     """MLflow and friends are chatty; the CLI says what matters itself."""
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -132,7 +128,7 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
     from churn.labels import data_range, label_kind
     from churn.validation import load_source
 
-    cfg = _config(config)
+    cfg = load_config(config)
     ds = load_source(str(data) if data else None, cfg)
     try:
         t = Table(title=f"{ds.label}: valid")
@@ -165,7 +161,7 @@ def features(
     """Build point-in-time features for every customer at each as-of date."""
     from churn.pipeline import features_to_file
 
-    cfg = _config(config)
+    cfg = load_config(config)
     with steps("features") as step:
         res = features_to_file(str(data) if data else None, as_of, str(out_file), cfg, overwrite=overwrite,
                                progress=step)
@@ -196,7 +192,7 @@ def train(
     _quiet_libraries()
     if label and label not in ("cancellation", "inactivity"):
         raise ChurnError(f"--label must be cancellation or inactivity, not {label!r}")
-    cfg = with_overrides(_config(config), label=label, horizon_days=horizon_days, as_of=as_of)
+    cfg = with_overrides(load_config(config), label=label, horizon_days=horizon_days, as_of=as_of)
     with steps("train") as step:
         if table:
             if not target or not id_col:
@@ -238,7 +234,7 @@ def promote(
     from churn.training.registry import promote as do_promote
 
     _quiet_libraries()
-    cfg = _config(config)
+    cfg = load_config(config)
     res = do_promote(name or cfg.model.registered_name, cfg)
     for k, v in res.items():
         out.print(f"{k}: {v}")
@@ -261,7 +257,7 @@ def score(
     from churn.scoring.score import score_source, score_table
 
     _quiet_libraries()
-    cfg = _config(config)
+    cfg = load_config(config)
     with steps("score") as step, bar("scoring") as chunk:
         if table:
             if not id_col:
@@ -298,7 +294,7 @@ def demo(
     from churn.demo import run_demo
 
     _quiet_libraries()
-    cfg = _config(config)
+    cfg = load_config(config)
     with steps("demo") as step:
         res = run_demo(cfg, workdir=workdir, customers=customers, seed=seed, progress=step)
     _print_train(res.train, res.tracking_uri)

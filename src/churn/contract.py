@@ -5,7 +5,7 @@ The validator, the source loader, the generator and docs/data-contract.md all fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 ColType = Literal["id", "timestamp", "date", "text", "number", "bool"]

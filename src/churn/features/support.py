@@ -75,7 +75,7 @@ def build(ctx: Ctx) -> str:
     # A resolution (and the rating given with it) is only known once the ticket closed before as_of.
     resolved = "t.closed_at < a.as_of"
     if _has(ctx, "closed_at"):
-        res = f"(CAST(epoch(t.closed_at) AS DOUBLE) - CAST(epoch(t.opened_at) AS DOUBLE)) / 86400.0"
+        res = "(CAST(epoch(t.closed_at) AS DOUBLE) - CAST(epoch(t.opened_at) AS DOUBLE)) / 86400.0"
         # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
         res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
         sel += [f"CAST(sum({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 / "

@@ -14,7 +14,7 @@ import logging
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -25,6 +25,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from churn.errors import ChurnError, DataValidationError, Problem
 from churn.features.registry import Feature
 from churn.training.calibration import ProbabilityCalibrator
+
+if TYPE_CHECKING:
+    from churn.training.explain import PathExplainer
 
 log = logging.getLogger(__name__)
 
