@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import zipfile
+from datetime import datetime
+
 import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import xlsxwriter
 
 import churn.scoring.segments as segments_mod
 from churn.errors import ChurnError
-from churn.scoring.segments import contact_rows, is_rtl_language, slug, write_segments
+from churn.scoring.segments import contact_rows, is_rtl_language, sheet_title, slug, write_segments
 
 TIERS = ["critical", "high", "medium", "low"]
 LANGS = ["en", "de", "sl", "lv", "tr", "fa"]
@@ -177,14 +181,19 @@ def test_persian_round_trips_and_rtl_reading_order_is_set(plan, tmp_path):
     for ws in wb.worksheets[1:]:
         header = [c.value for c in ws[1]]
         lang_col, msg_col = header.index("message_language"), header.index("offer_message")
+        name_col = header.index("name")
         for row in ws.iter_rows(min_row=2):
+            msg, name = row[msg_col].alignment, row[name_col].alignment
+            assert msg.vertical == "top" and msg.wrap_text
             if row[lang_col].value == "fa":
                 assert row[msg_col].value == PERSIAN
-                assert row[msg_col].alignment.readingOrder == 2
-                assert row[msg_col].alignment.horizontal == "right"
+                assert msg.readingOrder == 2 and msg.horizontal == "right"
+                # The Persian name starts with right-to-left text, so it is read RTL too.
+                assert name.readingOrder == 2 and name.horizontal == "right"
                 checked["rtl"] += 1
             else:
-                assert row[msg_col].alignment.readingOrder != 2
+                assert msg.readingOrder != 2 and msg.horizontal is None
+                assert name.readingOrder != 2 and name.vertical == "top"
                 checked["ltr"] += 1
     assert checked["rtl"] > 0 and checked["ltr"] > 0
 
@@ -223,23 +232,51 @@ def test_workbook_summary_and_sheets(plan, tmp_path):
     assert sheet.freeze_panes == "B2"
     assert sheet.column_dimensions["H"].width == 60  # offer_message
     assert sheet.column_dimensions["A"].width >= 10
+    assert sheet.auto_filter.ref == f"A1:M{sheet.max_row}"
+    header = sheet[1]
+    assert all(
+        c.font.b and c.fill.fill_type == "solid" and c.fill.fgColor.rgb.endswith("305496") for c in header
+    )
+    assert header[12].value == "churn_probability"
+    for row in sheet.iter_rows(min_row=2):
+        assert row[12].data_type == "n" and row[12].number_format == "0.0%" and 0 < row[12].value < 1
+        assert row[10].value is None  # reason_3 is missing: an empty cell
+    # The segment index links every sheet, quoted as Excel expects.
+    summary_sheet = wb["Summary"]
+    links = {c.value: c.hyperlink.location for row in summary_sheet.iter_rows() for c in row if c.hyperlink}
+    assert links == {n: f"'{n}'!A1" for n in names[1:]}
+    assert summary_sheet.column_dimensions["D"].width == 36
 
 
 def test_text_that_looks_like_a_formula_stays_text(plan, tmp_path):
-    first = plan.index[plan["contact"] & ~plan["holdout"]][0]
+    first, second = plan.index[plan["contact"] & ~plan["holdout"]][:2]
     plan.loc[first, "name"] = '=HYPERLINK("http://evil.example","click")'
+    plan.loc[second, "customer_id"] = "=0042+1"
     write_segments(plan, tmp_path)
     wb = openpyxl.load_workbook(tmp_path / "segments.xlsx")
     hits = [c for ws in wb.worksheets[1:] for c in ws["B"] if str(c.value).startswith("=HYPERLINK")]
     assert len(hits) == 1 and hits[0].data_type == "s"
+    assert hits[0].value == '=HYPERLINK("http://evil.example","click")'
+    ids = [c for ws in wb.worksheets[1:] for c in ws["A"] if c.value == "=0042+1"]
+    assert len(ids) == 1 and ids[0].data_type == "s" and ids[0].number_format == "@"
 
 
 def test_output_is_deterministic(plan, tmp_path):
     a = write_segments(plan, tmp_path / "a")
     b = write_segments(plan.sample(frac=1.0, random_state=3), tmp_path / "b")  # row order must not matter
     assert [p.name for p in a] == [p.name for p in b]
-    for pa, pb in zip(a[:-1], b[:-1], strict=True):
-        assert pa.read_bytes() == pb.read_bytes()
+    for pa, pb in zip(a, b, strict=True):  # the workbook too, byte for byte
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+
+
+def test_workbook_stores_no_wall_clock_time(plan, tmp_path):
+    # Two runs within the same second would match anyway: check that no date in the file is "now".
+    path = write_segments(plan, tmp_path)[-1]
+    props = openpyxl.load_workbook(path).properties
+    assert props.creator == "churn"
+    assert props.created == props.modified == datetime(1980, 1, 1)
+    with zipfile.ZipFile(path) as zf:
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_refuses_to_overwrite_without_flag(plan, tmp_path):
@@ -298,11 +335,13 @@ def test_failure_during_overwrite_keeps_the_previous_output(plan, tmp_path, monk
 
 
 def test_workbook_failure_leaves_nothing(plan, tmp_path, monkeypatch):
-    def broken_save(self, filename):
+    def broken_close(self):
+        with open(self.filename, "wb") as fh:
+            fh.write(b"PK half a workbook")
         raise RuntimeError("cannot save (simulated)")
 
-    monkeypatch.setattr(openpyxl.Workbook, "save", broken_save)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", broken_close)
+    with pytest.raises(RuntimeError, match="simulated"):
         write_segments(plan, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
@@ -336,6 +375,31 @@ def test_slug_is_safe_and_readable(text, expected):
         assert s == expected
     else:
         assert s.startswith("u") and s == slug(text)  # stable code for non-Latin names
+
+
+@pytest.mark.parametrize(
+    ("tier", "incentive", "expected"),
+    [
+        ("critical", "discount_20", "critical - discount_20"),
+        ("high", "Kate's gift", "high - Kate's gift"),
+        ("'vip'", "call'", "vip' - call"),
+        ("medium", "a/b: [c]?", "medium - a_b_ _c__"),
+        ("x" * 24, "abc'def", "x" * 24 + " - abc"),  # cut after the apostrophe: Excel refuses a trailing '
+        ("low", "🎁" * 20, "low - " + "🎁" * 12),  # an emoji counts 2 of Excel's 31 units
+    ],
+)
+def test_sheet_title_is_a_name_excel_accepts(tier, incentive, expected):
+    assert sheet_title(tier, incentive) == expected
+
+
+def test_awkward_sheet_names_are_written_and_linked(plan, tmp_path):
+    plan["incentive"] = plan["incentive"].replace({"discount_20": "Kate's 🎁🎁 gift for our loyal customers"})
+    write_segments(plan, tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "segments.xlsx")
+    name = next(n for n in wb.sheetnames if "Kate" in n)
+    assert name == "critical - Kate's 🎁🎁 gift for"
+    links = {c.value: c.hyperlink.location for row in wb["Summary"].iter_rows() for c in row if c.hyperlink}
+    assert links[name] == "'critical - Kate''s 🎁🎁 gift for'!A1"
 
 
 def test_rtl_languages():

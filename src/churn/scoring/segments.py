@@ -21,16 +21,17 @@ import contextlib
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from churn.errors import ChurnError
 from churn.io import atomic_dir, atomic_path
@@ -45,14 +46,24 @@ NO_INCENTIVE = "no_incentive"
 SUMMARY_SHEET = "Summary"
 PROBABILITY_DECIMALS = 3
 
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="305496")
-_TITLE_FONT = Font(bold=True, size=14)
-_SECTION_FONT = Font(bold=True, size=12)
-_RTL = Alignment(horizontal="right", vertical="top", wrap_text=True, readingOrder=2)
-_WRAP = Alignment(vertical="top", wrap_text=True)
-_TOP = Alignment(vertical="top")
+# Cell styles as XlsxWriter format properties, combined per cell by `_Styles`.
+_HEADER = {"bold": True, "font_color": "#FFFFFF", "pattern": 1, "bg_color": "#305496"}
+_TITLE = {"bold": True, "font_size": 14}
+_SECTION = {"bold": True, "font_size": 12}
+_BOLD = {"bold": True}
+_LINK = {"font_color": "#0563C1", "underline": 1}
+_RTL = {"align": "right", "valign": "top", "text_wrap": True, "reading_order": 2}
+_WRAP = {"valign": "top", "text_wrap": True}
+_TOP = {"valign": "top"}
+_AS_TEXT = {"num_format": "@"}
+_PERCENT = {"num_format": "0.0%"}
+_COUNT = {"num_format": "#,##0"}
+_TEXT_COLUMNS = frozenset({"name", "offer_message", "reason_1", "reason_2", "reason_3"})
+_DIGIT_PX = 7  # width of a digit in Calibri 11 (the default font), in pixels
+# The workbook's document date, fixed so that its bytes never depend on when it was written.
+_CREATED = datetime(1980, 1, 1, tzinfo=UTC)
 _SHEET_BAD_CHARS = re.compile(r"[\[\]:*?/\\]")
+_SHEET_EDGES = re.compile(r"^[\s']+|[\s']+$")  # Excel refuses a sheet name that starts or ends with '
 
 
 # ------------------------------------------------------------------------------------- shared helpers
@@ -105,6 +116,14 @@ def text_or_none(value: Any) -> str | None:
     return s or None
 
 
+def texts_or_none(values: pd.Series | np.ndarray) -> pd.Series:
+    """`text_or_none` for a whole column, computed once per distinct value."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    cleaned = np.array([text_or_none(u) for u in uniques.tolist()] + [None], dtype=object)
+    return pd.Series(cleaned[codes], index=s.index, dtype=object, name=s.name)
+
+
 def check_columns(plan: pd.DataFrame, required: Iterable[str], what: str) -> None:
     """Raise ChurnError naming every required column the plan lacks."""
     missing = [c for c in required if c not in plan.columns]
@@ -141,16 +160,24 @@ def _unique(name: str, taken: set[str], max_len: int | None = None, sep: str = "
     while candidate.casefold() in taken:
         n += 1
         suffix = f"{sep}{n}"
-        base = name if max_len is None else name[: max_len - len(suffix)]
+        base = name if max_len is None else _clip_utf16(name, max_len - len(suffix))
         candidate = f"{base}{suffix}"
     taken.add(candidate.casefold())
     return candidate
 
 
+def _clip_utf16(text: str, max_len: int) -> str:
+    """`text` cut to at most `max_len` UTF-16 units: Excel counts sheet-name length so (an emoji is 2)."""
+    text = text[:max_len]
+    while len(text.encode("utf-16-le")) > 2 * max_len:
+        text = text[:-1]
+    return text
+
+
 def sheet_title(tier: str, incentive: str) -> str:
-    """A valid Excel sheet title (<= 31 chars, no []:*?/\\) for a segment, before de-duplication."""
-    title = _SHEET_BAD_CHARS.sub("_", f"{tier} - {incentive}").strip("'").strip()
-    return title[:31].rstrip() or "segment"
+    """A valid Excel sheet title for a segment (<= 31 UTF-16 units, no []:*?/\\, no ' at either end)."""
+    title = _SHEET_EDGES.sub("", _SHEET_BAD_CHARS.sub("_", f"{tier} - {incentive}"))
+    return _SHEET_EDGES.sub("", _clip_utf16(title, 31)) or "segment"
 
 
 def contact_columns(plan: pd.DataFrame) -> list[str]:
@@ -172,20 +199,20 @@ def contact_rows(plan: pd.DataFrame) -> pd.DataFrame:
     check_columns(plan, PLAN_REQUIRED, "segments")
     contacted = plan[as_flag(plan["contact"]) & ~as_flag(plan["holdout"])]
     out = pd.DataFrame(index=contacted.index)
-    out["customer_id"] = contacted["customer_id"].map(text_or_none).astype(object)
+    out["customer_id"] = texts_or_none(contacted["customer_id"]).astype(object)
     for col in ("name", "email"):
         if col in plan.columns:
-            out[col] = contacted[col].map(text_or_none).astype(object)
+            out[col] = texts_or_none(contacted[col]).astype(object)
     msg_lang = contacted["message_language"] if "message_language" in plan.columns else None
     lang = contacted["language"] if "language" in plan.columns else msg_lang
-    out["language"] = lang.map(text_or_none).astype(object) if lang is not None else None
+    out["language"] = texts_or_none(lang).astype(object) if lang is not None else None
     out["message_language"] = (
-        msg_lang.map(text_or_none).astype(object) if msg_lang is not None else out["language"]
+        texts_or_none(msg_lang).astype(object) if msg_lang is not None else out["language"]
     )
     for col in ("channel", "incentive", "offer_message", "reason_1", "reason_2", "reason_3"):
-        out[col] = contacted[col].map(text_or_none).astype(object) if col in plan.columns else None
+        out[col] = texts_or_none(contacted[col]).astype(object) if col in plan.columns else None
     out["incentive"] = out["incentive"].fillna(NO_INCENTIVE)
-    out["risk_tier"] = contacted["risk_tier"].map(text_or_none).astype(object)
+    out["risk_tier"] = texts_or_none(contacted["risk_tier"]).astype(object)
     prob = pd.to_numeric(contacted["churn_probability"], errors="coerce")
     if out["customer_id"].isna().any():
         bad = contacted.index[out["customer_id"].isna()][:5].tolist()
@@ -259,128 +286,172 @@ def _first(plan: pd.DataFrame, col: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------------- workbook
-def _autosize(ws: Worksheet, widths: dict[int, int]) -> None:
-    for idx, width in widths.items():
-        ws.column_dimensions[get_column_letter(idx)].width = width
+class _Styles:
+    """The workbook's cell formats, one per distinct set of properties (shared by all cells that use it)."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook) -> None:
+        self._workbook = workbook
+        self._made: dict[tuple[tuple[str, Any], ...], Format] = {}
+
+    def __call__(self, *parts: dict[str, Any]) -> Format:
+        """The format with the properties of all `parts` (later parts win)."""
+        props = {k: v for part in parts for k, v in part.items()}
+        key = tuple(sorted(props.items()))
+        if key not in self._made:
+            self._made[key] = self._workbook.add_format(props)
+        return self._made[key]
 
 
-def _set(ws: Worksheet, row: int, col: int, value: Any, **style: Any) -> Any:
-    """Write one cell; text is always stored as text (a leading '=' never becomes a formula)."""
-    cell = ws.cell(row=row, column=col, value=value)
+def _write(ws: Worksheet, row: int, col: int, value: Any, fmt: Format | None = None) -> None:
+    """Write one cell: text always as text (a leading '=' never becomes a formula), missing as blank."""
     if isinstance(value, str):
-        cell.data_type = "s"
-    for k, v in style.items():
-        setattr(cell, k, v)
-    return cell
+        ws.write_string(row, col, value, fmt)
+    elif value is None or pd.isna(value):
+        ws.write_blank(row, col, None, fmt)  # with a format the empty cell keeps its alignment
+    else:
+        ws.write_number(row, col, value, fmt)
 
 
-def _header(ws: Worksheet, row: int, names: list[str]) -> None:
-    for j, name in enumerate(names, start=1):
-        _set(ws, row, j, name, font=_HEADER_FONT, fill=_HEADER_FILL)
+def _write_row(
+    ws: Worksheet, row: int, values: Iterable[Any], fmt: Format | None = None, col: int = 0
+) -> None:
+    for j, value in enumerate(values, start=col):
+        _write(ws, row, j, value, fmt)
 
 
-def _write_segment_sheet(ws: Worksheet, seg: Segment) -> None:
+def _set_widths(ws: Worksheet, widths: Iterable[int]) -> None:
+    # Set in pixels because XlsxWriter stores pixels / 7, i.e. exactly `width` characters as openpyxl
+    # did; set_column would add 5 px of cell padding on top.
+    for j, width in enumerate(widths):
+        ws.set_column_pixels(j, j, width * _DIGIT_PX)
+
+
+def _flags(values: pd.Series, test: Callable[[Any], bool]) -> np.ndarray:
+    """`test` for every cell of a column, computed once per distinct value (missing cells: False)."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    return np.array([test(u) for u in uniques] + [False], dtype=bool)[codes]
+
+
+def _column_formats(rows: pd.DataFrame, col: str, styles: _Styles) -> list[Format]:
+    """Each cell's format in one column: ids as text, probabilities as %, right-to-left text read RTL."""
+    if col == "customer_id":
+        return [styles(_TOP, _AS_TEXT)] * len(rows)
+    if col == "churn_probability":
+        return [styles(_TOP, _PERCENT)] * len(rows)
+    if col not in _TEXT_COLUMNS:
+        return [styles(_TOP)] * len(rows)
+    rtl = _flags(rows[col], starts_rtl)
+    plain = styles(_TOP)
+    if col == "offer_message":  # the message follows its language, even when it opens with a Latin name
+        rtl |= _flags(rows["message_language"], is_rtl_language)
+        plain = styles(_WRAP)
+    right_to_left = styles(_RTL)
+    return [right_to_left if f else plain for f in rtl]
+
+
+def _column_widths(rows: pd.DataFrame) -> list[int]:
+    """Header or longest text + 2 characters, between 10 and 60 (a longer header wins); offer_message 60."""
+    widths = []
+    for col in rows.columns:
+        longest = max((len(v) for v in rows[col] if isinstance(v, str)), default=0)
+        widths.append(60 if col == "offer_message" else max(10, len(col) + 2, min(longest + 2, 60)))
+    return widths
+
+
+def _write_segment_sheet(ws: Worksheet, seg: Segment, styles: _Styles) -> None:
     """One segment's rows: ids as text, probabilities as %, RTL reading order for right-to-left rows."""
     cols = list(seg.rows.columns)
-    _header(ws, 1, cols)
-    widths = {j: max(10, len(c) + 2) for j, c in enumerate(cols, start=1)}
-    text_cols = {"name", "offer_message", "reason_1", "reason_2", "reason_3"}
-    for i, rec in enumerate(seg.rows.itertuples(index=False, name=None), start=2):
-        rtl_row = is_rtl_language(rec[cols.index("message_language")])
-        for j, (col, value) in enumerate(zip(cols, rec, strict=True), start=1):
-            value = None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
-            cell = _set(ws, i, j, value)
-            if col == "customer_id":
-                cell.number_format = "@"
-            elif col == "churn_probability":
-                cell.number_format = "0.0%"
-            if col == "offer_message":
-                cell.alignment = _RTL if rtl_row or starts_rtl(value) else _WRAP
-            elif col in text_cols and starts_rtl(value):
-                cell.alignment = _RTL
-            else:
-                cell.alignment = _TOP
-            if isinstance(value, str):
-                widths[j] = max(widths[j], min(len(value) + 2, 60))
-    if "offer_message" in cols:
-        widths[cols.index("offer_message") + 1] = 60
-    _autosize(ws, widths)
-    ws.freeze_panes = "B2"
+    _write_row(ws, 0, cols, styles(_HEADER))
+    formats = zip(*(_column_formats(seg.rows, col, styles) for col in cols), strict=True)
+    records = seg.rows.itertuples(index=False, name=None)
+    for i, (values, fmts) in enumerate(zip(records, formats, strict=True), start=1):
+        for j, (value, fmt) in enumerate(zip(values, fmts, strict=True)):
+            _write(ws, i, j, value, fmt)
+    _set_widths(ws, _column_widths(seg.rows))
+    ws.freeze_panes(1, 1)
     if len(seg.rows):
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(seg.rows) + 1}"
+        ws.autofilter(0, 0, len(seg.rows), len(cols) - 1)
 
 
-def _write_summary_sheet(
-    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: dict | None
-) -> None:
-    """Tier sizes, contacts per incentive, budget used and expected saved value, and a segment index."""
-    currency = (summary or {}).get("currency") or "EUR"
-    money = f'#,##0 "{currency}"'
+def _write_heading(ws: Worksheet, plan: pd.DataFrame, styles: _Styles) -> int:
+    """Title, score date and model version; returns the next free row."""
+    _write(ws, 0, 0, "Retention segments", styles(_TITLE))
     r = 1
-    _set(ws, r, 1, "Retention segments", font=_TITLE_FONT)
     as_of, version = _first(plan, "as_of"), _first(plan, "model_version")
-    r += 1
     if as_of is not None:
-        _set(ws, r, 1, "Scores as of")
-        _set(ws, r, 2, str(pd.Timestamp(as_of).date()) if not isinstance(as_of, str) else as_of)
+        _write_row(
+            ws, r, ["Scores as of", as_of if isinstance(as_of, str) else str(pd.Timestamp(as_of).date())]
+        )
         r += 1
     if version is not None:
-        _set(ws, r, 1, "Model version")
-        _set(ws, r, 2, str(version))
+        _write_row(ws, r, ["Model version", str(version)])
         r += 1
+    return r
 
-    # Tier sizes
-    r += 1
-    _set(ws, r, 1, "Customers by risk tier", font=_SECTION_FONT)
-    r += 1
-    _header(ws, r, ["Risk tier", "Scored", "Contacted", "Control group", "Not contacted"])
-    contact = as_flag(plan["contact"]) & ~as_flag(plan["holdout"]) if "contact" in plan else None
+
+def _write_tier_table(
+    ws: Worksheet, r: int, plan: pd.DataFrame, contact: pd.Series | None, styles: _Styles
+) -> int:
+    """Customer counts per risk tier from row `r`; returns the next free row."""
+    _write(ws, r, 0, "Customers by risk tier", styles(_SECTION))
+    _write_row(
+        ws, r + 1, ["Risk tier", "Scored", "Contacted", "Control group", "Not contacted"], styles(_HEADER)
+    )
+    r += 2
     holdout = as_flag(plan["holdout"]) if "holdout" in plan else None
-    tiers = plan["risk_tier"].astype(object).map(text_or_none)
+    tiers = texts_or_none(plan["risk_tier"])
     for tier in tier_order(plan["risk_tier"], plan.get("churn_probability")):
-        r += 1
         in_tier = tiers == tier
         n = int(in_tier.sum())
         n_contact = int((in_tier & contact).sum()) if contact is not None else 0
         n_hold = int((in_tier & holdout).sum()) if holdout is not None else 0
-        for j, v in enumerate([tier, n, n_contact, n_hold, n - n_contact - n_hold], start=1):
-            _set(ws, r, j, v, number_format="#,##0" if j > 1 else "General")
-    r += 1
-    _set(ws, r, 1, "Total", font=Font(bold=True))
-    _set(ws, r, 2, len(plan), font=Font(bold=True), number_format="#,##0")
+        _write(ws, r, 0, tier)
+        _write_row(ws, r, [n, n_contact, n_hold, n - n_contact - n_hold], styles(_COUNT), col=1)
+        r += 1
+    _write(ws, r, 0, "Total", styles(_BOLD))
+    _write(ws, r, 1, len(plan), styles(_BOLD, _COUNT))
+    return r + 1
 
-    # Contacts per incentive
-    figures = incentive_figures(summary)
+
+def _write_incentive_table(
+    ws: Worksheet, r: int, segments: list[Segment], figures: dict[str, dict], money: Format, styles: _Styles
+) -> int:
+    """Customers, cost and expected values per incentive from row `r`; returns the next free row."""
+    _write(ws, r, 0, "Contacts by incentive", styles(_SECTION))
+    header = ["Incentive", "Customers", "Cost", "Expected saved value", "Expected net value"]
+    _write_row(ws, r + 1, header, styles(_HEADER))
     r += 2
-    _set(ws, r, 1, "Contacts by incentive", font=_SECTION_FONT)
-    r += 1
-    _header(ws, r, ["Incentive", "Customers", "Cost", "Expected saved value", "Expected net value"])
     counts: dict[str, int] = {}
     for seg in segments:
         counts[seg.incentive] = counts.get(seg.incentive, 0) + len(seg.rows)
     for name in sorted(set(counts) | set(figures)):
         fig = figures.get(name, {})
+        _write(ws, r, 0, name)
+        _write(ws, r, 1, counts.get(name, int(_num(fig.get("customers")) or 0)), styles(_COUNT))
+        values = [_num(fig.get(k)) for k in ("cost", "expected_saved_value", "expected_net_value")]
+        _write_row(ws, r, values, money, col=2)
         r += 1
-        n = counts.get(name, int(_num(fig.get("customers")) or 0))
-        vals = [
-            name,
-            n,
-            _num(fig.get("cost")),
-            _num(fig.get("expected_saved_value")),
-            _num(fig.get("expected_net_value")),
-        ]
-        for j, v in enumerate(vals, start=1):
-            _set(ws, r, j, v, number_format="#,##0" if j == 2 else money if j > 2 else "General")
+    return r
 
-    # Budget
+
+def _write_budget(
+    ws: Worksheet,
+    r: int,
+    plan: pd.DataFrame,
+    summary: dict | None,
+    contact: pd.Series | None,
+    figures: dict[str, dict],
+    money: Format,
+    styles: _Styles,
+) -> int:
+    """Budget, budget used and left, and expected saved value from row `r`; returns the next free row."""
     budget = _num((summary or {}).get("budget"))
     used = _num((summary or {}).get("budget_used"))
     if used is None and "incentive_cost" in plan.columns and contact is not None:
         used = float(pd.to_numeric(plan.loc[contact, "incentive_cost"], errors="coerce").sum())
     saved_vals = [_num(f.get("expected_saved_value")) for f in figures.values()]
     saved = sum(v for v in saved_vals if v is not None) if any(v is not None for v in saved_vals) else None
-    r += 2
-    _set(ws, r, 1, "Budget", font=_SECTION_FONT)
+    _write(ws, r, 0, "Budget", styles(_SECTION))
     for label, v in [
         ("Budget", budget),
         ("Budget used", used),
@@ -388,33 +459,52 @@ def _write_summary_sheet(
         ("Expected saved value", saved),
     ]:
         r += 1
-        _set(ws, r, 1, label)
-        _set(ws, r, 2, v if v is not None else "not given", number_format=money)
+        _write(ws, r, 0, label)
+        _write(ws, r, 1, v if v is not None else "not given", money)
+    return r + 1
 
-    # Segment index with links to the sheets
-    r += 2
-    _set(ws, r, 1, "Segments", font=_SECTION_FONT)
-    r += 1
-    _header(ws, r, ["Risk tier", "Incentive", "Customers", "CSV file", "Sheet"])
+
+def _write_segment_index(ws: Worksheet, r: int, segments: list[Segment], styles: _Styles) -> None:
+    """One row per segment from row `r`, each with a link to its sheet."""
+    _write(ws, r, 0, "Segments", styles(_SECTION))
+    _write_row(ws, r + 1, ["Risk tier", "Incentive", "Customers", "CSV file", "Sheet"], styles(_HEADER))
+    for i, seg in enumerate(segments, start=r + 2):
+        _write_row(ws, i, [seg.tier, seg.incentive])
+        _write(ws, i, 2, len(seg.rows), styles(_COUNT))
+        _write(ws, i, 3, f"segments/{seg.file_name}")
+        quoted = seg.sheet_name.replace("'", "''")  # Excel's escape for ' inside a quoted sheet name
+        ws.write_url(i, 4, f"internal:'{quoted}'!A1", styles(_LINK), string=seg.sheet_name)
+
+
+def _write_summary_sheet(
+    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: dict | None, styles: _Styles
+) -> None:
+    """Tier sizes, contacts per incentive, budget used and expected saved value, and a segment index."""
+    money = styles({"num_format": f'#,##0 "{(summary or {}).get("currency") or "EUR"}"'})
+    contact = as_flag(plan["contact"]) & ~as_flag(plan["holdout"]) if "contact" in plan else None
+    figures = incentive_figures(summary)
+    # Each block starts one empty row below the previous one.
+    r = _write_heading(ws, plan, styles)
+    r = _write_tier_table(ws, r + 1, plan, contact, styles)
+    r = _write_incentive_table(ws, r + 1, segments, figures, money, styles)
+    r = _write_budget(ws, r + 1, plan, summary, contact, figures, money, styles)
+    _write_segment_index(ws, r + 1, segments, styles)
+    _set_widths(ws, [24, 22, 14, 36, 30])
+
+
+def write_workbook(
+    path: Path, plan: pd.DataFrame, segments: list[Segment], summary: dict | None = None
+) -> None:
+    """Write the segments workbook to `path`: a Summary sheet then one sheet per segment, in segment order."""
+    # in_memory: no temporary files elsewhere, and zip entries get a fixed date; with the fixed document
+    # date, identical plans give byte-identical workbooks. Nothing touches `path` before close().
+    workbook = xlsxwriter.Workbook(str(path), {"in_memory": True})
+    workbook.set_properties({"author": "churn", "created": _CREATED})
+    styles = _Styles(workbook)
+    _write_summary_sheet(workbook.add_worksheet(SUMMARY_SHEET), plan, segments, summary, styles)
     for seg in segments:
-        r += 1
-        for j, v in enumerate([seg.tier, seg.incentive, len(seg.rows), f"segments/{seg.file_name}"], start=1):
-            _set(ws, r, j, v, number_format="#,##0" if j == 3 else "General")
-        link = _set(ws, r, 5, seg.sheet_name, font=Font(color="0563C1", underline="single"))
-        link.hyperlink = f"#'{seg.sheet_name}'!A1"
-    _autosize(ws, {1: 24, 2: 22, 3: 14, 4: 36, 5: 30})
-
-
-def build_workbook(plan: pd.DataFrame, segments: list[Segment], summary: dict | None = None) -> Workbook:
-    """The segments workbook: a Summary sheet then one sheet per segment, in segment order."""
-    wb = Workbook()
-    ws = wb.active
-    ws.title = SUMMARY_SHEET
-    _write_summary_sheet(ws, plan, segments, summary)
-    for seg in segments:
-        _write_segment_sheet(wb.create_sheet(seg.sheet_name), seg)
-    wb.properties.creator = "churn"
-    return wb
+        _write_segment_sheet(workbook.add_worksheet(seg.sheet_name), seg, styles)
+    workbook.close()
 
 
 # ---------------------------------------------------------------------------------------------- I/O
@@ -440,14 +530,13 @@ def write_segments(
         if target.exists() and not overwrite:
             raise ChurnError(f"{target} already exists; pass --overwrite to replace it")
     segments = build_segments(plan)
-    workbook = build_workbook(plan, segments, summary)
     created_out_dir = not out_dir.exists()
     try:
         # Exit order: the workbook is renamed into place, then the folder is swapped in.
         with atomic_dir(seg_dir, overwrite) as tmp_dir, atomic_path(xlsx, overwrite) as tmp_xlsx:
             for seg in segments:
                 _write_segment_csv(seg.rows, tmp_dir / seg.file_name)
-            workbook.save(tmp_xlsx)
+            write_workbook(tmp_xlsx, plan, segments, summary)
     except BaseException:
         if created_out_dir:
             with contextlib.suppress(OSError):
