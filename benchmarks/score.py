@@ -27,10 +27,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 AS_OF = "2025-06-01"
+EARLIER = "2024-12-01"
 
 
 def prepare_table(customers: int) -> Path:
-    """The ready feature table: engine features at AS_OF plus contact attributes."""
+    """The ready feature table: `customers` rows of engine features plus contact attributes.
+
+    The generated population grows over time (663k of the 1M customers are active on AS_OF), so the
+    table is topped up with customers' rows from a snapshot six months earlier, under distinct ids: real
+    feature distributions, exactly `customers` rows.
+    """
     path = OUT / f"score-input-{customers}.parquet"
     if path.exists():
         return path
@@ -45,13 +51,22 @@ def prepare_table(customers: int) -> Path:
     data = fb.ensure_data(customers)
     cfg = load_config()
     ds = load_source(str(data), cfg)
-    build_features(ds, [parse_as_of(AS_OF)], cfg)  # fills DuckDB table `features`
+    build_features(ds, [parse_as_of(AS_OF), parse_as_of(EARLIER)], cfg)  # fills DuckDB table `features`
     ds.con.execute(
         "CREATE TEMP TABLE ready AS SELECT f.*, c.marketing_consent, c.name, c.email FROM features f "
         "JOIN customers c USING (customer_id)"
     )
     tmp = path.with_suffix(".tmp.parquet")
-    ds.con.execute(f"COPY (SELECT * EXCLUDE (as_of) FROM ready ORDER BY customer_id) TO '{tmp}' (FORMAT PARQUET)")
+    ds.con.execute(
+        f"""COPY (
+              SELECT * EXCLUDE (as_of) FROM (
+                SELECT * FROM ready WHERE as_of = TIMESTAMP '{AS_OF}'
+                UNION ALL
+                SELECT * REPLACE ('E' || customer_id AS customer_id) FROM ready
+                WHERE as_of = TIMESTAMP '{EARLIER}')
+              ORDER BY as_of DESC, customer_id LIMIT {customers}
+            ) TO '{tmp}' (FORMAT PARQUET)"""
+    )
     os.replace(tmp, path)
     return path
 

@@ -135,7 +135,7 @@ class ModelConfig(_Strict):
     n_jobs: int = 2
     params: dict[str, Any] = Field(
         default_factory=lambda: {
-            "learning_rate": 0.05,
+            "learning_rate": 0.1,
             "num_leaves": 15,
             "min_child_samples": 100,
             "feature_fraction": 0.7,
@@ -144,7 +144,7 @@ class ModelConfig(_Strict):
             "lambda_l2": 5.0,
         }
     )
-    num_boost_round: int = 2000
+    num_boost_round: int = 1000
     early_stopping_rounds: int = 100
     imbalance: Literal["none", "balanced"] = "none"
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"

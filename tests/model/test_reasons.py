@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn.features.registry import Feature
-from churn.scoring.reasons import reason_codes, render_reason
+from churn.scoring.reasons import reason_codes, render_many, render_reason
 from churn.scoring.score import score_frame
 from churn.training.model import ChurnModel
 from churn.training.synthetic import synthetic_training_frame
@@ -83,3 +83,48 @@ def test_only_risk_raising_features_become_reasons() -> None:
     r = reason_codes(feats, X, contrib)
     assert list(r.iloc[0]) == ["b=2", "a=1", "d=4"]
     assert r.iloc[1].isna().all()
+
+
+_TEMPLATES = [
+    "no activity in {value:.0f} days (usually every {gap:.0f})",
+    "spent {value:,.2f} ({share:.0%} discounted)",
+    "plan: {value}",
+    "{value!r} then {gap}",
+    "value {value:.1f} and gap {gap:.0f} outside parens",
+    "broken {value",
+    "{0} positional",
+    "{value.real:.0f} attribute",
+    None,
+]
+_VALUES = [0.0, 1.0, 2.5, -3.25, 41.0, 1234567.891, float("nan"), None, "basic", "Ärger", 7, True, pd.NA]
+
+
+@pytest.mark.parametrize("template", _TEMPLATES)
+def test_render_many_gives_the_same_text_as_render_reason_row_by_row(template) -> None:
+    """The vectorised renderer is only an optimisation: every row's text equals the row-by-row one."""
+    rng = np.random.default_rng(5)
+    n = 400
+    pick = lambda: np.array([_VALUES[i] for i in rng.integers(0, len(_VALUES), n)], dtype=object)  # noqa: E731
+    cols = {"x": pick(), "gap": pick(), "share": pick()}
+    floats = {"x": rng.choice([0.0, 3.0, 41.5, np.nan], n), "gap": rng.choice([2.0, np.nan, 7.25], n),
+              "share": rng.random(n)}
+    f = Feature("x", "t", "a test feature", reason=template, reason_missing=None)
+    for data in (cols, floats):
+        got = render_many(f, data)
+        want = [render_reason(f, {k: v[i] for k, v in data.items()}) for i in range(n)]
+        assert list(got) == want
+
+
+def test_top_positive_matches_a_stable_sort_including_ties() -> None:
+    """The compiled top-k picks what sorting by (-value, column) would, and never a non-positive value."""
+    from churn.scoring.reasons import _top_positive
+
+    rng = np.random.default_rng(9)
+    c = rng.choice([-1.0, 0.0, 0.25, 0.5, 0.5, 1.0, np.nan], size=(3000, 9))  # many exact ties
+    c[:50] = -1.0  # rows without any risk-raising feature
+    for k in (1, 3, 9):
+        got = _top_positive(c, k)
+        masked = np.where(c > 0, c, -np.inf)
+        want = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+        want = np.where(np.take_along_axis(masked, want, axis=1) > -np.inf, want, -1)
+        np.testing.assert_array_equal(got, want)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churn.errors import ChurnError
-from churn.scoring.segments import check_columns, text_or_none, tier_order
+from churn.scoring.segments import check_columns, texts_or_none, tier_order
 
 ALERT_COLUMNS = [
     "customer_id",
@@ -49,7 +49,7 @@ def empty_alerts(context: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
 
 def _scores(frame: pd.DataFrame, which: str) -> pd.DataFrame:
     check_columns(frame, _REQUIRED, f"alerts ({which} run)")
-    ids = frame["customer_id"].map(text_or_none).astype(object)
+    ids = texts_or_none(frame["customer_id"])
     if ids.isna().any():
         raise ChurnError(f"alerts ({which} run): column 'customer_id' has empty values")
     dup = ids[ids.duplicated()]
@@ -64,7 +64,7 @@ def _scores(frame: pd.DataFrame, which: str) -> pd.DataFrame:
             "probability": pd.to_numeric(frame["churn_probability"], errors="coerce")
             .astype(float)
             .to_numpy(),
-            "tier": frame["risk_tier"].astype(object).map(text_or_none).to_numpy(),
+            "tier": texts_or_none(frame["risk_tier"]).to_numpy(),
         }
     )
 
@@ -133,6 +133,6 @@ def compute_alerts(
 
     if extra:
         ctx = current[extra].copy()
-        ctx.insert(0, "customer_id", current["customer_id"].map(text_or_none).astype(object).to_numpy())
+        ctx.insert(0, "customer_id", texts_or_none(current["customer_id"]).to_numpy())
         out = out.merge(ctx, on="customer_id", how="left", validate="one_to_one")
     return out

@@ -40,6 +40,7 @@ from churn.scoring.segments import (
     is_rtl_language,
     starts_rtl,
     text_or_none,
+    texts_or_none,
     tier_order,
 )
 
@@ -158,7 +159,7 @@ def _breakdown(plan: pd.DataFrame, col: str, at_risk: pd.Series, loss: pd.Series
     """Customers, at-risk share and revenue at risk per value of `col` (largest revenue at risk first)."""
     if col not in plan.columns:
         return {"available": False, "column": col, "rows": [], "hidden": 0}
-    key = plan[col].map(text_or_none).fillna("(not set)").astype(object)
+    key = texts_or_none(plan[col]).fillna("(not set)").astype(object)
     frame = pd.DataFrame({"key": key, "at_risk": at_risk.astype(int)})
     frame["loss"] = loss.fillna(0.0) if loss is not None else 0.0
     g = frame.groupby("key", sort=True).agg(
@@ -210,9 +211,9 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
     """Everything the report shows, as plain numbers, text and tables (no charts, no HTML)."""
     check_columns(plan, REPORT_REQUIRED, "report")
     summary, meta = dict(summary or {}), dict(meta or {})
-    plan = plan.copy()
+    plan = plan.copy(deep=False)  # only adds helper columns; copy-on-write keeps the caller's frame intact
     plan["_p"] = pd.to_numeric(plan["churn_probability"], errors="coerce").astype(float)
-    plan["_tier"] = plan["risk_tier"].astype(object).map(text_or_none)
+    plan["_tier"] = texts_or_none(plan["risk_tier"])
     currency = str(summary.get("currency") or meta.get("currency") or "EUR")
     fmt_money = money_formatter(currency)
 
@@ -248,7 +249,7 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
     # Incentives: the summary's figures, with counts from the plan when the summary has none.
     figures = incentive_figures(summary)
     inc = (
-        plan.loc[contacted, "incentive"].map(text_or_none).fillna(NO_INCENTIVE)
+        texts_or_none(plan.loc[contacted, "incentive"]).fillna(NO_INCENTIVE)
         if "incentive" in plan
         else None
     )
@@ -288,10 +289,10 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         if not reason_cols or not row["customers"]:
             continue
         sub = plan.loc[plan["_tier"] == row["tier"], reason_cols]
-        long = pd.Series(sub.to_numpy().ravel()).map(text_or_none).dropna()
+        long = texts_or_none(sub.to_numpy().ravel()).dropna()
         # Count each reason once per customer even if it were listed twice.
         ids = np.repeat(np.arange(len(sub)), len(reason_cols))[
-            pd.Series(sub.to_numpy().ravel()).map(text_or_none).notna().to_numpy()
+            texts_or_none(sub.to_numpy().ravel()).notna().to_numpy()
         ]
         per_customer = pd.DataFrame({"id": ids, "reason": long.to_numpy()}).drop_duplicates()
         top = per_customer["reason"].value_counts()
@@ -316,7 +317,7 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
     # Why not contacted
     no_contact = []
     if "no_contact_reason" in plan.columns:
-        why = plan.loc[~contacted, "no_contact_reason"].map(text_or_none).dropna()
+        why = texts_or_none(plan.loc[~contacted, "no_contact_reason"]).dropna()
         vc = why.value_counts()
         vc = vc.reset_index().sort_values(
             ["count", "no_contact_reason"], ascending=[False, True], kind="mergesort"
@@ -342,10 +343,10 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         sent = (
             plan.loc[contacted]
             .assign(
-                _lang=lambda d: d[lang_col].map(text_or_none).fillna("unknown"),
-                _msg=lambda d: d["offer_message"].map(text_or_none),
+                _lang=lambda d: texts_or_none(d[lang_col]).fillna("unknown"),
+                _msg=lambda d: texts_or_none(d["offer_message"]),
                 _inc=lambda d: (
-                    d["incentive"].map(text_or_none).fillna(NO_INCENTIVE)
+                    texts_or_none(d["incentive"]).fillna(NO_INCENTIVE)
                     if "incentive" in d
                     else NO_INCENTIVE
                 ),
@@ -379,8 +380,8 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
 
     fallback = 0
     if "language" in plan.columns and "message_language" in plan.columns:
-        a = plan.loc[contacted, "language"].map(text_or_none)
-        b = plan.loc[contacted, "message_language"].map(text_or_none)
+        a = texts_or_none(plan.loc[contacted, "language"])
+        b = texts_or_none(plan.loc[contacted, "message_language"])
         fallback = int((a.notna() & b.notna() & (a != b)).sum())
 
     risky_label = (

@@ -20,7 +20,6 @@ import joblib
 from churn.errors import ChurnError
 from churn.io import atomic_dir
 from churn.training.model import ChurnModel, library_versions
-from churn.training.tracking import jsonable
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -72,6 +71,8 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
             "label": meta.get("label", {}),
             "snapshots": meta.get("snapshots", {}),
         }
+        from churn.training.tracking import jsonable  # here: importing MLflow costs seconds, loading needs none
+
         (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True, default=str) + "\n")
     log.info("bundle written to %s", path)
     return path

@@ -75,24 +75,19 @@ def _as_category(s: pd.Series) -> np.ndarray:
     """A categorical feature column as an object array of str (None = missing; blanks are missing).
 
     Numbers become text the same way at fit and at predict (1, 1.0 -> "1"), so plan codes stored as
-    numbers in one file and as text in another still match.
+    numbers in one file and as text in another still match. Each distinct value is converted once.
     """
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    values = uniques.tolist() if isinstance(uniques, np.ndarray) else list(uniques)
     if ptypes.is_bool_dtype(s):
-        vals = s.astype(object).to_numpy()
-        return np.array([None if pd.isna(v) else str(bool(v)) for v in vals], dtype=object)
-    if ptypes.is_numeric_dtype(s):
-        vals = s.to_numpy(dtype="float64", na_value=np.nan)
-        out = np.empty(len(vals), dtype=object)
-        for i, v in enumerate(vals):
-            out[i] = None if np.isnan(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
-        return out
-    obj = s.astype(object)
-    null = obj.isna().to_numpy()
-    text = obj.where(~null, "").astype(str).str.strip().to_numpy(dtype=object)
-    text[null | (text == "")] = None
-    return text
+        texts = [str(bool(v)) for v in values]
+    elif ptypes.is_numeric_dtype(s):
+        texts = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in values]
+    else:
+        texts = [None if pd.isna(v) else (str(v).strip() or None) for v in values]
+    return np.array([*texts, None], dtype=object)[codes]
 
 
 def coerce_frame(X: pd.DataFrame, features: list[Feature]) -> tuple[pd.DataFrame, list[str]]:
@@ -102,6 +97,13 @@ def coerce_frame(X: pd.DataFrame, features: list[Feature]) -> tuple[pd.DataFrame
     Raises DataValidationError (a ChurnError) listing every missing column and every column holding values
     of the wrong type, with example rows.
     """
+    cols, extra = coerce_columns(X, features)
+    frame = pd.DataFrame({k: pd.Series(v, index=X.index, dtype=v.dtype, copy=False) for k, v in cols.items()})
+    return frame, extra
+
+
+def coerce_columns(X: pd.DataFrame, features: list[Feature]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """`coerce_frame` as a dict of arrays (no frame to assemble: the scoring path encodes straight away)."""
     if not isinstance(X, pd.DataFrame):
         raise ChurnError(f"model input must be a table (pandas DataFrame), got {type(X).__name__}")
     names = [f.name for f in features]
@@ -122,7 +124,7 @@ def coerce_frame(X: pd.DataFrame, features: list[Feature]) -> tuple[pd.DataFrame
     if problems:
         raise DataValidationError(problems)
     extra = [str(c) for c in X.columns if c not in set(names)]
-    return pd.DataFrame(cols, index=X.index), extra
+    return cols, extra
 
 
 class FrameEncoder(TransformerMixin, BaseEstimator):
@@ -159,22 +161,26 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         self.categorical_index_ = [i for i, f in enumerate(feats) if f.kind == "categorical"]
         return self
 
-    def transform_clean(self, clean: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+    def transform_clean(self, clean: pd.DataFrame | dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
         """Encode an already-coerced frame; also count rows per column whose level was unseen at fit."""
-        out = np.empty((len(clean), len(self.feature_names_)), dtype="float64")
+        # Column by column into a column-major buffer (strided row-major writes were most of the cost).
+        n = len(clean) if isinstance(clean, pd.DataFrame) else len(next(iter(clean.values()), ()))
+        out = np.empty((n, len(self.feature_names_)), dtype="float64", order="F")
         unseen: dict[str, int] = {}
         for j, name in enumerate(self.feature_names_):
             if name in self.categorical_levels_:
-                vals = clean[name].to_numpy(dtype=object)
-                codes = pd.Index(self.categorical_levels_[name], dtype=object).get_indexer(vals)
+                # Match distinct values to the levels, then spread: cheap however many rows there are.
+                seen, uniques = pd.factorize(np.asarray(clean[name], dtype=object), use_na_sentinel=True)
+                level = pd.Index(self.categorical_levels_[name], dtype=object)
+                codes = np.append(level.get_indexer(pd.Index(uniques, dtype=object)), -1)[seen]
                 col = codes.astype("float64")
                 col[codes < 0] = np.nan
-                n_unseen = int(((codes < 0) & pd.notna(vals)).sum())
+                n_unseen = int(((codes < 0) & (seen >= 0)).sum())
                 if n_unseen:
                     unseen[name] = n_unseen
                 out[:, j] = col
             else:
-                out[:, j] = clean[name].to_numpy(dtype="float64")
+                out[:, j] = np.asarray(clean[name], dtype="float64")
         return out, unseen
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -320,12 +326,16 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def validate_input(self, X: pd.DataFrame) -> InputReport:
         """Check a scoring frame: raises ChurnError naming missing columns and wrongly typed values (with
         example rows); returns the columns it will ignore and the rows whose levels were unseen at fit."""
-        clean, extra = coerce_frame(X, self.features_)
-        _, unseen = self.encoder_.transform_clean(clean)
-        return InputReport(n_rows=len(X), extra_columns=extra, unseen_levels=unseen)
+        return self.encode(X)[1]
+
+    def encode(self, X: pd.DataFrame) -> tuple[np.ndarray, InputReport]:
+        """Validate a scoring frame (errors as in `validate_input`) and return its float matrix and report."""
+        clean, extra = coerce_columns(X, self.features_)
+        enc, unseen = self.encoder_.transform_clean(clean)
+        return enc, InputReport(n_rows=len(X), extra_columns=extra, unseen_levels=unseen)
 
     def _encode(self, X: pd.DataFrame) -> np.ndarray:
-        clean, extra = coerce_frame(X, self.features_)
+        clean, extra = coerce_columns(X, self.features_)
         enc, unseen = self.encoder_.transform_clean(clean)
         if extra:
             log.debug("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
@@ -362,17 +372,19 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         scoring millions of rows. Either way each row sums to the uncalibrated log-odds; use them to rank
         reasons, they are not in probability units.
         """
-        enc = self._encode(X)
-        if method == "path":
-            contrib = self.path_explainer().contributions(enc)
-        elif method == "treeshap":
-            contrib = self.booster_.predict(enc, num_iteration=self.best_iteration_, pred_contrib=True,
-                                            num_threads=self.n_jobs)
-        else:
-            raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
+        contrib = self.contributions_encoded(self._encode(X), method)
         df = pd.DataFrame(contrib[:, :-1], columns=self.feature_names_, index=X.index)
         df["bias"] = contrib[:, -1]
         return df
+
+    def contributions_encoded(self, enc: np.ndarray, method: str = "treeshap") -> np.ndarray:
+        """`contributions` of an already encoded matrix (from `encode`), as (n, features + 1) with the bias last."""
+        if method == "path":
+            return self.path_explainer().contributions(enc)
+        if method == "treeshap":
+            return self.booster_.predict(enc, num_iteration=self.best_iteration_, pred_contrib=True,
+                                         num_threads=self.n_jobs)
+        raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
 
     def path_explainer(self) -> "PathExplainer":
         """The fitted decision-path explainer of this model (built on first use, then kept)."""
