@@ -33,6 +33,9 @@ class TableInfo:
     raw_types: dict[str, str]  # user's column -> DuckDB type
     missing_required: list[str] = field(default_factory=list)
     line_offset: int = 1  # CSV: data row 1 is line 2
+    # Validation found every id already normalised text (no blanks, no surrounding spaces): the typed
+    # relation can use it as it is (trimming 50M ids cost 1.5 s per scan).
+    clean_ids: bool = False
 
 
 @dataclass
@@ -118,10 +121,12 @@ def _match_columns(spec: TableSpec, available: list[str], configured: dict[str, 
     return mapping
 
 
-def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone: str) -> str:
+def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone: str, clean_id: bool = False) -> str:
     """SQL turning the user's column `raw` into the contract type (NULL where it cannot be parsed)."""
     r = _q(raw)
     t = raw_type.upper()
+    if col.type == "id" and clean_id and t == "VARCHAR":
+        return r
     if col.type == "id":
         # Numeric ids from Parquet lose nothing by becoming text; text ids keep leading zeros.
         return f"NULLIF(TRIM(CAST({r} AS VARCHAR)), '')"
@@ -220,7 +225,8 @@ def register_typed(ds: DataSource, config: Config) -> None:
         for col in spec.columns:
             if col.name in info.mapping:
                 theirs = info.mapping[col.name]
-                select.append(f"{typed_expr(col, theirs, info.raw_types[theirs], src, ds.timezone)} AS {_q(col.name)}")
+                expr = typed_expr(col, theirs, info.raw_types[theirs], src, ds.timezone, clean_id=info.clean_ids)
+                select.append(f"{expr} AS {_q(col.name)}")
         if spec.extra_columns:
             used = set(info.mapping.values())
             for theirs in info.raw_types:

@@ -122,15 +122,24 @@ def _examples(ds: DataSource, view: str, info: TableInfo, condition: str, show: 
     return out
 
 
+def _raw_id(info: TableInfo) -> str | None:
+    """The user's customer id column when it is text (the only kind that may already be clean)."""
+    theirs = info.mapping.get("customer_id")
+    return theirs if theirs and info.raw_types.get(theirs, "").upper() == "VARCHAR" else None
+
+
 def _run_rules(ds: DataSource, view: str, info: TableInfo, rules: list[_Rule]) -> list[Problem]:
-    """Count every rule in one pass; fetch examples for the failing ones."""
-    if not rules:
-        return []
+    """Count every rule in one pass; fetch examples for the failing ones. The same pass notes whether
+    the ids are already clean text (`info.clean_ids`)."""
+    raw_id = _raw_id(info)
+    # Ids that normalising (trim, blank -> missing) would change: none means the raw column can be used.
+    probe = f"count(*) FILTER (WHERE {_q(raw_id)} IS DISTINCT FROM {_tc('customer_id')})" if raw_id else "1"
     counts = ds.con.execute(
-        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {r.condition})" for r in rules) + f" FROM {view}"
+        "SELECT " + ", ".join([probe, *(f"count(*) FILTER (WHERE {r.condition})" for r in rules)]) + f" FROM {view}"
     ).fetchone()
+    info.clean_ids = bool(raw_id) and counts[0] == 0
     problems = []
-    for rule, n in zip(rules, counts or []):
+    for rule, n in zip(rules, counts[1:]):
         if n:
             problems.append(Problem(info.name, rule.message, str(info.path), rule.column, int(n),
                                     _examples(ds, view, info, rule.condition, rule.show)))
@@ -195,10 +204,13 @@ def _mapping_problems(info: TableInfo, config: Config) -> list[Problem]:
 
 def _unknown_customers(ds: DataSource, view: str, customers: str, info: TableInfo) -> list[Problem]:
     """Activity rows whose customer is not in the customers table."""
-    cond = (f"{_tc('customer_id')} IS NOT NULL AND {_tc('customer_id')} NOT IN "
-            f"(SELECT {_tc('customer_id')} FROM {customers} WHERE {_tc('customer_id')} IS NOT NULL)")
-    n_rows, n_ids = ds.con.execute(
-        f"SELECT count(*), count(DISTINCT {_tc('customer_id')}) FROM {view} WHERE {cond}").fetchone()
+    cust = ds.tables["customers"]
+    if info.clean_ids and cust.clean_ids:  # compare the raw text: same values, no per-row trimming
+        mine, theirs = _q(_raw_id(info) or ""), _q(_raw_id(cust) or "")
+    else:
+        mine = theirs = _tc("customer_id")
+    cond = f"{mine} IS NOT NULL AND {mine} NOT IN (SELECT {theirs} FROM {customers} WHERE {theirs} IS NOT NULL)"
+    n_rows, n_ids = ds.con.execute(f"SELECT count(*), count(DISTINCT {mine}) FROM {view} WHERE {cond}").fetchone()
     if not n_rows:
         return []
     ex = _examples(ds, view, info, cond, [info.mapping["customer_id"]])

@@ -157,6 +157,29 @@ def test_leading_zero_ids_are_distinct(tmp_path):
         assert ids == ["001", "002", "01", "1"]
 
 
+def test_padded_ids_are_trimmed_and_clean_ids_are_used_as_they_are(tmp_path):
+    """Ids with spaces around them (in any table) still match their customer; only tables whose ids
+    need no normalising skip it."""
+    tables = valid()
+    tables["events"].append({"customer_id": " 001 ", "timestamp": "2024-02-03T10:00:00", "event_type": "login"})
+    ds = load(write_source(tmp_path, tables, "parquet"))
+    try:
+        assert ds.tables["customers"].clean_ids and ds.tables["orders"].clean_ids
+        assert not ds.tables["events"].clean_ids
+        n = ds.con.execute("SELECT count(*) FROM events WHERE customer_id = '001'").fetchone()[0]
+        assert n == 2
+    finally:
+        ds.con.close()
+    tables["customers"][0]["customer_id"] = "001 "  # now the customers table needs trimming too
+    tables["events"][-1]["customer_id"] = "001"
+    ds = load(write_source(tmp_path / "b", tables, "parquet"))
+    try:
+        assert not ds.tables["customers"].clean_ids and ds.tables["events"].clean_ids
+        assert ds.con.execute("SELECT customer_id FROM customers ORDER BY 1").fetchall() == [("001",), ("002",)]
+    finally:
+        ds.con.close()
+
+
 def test_activity_for_unknown_customers(tmp_path):
     tables = valid()
     tables["events"] += [{"customer_id": "404", "timestamp": "2024-02-01", "event_type": "login"},

@@ -63,55 +63,73 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
+def _distinct_weeks(week_idx: str, weeks: int, where: str) -> str:
+    """Aggregate counting distinct week numbers of rows matching `where`: one bit per week when they fit a
+    BIGINT (a DISTINCT aggregate keeps a hash set per customer and was the costliest column here)."""
+    if weeks <= 62:
+        return f"coalesce(bit_count(bit_or(CAST(1 AS BIGINT) << CAST({week_idx} AS INTEGER)) FILTER (WHERE {where})), 0)"
+    return f"count(DISTINCT {week_idx}) FILTER (WHERE {where})"
+
+
+def _day_masks(lookback: int) -> list[str]:
+    """Aggregates `_m0, _m1, ...`: bit d % 63 of mask d // 63 set when the customer was active d whole days
+    before as_of (d = 0 is the last day). Distinct active days then cost a popcount, not a DISTINCT."""
+    day = "(CAST(ceil(t._ago) AS INTEGER) - 1)"
+    return [f"coalesce(bit_or(CAST(1 AS BIGINT) << ({day} % 63)) FILTER (WHERE {day} // 63 = {k}), 0) AS _m{k}"
+            for k in range((lookback + 62) // 63)]
+
+
+def _active_days(window: int) -> str:
+    """Distinct active days in the last `window` days, from the `_day_masks` columns."""
+    parts = []
+    for k in range((window + 62) // 63):
+        lo, hi = 63 * k, min(window, 63 * (k + 1))
+        parts.append(f"bit_count(_m{k} & CAST({(1 << (hi - lo)) - 1} AS BIGINT))")
+    return " + ".join(parts)
+
+
 def build(ctx: Ctx) -> str:
     """Create temp table `f_engagement`; return its name."""
     cfg = ctx.config.features.engagement
     has_dur = ctx.ds.has_column("events", "duration_s")
     has_type = ctx.ds.has_column("events", "event_type") and ctx.event_types
     lookback = max([*cfg.windows, 90, cfg.weeks_active * 7])
-    # A daily rollup first: as_of dates are midnights, so whole days never straddle a window edge and
-    # every later step works on customer-days instead of raw events.
-    type_cols = "".join(
-        f", count(*) FILTER (WHERE event_type = '{t.replace(chr(39), chr(39) * 2)}') AS n_{ident(t)}"
-        for t in (ctx.event_types if has_type else [])
-    )
-    # Exact decimal sums: float sums depend on row order, and outputs must not.
-    dur = ", sum(CAST(duration_s AS DECIMAL(18, 3))) AS secs" if has_dur else ""
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE ev_daily AS SELECT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS day, "
-        f"count(*) AS n{dur}{type_cols} FROM events WHERE timestamp < (SELECT max(as_of) FROM asof_dates) "
-        # Only the windows need per-day detail; all-history facts come from the raw rows below (a
-        # whole-history rollup of 50M events took 19 s, the windowed one 2 s).
-        f"AND timestamp >= (SELECT min(as_of) FROM asof_dates) - INTERVAL {int(lookback)} DAY GROUP BY ALL"
-    )
-    sel = []
+    # Straight from the events: a (customer, day) rollup first meant a high-cardinality aggregation
+    # (8.6M groups for 10M events) that cost more than the windowed aggregates themselves.
+    sel, outer = [], []
     for w in cfg.windows:
-        sel.append(f"sum(t.n) FILTER (WHERE {in_last('t.day', w)}) AS events_{w}d")
-        sel.append(f"count(*) FILTER (WHERE {in_last('t.day', w)}) AS active_days_{w}d")
+        win = in_last("t.timestamp", w)
+        sel.append(f"count(*) FILTER (WHERE {win}) AS events_{w}d")
+        outer.append(f"{_active_days(w)} AS active_days_{w}d")
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
         if has_dur:
-            sel.append(f"coalesce(CAST(sum(t.secs) FILTER (WHERE {in_last('t.day', w)}) AS DOUBLE) / 3600.0, 0) AS duration_hours_{w}d")
+            # Exact decimal sums: float sums depend on row order, and outputs must not.
+            sel.append(f"coalesce(CAST(sum(CAST(t.duration_s AS DECIMAL(18, 3))) FILTER (WHERE {win}) AS DOUBLE) "
+                       f"/ 3600.0, 0) AS duration_hours_{w}d")
             ctx.zero_fill.add(f"duration_hours_{w}d")
         for t in ctx.event_types if has_type else []:
-            sel.append(f"sum(t.n_{ident(t)}) FILTER (WHERE {in_last('t.day', w)}) AS events_{ident(t)}_{w}d")
+            lit = t.replace(chr(39), chr(39) * 2)
+            sel.append(f"count(*) FILTER (WHERE {win} AND t.event_type = '{lit}') AS events_{ident(t)}_{w}d")
             ctx.zero_fill.add(f"events_{ident(t)}_{w}d")
-    e30 = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 30)}), 0)"
-    e_prev = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 30, 30)}), 0)"
-    e90 = f"coalesce(sum(t.n) FILTER (WHERE {in_last('t.day', 90)}), 0)"
-    d90 = f"count(*) FILTER (WHERE {in_last('t.day', 90)})"
+    e30 = f"count(*) FILTER (WHERE {in_last('t.timestamp', 30)})"
+    e_prev = f"count(*) FILTER (WHERE {in_last('t.timestamp', 30, 30)})"
+    e90 = f"count(*) FILTER (WHERE {in_last('t.timestamp', 90)})"
     weeks = int(cfg.weeks_active)
-    week_idx = "floor((t._ago - 1) / 7)"
+    week_idx = "floor((ceil(t._ago) - 1) / 7)"
     sel += [
-        f"90.0 / nullif({d90}, 0) AS event_gap_typical_days",
+        *_day_masks(lookback),
         f"CAST({e30} + 1 AS DOUBLE) / CAST({e_prev} + 1 AS DOUBLE) - 1 AS events_trend_30d",
         f"CAST({e30} AS DOUBLE) * 3 / nullif(CAST({e90} AS DOUBLE), 0) AS events_30d_vs_90d",
-        f"CAST(count(DISTINCT {week_idx}) FILTER (WHERE {in_last('t.day', weeks * 7)}) AS DOUBLE) / {weeks} "
+        f"CAST({_distinct_weeks(week_idx, weeks, in_last('t.timestamp', weeks * 7))} AS DOUBLE) / {weeks} "
         "AS weeks_active_share",
     ]
+    outer.append(f"90.0 / nullif({_active_days(90)}, 0) AS event_gap_typical_days")
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
+    masks = ", ".join(f"_m{k}" for k in range((lookback + 62) // 63))
     ctx.run(
-        f"CREATE OR REPLACE TEMP TABLE f_engagement_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
-        f"{window_join('ev_daily', 'day', lookback)} GROUP BY t.customer_id, a.as_of"
+        f"CREATE OR REPLACE TEMP TABLE f_engagement_w AS SELECT * EXCLUDE ({masks}), {', '.join(outer)} FROM ("
+        f"SELECT t.customer_id, a.as_of, {', '.join(sel)} "
+        f"{window_join('events', 'timestamp', lookback, ctx.dates)} GROUP BY t.customer_id, a.as_of)"
     )
     cumulative(ctx, "f_engagement_c", "events", "timestamp", {"last_ts": "max(t.timestamp)"},
                {"days_since_last_event": days_since("date_trunc('day', max(b.last_ts))")})

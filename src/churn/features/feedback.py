@@ -50,7 +50,7 @@ def build(ctx: Ctx) -> str:
     )
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE f_feedback_w AS SELECT t.customer_id, a.as_of, count(*) AS surveys_365d "
-        f"{window_join('surveys', 'answered_at', 365)} GROUP BY t.customer_id, a.as_of"
+        f"{window_join('surveys', 'answered_at', 365, ctx.dates)} GROUP BY t.customer_id, a.as_of"
     )
     ctx.run(
         "CREATE OR REPLACE TEMP TABLE f_feedback AS SELECT c.customer_id, c.as_of, c.survey_last_score, "

@@ -93,7 +93,7 @@ def build(ctx: Ctx) -> str:
                    f"AS discount_share_{big}d")
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE f_purchases_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
-        f"{window_join('or_daily', 'day', max(big, 180))} GROUP BY ALL"
+        f"{window_join('or_daily', 'day', max(big, 180), ctx.dates)} GROUP BY ALL"
     )
     cumulative(
         ctx, "f_purchases_c", "or_gaps", "day",
@@ -138,8 +138,11 @@ def add_btyd(frame: pd.DataFrame, horizon_days: int, notices: list[str]) -> pd.D
             notices.append(f"BG/NBD not fitted at {pd.Timestamp(as_of).date()}: {exc}")
             continue
         rows = idx[ok]
-        exp[rows] = model.expected_purchases(horizon_days, x, tx, T)
-        p0[rows] = model.prob_no_purchase(horizon_days, x, tx, T)
+        # Predict once per distinct (x, t_x, T): whole days make them few (hyp2f1 per row dominated).
+        uniq, inverse = np.unique(np.column_stack([x, tx, T]), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        exp[rows] = model.expected_purchases(horizon_days, *uniq.T)[inverse]
+        p0[rows] = model.prob_no_purchase(horizon_days, *uniq.T)[inverse]
     frame["btyd_expected_orders"] = exp
     frame["btyd_p_no_order"] = p0
     return frame

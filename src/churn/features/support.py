@@ -86,7 +86,7 @@ def build(ctx: Ctx) -> str:
         sel.append(f"avg(t.satisfaction) FILTER (WHERE {known}) AS satisfaction_mean_{big}d")
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE f_support_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
-        f"{window_join('tickets', 'opened_at', big)} GROUP BY t.customer_id, a.as_of"
+        f"{window_join('tickets', 'opened_at', big, ctx.dates)} GROUP BY t.customer_id, a.as_of"
     )
     parts = ["f_support_w"]
     if _has(ctx, "closed_at"):
