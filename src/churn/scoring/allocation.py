@@ -624,7 +624,7 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("customer_id", "churn_probability") if c not in scores.columns]
     if missing:
         raise ChurnError(f"scores: missing column(s) {missing}; has {list(scores.columns)[:15]}")
-    df = scores.copy()
+    df = scores.copy(deep=False)  # adds columns only; copy-on-write protects the caller's frame
     if df["customer_id"].isna().any():
         raise ChurnError(f"scores: column 'customer_id' has {int(df['customer_id'].isna().sum()):,} empty value(s)")
     df["customer_id"] = df["customer_id"].astype(str).str.strip()

@@ -192,7 +192,10 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         progress(f"scoring {len(base):,} customers")
     scored = score_frame(model, base, chunk_rows=config.scoring.chunk_rows,
                          reason_method=config.scoring.reason_method, progress=chunk_progress)
-    base = pd.concat([base.reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
+    # New columns on a shallow copy: concatenating would copy every feature column once more.
+    base = base.reset_index(drop=True).copy(deep=False)
+    for col in scored.columns:
+        base[col] = scored[col].to_numpy()
     version = model_version(model, model_ref)
     base["model_version"] = version
     contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
