@@ -119,6 +119,23 @@ def build(ctx: Ctx) -> str:
     return "f_purchases"
 
 
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row -> distinct-row number, one row index per distinct row) for equally long columns.
+
+    Hashes each column, then the combined codes (a multi-column sort or MultiIndex took 1.5-2.5 s at
+    700k rows, this 0.1 s).
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(col)
+        key = key * (len(uniques) + 1) + codes
+        key = pd.factorize(key)[0]  # renumber densely so the product never overflows
+    inverse, _ = pd.factorize(key)
+    first = np.full(inverse.max() + 1 if len(inverse) else 0, -1, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # the first row of each distinct row
+    return inverse, first
+
+
 def add_btyd(frame: pd.DataFrame, horizon_days: int, notices: list[str]) -> pd.DataFrame:
     """Fit BG/NBD per as_of on that snapshot's purchase history and add its two features."""
     from churn.features.btyd import BetaGeo
@@ -139,10 +156,9 @@ def add_btyd(frame: pd.DataFrame, horizon_days: int, notices: list[str]) -> pd.D
             continue
         rows = idx[ok]
         # Predict once per distinct (x, t_x, T): whole days make them few (hyp2f1 per row dominated).
-        uniq, inverse = np.unique(np.column_stack([x, tx, T]), axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        exp[rows] = model.expected_purchases(horizon_days, *uniq.T)[inverse]
-        p0[rows] = model.prob_no_purchase(horizon_days, *uniq.T)[inverse]
+        inverse, first = _distinct_rows(x, tx, T)
+        exp[rows] = model.expected_purchases(horizon_days, x[first], tx[first], T[first])[inverse]
+        p0[rows] = model.prob_no_purchase(horizon_days, x[first], tx[first], T[first])[inverse]
     frame["btyd_expected_orders"] = exp
     frame["btyd_p_no_order"] = p0
     return frame
