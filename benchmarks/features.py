@@ -152,6 +152,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["churn", "pandas"])
     ap.add_argument("--data", type=Path)
     ap.add_argument("--n-as-of", type=int, default=1)
+    ap.add_argument("--as-of-counts", default="1,6", help="which builds to time: one as-of date, six, or both")
     a = ap.parse_args()
     if a.worker:
         dates = AS_OF_1 if a.n_as_of == 1 else AS_OF_6
@@ -163,7 +164,7 @@ def main() -> None:
     print("| engine | as-of dates | wall s (median) | peak RSS MiB (median) | rows | features | runs |")
     print("|---|---|---|---|---|---|---|")
     for engine in a.engines.split(","):
-        for n in (1, 6):
+        for n in (int(c) for c in a.as_of_counts.split(",")):
             runs = [run_child(["--worker", engine, "--data", str(data), "--n-as-of", str(n)]) for _ in range(a.repeats)]
             wall = statistics.median(r[0] for r in runs)
             rss = statistics.median(r[1] for r in runs)

@@ -60,9 +60,11 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
         # A typed column (Parquet timestamps, numbers) cannot hold blanks or unparseable text; casting
         # 50M of them to text just to look cost 6 s, so only text columns get those checks.
         present = f"{raw} IS NOT NULL" if native else f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NOT NULL"
+        if col.type == "id":
+            present = f"{typed} IS NOT NULL"  # the typed id is exactly the trimmed text: one trim per row, not three
         if col.required:
             rules.append(_Rule(col.name, "required value is empty", f"NOT ({present})", [info.mapping[col.name]]))
-        if not native:
+        if not native and col.type != "id":  # any non-blank text is a valid id
             rules.append(_Rule(col.name, _parse_message(col), f"{present} AND {typed} IS NULL",
                                [info.mapping[col.name]]))
         if col.min is not None:
