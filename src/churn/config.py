@@ -57,7 +57,7 @@ class EngineConfig(_Strict):
     """DuckDB resources: explicit so two cores are not oversubscribed and memory stays bounded."""
 
     threads: int = 2
-    memory_limit: str = "3GB"
+    memory_limit: str = "2GB"
     temp_directory: str | None = None
 
 
