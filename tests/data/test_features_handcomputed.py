@@ -399,6 +399,24 @@ def test_several_as_of_dates_at_once_equal_one_at_a_time(tmp_path):
     assert together.index.get_level_values("as_of").nunique() == len(AS_OFS)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_written_table_is_the_frame_in_as_of_then_customer_order(tmp_path, suffix):
+    """Several dates are written date by date; the file holds every row once, sorted, nothing left over."""
+    fs = build(write_source(tmp_path / "src", TABLES), AS_OFS)
+    try:
+        want = fs.to_pandas()
+        out = fs.write(tmp_path / f"features{suffix}")
+    finally:
+        fs.ds.con.close()
+    got = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out, dtype={"customer_id": str},
+                                                                        parse_dates=["as_of"])
+    assert list(zip(got["as_of"], got["customer_id"])) == sorted(zip(want["as_of"], want["customer_id"]))
+    assert got["customer_id"].tolist() == want["customer_id"].tolist()
+    num = [c for c in want.columns if c not in ("customer_id", "as_of") and want[c].dtype == "float64"]
+    pd.testing.assert_frame_equal(got[num].astype("float64"), want[num], check_exact=False, rtol=1e-12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features" + suffix, "src"]  # no parts left
+
+
 def test_later_as_of_sees_what_was_excluded(tmp_path):
     """The rows at 2024-06-01 that were excluded there count the day after."""
     df = frame(write_source(tmp_path, TABLES), ["2024-06-02"]).droplevel("as_of")
