@@ -501,3 +501,18 @@ def test_event_types_without_an_event_type_column_is_a_clear_error(tmp_path):
         assert fs.event_types == [] and "events_7d" in fs.registry
     finally:
         fs.ds.con.close()
+
+
+def test_building_again_on_the_same_connection_replaces_the_table(tmp_path):
+    """One date makes a view, several a table; a second build on the same source replaces either."""
+    from churn.features.engine import build_features
+
+    fs = build(write_source(tmp_path, TABLES), AS_OFS[:1])
+    try:
+        cfg = make_config()
+        many = build_features(fs.ds, [pd.Timestamp(d) for d in AS_OFS], cfg)
+        assert many.to_pandas()["as_of"].nunique() == len(AS_OFS)
+        one = build_features(fs.ds, [pd.Timestamp(AS_OFS[0])], cfg)
+        assert one.to_pandas()["as_of"].nunique() == 1
+    finally:
+        fs.ds.con.close()
