@@ -164,7 +164,7 @@ class TierLevel(_Strict):
     top_share: float | None = None  # quantile tiers: the riskiest share of the scored list
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "TierLevel":
+    def _one_rule(self) -> TierLevel:
         if (self.min_probability is None) == (self.top_share is None):
             raise ValueError(f"tier '{self.name}' needs exactly one of min_probability or top_share")
         return self

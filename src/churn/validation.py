@@ -8,7 +8,7 @@ example rows (with their line numbers) are fetched only for the rules that fail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from churn.config import Config, TableSource
 from churn.contract import ACTIVITY, CONTRACT, Column
@@ -150,7 +150,7 @@ def _run_rules(ds: DataSource, view: str, info: TableInfo, rules: list[_Rule]) -
 
 def validate(ds: DataSource, config: Config, now: datetime | None = None) -> list[Problem]:
     """All contract problems of the source (empty list when it is valid)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     problems: list[Problem] = []
     views: dict[str, str] = {}
     for name, info in ds.tables.items():

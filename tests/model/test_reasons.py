@@ -104,7 +104,7 @@ def test_render_many_gives_the_same_text_as_render_reason_row_by_row(template) -
     """The vectorised renderer is only an optimisation: every row's text equals the row-by-row one."""
     rng = np.random.default_rng(5)
     n = 400
-    pick = lambda: np.array([_VALUES[i] for i in rng.integers(0, len(_VALUES), n)], dtype=object)  # noqa: E731
+    pick = lambda: np.array([_VALUES[i] for i in rng.integers(0, len(_VALUES), n)], dtype=object)
     cols = {"x": pick(), "gap": pick(), "share": pick()}
     floats = {"x": rng.choice([0.0, 3.0, 41.5, np.nan], n), "gap": rng.choice([2.0, np.nan, 7.25], n),
               "share": rng.random(n)}

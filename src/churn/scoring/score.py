@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
     """Score a ready feature table (one row per customer) and write the plan."""
     from churn.training.loading import load_model
 
-    when = parse_as_of(as_of) if as_of else pd.Timestamp(datetime.now(timezone.utc).date())
+    when = parse_as_of(as_of) if as_of else pd.Timestamp(datetime.now(UTC).date())
     run_dir = Path(out_root) / str(when.date())
     ensure_writable(run_dir, overwrite)
     model = load_model(model_ref)

@@ -71,7 +71,8 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
             "label": meta.get("label", {}),
             "snapshots": meta.get("snapshots", {}),
         }
-        from churn.training.tracking import jsonable  # here: importing MLflow costs seconds, loading needs none
+        # Imported here: MLflow (behind tracking) costs seconds to import, and loading a bundle needs none.
+        from churn.training.tracking import jsonable
 
         (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True, default=str) + "\n")
     log.info("bundle written to %s", path)

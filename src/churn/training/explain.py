@@ -188,7 +188,7 @@ class PathExplainer(BaseEstimator):
         self.num_iteration = num_iteration
         self.n_jobs = n_jobs
 
-    def fit(self, booster: lgb.Booster) -> "PathExplainer":
+    def fit(self, booster: lgb.Booster) -> PathExplainer:
         """Flatten the trees and precompute, for every leaf, the contribution of each feature on its path."""
         model = booster.dump_model(num_iteration=self.num_iteration or -1)
         forest = _Forest()

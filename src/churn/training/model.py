@@ -386,7 +386,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                          num_threads=self.n_jobs)
         raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
 
-    def path_explainer(self) -> "PathExplainer":
+    def path_explainer(self) -> PathExplainer:
         """The fitted decision-path explainer of this model (built on first use, then kept)."""
         explainer = getattr(self, "path_explainer_", None)
         if explainer is None:
