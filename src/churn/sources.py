@@ -121,6 +121,18 @@ def _match_columns(spec: TableSpec, available: list[str], configured: dict[str, 
     return mapping
 
 
+def native_type(col: Column, raw_type: str) -> bool:
+    """Whether the file already stores the column in its contract type (so it needs no parsing)."""
+    t = raw_type.upper()
+    if col.type in ("timestamp", "date"):
+        return t.startswith("TIMESTAMP") or t == "DATE"
+    if col.type == "number":
+        return any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC"))
+    if col.type == "bool":
+        return t == "BOOLEAN"
+    return t == "VARCHAR" and col.type == "text"
+
+
 def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone: str, clean_id: bool = False) -> str:
     """SQL turning the user's column `raw` into the contract type (NULL where it cannot be parsed)."""
     r = _q(raw)
@@ -133,7 +145,7 @@ def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone:
     if col.type in ("timestamp", "date"):
         if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
             return f"timezone('UTC', {r})"
-        if t.startswith("TIMESTAMP") or t == "DATE":
+        if native_type(col, raw_type):
             ts = f"CAST({r} AS TIMESTAMP)"
             return ts if timezone == "UTC" else f"timezone('UTC', timezone({_lit(timezone)}, {ts}))"
         text = f"NULLIF(TRIM(CAST({r} AS VARCHAR)), '')"
@@ -143,11 +155,11 @@ def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone:
         # TIMESTAMPTZ honours offsets in the text and reads naive text in the session time zone.
         return f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
     if col.type == "number":
-        if any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+        if native_type(col, raw_type):
             return f"CAST({r} AS DOUBLE)"
         return f"TRY_CAST(NULLIF(TRIM(CAST({r} AS VARCHAR)), '') AS DOUBLE)"
     if col.type == "bool":
-        if t == "BOOLEAN":
+        if native_type(col, raw_type):
             return r
         low = f"LOWER(TRIM(CAST({r} AS VARCHAR)))"
         trues = ", ".join(_lit(w) for w in TRUE_WORDS)

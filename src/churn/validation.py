@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from churn.config import Config, TableSource
 from churn.contract import ACTIVITY, CONTRACT, Column
 from churn.errors import DataValidationError, Problem
-from churn.sources import DataSource, TableInfo, _lit, _q, register_typed, typed_expr
+from churn.sources import DataSource, TableInfo, _lit, _q, native_type, register_typed, typed_expr
 
 MAX_EXAMPLES = 3
 
@@ -56,7 +56,7 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
             continue
         raw = _q(info.mapping[col.name])
         typed = _tc(col.name)
-        native = _native(col, info.raw_types[info.mapping[col.name]])
+        native = native_type(col, info.raw_types[info.mapping[col.name]])
         # A typed column (Parquet timestamps, numbers) cannot hold blanks or unparseable text; casting
         # 50M of them to text just to look cost 6 s, so only text columns get those checks.
         present = f"{raw} IS NOT NULL" if native else f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NOT NULL"
@@ -82,18 +82,6 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
         rules.append(_Rule("cancel_date", "cancellation before signup",
                            f"{_tc('cancel_date')} < {_tc('signup_date')}", [m["signup_date"], m["cancel_date"]]))
     return rules
-
-
-def _native(col: Column, raw_type: str) -> bool:
-    """Whether the file already stores the column in its contract type (so it needs no parsing)."""
-    t = raw_type.upper()
-    if col.type in ("timestamp", "date"):
-        return t.startswith("TIMESTAMP") or t == "DATE"
-    if col.type == "number":
-        return any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC"))
-    if col.type == "bool":
-        return t == "BOOLEAN"
-    return t == "VARCHAR" and col.type == "text"
 
 
 def _parse_message(col: Column) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 from churn.features.registry import Feature
 
 N_REASONS = 3
+_FORMATTER = string.Formatter()  # its convert_field applies !r / !s / !a exactly as str.format does
 _PAREN_WITH_FIELD = re.compile(r"\s*\([^()]*\{[^}]+\}[^()]*\)")
 
 
@@ -63,21 +64,11 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
     return np.fromiter((_missing(v) for v in values), dtype=bool, count=len(values))
 
 
-def _converted(v: object, conversion: str | None) -> object:
-    if conversion == "r":
-        return repr(v)
-    if conversion == "s":
-        return str(v)
-    if conversion == "a":
-        return ascii(v)
-    return v
-
-
 def _format_column(values: np.ndarray, spec: str, conversion: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Each value formatted with `spec` (computed once per distinct value), and where formatting failed."""
     def fmt(v: object) -> tuple[str, bool]:
         try:
-            return format(_converted(_py(v), conversion), spec), False
+            return format(_FORMATTER.convert_field(_py(v), conversion), spec), False
         except (ValueError, TypeError):
             return "", True
 
@@ -90,7 +81,7 @@ def _format_column(values: np.ndarray, spec: str, conversion: str | None) -> tup
     texts = np.empty(len(items) + 1, dtype=object)
     failed = np.zeros(len(items) + 1, dtype=bool)
     try:  # the common case in one tight loop; any failure redoes it value by value
-        texts[:-1] = [format(_converted(u, conversion), spec) for u in items] if conversion else \
+        texts[:-1] = [format(_FORMATTER.convert_field(u, conversion), spec) for u in items] if conversion else \
             [format(u, spec) for u in items]
     except (ValueError, TypeError):
         done = [fmt(u) for u in items]

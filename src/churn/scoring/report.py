@@ -289,11 +289,10 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         if not reason_cols or not row["customers"]:
             continue
         sub = plan.loc[plan["_tier"] == row["tier"], reason_cols]
-        long = texts_or_none(sub.to_numpy().ravel()).dropna()
+        texts = texts_or_none(sub.to_numpy().ravel())
+        long = texts.dropna()
         # Count each reason once per customer even if it were listed twice.
-        ids = np.repeat(np.arange(len(sub)), len(reason_cols))[
-            texts_or_none(sub.to_numpy().ravel()).notna().to_numpy()
-        ]
+        ids = np.repeat(np.arange(len(sub)), len(reason_cols))[texts.notna().to_numpy()]
         per_customer = pd.DataFrame({"id": ids, "reason": long.to_numpy()}).drop_duplicates()
         top = per_customer["reason"].value_counts()
         top = top.reset_index().sort_values(["count", "reason"], ascending=[False, True], kind="mergesort")

@@ -116,12 +116,16 @@ def text_or_none(value: Any) -> str | None:
     return s or None
 
 
+def per_distinct(values: pd.Series, fn: Callable[[Any], Any], missing: Any, dtype: Any = object) -> np.ndarray:
+    """`fn` of every cell of a column, computed once per distinct value (`missing` for missing cells)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.array([*(fn(u) for u in uniques.tolist()), missing], dtype=dtype)[codes]
+
+
 def texts_or_none(values: pd.Series | np.ndarray) -> pd.Series:
     """`text_or_none` for a whole column, computed once per distinct value."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    cleaned = np.array([text_or_none(u) for u in uniques.tolist()] + [None], dtype=object)
-    return pd.Series(cleaned[codes], index=s.index, dtype=object, name=s.name)
+    return pd.Series(per_distinct(s, text_or_none, None), index=s.index, dtype=object, name=s.name)
 
 
 def check_columns(plan: pd.DataFrame, required: Iterable[str], what: str) -> None:
@@ -326,12 +330,6 @@ def _set_widths(ws: Worksheet, widths: Iterable[int]) -> None:
         ws.set_column_pixels(j, j, width * _DIGIT_PX)
 
 
-def _flags(values: pd.Series, test: Callable[[Any], bool]) -> np.ndarray:
-    """`test` for every cell of a column, computed once per distinct value (missing cells: False)."""
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    return np.array([test(u) for u in uniques] + [False], dtype=bool)[codes]
-
-
 def _column_formats(rows: pd.DataFrame, col: str, styles: _Styles) -> list[Format]:
     """Each cell's format in one column: ids as text, probabilities as %, right-to-left text read RTL."""
     if col == "customer_id":
@@ -340,10 +338,10 @@ def _column_formats(rows: pd.DataFrame, col: str, styles: _Styles) -> list[Forma
         return [styles(_TOP, _PERCENT)] * len(rows)
     if col not in _TEXT_COLUMNS:
         return [styles(_TOP)] * len(rows)
-    rtl = _flags(rows[col], starts_rtl)
+    rtl = per_distinct(rows[col].astype(object), starts_rtl, False, bool)
     plain = styles(_TOP)
     if col == "offer_message":  # the message follows its language, even when it opens with a Latin name
-        rtl |= _flags(rows["message_language"], is_rtl_language)
+        rtl |= per_distinct(rows["message_language"].astype(object), is_rtl_language, False, bool)
         plain = styles(_WRAP)
     right_to_left = styles(_RTL)
     return [right_to_left if f else plain for f in rtl]

@@ -335,12 +335,12 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return enc, InputReport(n_rows=len(X), extra_columns=extra, unseen_levels=unseen)
 
     def _encode(self, X: pd.DataFrame) -> np.ndarray:
-        clean, extra = coerce_columns(X, self.features_)
-        enc, unseen = self.encoder_.transform_clean(clean)
-        if extra:
-            log.debug("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
-        if unseen:
-            log.info("levels unseen at training, scored as missing: %s", unseen)
+        enc, report = self.encode(X)
+        if report.extra_columns:
+            log.debug("ignoring %d column(s) the model does not use: %s", len(report.extra_columns),
+                      report.extra_columns[:10])
+        if report.unseen_levels:
+            log.info("levels unseen at training, scored as missing: %s", report.unseen_levels)
         return enc
 
     # -- predictions
