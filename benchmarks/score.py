@@ -51,7 +51,7 @@ def prepare_table(customers: int) -> Path:
     data = fb.ensure_data(customers)
     cfg = load_config()
     ds = load_source(str(data), cfg)
-    build_features(ds, [parse_as_of(AS_OF), parse_as_of(EARLIER)], cfg)  # fills DuckDB view `features`
+    build_features(ds, [parse_as_of(AS_OF), parse_as_of(EARLIER)], cfg)  # fills DuckDB relation `features`
     ds.con.execute(
         "CREATE TEMP TABLE ready AS SELECT f.*, c.marketing_consent, c.name, c.email FROM features f "
         "JOIN customers c USING (customer_id)"

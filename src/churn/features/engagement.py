@@ -71,18 +71,23 @@ def _distinct_weeks(week_idx: str, weeks: int, where: str) -> str:
     return f"count(DISTINCT {week_idx}) FILTER (WHERE {where})"
 
 
+def _n_masks(days: int) -> int:
+    """How many 63-day masks cover `days` days."""
+    return (days + 62) // 63
+
+
 def _day_masks(lookback: int) -> list[str]:
     """Aggregates `_m0, _m1, ...`: bit d % 63 of mask d // 63 set when the customer was active d whole days
     before as_of (d = 0 is the last day). Distinct active days then cost a popcount, not a DISTINCT."""
     day = "(CAST(ceil(t._ago) AS INTEGER) - 1)"
     return [f"coalesce(bit_or(CAST(1 AS BIGINT) << ({day} % 63)) FILTER (WHERE {day} // 63 = {k}), 0) AS _m{k}"
-            for k in range((lookback + 62) // 63)]
+            for k in range(_n_masks(lookback))]
 
 
 def _active_days(window: int) -> str:
     """Distinct active days in the last `window` days, from the `_day_masks` columns."""
     parts = []
-    for k in range((window + 62) // 63):
+    for k in range(_n_masks(window)):
         lo, hi = 63 * k, min(window, 63 * (k + 1))
         parts.append(f"bit_count(_m{k} & CAST({(1 << (hi - lo)) - 1} AS BIGINT))")
     return " + ".join(parts)
@@ -126,7 +131,7 @@ def build(ctx: Ctx) -> str:
     ]
     outer.append(f"90.0 / nullif({_active_days(90)}, 0) AS event_gap_typical_days")
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
-    masks = ", ".join(f"_m{k}" for k in range((lookback + 62) // 63))
+    masks = ", ".join(f"_m{k}" for k in range(_n_masks(lookback)))
     ctx.run(
         f"CREATE OR REPLACE TEMP TABLE f_engagement_w AS SELECT * EXCLUDE ({masks}), {', '.join(outer)} FROM ("
         f"SELECT t.customer_id, a.as_of, {', '.join(sel)} "

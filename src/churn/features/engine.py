@@ -39,7 +39,7 @@ KEYS = ["customer_id", "as_of"]
 
 @dataclass
 class FeatureSet:
-    """The result of a build: view `features` in the source's DuckDB connection, and its registry."""
+    """The result of a build: relation `features` in the source's DuckDB connection, and its registry."""
 
     ds: DataSource
     registry: Registry
@@ -111,13 +111,9 @@ class FeatureSet:
 
 
 def _asof_tables(ds: DataSource, dates: list[pd.Timestamp]) -> None:
-    """Temp tables `asof_dates(as_of)` and `buckets(as_of, lo)`: each as_of and the span since the previous one."""
+    """Temp table `asof_dates(as_of)`: one row per as_of date."""
     values = ", ".join(f"(TIMESTAMP {_lit(d.isoformat(sep=' '))})" for d in dates)
     ds.con.execute(f"CREATE OR REPLACE TEMP TABLE asof_dates AS SELECT * FROM (VALUES {values}) v(as_of) ORDER BY as_of")
-    ds.con.execute(
-        "CREATE OR REPLACE TEMP TABLE buckets AS SELECT as_of, "
-        "coalesce(lag(as_of) OVER (ORDER BY as_of), TIMESTAMP '0001-01-01') AS lo FROM asof_dates"
-    )
 
 
 def build_features(
@@ -129,7 +125,7 @@ def build_features(
     label: LabelKind | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FeatureSet:
-    """Build every enabled family at each as_of date into DuckDB view `features`."""
+    """Build every enabled family at each as_of date into DuckDB relation `features`."""
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})

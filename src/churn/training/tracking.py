@@ -71,7 +71,7 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
     try:
         return client.create_experiment(name, artifact_location=churn_config.artifact_root())
-    except Exception:
+    except Exception:  # another process may have created it meanwhile: look again, re-raise if still absent
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
