@@ -1,19 +1,20 @@
 """What a family builder needs: the connection, the config, and shared SQL building blocks.
 
-Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and writes one temp
-table keyed by (customer_id, as_of). Two patterns:
-- windowed aggregates join each row to the as_of dates whose window covers it (`window_join`), so their
-  work grows with how many dates' windows hold a row;
+Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and writes temp
+tables keyed by (customer_id, as_of). Two patterns:
+- windowed aggregates (`window`, `per_date`) run one query per as_of date over the rows in its window,
+  with as_of a constant, so their work grows with the number of dates;
 - "all history" facts (last activity, lifetime counts) first aggregate each row into the single bucket
   `[previous as_of, as_of)` it falls in, then accumulate buckets up to each as_of (`cumulative`): linear
-  in the data however many as_of dates there are.
-"""
+  in the data however many as_of dates there are."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
 
 from churn.config import Config
@@ -36,6 +37,27 @@ class Ctx:
         """Execute one statement."""
         self.ds.con.execute(sql)
 
+    def create(self, name: str, select: str, kind: str | None = None) -> None:
+        """Create temp relation `name` as `select`: by default a view when one as_of date is built, a table
+        when several are.
+
+        One date's relations are each read once, by the final write, so a view streams them into it;
+        materialising costs DuckDB ~35 ns a value (4 s for the 663k x 78 feature table alone). Several dates
+        are read date by date, and a view would recompute everything for each. `kind="TABLE"` forces a
+        table for a relation read more than once.
+        """
+        replace_relation(self.ds.con, name, kind or ("VIEW" if len(self.dates) == 1 else "TABLE"), select)
+
+
+def replace_relation(con: duckdb.DuckDBPyConnection, name: str, kind: str, select: str) -> None:
+    """CREATE OR REPLACE TEMP `kind` (VIEW or TABLE) `name` AS `select`, whatever kind `name` was before
+    (DuckDB refuses to replace a view by a table and vice versa, e.g. after an earlier build's other kind)."""
+    other = "TABLE" if kind == "VIEW" else "VIEW"
+    if con.execute(f"SELECT count(*) FROM duckdb_{other.lower()}s() WHERE {other.lower()}_name = ? AND temporary",
+                   [name]).fetchone()[0]:
+        con.execute(f"DROP {other} {name}")
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {name} AS {select}")
+
 
 def ident(text: str) -> str:
     """A safe lower-case identifier fragment for a data value (e.g. an event type)."""
@@ -48,42 +70,53 @@ def days_since(earlier: str, as_of: str = "a.as_of") -> str:
     return days_between_sql(earlier, as_of)
 
 
-def window_join(table: str, ts: str, lookback_days: int | None, dates: list[pd.Timestamp], alias: str = "t") -> str:
-    """FROM-clause joining `table` rows to the as_of dates whose lookback window contains them.
-
-    Each joined row carries `_ago`, its age in days at that as_of (in (0, lookback]), computed once so
-    the many per-window filters compare one number instead of redoing timestamp arithmetic. Rows outside
-    every window are dropped by a constant filter first: it runs inside the scan, where the range join
-    would otherwise see all 50M events (8.6 s against 3.4 s).
-    """
-    cond = f"x.{ts} < a.as_of"
-    span = f"x.{ts} < {_ts(max(dates))}"
-    if lookback_days is not None:
-        cond += f" AND x.{ts} >= a.as_of - INTERVAL {int(lookback_days)} DAY"
-        span += f" AND x.{ts} >= {_ts(min(dates) - pd.Timedelta(days=int(lookback_days)))}"
-    ago = days_between_sql(f"x.{ts}", "a.as_of")
-    return (f"FROM (SELECT x.*, a.as_of AS _as_of, {ago} AS _ago FROM (SELECT * FROM {table} x WHERE {span}) x "
-            f"JOIN asof_dates a ON {cond}) {alias} JOIN asof_dates a ON a.as_of = {alias}._as_of")
-
-
-def _ts(when: pd.Timestamp) -> str:
+def ts_lit(when: pd.Timestamp) -> str:
     """A timestamp literal."""
     return f"TIMESTAMP '{pd.Timestamp(when).isoformat(sep=' ')}'"
 
 
-def in_last(ts: str, days: int, offset_days: int = 0) -> str:
-    """Condition for a row of `window_join`: ts in [as_of - offset - days, as_of - offset)."""
-    alias = ts.split(".")[0]
-    cond = f"{alias}._ago <= {float(days + offset_days)}"
+def window(table: str, ts: str, lookback_days: int | None, as_of: str) -> str:
+    """Subquery: the rows of `table` with `ts` in [as_of - lookback, as_of) (all before as_of without a
+    lookback), each with `_d`, the whole days before as_of it happened (0 = the last day before as_of).
+
+    `as_of` is a literal (one query per date): the bounds become constant filters that run inside the scan,
+    and `_d` is exact integer arithmetic on microseconds; a range join to the as_of dates and fractional
+    day ages cost twice as much on 10M events.
+    """
+    cond = f"{ts} < {as_of}"
+    if lookback_days is not None:
+        cond += f" AND {ts} >= {as_of} - INTERVAL {int(lookback_days)} DAY"
+    return f"(SELECT *, (epoch_us({as_of}) - epoch_us({ts}) - 1) // {_DAY_US} AS _d FROM {table} WHERE {cond})"
+
+
+_DAY_US = 86_400_000_000
+
+
+def in_last(days: int, offset_days: int = 0, alias: str = "t") -> str:
+    """Condition for a row of `window`: it happened in [as_of - offset - days, as_of - offset)."""
+    cond = f"{alias}._d < {int(days + offset_days)}"
     if offset_days:
-        cond += f" AND {alias}._ago > {float(offset_days)}"
+        cond += f" AND {alias}._d >= {int(offset_days)}"
     return cond
 
 
+def per_date(ctx: Ctx, name: str, select: Callable[[str], str]) -> None:
+    """Create temp table `name` from `select(as_of literal)` run for each as_of date in turn.
+
+    One query per date keeps each query's as_of a constant (see `window`); its cost grows with the number
+    of dates, which is why all-history facts use `cumulative` instead.
+    """
+    for i, when in enumerate(sorted(ctx.dates)):
+        if i == 0:
+            ctx.create(name, select(ts_lit(when)))
+        else:
+            ctx.run(f"INSERT INTO {name} {select(ts_lit(when))}")
+
+
 def cumulative(ctx: Ctx, name: str, source: str, ts: str, bucket_aggs: dict[str, str],
-               combine: dict[str, str], shift_days: int = 0) -> None:
+               combine: dict[str, str], shift_days: int = 0, kind: str | None = None) -> None:
     """Create temp table `name` (customer_id, as_of, ...) of all-history aggregates strictly before as_of
-    (or before as_of - `shift_days`, e.g. "the fee in force 90 days earlier").
+    (or before as_of - `shift_days`, e.g. "the fee in force 90 days earlier"); `kind` as in `Ctx.create`.
 
     `bucket_aggs` aggregate rows of `source` within one bucket (alias `t`); `combine` aggregates those
     bucket values (alias `b`) over all buckets before each as_of, e.g. {"last_ts": "max(b.last_ts)"}.
@@ -95,11 +128,15 @@ def cumulative(ctx: Ctx, name: str, source: str, ts: str, bucket_aggs: dict[str,
     # aggregation itself.
     dates = sorted(ctx.dates)
     shift = pd.Timedelta(days=int(shift_days))
-    whens = " ".join(f"WHEN t.{ts} < {_ts(d - shift)} THEN {_ts(d)}" for d in dates)
-    ctx.run(
-        f"CREATE OR REPLACE TEMP TABLE {name} AS "
-        f"WITH bucketed AS (SELECT t.customer_id, CASE {whens} END AS bucket, {inner} "
-        f"FROM {source} t WHERE t.{ts} < {_ts(dates[-1] - shift)} GROUP BY 1, 2) "
-        f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b JOIN asof_dates a ON b.bucket <= a.as_of "
-        "GROUP BY b.customer_id, a.as_of"
-    )
+    if len(dates) == 1:
+        # One date, one bucket per customer: no CASE and no join (1.7 -> 1.2 s on 50M events).
+        ctx.create(name, f"WITH bucketed AS (SELECT t.customer_id, {inner} "
+                   f"FROM {source} t WHERE t.{ts} < {ts_lit(dates[0] - shift)} GROUP BY 1) "
+                   f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b CROSS JOIN asof_dates a "
+                   "GROUP BY b.customer_id, a.as_of", kind)
+        return
+    whens = " ".join(f"WHEN t.{ts} < {ts_lit(d - shift)} THEN {ts_lit(d)}" for d in dates)
+    ctx.create(name, f"WITH bucketed AS (SELECT t.customer_id, CASE {whens} END AS bucket, {inner} "
+               f"FROM {source} t WHERE t.{ts} < {ts_lit(dates[-1] - shift)} GROUP BY 1, 2) "
+               f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b JOIN asof_dates a ON b.bucket <= a.as_of "
+               "GROUP BY b.customer_id, a.as_of", kind)

@@ -147,7 +147,7 @@ def build_features(
             progress(f"features: {family}")
         for feat in module.declare(ctx):
             registry.add(feat)
-        built.append(module.build(ctx))
+        built += module.build(ctx)
     if not built:
         raise ChurnError("no feature family could be built from this data")
     if "f_purchases" in built and config.features.purchases.btyd:
@@ -179,13 +179,7 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> None:
     # One date: a view, read once (written out or loaded into pandas), so materialising 76 wide columns
     # first only cost time (3.5 s at 1M customers) and memory. Several dates are read date by date, and a
     # view would redo every join for each date (six dates: 69 s), so they are materialised once.
-    kind = "VIEW" if len(ctx.dates) == 1 else "TABLE"
-    other = "TABLE" if kind == "VIEW" else "VIEW"
-    if ctx.ds.con.execute(f"SELECT count(*) FROM duckdb_{other.lower()}s() WHERE {other.lower()}_name = 'features' "
-                          "AND temporary").fetchone()[0]:
-        ctx.run(f"DROP {other} features")  # an earlier build on this connection made the other kind
-    ctx.run(f"CREATE OR REPLACE TEMP {kind} features AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
-            f"FROM spine s {joins}")
+    ctx.create("features", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}")
 
 
 def _btyd_table(ctx: Ctx, notices: list[str]) -> str:

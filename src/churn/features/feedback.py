@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since, window_join
+from churn.features.context import Ctx, cumulative, days_since, per_date, window
 from churn.features.registry import Feature
 
 FAMILY = "feedback"
@@ -37,8 +37,8 @@ def declare(ctx: Ctx) -> list[Feature]:
     ]
 
 
-def build(ctx: Ctx) -> str:
-    """Create temp table `f_feedback`; return its name."""
+def build(ctx: Ctx) -> list[str]:
+    """Create the feedback tables; return their names."""
     detractor, _ = score_scale(ctx)
     cumulative(
         ctx, "f_feedback_c", "surveys", "answered_at",
@@ -48,19 +48,17 @@ def build(ctx: Ctx) -> str:
         {"last_at": "max(b.last_at)", "survey_last_score": "arg_max(b.last_score, (b.last_at, b.last_score))",
          "n": "sum(b.n)", "total": "sum(b.total)"},
     )
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE f_feedback_w AS SELECT t.customer_id, a.as_of, count(*) AS surveys_365d "
-        f"{window_join('surveys', 'answered_at', 365, ctx.dates)} GROUP BY t.customer_id, a.as_of"
-    )
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE f_feedback AS SELECT c.customer_id, c.as_of, c.survey_last_score, "
+    per_date(ctx, "f_feedback_w", lambda as_of: (
+        f"SELECT t.customer_id, {as_of} AS as_of, count(*) AS surveys_365d "
+        f"FROM {window('surveys', 'answered_at', 365, as_of)} t GROUP BY t.customer_id"))
+    # A view: the final assembly reads it once, so materialising it only cost time.
+    ctx.create(
+        "f_feedback", "SELECT c.customer_id, c.as_of, c.survey_last_score, "
         "c.total / nullif(c.n, 0) AS survey_mean_score, "
         "CASE WHEN c.n >= 2 THEN c.survey_last_score - (c.total - c.survey_last_score) / (c.n - 1) END "
         "AS survey_score_trend, "
         f"CAST(c.survey_last_score <= {detractor} AS INTEGER) AS survey_detractor, "
-        f"{days_since('c.last_at', 'c.as_of')} AS days_since_last_survey, w.surveys_365d "
-        "FROM f_feedback_c c LEFT JOIN f_feedback_w w USING (customer_id, as_of)"
+        f"{days_since('c.last_at', 'c.as_of')} AS days_since_last_survey FROM f_feedback_c c", kind="VIEW",
     )
     ctx.zero_fill.add("surveys_365d")
-    return "f_feedback"
-
+    return ["f_feedback", "f_feedback_w"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since
+from churn.features.context import Ctx, cumulative, days_since, per_date, window
 from churn.features.registry import Feature
 from churn.sources import _q
 
@@ -41,7 +41,7 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> str:
+def build(ctx: Ctx) -> list[str]:
     """Create temp table `f_profile` over the snapshot spine; return its name."""
     cols = set(ctx.ds.columns("customers"))
     cats = _categoricals(ctx)
@@ -54,11 +54,9 @@ def build(ctx: Ctx) -> str:
         if "monthly_fee" in cols:
             # Without a fee history the current fee is the best we know; docs warn it may be later than as_of.
             sel.append("c.monthly_fee")
-        ctx.run(
-            f"CREATE OR REPLACE TEMP TABLE f_profile AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
-            "FROM spine s JOIN customers c USING (customer_id)"
-        )
-        return "f_profile"
+        ctx.create("f_profile", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+                   "FROM spine s JOIN customers c USING (customer_id)")
+        return ["f_profile"]
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
     # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
     # are ordered by fee then plan (one order everywhere), never by the file's row order.
@@ -74,17 +72,15 @@ def build(ctx: Ctx) -> str:
     cumulative(ctx, "fee_pit_90", "fee_changes", "changed_at",
                {"last_at": "max(t.changed_at)", "fee": f"arg_max(t.monthly_fee, {order})"},
                {"fee_90d_ago": "arg_max(b.fee, b.last_at)"}, shift_days=90)
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE fee_incr AS SELECT customer_id, changed_at, "
+    ctx.create(
+        "fee_incr", "SELECT customer_id, changed_at, "
         "monthly_fee > lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY "
         + ("changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee") + ") AS increased "
-        "FROM fee_changes"
+        "FROM fee_changes",
     )
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE fee_incr_w AS SELECT i.customer_id, a.as_of, "
-        "count(*) FILTER (WHERE i.increased) AS fee_increases_365d FROM fee_incr i JOIN asof_dates a "
-        "ON i.changed_at < a.as_of AND i.changed_at >= a.as_of - INTERVAL 365 DAY GROUP BY i.customer_id, a.as_of"
-    )
+    per_date(ctx, "fee_incr_w", lambda as_of: (
+        f"SELECT i.customer_id, {as_of} AS as_of, count(*) FILTER (WHERE i.increased) AS fee_increases_365d "
+        f"FROM {window('fee_incr', 'changed_at', 365, as_of)} i GROUP BY i.customer_id"))
     for c in cats:
         if c == "plan" and has_plan:
             sel.append("coalesce(p.plan_now, CAST(c.plan AS VARCHAR)) AS plan")
@@ -97,11 +93,11 @@ def build(ctx: Ctx) -> str:
         "coalesce(i.fee_increases_365d, 0) AS fee_increases_365d",
         "p.days_since_fee_change",
     ]
-    ctx.run(
-        f"CREATE OR REPLACE TEMP TABLE f_profile AS SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+    ctx.create(
+        "f_profile", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
         "FROM spine s JOIN customers c USING (customer_id) "
         "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of "
         "LEFT JOIN fee_pit_90 q ON q.customer_id = s.customer_id AND q.as_of = s.as_of "
         "LEFT JOIN fee_incr_w i ON i.customer_id = s.customer_id AND i.as_of = s.as_of"
     )
-    return "f_profile"
+    return ["f_profile"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, cumulative, days_since, in_last, window_join
+from churn.features.context import Ctx, cumulative, days_since, in_last, per_date, ts_lit, window
 from churn.features.registry import Feature
 
 FAMILY = "purchases"
@@ -56,44 +56,41 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> str:
-    """Create temp table `f_purchases`; return its name."""
+def build(ctx: Ctx) -> list[str]:
+    """Create the purchase tables; return their names (`f_purchases` also carries the BG/NBD inputs)."""
     cfg = ctx.config.features.purchases
     big = max(cfg.windows)
     has_disc = ctx.ds.has_column("orders", "discount")
-    disc = ", sum(CAST(coalesce(discount, 0) AS DECIMAL(18, 4))) AS discount" if has_disc else ""
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE or_daily AS SELECT customer_id, "
-        "CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day, count(*) AS n, sum(CAST(amount AS DECIMAL(18, 4))) AS amount"
-        f"{disc} FROM orders WHERE ordered_at < (SELECT max(as_of) FROM asof_dates) GROUP BY ALL"
-    )
-    # Gap to the previous order day is known on the later day, so it is bucketed with that day.
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE or_gaps AS SELECT customer_id, day, "
-        "(CAST(epoch(day) AS DOUBLE) - CAST(epoch(lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS DOUBLE)) "
-        "/ 86400.0 AS gap FROM or_daily"
-    )
+    amount = "CAST(t.amount AS DECIMAL(18, 4))"  # exact sums: float sums depend on row order
     sel = []
     for w in cfg.windows:
-        sel.append(f"sum(t.n) FILTER (WHERE {in_last('t.day', w)}) AS orders_{w}d")
-        sel.append(f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', w)}) AS DOUBLE), 0) AS spend_{w}d")
+        sel.append(f"count(*) FILTER (WHERE {in_last(w)}) AS orders_{w}d")
+        sel.append(f"coalesce(CAST(sum({amount}) FILTER (WHERE {in_last(w)}) AS DOUBLE), 0) AS spend_{w}d")
         ctx.zero_fill |= {f"orders_{w}d", f"spend_{w}d"}
-    s90 = f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', 90)}) AS DOUBLE), 0)"
-    s_prev = f"coalesce(CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', 90, 90)}) AS DOUBLE), 0)"
+    s90 = f"coalesce(CAST(sum({amount}) FILTER (WHERE {in_last(90)}) AS DOUBLE), 0)"
+    s_prev = f"coalesce(CAST(sum({amount}) FILTER (WHERE {in_last(90, 90)}) AS DOUBLE), 0)"
+    big_w = f"FILTER (WHERE {in_last(big)})"
     sel += [
-        # The join looks back max(big, 180) days (for the spend trend); these two use their own window.
-        f"CAST(sum(t.amount) FILTER (WHERE {in_last('t.day', big)}) AS DOUBLE) / "
-        f"nullif(CAST(sum(t.n) FILTER (WHERE {in_last('t.day', big)}) AS DOUBLE), 0) AS avg_order_value_{big}d",
+        # The window reaches back max(big, 180) days (for the spend trend); these use their own window.
+        f"CAST(sum({amount}) {big_w} AS DOUBLE) / nullif(CAST(count(*) {big_w} AS DOUBLE), 0) AS avg_order_value_{big}d",
         f"CASE WHEN {s_prev} > 0 THEN {s90} / {s_prev} - 1 WHEN {s90} > 0 THEN 1.0 ELSE 0.0 END AS spend_trend_90d",
     ]
     ctx.zero_fill.add("spend_trend_90d")
     if has_disc:
-        big_w = f"FILTER (WHERE {in_last('t.day', big)})"
-        sel.append(f"CAST(sum(t.discount) {big_w} AS DOUBLE) / nullif(CAST(sum(t.amount) {big_w} AS DOUBLE) + CAST(sum(t.discount) {big_w} AS DOUBLE), 0) "
-                   f"AS discount_share_{big}d")
-    ctx.run(
-        f"CREATE OR REPLACE TEMP TABLE f_purchases_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
-        f"{window_join('or_daily', 'day', max(big, 180), ctx.dates)} GROUP BY ALL"
+        disc = "CAST(coalesce(t.discount, 0) AS DECIMAL(18, 4))"
+        sel.append(f"CAST(sum({disc}) {big_w} AS DOUBLE) / nullif(CAST(sum({amount}) {big_w} AS DOUBLE) + "
+                   f"CAST(sum({disc}) {big_w} AS DOUBLE), 0) AS discount_share_{big}d")
+    # as_of is a midnight, so "in the last w days" is the same for an order's time and for its day.
+    per_date(ctx, "f_purchases_w", lambda as_of: (
+        f"SELECT t.customer_id, {as_of} AS as_of, {', '.join(sel)} "
+        f"FROM {window('orders', 'ordered_at', max(big, 180), as_of)} t GROUP BY t.customer_id"))
+    # Gaps are between distinct order days; each gap is known on the later day, so it is bucketed with it.
+    last = ts_lit(max(ctx.dates))
+    ctx.create(
+        "or_gaps", "SELECT customer_id, day, "
+        "CAST(epoch_us(day) - epoch_us(lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS DOUBLE) / 86400e6 "
+        "AS gap FROM (SELECT DISTINCT customer_id, CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day "
+        f"FROM orders WHERE ordered_at < {last})",
     )
     cumulative(
         ctx, "f_purchases_c", "or_gaps", "day",
@@ -101,22 +98,24 @@ def build(ctx: Ctx) -> str:
          "n_gaps": "count(t.gap)", "sum_gap": "sum(t.gap)", "sum_gap2": "sum(t.gap * t.gap)"},
         {"first_day": "min(b.first_day)", "last_day": "max(b.last_day)", "orders_lifetime": "sum(b.n_days)",
          "n_gaps": "sum(b.n_gaps)", "sum_gap": "sum(b.sum_gap)", "sum_gap2": "sum(b.sum_gap2)"},
+        kind="TABLE",  # read twice: by the BG/NBD step and by the final assembly
     )
     mean_gap = "c.sum_gap / nullif(c.n_gaps, 0)"
     var_gap = f"greatest(c.sum_gap2 / nullif(c.n_gaps, 0) - ({mean_gap}) * ({mean_gap}), 0)"
     since = days_since("c.last_day", "c.as_of")
-    ctx.run(
-        "CREATE OR REPLACE TEMP TABLE f_purchases AS SELECT c.customer_id, c.as_of, w.* EXCLUDE (customer_id, as_of), "
+    # A view over the cumulative table: cheap arithmetic, so materialising it only cost time.
+    ctx.create(
+        "f_purchases", "SELECT c.customer_id, c.as_of, "
         f"{since} AS days_since_last_order, c.orders_lifetime, {mean_gap} AS order_gap_mean_days, "
         f"CASE WHEN c.n_gaps >= 2 THEN sqrt({var_gap}) END AS order_gap_std_days, "
         f"{since} / nullif({mean_gap}, 0) AS order_overdue_ratio, "
         # BG/NBD inputs in days: repeat purchase days, recency and age of the customer's purchasing.
         "c.orders_lifetime - 1 AS _x, "
         f"{days_since('c.first_day', 'c.last_day')} AS _t_x, {days_since('c.first_day', 'c.as_of')} AS _T "
-        "FROM f_purchases_c c LEFT JOIN f_purchases_w w USING (customer_id, as_of)"
+        "FROM f_purchases_c c", kind="VIEW",
     )
     ctx.zero_fill.add("orders_lifetime")
-    return "f_purchases"
+    return ["f_purchases_w", "f_purchases"]
 
 
 def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since, in_last, window_join
+from churn.features.context import Ctx, cumulative, days_since, in_last, per_date, window
 from churn.features.registry import Feature
 
 FAMILY = "support"
@@ -56,48 +56,49 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> str:
-    """Create temp table `f_support`; return its name."""
+def build(ctx: Ctx) -> list[str]:
+    """Create the support tables; return their names."""
     windows = ctx.config.features.support.windows
     big = max(windows)
     complaint = "coalesce(t.is_complaint, FALSE)" if _has(ctx, "is_complaint") else "FALSE"
     sel = []
     for w in windows:
-        sel.append(f"count(*) FILTER (WHERE {in_last('t.opened_at', w)}) AS tickets_{w}d")
+        sel.append(f"count(*) FILTER (WHERE {in_last(w)}) AS tickets_{w}d")
         ctx.zero_fill.add(f"tickets_{w}d")
         if _has(ctx, "is_complaint"):
-            sel.append(f"count(*) FILTER (WHERE {in_last('t.opened_at', w)} AND {complaint}) AS complaints_{w}d")
+            sel.append(f"count(*) FILTER (WHERE {in_last(w)} AND {complaint}) AS complaints_{w}d")
             ctx.zero_fill.add(f"complaints_{w}d")
     if _has(ctx, "is_complaint"):
-        sel.append(f"CAST(count(*) FILTER (WHERE {in_last('t.opened_at', 90)} AND {complaint}) >= 2 AS INTEGER) "
+        sel.append(f"CAST(count(*) FILTER (WHERE {in_last(90)} AND {complaint}) >= 2 AS INTEGER) "
                    "AS repeat_complainer")
         ctx.zero_fill.add("repeat_complainer")
-    # A resolution (and the rating given with it) is only known once the ticket closed before as_of.
-    resolved = "t.closed_at < a.as_of"
-    if _has(ctx, "closed_at"):
-        res = "(CAST(epoch(t.closed_at) AS DOUBLE) - CAST(epoch(t.opened_at) AS DOUBLE)) / 86400.0"
-        # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
-        res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
-        sel += [f"CAST(sum({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 / "
-                f"nullif(count(*) FILTER (WHERE {resolved}), 0) AS resolution_days_mean_{big}d",
-                f"max({res}) FILTER (WHERE {resolved}) AS resolution_days_max_{big}d"]
-    if _has(ctx, "satisfaction"):
-        known = resolved if _has(ctx, "closed_at") else "TRUE"
-        sel.append(f"avg(t.satisfaction) FILTER (WHERE {known}) AS satisfaction_mean_{big}d")
-    ctx.run(
-        f"CREATE OR REPLACE TEMP TABLE f_support_w AS SELECT t.customer_id, a.as_of, {', '.join(sel)} "
-        f"{window_join('tickets', 'opened_at', big, ctx.dates)} GROUP BY t.customer_id, a.as_of"
-    )
+
+    def windowed(as_of: str) -> str:
+        # A resolution (and the rating given with it) is only known once the ticket closed before as_of.
+        resolved = f"t.closed_at < {as_of}"
+        cols = list(sel)
+        if _has(ctx, "closed_at"):
+            # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
+            res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
+            cols += [(f"CAST(sum({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 / "
+                      f"nullif(count(*) FILTER (WHERE {resolved}), 0) AS resolution_days_mean_{big}d"),
+                     f"CAST(max({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 AS resolution_days_max_{big}d"]
+        if _has(ctx, "satisfaction"):
+            known = resolved if _has(ctx, "closed_at") else "TRUE"
+            cols.append(f"avg(t.satisfaction) FILTER (WHERE {known}) AS satisfaction_mean_{big}d")
+        return (f"SELECT t.customer_id, {as_of} AS as_of, {', '.join(cols)} "
+                f"FROM {window('tickets', 'opened_at', big, as_of)} t GROUP BY t.customer_id")
+
+    per_date(ctx, "f_support_w", windowed)
     parts = ["f_support_w"]
     if _has(ctx, "closed_at"):
         # Open at as_of: opened before it and not closed before it (a later closing is not yet known).
         open_c = f", count(*) FILTER (WHERE {complaint}) AS open_complaints" if _has(ctx, "is_complaint") else ""
-        ctx.run(
-            "CREATE OR REPLACE TEMP TABLE f_support_open AS SELECT t.customer_id, a.as_of, count(*) AS open_tickets, "
-            f"max({days_since('t.opened_at')}) AS oldest_open_ticket_days{open_c} "
-            "FROM tickets t JOIN asof_dates a ON t.opened_at < a.as_of AND (t.closed_at IS NULL OR t.closed_at >= a.as_of) "
-            "GROUP BY t.customer_id, a.as_of"
-        )
+        per_date(ctx, "f_support_open", lambda as_of: (
+            f"SELECT t.customer_id, {as_of} AS as_of, count(*) AS open_tickets, "
+            f"max({days_since('t.opened_at', as_of)}) AS oldest_open_ticket_days{open_c} "
+            f"FROM tickets t WHERE t.opened_at < {as_of} AND (t.closed_at IS NULL OR t.closed_at >= {as_of}) "
+            "GROUP BY t.customer_id"))
         parts.append("f_support_open")
         ctx.zero_fill |= {"open_tickets", "open_complaints"}
     bucket = {"last_ticket": "max(t.opened_at)"}
@@ -109,15 +110,11 @@ def build(ctx: Ctx) -> str:
         rated = "t.closed_at" if _has(ctx, "closed_at") else "t.opened_at"
         # Bucket by when the rating became known, so a rating given at/after as_of stays unseen; ratings
         # known at the same instant are ordered by value, never by the file's row order.
-        ctx.run(
-            "CREATE OR REPLACE TEMP TABLE tk_rated AS SELECT customer_id, "
-            f"{rated} AS rated_at, satisfaction FROM tickets t WHERE t.satisfaction IS NOT NULL AND {rated} IS NOT NULL"
-        )
+        ctx.create("tk_rated", f"SELECT customer_id, {rated} AS rated_at, satisfaction FROM tickets t "
+                   f"WHERE t.satisfaction IS NOT NULL AND {rated} IS NOT NULL", kind="VIEW")
         cumulative(ctx, "f_support_sat", "tk_rated", "rated_at",
                    {"last_rated": "max(t.rated_at)", "sat": "arg_max(t.satisfaction, (t.rated_at, t.satisfaction))"},
                    {"satisfaction_last": "arg_max(b.sat, (b.last_rated, b.sat))"})
         parts.append("f_support_sat")
     cumulative(ctx, "f_support_c", "tickets", "opened_at", bucket, combine)
-    joins = " ".join(f"LEFT JOIN {p} USING (customer_id, as_of)" for p in parts)
-    ctx.run(f"CREATE OR REPLACE TEMP TABLE f_support AS SELECT * FROM f_support_c {joins}")
-    return "f_support"
+    return ["f_support_c", *parts]
