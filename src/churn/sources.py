@@ -37,6 +37,11 @@ class TableInfo:
     # relation can use it as it is (trimming 50M ids cost 1.5 s per scan).
     clean_ids: bool = False
 
+    @property
+    def columnar(self) -> bool:
+        """Parquet (a file or a folder of parts): columns read separately, with per-row-group statistics."""
+        return self.path.is_dir() or self.path.suffix == ".parquet"
+
 
 @dataclass
 class DataSource:
@@ -248,7 +253,7 @@ def register_typed(ds: DataSource, config: Config) -> None:
         if spec.time_column and name != "customers":
             body += f" WHERE {_q(spec.time_column)} IS NOT NULL"
         # CSVs are parsed once into a table; Parquet stays a view (columnar scans are cheap).
-        kind = "VIEW" if info.path.is_dir() or info.path.suffix == ".parquet" else "TEMP TABLE"
+        kind = "VIEW" if info.columnar else "TEMP TABLE"
         con.execute(f"CREATE {kind} {name} AS {body}")
     if "customers" not in ds.tables:
         _derive_customers(ds)

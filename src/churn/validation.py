@@ -99,7 +99,8 @@ def _parse_message(col: Column) -> str:
 
 def _examples(ds: DataSource, view: str, info: TableInfo, condition: str, show: list[str]) -> list[str]:
     """A few offending rows, by file line (CSV) or row number (Parquet), with the offending values."""
-    cols = ", ".join(_q(c) for c in dict.fromkeys(show))
+    # As text, the way the file shows them: fetching a zoned timestamp as a Python object needs pytz.
+    cols = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in dict.fromkeys(show))
     rows = ds.con.execute(
         f"SELECT __row, {cols} FROM (SELECT row_number() OVER () AS __row, * FROM {view}) "
         f"WHERE {condition} ORDER BY __row LIMIT {MAX_EXAMPLES}"
@@ -118,19 +119,55 @@ def _raw_id(info: TableInfo) -> str | None:
     return theirs if theirs and info.raw_types.get(theirs, "").upper() == "VARCHAR" else None
 
 
-def _run_rules(ds: DataSource, view: str, info: TableInfo, rules: list[_Rule]) -> list[Problem]:
-    """Count every rule in one pass; fetch examples for the failing ones. The same pass notes whether
-    the ids are already clean text (`info.clean_ids`)."""
-    raw_id = _raw_id(info)
-    # Ids that normalising (trim, blank -> missing) would change: none means the raw column can be used.
-    probe = f"count(*) FILTER (WHERE {_q(raw_id)} IS DISTINCT FROM {_tc('customer_id')})" if raw_id else "1"
-    counts = ds.con.execute(
-        "SELECT " + ", ".join([probe, *(f"count(*) FILTER (WHERE {r.condition})" for r in rules)]) + f" FROM {view}"
-    ).fetchone()
-    info.clean_ids = bool(raw_id) and counts[0] == 0
+def _id_counts(ds: DataSource, info: TableInfo, config: Config) -> str | None:
+    """Temp table of the table's distinct raw customer ids, their typed id and row count `_n`.
+
+    Id rules (blank ids, ids to trim, unknown or duplicate customers) are checked on it: a million distinct
+    ids instead of 50M rows, so each id is normalised once (trimming every row cost 1.4 s per scan, the
+    unknown-customer anti-join on all rows another second).
+    """
+    if "customer_id" not in info.mapping:
+        return None
+    raw = info.mapping["customer_id"]
+    typed = typed_expr(CONTRACT[info.name].column("customer_id"), raw, info.raw_types[raw],
+                       config.sources.tables.get(info.name, TableSource()), ds.timezone)
+    name = f"chk_ids_{info.name}"
+    ds.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {_q(raw)}, {typed} AS {_tc('customer_id')}, _n FROM "
+        f"(SELECT {_q(raw)}, count(*) AS _n FROM {info.raw_view} GROUP BY ALL)"
+    )
+    return name
+
+
+def _run_rules(ds: DataSource, view: str, ids: str | None, info: TableInfo, rules: list[_Rule]) -> list[Problem]:
+    """Count every rule in one pass (id rules on the distinct ids); fetch examples for the failing ones.
+    Also notes whether the ids are already clean text (`info.clean_ids`)."""
+    on_ids = [r for r in rules if ids and r.column == "customer_id"]
+    on_rows = [r for r in rules if r not in on_ids]
+    counts: dict[int, int] = {}
+    if info.columnar:
+        # One query per rule: Parquet row-group statistics (min, max, null count) then settle most rules
+        # without reading a value (events: 1.4 s for the one-pass scan, milliseconds this way).
+        for r in on_rows:
+            counts[id(r)] = ds.con.execute(f"SELECT count(*) FROM {view} WHERE {r.condition}").fetchone()[0]
+    elif on_rows:
+        row = ds.con.execute(
+            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {r.condition})" for r in on_rows) + f" FROM {view}"
+        ).fetchone()
+        counts |= {id(r): n for r, n in zip(on_rows, row)}
+    if ids:
+        raw_id = _raw_id(info)
+        # Ids that normalising (trim, blank -> missing) would change: none means the raw column can be used.
+        probe = f"count(*) FILTER (WHERE {_q(raw_id)} IS DISTINCT FROM {_tc('customer_id')})" if raw_id else "1"
+        row = ds.con.execute(
+            "SELECT " + ", ".join([probe, *(f"coalesce(sum(_n) FILTER (WHERE {r.condition}), 0)" for r in on_ids)])
+            + f" FROM {ids}"
+        ).fetchone()
+        info.clean_ids = bool(raw_id) and row[0] == 0
+        counts |= {id(r): n for r, n in zip(on_ids, row[1:])}
     problems = []
-    for rule, n in zip(rules, counts[1:]):
-        if n:
+    for rule in rules:
+        if n := counts[id(rule)]:
             problems.append(Problem(info.name, rule.message, str(info.path), rule.column, int(n),
                                     _examples(ds, view, info, rule.condition, rule.show)))
     return problems
@@ -141,6 +178,7 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
     now = now or datetime.now(UTC)
     problems: list[Problem] = []
     views: dict[str, str] = {}
+    ids: dict[str, str | None] = {}
     for name, info in ds.tables.items():
         problems += _mapping_problems(info, config)
         if info.missing_required:
@@ -152,24 +190,23 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
                     + ", ".join(info.raw_types), str(info.path), col))
             continue
         views[name] = _check_view(ds, info, config)
-        problems += _run_rules(ds, views[name], info, _column_rules(info, now, config.sources.future_tolerance_days))
-    if "customers" in views:
+        ids[name] = _id_counts(ds, info, config)
+        problems += _run_rules(ds, views[name], ids[name], info,
+                               _column_rules(info, now, config.sources.future_tolerance_days))
+    if "customers" in views and ids.get("customers"):
         info = ds.tables["customers"]
-        dup = ds.con.execute(
-            f"SELECT count(*), sum(n) FROM (SELECT {_tc('customer_id')} AS id, count(*) AS n FROM {views['customers']} "
-            f"WHERE {_tc('customer_id')} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-        ).fetchone()
+        tc = _tc("customer_id")
+        dup_ids = f"SELECT {tc}, sum(_n) AS n FROM {ids['customers']} WHERE {tc} IS NOT NULL GROUP BY 1 HAVING sum(_n) > 1"
+        dup = ds.con.execute(f"SELECT count(*), sum(n) FROM ({dup_ids})").fetchone()
         if dup and dup[0]:
-            ex = ds.con.execute(
-                f"SELECT {_tc('customer_id')}, count(*) FROM {views['customers']} WHERE {_tc('customer_id')} IS NOT NULL "
-                "GROUP BY 1 HAVING count(*) > 1 "
-                f"ORDER BY 1 LIMIT {MAX_EXAMPLES}"
-            ).fetchall()
+            ex = ds.con.execute(f"{dup_ids} ORDER BY 1 LIMIT {MAX_EXAMPLES}").fetchall()
             problems.append(Problem("customers", f"duplicate customer ids ({dup[0]:,} ids)", str(info.path),
                                     "customer_id", int(dup[1]), [f"id {r[0]!r} appears {r[1]} times" for r in ex]))
         for name in ACTIVITY:
-            if name in views:
-                problems += _unknown_customers(ds, views[name], views["customers"], ds.tables[name])
+            if name in views and ids.get(name):
+                problems += _unknown_customers(ds, views[name], ids[name], ids["customers"], ds.tables[name])
+    for table in filter(None, ids.values()):
+        ds.con.execute(f"DROP TABLE {table}")
     return problems
 
 
@@ -192,17 +229,16 @@ def _mapping_problems(info: TableInfo, config: Config) -> list[Problem]:
     return problems
 
 
-def _unknown_customers(ds: DataSource, view: str, customers: str, info: TableInfo) -> list[Problem]:
-    """Activity rows whose customer is not in the customers table."""
-    cust = ds.tables["customers"]
-    if info.clean_ids and cust.clean_ids:  # compare the raw text: same values, no per-row trimming
-        mine, theirs = _q(_raw_id(info) or ""), _q(_raw_id(cust) or "")
-    else:
-        mine = theirs = _tc("customer_id")
-    cond = f"{mine} IS NOT NULL AND {mine} NOT IN (SELECT {theirs} FROM {customers} WHERE {theirs} IS NOT NULL)"
-    n_rows, n_ids = ds.con.execute(f"SELECT count(*), count(DISTINCT {mine}) FROM {view} WHERE {cond}").fetchone()
+def _unknown_customers(ds: DataSource, view: str, ids: str, customer_ids: str, info: TableInfo) -> list[Problem]:
+    """Activity rows whose customer is not in the customers table (counted on the distinct ids)."""
+    tc = _tc("customer_id")
+    n_rows, n_ids = ds.con.execute(
+        f"SELECT coalesce(sum(_n), 0), count(DISTINCT {tc}) FROM {ids} WHERE {tc} IS NOT NULL AND {tc} NOT IN "
+        f"(SELECT {tc} FROM {customer_ids} WHERE {tc} IS NOT NULL)"
+    ).fetchone()
     if not n_rows:
         return []
+    cond = f"{tc} IS NOT NULL AND {tc} NOT IN (SELECT {tc} FROM {customer_ids} WHERE {tc} IS NOT NULL)"
     ex = _examples(ds, view, info, cond, [info.mapping["customer_id"]])
     return [Problem(info.name, f"activity for customers not in the customers table ({n_ids:,} unknown ids)",
                     str(info.path), "customer_id", int(n_rows), ex)]
