@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special, stats
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 
-from churn.features.btyd import BetaGeo, BGParams, BTYDFitError, compress_rfm, rfm_summary
+from churn.features.btyd import BetaGeo, BGParams, BTYDFitError, NotFittedError, compress_rfm, rfm_summary
 
 # Fader, Hardie & Lee (2005), CDNOW sample (2357 customers, weeks): published MLE and log-likelihood.
 PUBLISHED = BGParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
@@ -362,8 +361,20 @@ def test_malformed_input_raises_value_error_naming_rows(fitted, frequency, recen
 
 
 def test_predict_before_fit_raises_not_fitted():
-    with pytest.raises(NotFittedError):
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+
+    with pytest.raises(NotFittedError, match="not fitted"):
         BetaGeo().prob_alive([1], [1.0], [2.0])
+    # Callers catching scikit-learn's exception types still catch it.
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    assert set(SklearnNotFitted.__bases__) <= set(NotFittedError.__bases__)
+
+
+def test_set_params_and_repr():
+    model = BetaGeo().set_params(penalizer=0.5)
+    assert model.penalizer == 0.5 and repr(model).startswith("BetaGeo(penalizer=0.5")
+    with pytest.raises(ValueError, match="invalid parameter 'alpha'"):
+        model.set_params(alpha=1)
 
 
 def test_estimator_contract(cdnow, fitted):
