@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since, per_date, window
+from churn.features.context import Ctx, days_since, in_last, per_date, window
 from churn.features.registry import Feature
 
 FAMILY = "feedback"
@@ -38,27 +38,21 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Create the feedback tables; return their names."""
+    """Create temp relation `f_feedback` (one pass over the answers before each as_of); return its name."""
     detractor, _ = score_scale(ctx)
-    cumulative(
-        ctx, "f_feedback_c", "surveys", "answered_at",
+
+    def select(as_of: str) -> str:
         # Two answers at the same instant: the higher score counts as the last (never the file's row order).
-        {"last_at": "max(t.answered_at)", "last_score": "arg_max(t.score, (t.answered_at, t.score))",
-         "n": "count(t.score)", "total": "sum(t.score)"},
-        {"last_at": "max(b.last_at)", "survey_last_score": "arg_max(b.last_score, (b.last_at, b.last_score))",
-         "n": "sum(b.n)", "total": "sum(b.total)"},
-    )
-    per_date(ctx, "f_feedback_w", lambda as_of: (
-        f"SELECT t.customer_id, {as_of} AS as_of, count(*) AS surveys_365d "
-        f"FROM {window('surveys', 'answered_at', 365, as_of)} t GROUP BY t.customer_id"))
-    # A view: the final assembly reads it once, so materialising it only cost time.
-    ctx.create(
-        "f_feedback", "SELECT c.customer_id, c.as_of, c.survey_last_score, "
-        "c.total / nullif(c.n, 0) AS survey_mean_score, "
-        "CASE WHEN c.n >= 2 THEN c.survey_last_score - (c.total - c.survey_last_score) / (c.n - 1) END "
-        "AS survey_score_trend, "
-        f"CAST(c.survey_last_score <= {detractor} AS INTEGER) AS survey_detractor, "
-        f"{days_since('c.last_at', 'c.as_of')} AS days_since_last_survey FROM f_feedback_c c", kind="VIEW",
-    )
+        agg = (f"SELECT t.customer_id, {as_of} AS as_of, max(t.answered_at) AS last_at, "
+               "arg_max(t.score, (t.answered_at, t.score)) AS survey_last_score, count(t.score) AS n, "
+               f"sum(t.score) AS total, count(*) FILTER (WHERE {in_last(365)}) AS surveys_365d "
+               f"FROM {window('surveys', 'answered_at', None, as_of)} t GROUP BY t.customer_id")
+        return ("SELECT c.customer_id, c.as_of, c.survey_last_score, c.total / nullif(c.n, 0) AS survey_mean_score, "
+                "CASE WHEN c.n >= 2 THEN c.survey_last_score - (c.total - c.survey_last_score) / (c.n - 1) END "
+                "AS survey_score_trend, "
+                f"CAST(c.survey_last_score <= {detractor} AS INTEGER) AS survey_detractor, "
+                f"{days_since('c.last_at', 'c.as_of')} AS days_since_last_survey, c.surveys_365d FROM ({agg}) c")
+
+    per_date(ctx, "f_feedback", select)
     ctx.zero_fill.add("surveys_365d")
-    return ["f_feedback", "f_feedback_w"]
+    return ["f_feedback"]

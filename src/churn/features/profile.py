@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since, per_date, window
+from churn.features.context import Ctx, days_since, in_last, per_date, window
 from churn.features.registry import Feature
 from churn.sources import _q
 
@@ -61,26 +61,22 @@ def build(ctx: Ctx) -> list[str]:
     # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
     # are ordered by fee then plan (one order everywhere), never by the file's row order.
     order = "(t.changed_at, t.monthly_fee, t.plan)" if has_plan else "(t.changed_at, t.monthly_fee)"
-    # Bucketed, then the latest bucket wins: its changes are all later than any other bucket's, so its
-    # arg_max is the overall one (a range join of every change with every as_of cost 11 s for six dates).
-    bucket = {"last_at": "max(t.changed_at)", "fee": f"arg_max(t.monthly_fee, {order})"}
-    combine = {"fee_now": "arg_max(b.fee, b.last_at)", "days_since_fee_change": days_since("max(b.last_at)")}
-    if has_plan:
-        bucket["plan"] = f"arg_max(t.plan, {order})"
-        combine["plan_now"] = "arg_max(b.plan, b.last_at)"
-    cumulative(ctx, "fee_pit", "fee_changes", "changed_at", bucket, combine)
-    cumulative(ctx, "fee_pit_90", "fee_changes", "changed_at",
-               {"last_at": "max(t.changed_at)", "fee": f"arg_max(t.monthly_fee, {order})"},
-               {"fee_90d_ago": "arg_max(b.fee, b.last_at)"}, shift_days=90)
+    # Each change knows the fee it replaced (the previous change's; earlier, so no look-ahead).
     ctx.create(
-        "fee_incr", "SELECT customer_id, changed_at, "
-        "monthly_fee > lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY "
-        + ("changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee") + ") AS increased "
+        "fee_seq", "SELECT customer_id, changed_at, monthly_fee, " + ("plan, " if has_plan else "")
+        + "lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY "
+        + ("changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee") + ") AS prev_fee "
         "FROM fee_changes",
     )
-    per_date(ctx, "fee_incr_w", lambda as_of: (
-        f"SELECT i.customer_id, {as_of} AS as_of, count(*) FILTER (WHERE i.increased) AS fee_increases_365d "
-        f"FROM {window('fee_incr', 'changed_at', 365, as_of)} i GROUP BY i.customer_id"))
+    plan_now = f", arg_max(t.plan, {order}) AS plan_now" if has_plan else ""
+    # One pass over the changes before each as_of (few rows per customer); the fee 90 days earlier is the
+    # latest change at least 90 whole days before as_of.
+    per_date(ctx, "fee_pit", lambda as_of: (
+        f"SELECT t.customer_id, {as_of} AS as_of, arg_max(t.monthly_fee, {order}) AS fee_now{plan_now}, "
+        f"arg_max(t.monthly_fee, {order}) FILTER (WHERE t._d >= 90) AS fee_90d_ago, "
+        f"{days_since('max(t.changed_at)', as_of)} AS days_since_fee_change, "
+        f"count(*) FILTER (WHERE {in_last(365)} AND t.monthly_fee > t.prev_fee) AS fee_increases_365d "
+        f"FROM {window('fee_seq', 'changed_at', None, as_of)} t GROUP BY t.customer_id"))
     for c in cats:
         if c == "plan" and has_plan:
             sel.append("coalesce(p.plan_now, CAST(c.plan AS VARCHAR)) AS plan")
@@ -89,15 +85,13 @@ def build(ctx: Ctx) -> list[str]:
     fee_fallback = "c.monthly_fee" if "monthly_fee" in cols else "NULL"
     sel += [
         f"coalesce(p.fee_now, {fee_fallback}) AS monthly_fee",
-        "coalesce(p.fee_now - q.fee_90d_ago, 0) AS fee_change_90d",
-        "coalesce(i.fee_increases_365d, 0) AS fee_increases_365d",
+        "coalesce(p.fee_now - p.fee_90d_ago, 0) AS fee_change_90d",
+        "coalesce(p.fee_increases_365d, 0) AS fee_increases_365d",
         "p.days_since_fee_change",
     ]
     ctx.create(
         "f_profile", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
         "FROM spine s JOIN customers c USING (customer_id) "
-        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of "
-        "LEFT JOIN fee_pit_90 q ON q.customer_id = s.customer_id AND q.as_of = s.as_of "
-        "LEFT JOIN fee_incr_w i ON i.customer_id = s.customer_id AND i.as_of = s.as_of"
+        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of"
     )
     return ["f_profile"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, cumulative, days_since, in_last, per_date, window
+from churn.features.context import Ctx, days_since, in_last, per_date, window
 from churn.features.registry import Feature
 
 FAMILY = "support"
@@ -57,64 +57,50 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Create the support tables; return their names."""
+    """Create temp relation `f_support` (one pass over the tickets opened before each as_of); return its name."""
     windows = ctx.config.features.support.windows
     big = max(windows)
     complaint = "coalesce(t.is_complaint, FALSE)" if _has(ctx, "is_complaint") else "FALSE"
-    sel = []
-    for w in windows:
-        sel.append(f"count(*) FILTER (WHERE {in_last(w)}) AS tickets_{w}d")
-        ctx.zero_fill.add(f"tickets_{w}d")
-        if _has(ctx, "is_complaint"):
-            sel.append(f"count(*) FILTER (WHERE {in_last(w)} AND {complaint}) AS complaints_{w}d")
-            ctx.zero_fill.add(f"complaints_{w}d")
-    if _has(ctx, "is_complaint"):
-        sel.append(f"CAST(count(*) FILTER (WHERE {in_last(90)} AND {complaint}) >= 2 AS INTEGER) "
-                   "AS repeat_complainer")
-        ctx.zero_fill.add("repeat_complainer")
 
-    def windowed(as_of: str) -> str:
-        # A resolution (and the rating given with it) is only known once the ticket closed before as_of.
+    def select(as_of: str) -> str:
+        cols = []
+        for w in windows:
+            cols.append(f"count(*) FILTER (WHERE {in_last(w)}) AS tickets_{w}d")
+            if _has(ctx, "is_complaint"):
+                cols.append(f"count(*) FILTER (WHERE {in_last(w)} AND {complaint}) AS complaints_{w}d")
+        if _has(ctx, "is_complaint"):
+            cols += [f"CAST(count(*) FILTER (WHERE {in_last(90)} AND {complaint}) >= 2 AS INTEGER) AS repeat_complainer",
+                     f"{days_since(f'max(t.opened_at) FILTER (WHERE {complaint})', as_of)} AS days_since_last_complaint"]
+        cols.append(f"{days_since('max(t.opened_at)', as_of)} AS days_since_last_ticket")
+        # A resolution (and the rating given with it) is only known once the ticket closed before as_of;
+        # a ticket closed on/after as_of is still open at as_of.
         resolved = f"t.closed_at < {as_of}"
-        cols = list(sel)
         if _has(ctx, "closed_at"):
             # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
             res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
-            cols += [(f"CAST(sum({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 / "
-                      f"nullif(count(*) FILTER (WHERE {resolved}), 0) AS resolution_days_mean_{big}d"),
-                     f"CAST(max({res_us}) FILTER (WHERE {resolved}) AS DOUBLE) / 86400e6 AS resolution_days_max_{big}d"]
+            recent = f"{in_last(big)} AND {resolved}"
+            is_open = f"(t.closed_at IS NULL OR t.closed_at >= {as_of})"
+            cols += [(f"CAST(sum({res_us}) FILTER (WHERE {recent}) AS DOUBLE) / 86400e6 / "
+                      f"nullif(count(*) FILTER (WHERE {recent}), 0) AS resolution_days_mean_{big}d"),
+                     f"CAST(max({res_us}) FILTER (WHERE {recent}) AS DOUBLE) / 86400e6 AS resolution_days_max_{big}d",
+                     f"count(*) FILTER (WHERE {is_open}) AS open_tickets",
+                     f"max({days_since('t.opened_at', as_of)}) FILTER (WHERE {is_open}) AS oldest_open_ticket_days"]
+            if _has(ctx, "is_complaint"):
+                cols.append(f"count(*) FILTER (WHERE {is_open} AND {complaint}) AS open_complaints")
         if _has(ctx, "satisfaction"):
             known = resolved if _has(ctx, "closed_at") else "TRUE"
-            cols.append(f"avg(t.satisfaction) FILTER (WHERE {known}) AS satisfaction_mean_{big}d")
+            rated = "t.closed_at" if _has(ctx, "closed_at") else "t.opened_at"
+            cols += [f"avg(t.satisfaction) FILTER (WHERE {in_last(big)} AND {known}) AS satisfaction_mean_{big}d",
+                     # The last rating known at as_of; ratings known at the same instant are ordered by
+                     # value, never by the file's row order.
+                     (f"arg_max(t.satisfaction, ({rated}, t.satisfaction)) FILTER (WHERE {known} AND "
+                      "t.satisfaction IS NOT NULL) AS satisfaction_last")]
+        # All history, not a window: open tickets and the last contact can be old. Tickets are few
+        # enough that one pass per date costs less than bucketing them (see `cumulative`).
         return (f"SELECT t.customer_id, {as_of} AS as_of, {', '.join(cols)} "
-                f"FROM {window('tickets', 'opened_at', big, as_of)} t GROUP BY t.customer_id")
+                f"FROM {window('tickets', 'opened_at', None, as_of)} t GROUP BY t.customer_id")
 
-    per_date(ctx, "f_support_w", windowed)
-    parts = ["f_support_w"]
-    if _has(ctx, "closed_at"):
-        # Open at as_of: opened before it and not closed before it (a later closing is not yet known).
-        open_c = f", count(*) FILTER (WHERE {complaint}) AS open_complaints" if _has(ctx, "is_complaint") else ""
-        per_date(ctx, "f_support_open", lambda as_of: (
-            f"SELECT t.customer_id, {as_of} AS as_of, count(*) AS open_tickets, "
-            f"max({days_since('t.opened_at', as_of)}) AS oldest_open_ticket_days{open_c} "
-            f"FROM tickets t WHERE t.opened_at < {as_of} AND (t.closed_at IS NULL OR t.closed_at >= {as_of}) "
-            "GROUP BY t.customer_id"))
-        parts.append("f_support_open")
-        ctx.zero_fill |= {"open_tickets", "open_complaints"}
-    bucket = {"last_ticket": "max(t.opened_at)"}
-    combine = {"days_since_last_ticket": days_since("max(b.last_ticket)")}
-    if _has(ctx, "is_complaint"):
-        bucket["last_complaint"] = f"max(t.opened_at) FILTER (WHERE {complaint})"
-        combine["days_since_last_complaint"] = days_since("max(b.last_complaint)")
-    if _has(ctx, "satisfaction"):
-        rated = "t.closed_at" if _has(ctx, "closed_at") else "t.opened_at"
-        # Bucket by when the rating became known, so a rating given at/after as_of stays unseen; ratings
-        # known at the same instant are ordered by value, never by the file's row order.
-        ctx.create("tk_rated", f"SELECT customer_id, {rated} AS rated_at, satisfaction FROM tickets t "
-                   f"WHERE t.satisfaction IS NOT NULL AND {rated} IS NOT NULL", kind="VIEW")
-        cumulative(ctx, "f_support_sat", "tk_rated", "rated_at",
-                   {"last_rated": "max(t.rated_at)", "sat": "arg_max(t.satisfaction, (t.rated_at, t.satisfaction))"},
-                   {"satisfaction_last": "arg_max(b.sat, (b.last_rated, b.sat))"})
-        parts.append("f_support_sat")
-    cumulative(ctx, "f_support_c", "tickets", "opened_at", bucket, combine)
-    return ["f_support_c", *parts]
+    per_date(ctx, "f_support", select)
+    ctx.zero_fill |= {f"tickets_{w}d" for w in windows} | {f"complaints_{w}d" for w in windows}
+    ctx.zero_fill |= {"repeat_complainer", "open_tickets", "open_complaints"}
+    return ["f_support"]
