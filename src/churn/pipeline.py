@@ -60,7 +60,7 @@ def features_to_file(data: str | None, as_of: list[str], out: str, config: Confi
         if progress:
             progress("writing features")
         path = fs.write(out, overwrite)
-        rows = ds.con.execute(f"SELECT count(*) FROM {fs.table}").fetchone()[0]
+        rows = fs.rows()
         return FeatureBuild(path, rows, len(fs.registry), fs.notices)
     finally:
         ds.con.close()

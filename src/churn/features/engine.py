@@ -19,7 +19,7 @@ import pandas as pd
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
-from churn.features.context import Ctx
+from churn.features.context import Ctx, ts_lit
 from churn.features.registry import Feature, Registry
 from churn.io import atomic_path, ensure_writable
 from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
@@ -47,24 +47,31 @@ class FeatureSet:
     label: LabelKind
     event_types: list[str]
     notices: list[str] = field(default_factory=list)
-    table: str = "features"
+    # as_of literal -> the SELECT of that date's feature rows (see `_assemble`).
+    date_select: Callable[[str], str] = field(default=lambda as_of: "", repr=False)
 
-    def _date_sql(self, select: str, when: pd.Timestamp) -> str:
-        """`select` restricted to one as_of date, in customer order.
+    def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
+        """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
 
-        One date at a time: sorting all dates' wide rows at once spilled to disk under the memory limit
-        (six dates x 663k customers: 57 s to write, against seconds date by date).
+        One date at a time: each date's windowed aggregates run with a constant as_of, and sorting all
+        dates' wide rows at once spilled to disk under the memory limit (57 s to write six dates).
         """
-        return f"{select} WHERE f.as_of = TIMESTAMP {_lit(when.isoformat(sep=' '))} ORDER BY f.customer_id"
+        sql = f"SELECT {', '.join(columns)}" + (", l.churned" if with_label else "")
+        sql += f" FROM ({self.date_select(ts_lit(when))}) f"
+        if with_label:
+            sql += " JOIN labels l USING (customer_id, as_of)"
+        return sql + " ORDER BY f.customer_id"
+
+    def rows(self) -> int:
+        """How many (customer, as_of) rows the feature table has (one per spine row; counting `features`
+        itself would recompute a one-date build, which is a view)."""
+        return self.ds.con.execute("SELECT count(*) FROM spine").fetchone()[0]
 
     def to_pandas(self, with_label: bool = False) -> pd.DataFrame:
         """The features (and label) as pandas, ordered by (as_of, customer_id): categoricals as text,
         numbers as float."""
-        cols = ", ".join(f"f.{_q(c)}" for c in [*KEYS, *self.registry.names])
-        sql = f"SELECT {cols}" + (", l.churned" if with_label else "") + f" FROM {self.table} f"
-        if with_label:
-            sql += " JOIN labels l USING (customer_id, as_of)"
-        parts = [self.ds.con.execute(self._date_sql(sql, d)).df() for d in self.as_of]
+        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
+        parts = [self.ds.con.execute(self._date_sql(cols, d, with_label)).df() for d in self.as_of]
         df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         for feat in self.registry:
             if feat.kind == "categorical":
@@ -82,18 +89,18 @@ class FeatureSet:
         if fmt is None:
             raise ChurnError(f"{p}: output must end in .parquet or .csv")
         ensure_writable(p, overwrite)
-        select = "SELECT " + ", ".join(f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]) + f" FROM {self.table} f"
+        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
         con = self.ds.con
         with atomic_path(p, overwrite) as tmp:
             if len(self.as_of) == 1:
-                con.execute(f"COPY ({self._date_sql(select, self.as_of[0])}) TO {_lit(str(tmp))} {fmt}")
+                con.execute(f"COPY ({self._date_sql(cols, self.as_of[0])}) TO {_lit(str(tmp))} {fmt}")
                 return p
             parts = Path(tempfile.mkdtemp(prefix=f".{p.name}.parts-", dir=p.parent))
             try:
                 files = []
                 for i, d in enumerate(self.as_of):
                     files.append(parts / f"{i:05d}.parquet")
-                    con.execute(f"COPY ({self._date_sql(select, d)}) TO {_lit(str(files[-1]))} (FORMAT PARQUET)")
+                    con.execute(f"COPY ({self._date_sql(cols, d)}) TO {_lit(str(files[-1]))} (FORMAT PARQUET)")
                 # Reading the parts in list order keeps their row order (DuckDB preserves insertion order).
                 listed = ", ".join(_lit(str(f)) for f in files)
                 con.execute(f"COPY (SELECT * FROM read_parquet([{listed}])) TO {_lit(str(tmp))} {fmt}")
@@ -154,17 +161,28 @@ def build_features(
         if progress:
             progress("features: BG/NBD")
         built.append(_btyd_table(ctx, notices))
-    _assemble(ctx, registry, built)
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
-                      notices=notices)
+                      notices=notices, date_select=_assemble(ctx, registry, built))
 
 
-def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> None:
-    """Join every family table onto the spine; counts default to 0, other facts stay unknown (NULL)."""
+def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str], str]:
+    """The SELECT of one date's feature rows: every family relation joined onto that date's spine; counts
+    default to 0, other facts stay unknown (NULL).
+
+    Per-date relations come in as CTEs (under a `spine` holding only that date), stored relations that
+    cover every date are filtered to it first, so nothing is computed for other dates.
+    """
+    con = ctx.ds.con
     have: dict[str, str] = {}
     for table in built:
-        for (col,) in ctx.ds.con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall():
+        if table in ctx.templates:
+            sample = ctx.templates[table](ts_lit(ctx.dates[0]))
+            ctes = ", ".join(f"{n} AS ({t(ts_lit(ctx.dates[0]))})" for n, t in ctx.templates.items())
+            names = [d[0] for d in con.execute(f"WITH {ctes} SELECT * FROM ({sample}) LIMIT 0").description]
+        else:
+            names = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+        for col in names:
             if col not in KEYS:
                 have.setdefault(col, table)
     sel = []
@@ -175,11 +193,18 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> None:
         if feat.name in ctx.zero_fill:
             expr = f"coalesce({expr}, 0)"
         sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
-    joins = " ".join(f"LEFT JOIN {t} USING (customer_id, as_of)" for t in built)
-    # One date: a view, read once (written out or loaded into pandas), so materialising 76 wide columns
-    # first only cost time (3.5 s at 1M customers) and memory. Several dates are read date by date, and a
-    # view would redo every join for each date (six dates: 69 s), so they are materialised once.
-    ctx.create("features", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}")
+    templates = dict(ctx.templates)
+
+    def date_select(as_of: str) -> str:
+        ctes = [f"spine AS (SELECT * FROM spine WHERE as_of = {as_of})",
+                *(f"{name} AS ({make(as_of)})" for name, make in templates.items())]
+        joins = " ".join(
+            f"LEFT JOIN {t} USING (customer_id, as_of)" if t in templates
+            else f"LEFT JOIN (SELECT * FROM {t} WHERE as_of = {as_of}) {t} USING (customer_id, as_of)"
+            for t in built)
+        return f"WITH {', '.join(ctes)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}"
+
+    return date_select
 
 
 def _btyd_table(ctx: Ctx, notices: list[str]) -> str:

@@ -54,8 +54,8 @@ def build(ctx: Ctx) -> list[str]:
         if "monthly_fee" in cols:
             # Without a fee history the current fee is the best we know; docs warn it may be later than as_of.
             sel.append("c.monthly_fee")
-        ctx.create("f_profile", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
-                   "FROM spine s JOIN customers c USING (customer_id)")
+        per_date(ctx, "f_profile", lambda as_of: f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
+                 "FROM spine s JOIN customers c USING (customer_id)")
         return ["f_profile"]
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
     # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
@@ -89,9 +89,7 @@ def build(ctx: Ctx) -> list[str]:
         "coalesce(p.fee_increases_365d, 0) AS fee_increases_365d",
         "p.days_since_fee_change",
     ]
-    ctx.create(
-        "f_profile", f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
-        "FROM spine s JOIN customers c USING (customer_id) "
-        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of"
-    )
+    per_date(ctx, "f_profile", lambda as_of: (
+        f"SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s JOIN customers c USING (customer_id) "
+        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of"))
     return ["f_profile"]
