@@ -95,15 +95,31 @@ class FeatureSet:
             if len(self.as_of) == 1:
                 con.execute(f"COPY ({self._date_sql(cols, self.as_of[0])}) TO {_lit(str(tmp))} {fmt}")
                 return p
+            # Date by date into one file, with no intermediate copy of the whole table: Arrow batches into
+            # one Parquet writer, or CSV parts (header on the first only) appended byte for byte.
+            if p.suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                writer = None
+                try:
+                    for d in self.as_of:
+                        reader = con.execute(self._date_sql(cols, d)).to_arrow_reader(122_880)
+                        writer = writer or pq.ParquetWriter(tmp, reader.schema)
+                        for batch in reader:
+                            writer.write_batch(batch)
+                finally:
+                    if writer is not None:
+                        writer.close()
+                return p
             parts = Path(tempfile.mkdtemp(prefix=f".{p.name}.parts-", dir=p.parent))
             try:
-                files = []
-                for i, d in enumerate(self.as_of):
-                    files.append(parts / f"{i:05d}.parquet")
-                    con.execute(f"COPY ({self._date_sql(cols, d)}) TO {_lit(str(files[-1]))} (FORMAT PARQUET)")
-                # Reading the parts in list order keeps their row order (DuckDB preserves insertion order).
-                listed = ", ".join(_lit(str(f)) for f in files)
-                con.execute(f"COPY (SELECT * FROM read_parquet([{listed}])) TO {_lit(str(tmp))} {fmt}")
+                with open(tmp, "wb") as out:
+                    for i, d in enumerate(self.as_of):
+                        part = parts / f"{i:05d}.csv"
+                        con.execute(f"COPY ({self._date_sql(cols, d)}) TO {_lit(str(part))} "
+                                    f"(FORMAT CSV, HEADER {'true' if i == 0 else 'false'})")
+                        with open(part, "rb") as f:
+                            shutil.copyfileobj(f, out)
             finally:
                 shutil.rmtree(parts, ignore_errors=True)
         return p
