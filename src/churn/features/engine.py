@@ -1,8 +1,9 @@
 """Build the point-in-time feature table (and the labelled training frame) for a set of as_of dates.
 
-The flow, in one place: as_of dates -> snapshot spine -> one temp table per family -> one wide table keyed
-by (customer_id, as_of). Everything heavy runs in DuckDB; only BG/NBD (a 4-parameter fit per as_of on
-per-customer summaries) runs in Python.
+The flow, in one place: as_of dates -> snapshot spine -> each family's relations (all-history tables
+bucketed once; per-date SQL templates) -> one query per as_of date joining them onto that date's spine,
+keyed by (customer_id, as_of), streamed into the output file or pandas. Everything heavy runs in DuckDB;
+only BG/NBD (a 4-parameter fit per as_of on per-customer summaries) runs in Python.
 """
 
 from __future__ import annotations
