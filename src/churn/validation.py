@@ -140,8 +140,8 @@ def _id_counts(ds: DataSource, info: TableInfo, config: Config) -> str | None:
 
 
 def _run_rules(ds: DataSource, view: str, ids: str | None, info: TableInfo, rules: list[_Rule]) -> list[Problem]:
-    """Count every rule in one pass (id rules on the distinct ids); fetch examples for the failing ones.
-    Also notes whether the ids are already clean text (`info.clean_ids`)."""
+    """Count every rule (id rules on the distinct ids; on Parquet one query per rule, else one pass);
+    fetch examples for the failing ones. Also notes whether the ids are already clean text (`info.clean_ids`)."""
     on_ids = [r for r in rules if ids and r.column == "customer_id"]
     on_rows = [r for r in rules if r not in on_ids]
     counts: dict[int, int] = {}
@@ -232,13 +232,11 @@ def _mapping_problems(info: TableInfo, config: Config) -> list[Problem]:
 def _unknown_customers(ds: DataSource, view: str, ids: str, customer_ids: str, info: TableInfo) -> list[Problem]:
     """Activity rows whose customer is not in the customers table (counted on the distinct ids)."""
     tc = _tc("customer_id")
-    n_rows, n_ids = ds.con.execute(
-        f"SELECT coalesce(sum(_n), 0), count(DISTINCT {tc}) FROM {ids} WHERE {tc} IS NOT NULL AND {tc} NOT IN "
-        f"(SELECT {tc} FROM {customer_ids} WHERE {tc} IS NOT NULL)"
-    ).fetchone()
+    # The same condition holds on the distinct ids (for the counts) and on the check view (for examples).
+    cond = f"{tc} IS NOT NULL AND {tc} NOT IN (SELECT {tc} FROM {customer_ids} WHERE {tc} IS NOT NULL)"
+    n_rows, n_ids = ds.con.execute(f"SELECT coalesce(sum(_n), 0), count(DISTINCT {tc}) FROM {ids} WHERE {cond}").fetchone()
     if not n_rows:
         return []
-    cond = f"{tc} IS NOT NULL AND {tc} NOT IN (SELECT {tc} FROM {customer_ids} WHERE {tc} IS NOT NULL)"
     ex = _examples(ds, view, info, cond, [info.mapping["customer_id"]])
     return [Problem(info.name, f"activity for customers not in the customers table ({n_ids:,} unknown ids)",
                     str(info.path), "customer_id", int(n_rows), ex)]

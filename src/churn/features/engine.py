@@ -40,16 +40,16 @@ KEYS = ["customer_id", "as_of"]
 
 @dataclass
 class FeatureSet:
-    """The result of a build: relation `features` in the source's DuckDB connection, and its registry."""
+    """The result of a build: each date's feature query over the source's DuckDB connection, and the registry."""
 
     ds: DataSource
     registry: Registry
     as_of: list[pd.Timestamp]
     label: LabelKind
     event_types: list[str]
-    notices: list[str] = field(default_factory=list)
     # as_of literal -> the SELECT of that date's feature rows (see `_assemble`).
-    date_select: Callable[[str], str] = field(default=lambda as_of: "", repr=False)
+    date_select: Callable[[str], str] = field(repr=False)
+    notices: list[str] = field(default_factory=list)
 
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
@@ -64,8 +64,8 @@ class FeatureSet:
         return sql + " ORDER BY f.customer_id"
 
     def rows(self) -> int:
-        """How many (customer, as_of) rows the feature table has (one per spine row; counting `features`
-        itself would recompute a one-date build, which is a view)."""
+        """How many (customer, as_of) rows the feature table has: one per spine row (counting the feature
+        queries' rows would run the whole build again)."""
         return self.ds.con.execute("SELECT count(*) FROM spine").fetchone()[0]
 
     def to_pandas(self, with_label: bool = False) -> pd.DataFrame:
@@ -149,7 +149,7 @@ def build_features(
     label: LabelKind | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FeatureSet:
-    """Build every enabled family at each as_of date into DuckDB relation `features`."""
+    """Build every enabled family at each as_of date; the result reads each date's rows with one query."""
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
@@ -180,7 +180,7 @@ def build_features(
         built.append(_btyd_table(ctx, notices))
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
-                      notices=notices, date_select=_assemble(ctx, registry, built))
+                      date_select=_assemble(ctx, registry, built), notices=notices)
 
 
 def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str], str]:
@@ -190,16 +190,18 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
     Per-date relations come in as CTEs (under a `spine` holding only that date), stored relations that
     cover every date are filtered to it first, so nothing is computed for other dates.
     """
-    con = ctx.ds.con
+    templates = dict(ctx.templates)
+
+    def with_clause(as_of: str) -> str:
+        """That date's spine and per-date relations, as CTEs."""
+        ctes = [f"spine AS (SELECT * FROM spine WHERE as_of = {as_of})",
+                *(f"{name} AS ({make(as_of)})" for name, make in templates.items())]
+        return f"WITH {', '.join(ctes)}"
+
     have: dict[str, str] = {}
+    probe = with_clause(ts_lit(ctx.dates[0]))
     for table in built:
-        if table in ctx.templates:
-            sample = ctx.templates[table](ts_lit(ctx.dates[0]))
-            ctes = ", ".join(f"{n} AS ({t(ts_lit(ctx.dates[0]))})" for n, t in ctx.templates.items())
-            names = [d[0] for d in con.execute(f"WITH {ctes} SELECT * FROM ({sample}) LIMIT 0").description]
-        else:
-            names = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
-        for col in names:
+        for col in (d[0] for d in ctx.ds.con.execute(f"{probe} SELECT * FROM {table} LIMIT 0").description):
             if col not in KEYS:
                 have.setdefault(col, table)
     sel = []
@@ -210,16 +212,13 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
         if feat.name in ctx.zero_fill:
             expr = f"coalesce({expr}, 0)"
         sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
-    templates = dict(ctx.templates)
 
     def date_select(as_of: str) -> str:
-        ctes = [f"spine AS (SELECT * FROM spine WHERE as_of = {as_of})",
-                *(f"{name} AS ({make(as_of)})" for name, make in templates.items())]
         joins = " ".join(
             f"LEFT JOIN {t} USING (customer_id, as_of)" if t in templates
             else f"LEFT JOIN (SELECT * FROM {t} WHERE as_of = {as_of}) {t} USING (customer_id, as_of)"
             for t in built)
-        return f"WITH {', '.join(ctes)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}"
+        return f"{with_clause(as_of)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}"
 
     return date_select
 

@@ -86,11 +86,11 @@ def build(ctx: Ctx) -> list[str]:
         f"FROM {window('orders', 'ordered_at', max(big, 180), as_of)} t GROUP BY t.customer_id"))
     # Gaps are between distinct order days; each gap is known on the later day, so it is bucketed with it.
     last = ts_lit(max(ctx.dates))
+    gap = days_since("lag(day) OVER (PARTITION BY customer_id ORDER BY day)", "day")
+    # A view: read once, by the cumulative aggregation below.
     ctx.create(
-        "or_gaps", "SELECT customer_id, day, "
-        "CAST(epoch_us(day) - epoch_us(lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS DOUBLE) / 86400e6 "
-        "AS gap FROM (SELECT DISTINCT customer_id, CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day "
-        f"FROM orders WHERE ordered_at < {last})",
+        "or_gaps", f"SELECT customer_id, day, {gap} AS gap FROM (SELECT DISTINCT customer_id, "
+        f"CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day FROM orders WHERE ordered_at < {last})", kind="VIEW",
     )
     cumulative(
         ctx, "f_purchases_c", "or_gaps", "day",
