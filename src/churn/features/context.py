@@ -34,6 +34,7 @@ class Ctx:
     dates: list[pd.Timestamp] = field(default_factory=list)  # the as_of dates being built
     # Per-date relations: name -> SQL for one as_of literal, instantiated inside each date's final query.
     templates: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # things the user should know (e.g. a model not fitted)
 
     def create(self, name: str, select: str, kind: str | None = None) -> None:
         """Create temp relation `name` as `select`: by default a view when one as_of date is built, a table

@@ -3,7 +3,7 @@
 The flow, in one place: as_of dates -> snapshot spine -> each family's relations (all-history tables
 bucketed once; per-date SQL templates) -> one query per as_of date joining them onto that date's spine,
 keyed by (customer_id, as_of), streamed into the output file or pandas. Everything heavy runs in DuckDB;
-only BG/NBD (a 4-parameter fit per as_of on per-customer summaries) runs in Python.
+only BG/NBD (a 4-parameter fit per as_of on the distinct purchase histories) runs in Python.
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def build_features(
     kind = label or label_kind(ds, config)
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
-    ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates)
     notices = list(ds.notices)
+    ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates, notices=notices)
     ctx.event_types = event_types if event_types is not None else (
         engagement.discover_event_types(ctx) if "events" in ds.tables else [])
     registry = Registry()
@@ -174,10 +174,6 @@ def build_features(
         built += module.build(ctx)
     if not built:
         raise ChurnError("no feature family could be built from this data")
-    if "f_purchases" in built and config.features.purchases.btyd:
-        if progress:
-            progress("features: BG/NBD")
-        built.append(_btyd_table(ctx, notices))
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
                       date_select=_assemble(ctx, registry, built), notices=notices)
@@ -221,24 +217,6 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
         return f"{with_clause(as_of)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}"
 
     return date_select
-
-
-def _btyd_table(ctx: Ctx, notices: list[str]) -> str:
-    """Temp table `f_btyd`: BG/NBD features from each snapshot's purchase summary (missing where unfit)."""
-    con = ctx.ds.con
-    summary = con.execute(
-        "SELECT p.customer_id, p.as_of, p._x, p._t_x, p._T FROM f_purchases p "
-        "SEMI JOIN spine s ON s.customer_id = p.customer_id AND s.as_of = p.as_of ORDER BY p.as_of, p.customer_id"
-    ).df()
-    summary = purchases.add_btyd(summary, ctx.horizon_days, notices)
-    con.register("btyd_df", summary[["customer_id", "as_of", "btyd_expected_orders", "btyd_p_no_order"]])
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE f_btyd AS SELECT customer_id, CAST(as_of AS TIMESTAMP) AS as_of, "
-        "CAST(btyd_expected_orders AS DOUBLE) AS btyd_expected_orders, "
-        "CAST(btyd_p_no_order AS DOUBLE) AS btyd_p_no_order FROM btyd_df"
-    )
-    con.unregister("btyd_df")
-    return "f_btyd"
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, cumulative, days_since, in_last, per_date, ts_lit, window
+from churn.features.context import Ctx, days_since, in_last, per_date, ts_lit, window
 from churn.features.registry import Feature
 
 FAMILY = "purchases"
@@ -57,7 +57,7 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Create the purchase tables; return their names (`f_purchases` also carries the BG/NBD inputs)."""
+    """Create the purchase relations (BG/NBD fitted here, on each snapshot's summaries); return their names."""
     cfg = ctx.config.features.purchases
     big = max(cfg.windows)
     has_disc = ctx.ds.has_column("orders", "discount")
@@ -84,80 +84,87 @@ def build(ctx: Ctx) -> list[str]:
     per_date(ctx, "f_purchases_w", lambda as_of: (
         f"SELECT t.customer_id, {as_of} AS as_of, {', '.join(sel)} "
         f"FROM {window('orders', 'ordered_at', max(big, 180), as_of)} t GROUP BY t.customer_id"))
-    # Gaps are between distinct order days; each gap is known on the later day, so it is bucketed with it.
-    last = ts_lit(max(ctx.dates))
-    gap = days_since("lag(day) OVER (PARTITION BY customer_id ORDER BY day)", "day")
-    # A view: read once, by the cumulative aggregation below.
-    ctx.create(
-        "or_gaps", f"SELECT customer_id, day, {gap} AS gap FROM (SELECT DISTINCT customer_id, "
-        f"CAST(CAST(ordered_at AS DATE) AS TIMESTAMP) AS day FROM orders WHERE ordered_at < {last})", kind="VIEW",
-    )
-    cumulative(
-        ctx, "f_purchases_c", "or_gaps", "day",
-        {"first_day": "min(t.day)", "last_day": "max(t.day)", "n_days": "count(*)",
-         "n_gaps": "count(t.gap)", "sum_gap": "sum(t.gap)", "sum_gap2": "sum(t.gap * t.gap)"},
-        {"first_day": "min(b.first_day)", "last_day": "max(b.last_day)", "orders_lifetime": "sum(b.n_days)",
-         "n_gaps": "sum(b.n_gaps)", "sum_gap": "sum(b.sum_gap)", "sum_gap2": "sum(b.sum_gap2)"},
-        kind="TABLE",  # read twice: by the BG/NBD step and by the final assembly
-    )
-    mean_gap = "c.sum_gap / nullif(c.n_gaps, 0)"
-    var_gap = f"greatest(c.sum_gap2 / nullif(c.n_gaps, 0) - ({mean_gap}) * ({mean_gap}), 0)"
+    _order_days(ctx)
+    btyd = ctx.config.features.purchases.btyd
+    if btyd:
+        _btyd_predictions(ctx)
+    mean_gap = "CAST(c._t_x AS DOUBLE) / nullif(c._x, 0)"
+    var_gap = f"greatest(CAST(c.sum_gap2 AS DOUBLE) / nullif(c._x, 0) - ({mean_gap}) * ({mean_gap}), 0)"
     since = days_since("c.last_day", "c.as_of")
-    # A view over the cumulative table: cheap arithmetic, so materialising it only cost time.
+    # A view over the per-date table: cheap arithmetic, so materialising it only cost time.
     ctx.create(
         "f_purchases", "SELECT c.customer_id, c.as_of, "
-        f"{since} AS days_since_last_order, c.orders_lifetime, {mean_gap} AS order_gap_mean_days, "
-        f"CASE WHEN c.n_gaps >= 2 THEN sqrt({var_gap}) END AS order_gap_std_days, "
-        f"{since} / nullif({mean_gap}, 0) AS order_overdue_ratio, "
-        # BG/NBD inputs in days: repeat purchase days, recency and age of the customer's purchasing.
-        "c.orders_lifetime - 1 AS _x, "
-        f"{days_since('c.first_day', 'c.last_day')} AS _t_x, {days_since('c.first_day', 'c.as_of')} AS _T "
-        "FROM f_purchases_c c", kind="VIEW",
+        f"{since} AS days_since_last_order, c._x + 1 AS orders_lifetime, {mean_gap} AS order_gap_mean_days, "
+        f"CASE WHEN c._x >= 2 THEN sqrt({var_gap}) END AS order_gap_std_days, "
+        f"{since} / nullif({mean_gap}, 0) AS order_overdue_ratio"
+        + (", b.btyd_expected_orders, b.btyd_p_no_order FROM f_purchases_c c "
+           "LEFT JOIN btyd_pred b USING (as_of, _x, _t_x, _T)" if btyd else " FROM f_purchases_c c"),
+        kind="VIEW",
     )
     ctx.zero_fill.add("orders_lifetime")
     return ["f_purchases_w", "f_purchases"]
 
 
-def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row -> distinct-row number, one row index per distinct row) for equally long columns.
+def _order_days(ctx: Ctx) -> None:
+    """Temp table `f_purchases_c` (customer_id, as_of, last_day, sum_gap2, _x, _t_x, _T): each customer's
+    distinct order days before as_of, summarised.
 
-    Hashes each column, then the combined codes (a multi-column sort or MultiIndex took 1.5-2.5 s at
-    700k rows, this 0.1 s).
+    `_x` repeat order days, `_t_x` days from the first to the last, `_T` days from the first to as_of: the
+    BG/NBD inputs, whole numbers (so equal histories share one prediction); the gaps between consecutive
+    order days sum to `_t_x`, their squares to `sum_gap2`. Each customer's sorted list of days is built in
+    one pass and cut at every as_of: half the cost of a window function over the days (1.8 -> 0.9 s for
+    4.7M orders), and a table because BG/NBD and the final query both read it.
     """
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for col in columns:
-        codes, uniques = pd.factorize(col)
-        key = key * (len(uniques) + 1) + codes
-        key = pd.factorize(key)[0]  # renumber densely so the product never overflows
-    inverse, _ = pd.factorize(key)
-    first = np.full(inverse.max() + 1 if len(inverse) else 0, -1, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # the first row of each distinct row
-    return inverse, first
+    last = ts_lit(max(ctx.dates))
+    days = "list_filter(o.d, v -> v < CAST(a.as_of AS DATE))" if len(ctx.dates) > 1 else "o.d"
+    as_of_day = "CAST(p.as_of AS DATE)"
+    ctx.create("f_purchases_c", (
+        "WITH o AS (SELECT customer_id, list_sort(list_distinct(list(CAST(ordered_at AS DATE)))) AS d "
+        f"FROM orders WHERE ordered_at < {last} GROUP BY customer_id), "
+        f"p AS (SELECT o.customer_id, a.as_of, {days} AS d FROM o CROSS JOIN asof_dates a "
+        "WHERE o.d[1] < CAST(a.as_of AS DATE)) "
+        "SELECT p.customer_id, p.as_of, CAST(p.d[-1] AS TIMESTAMP) AS last_day, "
+        "list_sum(list_transform(p.d[2:], (v, i) -> (v - p.d[i]) * (v - p.d[i]))) AS sum_gap2, "
+        f"len(p.d) - 1 AS _x, p.d[-1] - p.d[1] AS _t_x, {as_of_day} - p.d[1] AS _T FROM p"), kind="TABLE")
 
 
-def add_btyd(frame: pd.DataFrame, horizon_days: int, notices: list[str]) -> pd.DataFrame:
-    """Fit BG/NBD per as_of on that snapshot's purchase history and add its two features."""
+
+def _btyd_predictions(ctx: Ctx) -> None:
+    """Temp table `btyd_pred` (as_of, _x, _t_x, _T, btyd_expected_orders, btyd_p_no_order): BG/NBD fitted
+    per as_of on that snapshot's buyers (purchases before as_of only), predicted per distinct history."""
     from churn.features.btyd import BetaGeo
 
-    exp = np.full(len(frame), np.nan)
-    p0 = np.full(len(frame), np.nan)
-    for as_of, idx in frame.groupby("as_of", sort=True).indices.items():
-        sub = frame.iloc[idx]
-        ok = sub["_x"].notna().to_numpy()
-        if ok.sum() < 30:
-            notices.append(f"BG/NBD skipped at {pd.Timestamp(as_of).date()}: fewer than 30 buyers")
+    con = ctx.ds.con
+    # Only the distinct whole-day histories, with how many customers share each, cross into Python: a
+    # weighted fit on them is the fit on every customer, and each is predicted once (moving 560k
+    # customer ids to pandas and back cost ~1 s).
+    rows = con.execute(
+        "SELECT c.as_of, c._x, c._t_x, c._T, count(*) AS n FROM f_purchases_c c SEMI JOIN spine s "
+        "ON s.customer_id = c.customer_id AND s.as_of = c.as_of GROUP BY ALL ORDER BY ALL"
+    ).df()
+    exp = np.full(len(rows), np.nan)
+    p0 = np.full(len(rows), np.nan)
+    for as_of, idx in rows.groupby("as_of", sort=True).indices.items():
+        sub = rows.iloc[idx]
+        day = pd.Timestamp(as_of).date()
+        if sub["n"].sum() < 30:
+            ctx.notices.append(f"BG/NBD skipped at {day}: fewer than 30 buyers")
             continue
-        x, tx, T = (sub.loc[ok, c].to_numpy(dtype=float) for c in ("_x", "_t_x", "_T"))
+        x, tx, T, n = (sub[c].to_numpy(dtype=float) for c in ("_x", "_t_x", "_T", "n"))
         try:
-            model = BetaGeo().fit(x, tx, T)
+            model = BetaGeo().fit(x, tx, T, weights=n)
         except (ValueError, FloatingPointError) as exc:
-            notices.append(f"BG/NBD not fitted at {pd.Timestamp(as_of).date()}: {exc}")
+            ctx.notices.append(f"BG/NBD not fitted at {day}: {exc}")
             continue
-        rows = idx[ok]
-        # Predict once per distinct (x, t_x, T): whole days make them few (hyp2f1 per row dominated).
-        inverse, first = _distinct_rows(x, tx, T)
-        exp[rows] = model.expected_purchases(horizon_days, x[first], tx[first], T[first])[inverse]
-        p0[rows] = model.prob_no_purchase(horizon_days, x[first], tx[first], T[first])[inverse]
-    frame["btyd_expected_orders"] = exp
-    frame["btyd_p_no_order"] = p0
-    return frame
+        exp[idx] = model.expected_purchases(ctx.horizon_days, x, tx, T)
+        p0[idx] = model.prob_no_purchase(ctx.horizon_days, x, tx, T)
+    rows["btyd_expected_orders"] = exp
+    rows["btyd_p_no_order"] = p0
+    con.register("btyd_df", rows)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE btyd_pred AS SELECT CAST(as_of AS TIMESTAMP) AS as_of, "
+                    "CAST(_x AS BIGINT) AS _x, CAST(_t_x AS BIGINT) AS _t_x, CAST(_T AS BIGINT) AS _T, "
+                    "CAST(btyd_expected_orders AS DOUBLE) AS btyd_expected_orders, "
+                    "CAST(btyd_p_no_order AS DOUBLE) AS btyd_p_no_order FROM btyd_df")
+    finally:
+        con.unregister("btyd_df")
