@@ -60,20 +60,21 @@ def build(ctx: Ctx) -> list[str]:
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
     # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
     # are ordered by fee then plan (one order everywhere), never by the file's row order.
-    order = "(t.changed_at, t.monthly_fee, t.plan)" if has_plan else "(t.changed_at, t.monthly_fee)"
-    # Each change knows the fee it replaced (the previous change's; earlier, so no look-ahead).
+    order = "changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee"
+    # Each change knows the fee it replaced (the previous change's; earlier, so no look-ahead) and its
+    # place in the customer's history (`_seq`): the latest change before as_of is then an arg_max over an
+    # integer, not over a (time, fee, plan) tuple (which cost ~1 us a row).
     ctx.create(
         "fee_seq", "SELECT customer_id, changed_at, monthly_fee, " + ("plan, " if has_plan else "")
-        + "lag(monthly_fee) OVER (PARTITION BY customer_id ORDER BY "
-        + ("changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee") + ") AS prev_fee "
-        "FROM fee_changes",
+        + "lag(monthly_fee) OVER w AS prev_fee, row_number() OVER w AS _seq FROM fee_changes "
+        f"WINDOW w AS (PARTITION BY customer_id ORDER BY {order})",
     )
-    plan_now = f", arg_max(t.plan, {order}) AS plan_now" if has_plan else ""
+    plan_now = ", arg_max(t.plan, t._seq) AS plan_now" if has_plan else ""
     # One pass over the changes before each as_of (few rows per customer); the fee 90 days earlier is the
     # latest change at least 90 whole days before as_of.
     per_date(ctx, "fee_pit", lambda as_of: (
-        f"SELECT t.customer_id, {as_of} AS as_of, arg_max(t.monthly_fee, {order}) AS fee_now{plan_now}, "
-        f"arg_max(t.monthly_fee, {order}) FILTER (WHERE t._d >= 90) AS fee_90d_ago, "
+        f"SELECT t.customer_id, {as_of} AS as_of, arg_max(t.monthly_fee, t._seq) AS fee_now{plan_now}, "
+        "arg_max(t.monthly_fee, t._seq) FILTER (WHERE t._d >= 90) AS fee_90d_ago, "
         f"{days_since('max(t.changed_at)', as_of)} AS days_since_fee_change, "
         f"count(*) FILTER (WHERE {in_last(365)} AND t.monthly_fee > t.prev_fee) AS fee_increases_365d "
         f"FROM {window('fee_seq', 'changed_at', None, as_of)} t GROUP BY t.customer_id"))

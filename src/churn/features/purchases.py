@@ -106,8 +106,8 @@ def build(ctx: Ctx) -> list[str]:
 
 
 def _order_days(ctx: Ctx) -> None:
-    """Temp table `f_purchases_c` (customer_id, as_of, last_day, sum_gap2, _x, _t_x, _T): each customer's
-    distinct order days before as_of, summarised.
+    """Temp table `f_purchases_c` (customer_id, as_of, last_day, sum_gap2, _x, _t_x, _T): the distinct order
+    days before as_of of each customer in that snapshot (the spine), summarised.
 
     `_x` repeat order days, `_t_x` days from the first to the last, `_T` days from the first to as_of: the
     BG/NBD inputs, whole numbers (so equal histories share one prediction); the gaps between consecutive
@@ -121,7 +121,7 @@ def _order_days(ctx: Ctx) -> None:
     ctx.create("f_purchases_c", (
         "WITH o AS (SELECT customer_id, list_sort(list_distinct(list(CAST(ordered_at AS DATE)))) AS d "
         f"FROM orders WHERE ordered_at < {last} GROUP BY customer_id), "
-        f"p AS (SELECT o.customer_id, a.as_of, {days} AS d FROM o CROSS JOIN asof_dates a "
+        f"p AS (SELECT o.customer_id, a.as_of, {days} AS d FROM o JOIN spine a ON a.customer_id = o.customer_id "
         "WHERE o.d[1] < CAST(a.as_of AS DATE)) "
         "SELECT p.customer_id, p.as_of, CAST(p.d[-1] AS TIMESTAMP) AS last_day, "
         "list_sum(list_transform(p.d[2:], (v, i) -> (v - p.d[i]) * (v - p.d[i]))) AS sum_gap2, "
@@ -139,8 +139,7 @@ def _btyd_predictions(ctx: Ctx) -> None:
     # weighted fit on them is the fit on every customer, and each is predicted once (moving 560k
     # customer ids to pandas and back cost ~1 s).
     rows = con.execute(
-        "SELECT c.as_of, c._x, c._t_x, c._T, count(*) AS n FROM f_purchases_c c SEMI JOIN spine s "
-        "ON s.customer_id = c.customer_id AND s.as_of = c.as_of GROUP BY ALL ORDER BY ALL"
+        "SELECT c.as_of, c._x, c._t_x, c._T, count(*) AS n FROM f_purchases_c c GROUP BY ALL ORDER BY ALL"
     ).df()
     exp = np.full(len(rows), np.nan)
     p0 = np.full(len(rows), np.nan)
