@@ -8,8 +8,10 @@ only BG/NBD (a 4-parameter fit per as_of on the distinct purchase histories) run
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +155,8 @@ def build_features(
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
+    if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
+        _import_in_background("churn.features.btyd")
     kind = label or label_kind(ds, config)
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
@@ -177,6 +181,20 @@ def build_features(
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
                       date_select=_assemble(ctx, registry, built), notices=notices)
+
+
+def _import_in_background(module: str) -> None:
+    """Start importing `module` in a daemon thread, to overlap with DuckDB's first queries (which release
+    the GIL): BG/NBD's scipy.optimize takes ~0.6 s to import. The real import later waits for it, or
+    reports whatever error it hits."""
+
+    def run() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the import in the main thread raises it properly
+            pass
+
+    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
 
 
 def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str], str]:
