@@ -251,7 +251,9 @@ def register_typed(ds: DataSource, config: Config) -> None:
                     select.append(f"{_q(theirs)} AS {_q(theirs)}")
         body = f"SELECT {', '.join(select)} FROM {info.raw_view}"
         if spec.time_column and name != "customers":
-            body += f" WHERE {_q(spec.time_column)} IS NOT NULL"
+            # Filtered outside the SELECT: inside it, a raw column that happens to have our name (a
+            # file with both `event_ts` mapped as timestamp and an unrelated `timestamp`) would shadow ours.
+            body = f"SELECT * FROM ({body}) WHERE {_q(spec.time_column)} IS NOT NULL"
         # CSVs are parsed once into a table; Parquet stays a view (columnar scans are cheap).
         kind = "VIEW" if info.columnar else "TEMP TABLE"
         con.execute(f"CREATE {kind} {name} AS {body}")

@@ -47,6 +47,23 @@ def test_the_valid_source_loads(tmp_path):
         ds.con.close()
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_raw_column_named_like_ours_does_not_shadow_the_mapped_one(tmp_path, fmt):
+    """Events whose time is `event_ts`, beside an unrelated, mostly empty `timestamp` column: every event
+    with an `event_ts` is kept, timed by it."""
+    tables = valid()
+    tables["events"] = [{"customer_id": "001", "event_ts": "2024-02-01T10:00:00", "timestamp": None},
+                        {"customer_id": "002", "event_ts": "2024-02-02T10:00:00", "timestamp": "2020-01-01"},
+                        {"customer_id": "001", "event_ts": "2024-02-03T10:00:00", "timestamp": None}]
+    config = make_config({"sources": {"tables": {"events": {"columns": {"timestamp": "event_ts"}}}}})
+    ds = load(write_source(tmp_path, tables, fmt), config)
+    try:
+        got = ds.con.execute("SELECT CAST(timestamp AS VARCHAR) FROM events ORDER BY 1").fetchall()
+    finally:
+        ds.con.close()
+    assert [r[0] for r in got] == ["2024-02-01 10:00:00", "2024-02-02 10:00:00", "2024-02-03 10:00:00"]
+
+
 def test_missing_required_column(tmp_path):
     tables = valid()
     tables["events"] = [{"customer_id": "001", "event_type": "login"}]  # no timestamp
