@@ -191,7 +191,7 @@ def _import_in_background(module: str) -> None:
     def run() -> None:
         try:
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - the import in the main thread raises it properly
+        except Exception:  # noqa: S110 - the import in the main thread raises it properly
             pass
 
     threading.Thread(target=run, name=f"import {module}", daemon=True).start()
@@ -292,6 +292,6 @@ def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None
     meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
                              "label_config": config.label.model_dump(mode="json"),
                              "features_config": features_config}
-    notices = fs.notices + ([f"as-of dates without a complete label window excluded: "
-                             f"{', '.join(str(d.date()) for d in dropped)}"] if dropped else [])
+    notices = fs.notices + ([(f"as-of dates without a complete label window excluded: "
+                              f"{', '.join(str(d.date()) for d in dropped)}")] if dropped else [])
     return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)

@@ -128,7 +128,6 @@ def _order_days(ctx: Ctx) -> None:
         f"len(p.d) - 1 AS _x, p.d[-1] - p.d[1] AS _t_x, {as_of_day} - p.d[1] AS _T FROM p"), kind="TABLE")
 
 
-
 def _btyd_predictions(ctx: Ctx) -> None:
     """Temp table `btyd_pred` (as_of, _x, _t_x, _T, btyd_expected_orders, btyd_p_no_order): BG/NBD fitted
     per as_of on that snapshot's buyers (purchases before as_of only), predicted per distinct history."""

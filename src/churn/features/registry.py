@@ -33,7 +33,7 @@ class Feature:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> "Feature":
+    def from_dict(cls, d: dict[str, object]) -> Feature:
         """Inverse of to_dict."""
         return cls(**d)  # type: ignore[arg-type]
 
