@@ -249,11 +249,10 @@ def register_typed(ds: DataSource, config: Config) -> None:
             for theirs in info.raw_types:
                 if theirs not in used and theirs.lower() not in {c.name for c in spec.columns}:
                     select.append(f"{_q(theirs)} AS {_q(theirs)}")
+        # No row filter: validation has rejected every empty or unparseable required value, time columns
+        # included. (A `WHERE timestamp IS NOT NULL` here once filtered on a raw column that happened to
+        # have our name instead of the mapped one, and made every scan of events read its timestamps.)
         body = f"SELECT {', '.join(select)} FROM {info.raw_view}"
-        if spec.time_column and name != "customers":
-            # Filtered outside the SELECT: inside it, a raw column that happens to have our name (a
-            # file with both `event_ts` mapped as timestamp and an unrelated `timestamp`) would shadow ours.
-            body = f"SELECT * FROM ({body}) WHERE {_q(spec.time_column)} IS NOT NULL"
         # CSVs are parsed once into a table; Parquet stays a view (columnar scans are cheap).
         kind = "VIEW" if info.columnar else "TEMP TABLE"
         con.execute(f"CREATE {kind} {name} AS {body}")
