@@ -51,11 +51,14 @@ def prepare_table(customers: int) -> Path:
     data = fb.ensure_data(customers)
     cfg = load_config()
     ds = load_source(str(data), cfg)
-    build_features(ds, [parse_as_of(AS_OF), parse_as_of(EARLIER)], cfg)  # fills DuckDB relation `features`
+    # Features are built and streamed date by date into a file (there is no stored feature table to join).
+    feats = path.with_suffix(".features.parquet")
+    build_features(ds, [parse_as_of(AS_OF), parse_as_of(EARLIER)], cfg).write(feats, overwrite=True)
     ds.con.execute(
-        "CREATE TEMP TABLE ready AS SELECT f.*, c.marketing_consent, c.name, c.email FROM features f "
+        f"CREATE TEMP TABLE ready AS SELECT f.*, c.marketing_consent, c.name, c.email FROM read_parquet('{feats}') f "
         "JOIN customers c USING (customer_id)"
     )
+    feats.unlink()
     tmp = path.with_suffix(".tmp.parquet")
     ds.con.execute(
         f"""COPY (
