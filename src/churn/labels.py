@@ -57,7 +57,7 @@ def create_spine(ds: DataSource, config: Config, kind: LabelKind) -> None:
     cancel = "(c.cancel_date IS NULL OR c.cancel_date >= a.as_of)" if ds.has_column("customers", "cancel_date") \
         or ds.derived_customers else "TRUE"
     # Stored in (as_of, customer_id) order (each date's rows are then contiguous for its query), sorted
-    # by the statement that creates the final table rather than by a third copy.
+    # by the statement that creates the final table: a separate sort rewrote the whole table once more.
     order = " ORDER BY a.as_of, c.customer_id"
     inactivity = kind == "inactivity"
     con.execute(

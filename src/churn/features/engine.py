@@ -138,7 +138,7 @@ class FeatureSet:
 
 def _asof_tables(ds: DataSource, dates: list[pd.Timestamp]) -> None:
     """Temp table `asof_dates(as_of)`: one row per as_of date."""
-    values = ", ".join(f"(TIMESTAMP {_lit(d.isoformat(sep=' '))})" for d in dates)
+    values = ", ".join(f"({ts_lit(d)})" for d in dates)
     ds.con.execute(f"CREATE OR REPLACE TEMP TABLE asof_dates AS SELECT * FROM (VALUES {values}) v(as_of) ORDER BY as_of")
 
 
@@ -191,7 +191,7 @@ def _import_in_background(module: str) -> None:
     def run() -> None:
         try:
             importlib.import_module(module)
-        except Exception:  # noqa: S110 - the import in the main thread raises it properly
+        except Exception:  # noqa: BLE001, S110 - the import in the main thread raises it properly
             pass
 
     threading.Thread(target=run, name=f"import {module}", daemon=True).start()
