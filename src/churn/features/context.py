@@ -1,12 +1,12 @@
 """What a family builder needs: the connection, the config, and shared SQL building blocks.
 
-Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and writes temp
-tables keyed by (customer_id, as_of). Two patterns:
-- windowed aggregates (`window`, `per_date`) are SQL for one as_of date, run inside each date's final
-  query over the rows in its window with as_of a constant, so their work grows with the number of dates;
-- "all history" facts (last activity, lifetime counts) first aggregate each row into the single bucket
-  `[previous as_of, as_of)` it falls in, then accumulate buckets up to each as_of (`cumulative`): linear
-  in the data however many as_of dates there are."""
+Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and gives
+relations keyed by (customer_id, as_of), in one of two ways:
+- per-date relations (`per_date`): for one as_of literal, the SQL of that date's rows, run inside each
+  date's final query; windowed aggregates (`window`, `in_last`) over the rows in the window, with as_of a
+  constant, so their work grows with the number of dates;
+- tables built once for all dates, when one pass over the history serves every date (order days cut at
+  each as_of for purchases; the events grouped once per customer for engagement's compiled pass)."""
 
 from __future__ import annotations
 
@@ -100,40 +100,13 @@ def in_last(days: int, offset_days: int = 0) -> str:
 
 
 def per_date(ctx: Ctx, name: str, select: Callable[[str], str]) -> None:
-    """Declare per-date relation `name`: `select(as_of literal)` gives its rows at that date.
+    """Declare per-date relation `name`: `select(as_of literal)` gives its rows at that date (and may first
+    prepare them: engagement registers that date's rows as an Arrow table).
 
     Nothing runs here: each date's final query takes it as a CTE (`spine` there holds only that date's
     rows), so the windowed aggregates stream into the output instead of being stored (materialising cost
     DuckDB ~35 ns a value) and every date gets constant bounds. It may refer to `spine`, to relations
     created so far and to per-date relations declared before it. Its cost grows with the number of dates,
-    which is why all-history facts over big tables use `cumulative` instead.
+    which is why the biggest table (events) is grouped once per customer instead (see `engagement`).
     """
     ctx.templates[name] = select
-
-
-def cumulative(ctx: Ctx, name: str, source: str, ts: str, bucket_aggs: dict[str, str],
-               combine: dict[str, str], kind: str | None = None) -> None:
-    """Create temp relation `name` (customer_id, as_of, ...) of all-history aggregates strictly before as_of;
-    `kind` as in `Ctx.create`.
-
-    `bucket_aggs` aggregate rows of `source` within one bucket (alias `t`); `combine` aggregates those
-    bucket values (alias `b`) over all buckets before each as_of, e.g. {"last_ts": "max(b.last_ts)"}.
-    """
-    inner = ", ".join(f"{expr} AS {col}" for col, expr in bucket_aggs.items())
-    outer = ", ".join(f"{expr} AS {col}" for col, expr in combine.items())
-    # Each row's bucket is the first as_of after it, labelled by that as_of; a CASE over the
-    # (few) dates finds it without a range join, which on 50M events cost 3 s against 0.6 s for the
-    # aggregation itself.
-    dates = sorted(ctx.dates)
-    if len(dates) == 1:
-        # One date, one bucket per customer: no CASE and no join (1.7 -> 1.2 s on 50M events).
-        ctx.create(name, f"WITH bucketed AS (SELECT t.customer_id, {inner} "
-                   f"FROM {source} t WHERE t.{ts} < {ts_lit(dates[0])} GROUP BY 1) "
-                   f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b CROSS JOIN asof_dates a "
-                   "GROUP BY b.customer_id, a.as_of", kind)
-        return
-    whens = " ".join(f"WHEN t.{ts} < {ts_lit(d)} THEN {ts_lit(d)}" for d in dates)
-    ctx.create(name, f"WITH bucketed AS (SELECT t.customer_id, CASE {whens} END AS bucket, {inner} "
-               f"FROM {source} t WHERE t.{ts} < {ts_lit(dates[-1])} GROUP BY 1, 2) "
-               f"SELECT b.customer_id, a.as_of, {outer} FROM bucketed b JOIN asof_dates a ON b.bucket <= a.as_of "
-               "GROUP BY b.customer_id, a.as_of", kind)

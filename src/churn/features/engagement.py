@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from churn.errors import ChurnError
-from churn.features.context import Ctx, cumulative, days_since, ident, in_last, per_date, window
+from churn.features.context import Ctx, ident, per_date, ts_lit
 from churn.features.registry import Feature
+from churn.sources import _lit
 
 FAMILY = "engagement"
 
@@ -63,73 +66,67 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def _distinct_weeks(weeks: int, where: str) -> str:
-    """Aggregate counting distinct weeks (`_d // 7`) of rows matching `where`: one bit per week when they
-    fit a BIGINT (a DISTINCT aggregate keeps a hash set per customer and was the costliest column here)."""
-    if weeks <= 62:
-        return f"coalesce(bit_count(bit_or(CAST(1 AS BIGINT) << CAST(t._d // 7 AS INTEGER)) FILTER (WHERE {where})), 0)"
-    return f"count(DISTINCT t._d // 7) FILTER (WHERE {where})"
-
-
-def _n_masks(days: int) -> int:
-    """How many 63-day masks cover `days` days."""
-    return (days + 62) // 63
-
-
-def _day_masks(lookback: int) -> list[str]:
-    """Aggregates `_m0, _m1, ...`: bit d % 63 of mask d // 63 set when the customer was active d whole days
-    before as_of (d = 0 is the last day). Distinct active days then cost a popcount, not a DISTINCT."""
-    return [f"coalesce(bit_or(CAST(1 AS BIGINT) << CAST(t._d % 63 AS INTEGER)) FILTER (WHERE t._d // 63 = {k}), 0) "
-            f"AS _m{k}" for k in range(_n_masks(lookback))]
-
-
-def _active_days(window: int) -> str:
-    """Distinct active days in the last `window` days, from the `_day_masks` columns."""
-    parts = []
-    for k in range(_n_masks(window)):
-        lo, hi = 63 * k, min(window, 63 * (k + 1))
-        parts.append(f"bit_count(_m{k} & CAST({(1 << (hi - lo)) - 1} AS BIGINT))")
-    return " + ".join(parts)
-
-
 def build(ctx: Ctx) -> list[str]:
-    """Create the engagement tables; return their names."""
+    """Group the events once per customer (DuckDB), declare the per-date relation that runs the compiled
+    pass over them (`engagement_kernel`); return its name."""
+    import pyarrow as pa
+
+    # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
+    from churn.features import engagement_kernel
+
     cfg = ctx.config.features.engagement
     has_dur = ctx.ds.has_column("events", "duration_s")
-    has_type = ctx.ds.has_column("events", "event_type") and ctx.event_types
+    types = list(ctx.event_types) if ctx.ds.has_column("events", "event_type") else []
     lookback = max([*cfg.windows, 90, cfg.weeks_active * 7])
-    # Straight from the events: a (customer, day) rollup first meant a high-cardinality aggregation
-    # (8.6M groups for 10M events) that cost more than the windowed aggregates themselves.
-    sel, outer = [], []
+    # Events from the first day any date's window reaches (`first`) up to the last as_of are listed per
+    # customer; only the day of the last event before `first` is needed for days since the last event.
+    first = (min(ctx.dates) - pd.Timedelta(days=lookback)).date()
+    end = max(ctx.dates)
+    lay = engagement_kernel.layout(len(types), (end.date() - first).days, cfg.windows, lookback, cfg.weeks_active)
+    day = f"(CAST(timestamp AS DATE) - DATE '{first.isoformat()}')"
+    code = "CASE event_type " + " ".join(f"WHEN {_lit(t)} THEN {i}" for i, t in enumerate(types)) \
+        + f" ELSE {len(types)} END" if types else "0"
+    # Whole milliseconds, as exact as the DECIMAL sums they replace; a duration beyond the code's 2^41 ms
+    # (70 years) is not a session and is held at that.
+    ms = (f"least(coalesce(CAST(CAST(duration_s AS DECIMAL(18, 3)) * 1000 AS BIGINT), 0), {lay.max_duration_ms})"
+          if has_dur else "0")
+    packed = f"(CAST({ms} AS BIGINT) << {lay.type_bits + lay.day_bits}) | (CAST({day} AS BIGINT) << {lay.type_bits}) | {code}"
+    # The CASE as well as the FILTER: DuckDB computes an aggregate's argument for every row, and rows before
+    # `first` would shift a negative day.
+    lists = ctx.ds.con.execute(
+        f"SELECT customer_id, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
+        f"FILTER (WHERE timestamp >= {ts_lit(first)}), []) AS ev, coalesce(CAST(CAST(max(timestamp) "
+        f"FILTER (WHERE timestamp < {ts_lit(first)}) AS DATE) - DATE '{first.isoformat()}' AS INTEGER), "
+        f"{engagement_kernel.NO_DAY}) AS before FROM events WHERE timestamp < {ts_lit(end)} GROUP BY customer_id"
+    ).to_arrow_table()
+    ev = lists.column("ev").combine_chunks()
+    offsets, codes = ev.offsets.to_numpy(), ev.values.to_numpy()
+    before = lists.column("before").to_numpy()
+    ids = lists.column("customer_id")
+    con, registered = ctx.ds.con, []
+    dates = {ts_lit(d): d for d in ctx.dates}
+
+    def relation(as_of: str) -> str:
+        """Run the pass for this as_of and register its rows as an Arrow table (one date's at a time)."""
+        when = dates[as_of]
+        keep, cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
+                                               [ident(t) for t in types], has_dur)
+        # from_pandas: NaN (unknown) becomes NULL.
+        table = pa.table({"customer_id": ids.filter(pa.array(keep)),
+                          **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
+        name = f"f_engagement_{when:%Y%m%d}"
+        # The previous date's rows go: a query still naming them fails loudly rather than reading stale rows.
+        while registered:
+            con.unregister(registered.pop())
+        con.register(name, table)
+        registered.append(name)
+        return f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {name}"
+
     for w in cfg.windows:
-        win = in_last(w)
-        # count_if rather than FILTER clauses: one pass of plain aggregates, ~20% faster on 10M events.
-        sel.append(f"count_if({win}) AS events_{w}d")
-        outer.append(f"{_active_days(w)} AS active_days_{w}d")
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
         if has_dur:
-            # Exact decimal sums: float sums depend on row order, and outputs must not.
-            sel.append(f"coalesce(CAST(sum(CAST(t.duration_s AS DECIMAL(18, 3))) FILTER (WHERE {win}) AS DOUBLE) "
-                       f"/ 3600.0, 0) AS duration_hours_{w}d")
             ctx.zero_fill.add(f"duration_hours_{w}d")
-        for t in ctx.event_types if has_type else []:
-            lit = t.replace(chr(39), chr(39) * 2)
-            sel.append(f"count_if({win} AND t.event_type = '{lit}') AS events_{ident(t)}_{w}d")
-            ctx.zero_fill.add(f"events_{ident(t)}_{w}d")
-    e30, e_prev, e90 = (f"count_if({in_last(30)})", f"count_if({in_last(30, 30)})", f"count_if({in_last(90)})")
-    weeks = int(cfg.weeks_active)
-    sel += [
-        *_day_masks(lookback),
-        f"CAST({e30} + 1 AS DOUBLE) / CAST({e_prev} + 1 AS DOUBLE) - 1 AS events_trend_30d",
-        f"CAST({e30} AS DOUBLE) * 3 / nullif(CAST({e90} AS DOUBLE), 0) AS events_30d_vs_90d",
-        f"CAST({_distinct_weeks(weeks, in_last(weeks * 7))} AS DOUBLE) / {weeks} AS weeks_active_share",
-    ]
-    outer.append(f"90.0 / nullif({_active_days(90)}, 0) AS event_gap_typical_days")
+        ctx.zero_fill |= {f"events_{ident(t)}_{w}d" for t in types}
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
-    masks = ", ".join(f"_m{k}" for k in range(_n_masks(lookback)))
-    per_date(ctx, "f_engagement_w", lambda as_of: (
-        f"SELECT * EXCLUDE ({masks}), {', '.join(outer)} FROM (SELECT t.customer_id, {as_of} AS as_of, "
-        f"{', '.join(sel)} FROM {window('events', 'timestamp', lookback, as_of)} t GROUP BY t.customer_id)"))
-    cumulative(ctx, "f_engagement_c", "events", "timestamp", {"last_ts": "max(t.timestamp)"},
-               {"days_since_last_event": days_since("date_trunc('day', max(b.last_ts))")})
-    return ["f_engagement_w", "f_engagement_c"]
+    per_date(ctx, "f_engagement", relation)
+    return ["f_engagement"]

@@ -157,6 +157,8 @@ def build_features(
     dates = sorted({parse_as_of(d) for d in as_of})
     if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
         _import_in_background("churn.features.btyd")
+    if "engagement" in config.features.families and ds.has("events"):
+        _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
@@ -183,14 +185,16 @@ def build_features(
                       date_select=_assemble(ctx, registry, built), notices=notices)
 
 
-def _import_in_background(module: str) -> None:
-    """Start importing `module` in a daemon thread, to overlap with DuckDB's first queries (which release
-    the GIL): BG/NBD's scipy.optimize takes ~0.6 s to import. The real import later waits for it, or
-    reports whatever error it hits."""
+def _import_in_background(module: str, call: str | None = None) -> None:
+    """Start importing `module` (and calling its function `call`) in a daemon thread, to overlap with DuckDB's
+    first queries (which release the GIL): BG/NBD's scipy.optimize takes ~0.6 s to import, numba and the
+    compiled engagement pass ~1 s. The real import later waits for it, or reports whatever error it hits."""
 
     def run() -> None:
         try:
-            importlib.import_module(module)
+            loaded = importlib.import_module(module)
+            if call:
+                getattr(loaded, call)()
         except Exception:  # noqa: BLE001, S110 - the import in the main thread raises it properly
             pass
 

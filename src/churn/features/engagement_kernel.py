@@ -1,0 +1,139 @@
+"""The engagement features of one as_of date, computed in one compiled pass over each customer's events.
+
+DuckDB groups the events once per build into one list per customer (see `engagement.build`); each event is
+one 64-bit code: its event-type index in the low `type_bits`, its day (days after the build's first
+window day) in the next `day_bits`, its duration in whole milliseconds above. This pass reads those lists
+for one as_of at a time. Grouping is the only step whose cost depends on the row order of the file, and it
+is done once for all dates; the per-customer work is linear in the events, however many windows, event
+types and dates there are (as SQL, 35 filtered aggregates over every event in every date's window cost
+~4.5 s a date on 1M customers, against ~0.2 s here). The same two steps run on Spark as collect_list and
+mapInArrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+NO_DAY = np.iinfo(np.int32).min  # `before`: the customer has no event before the first window day
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How an event is packed into 64 bits, and what a pass counts."""
+
+    type_bits: int
+    day_bits: int
+    n_types: int  # per-type counts for codes 0..n_types-1; code n_types = any other or no type
+    windows: tuple[int, ...]
+    lookback: int  # days an event stays in some window (>= 90 and every window)
+    weeks: int  # weeks of `weeks_active_share`
+
+    @property
+    def max_duration_ms(self) -> int:
+        """The largest duration (ms) the code holds (2^41 - 1 ms, 70 years, or more)."""
+        return (1 << (63 - self.type_bits - self.day_bits)) - 1
+
+
+def layout(n_types: int, span_days: int, windows: list[int], lookback: int, weeks: int) -> Layout:
+    """The packing for `n_types` event types over `span_days` days."""
+    return Layout(type_bits=n_types.bit_length(), day_bits=max(1, span_days.bit_length()), n_types=n_types,
+                  windows=tuple(int(w) for w in windows), lookback=int(lookback), weeks=int(weeks))
+
+
+def compute(offsets: np.ndarray, codes: np.ndarray, before: np.ndarray, as_of_day: int, lay: Layout,
+            type_names: list[str], with_duration: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(rows kept, {feature: values}) for the as_of whose day index is `as_of_day` (same origin as the codes):
+    one row per customer with any event before as_of. `type_names[i]` names the columns of type code i.
+    Counts are integers, the rest float64 with NaN for unknown."""
+    n = len(offsets) - 1
+    nw = len(lay.windows)
+    counts = np.zeros((n, nw), np.int64)
+    dur_ms = np.zeros((n, nw), np.int64)
+    active = np.zeros((n, nw + 1), np.int64)  # last column: active days in the last 90 (for the typical gap)
+    by_type = np.zeros((n, nw, max(lay.n_types, 1)), np.int64)
+    trend = np.zeros((n, 4), np.int64)  # events in the last 30, the 30 before, the last 90; weeks active
+    last = np.full(n, -1, np.int64)  # whole days since the last active day; -1 = none
+    # One dtype per argument, so one compiled (and cached) version serves Arrow's int32 and int64 offsets.
+    offsets, codes, before = (np.asarray(a, np.int64) for a in (offsets, codes, before))
+    _pass(offsets, codes, before, np.int64(as_of_day), np.asarray(lay.windows, np.int64), lay.type_bits,
+          lay.day_bits, lay.n_types, lay.lookback, lay.weeks, counts, dur_ms, active, by_type, trend, last)
+    keep = last >= 0
+    cols: dict[str, np.ndarray] = {}
+    for k, w in enumerate(lay.windows):
+        cols[f"events_{w}d"] = counts[keep, k]
+        cols[f"active_days_{w}d"] = active[keep, k]
+        if with_duration:
+            cols[f"duration_hours_{w}d"] = dur_ms[keep, k] / 3_600_000.0
+        for t, name in enumerate(type_names):
+            cols[f"events_{name}_{w}d"] = by_type[keep, k, t]
+    e30, prev30, e90, weeks = (trend[keep, i].astype(np.float64) for i in range(4))
+    active90 = active[keep, nw].astype(np.float64)
+    cols["days_since_last_event"] = last[keep].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["event_gap_typical_days"] = np.where(active90 > 0, 90.0 / active90, np.nan)
+        cols["events_30d_vs_90d"] = np.where(e90 > 0, e30 * 3 / e90, np.nan)
+    cols["events_trend_30d"] = (e30 + 1) / (prev30 + 1) - 1
+    cols["weeks_active_share"] = weeks / lay.weeks
+    return keep, cols
+
+
+def warm_up() -> None:
+    """Load the compiled pass (from numba's cache, or compile it once): ~0.6 s, run in the background while
+    DuckDB groups the events."""
+    compute(np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 1, layout(1, 1, [7], 90, 1),
+            ["x"], True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_types, lookback, weeks,
+          counts, dur_ms, active, by_type, trend, last):  # pragma: no cover - compiled; tested through compute
+    """Accumulate every customer's events before as_of into the output arrays."""
+    type_mask = (np.int64(1) << type_bits) - 1
+    day_mask = (np.int64(1) << day_bits) - 1
+    nw = windows.shape[0]
+    # Which customer last marked a day / week: distinct days and weeks without clearing per customer.
+    day_seen = np.full(max(lookback, 90), -1, np.int64)
+    week_seen = np.full(max(weeks, 1), -1, np.int64)
+    for i in range(offsets.shape[0] - 1):
+        first = np.int64(-1)  # d of the latest event before as_of (0 = the last day before it)
+        for k in range(offsets[i], offsets[i + 1]):
+            code = codes[k]
+            d = as_of_day - 1 - ((code >> type_bits) & day_mask)
+            if d < 0:
+                continue  # on or after as_of: not yet happened
+            if first < 0 or d < first:
+                first = d
+            if d >= lookback:
+                continue
+            t = code & type_mask
+            ms = code >> (type_bits + day_bits)
+            new_day = day_seen[d] != i
+            day_seen[d] = i
+            for w in range(nw):
+                if d < windows[w]:
+                    counts[i, w] += 1
+                    dur_ms[i, w] += ms
+                    if t < n_types:
+                        by_type[i, w, t] += 1
+                    if new_day:
+                        active[i, w] += 1
+            if d < 90:
+                trend[i, 2] += 1
+                if new_day:
+                    active[i, nw] += 1
+                if d < 30:
+                    trend[i, 0] += 1
+                elif d < 60:
+                    trend[i, 1] += 1
+            if d < weeks * 7:
+                wk = d // 7
+                if week_seen[wk] != i:
+                    week_seen[wk] = i
+                    trend[i, 3] += 1
+        if first >= 0:
+            last[i] = first + 1  # days from the start of that day to as_of
+        elif before[i] != -2147483648:
+            last[i] = as_of_day - before[i]
