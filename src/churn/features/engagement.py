@@ -109,10 +109,10 @@ def build(ctx: Ctx) -> list[str]:
     def relation(as_of: str) -> str:
         """Run the pass for this as_of and register its rows as an Arrow table (one date's at a time)."""
         when = dates[as_of]
-        keep, cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
+        cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
                                                [ident(t) for t in types], has_dur)
         # from_pandas: NaN (unknown) becomes NULL.
-        table = pa.table({"customer_id": ids.filter(pa.array(keep)),
+        table = pa.table({"customer_id": ids,
                           **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
         name = f"f_engagement_{when:%Y%m%d}"
         # The previous date's rows go: a query still naming them fails loudly rather than reading stale rows.

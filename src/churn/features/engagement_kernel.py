@@ -44,40 +44,41 @@ def layout(n_types: int, span_days: int, windows: list[int], lookback: int, week
 
 
 def compute(offsets: np.ndarray, codes: np.ndarray, before: np.ndarray, as_of_day: int, lay: Layout,
-            type_names: list[str], with_duration: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(rows kept, {feature: values}) for the as_of whose day index is `as_of_day` (same origin as the codes):
-    one row per customer with any event before as_of. `type_names[i]` names the columns of type code i.
-    Counts are integers, the rest float64 with NaN for unknown."""
+            type_names: list[str], with_duration: bool) -> dict[str, np.ndarray]:
+    """{feature: values} for the as_of whose day index is `as_of_day` (same origin as the codes), one value
+    per customer (list row): counts as integers, the rest float64 with NaN for unknown. `type_names[i]`
+    names the columns of type code i. A customer with no event before as_of gets what the features say of
+    no activity (zero counts, unknown recency), so no row needs dropping or copying."""
     n = len(offsets) - 1
     nw = len(lay.windows)
-    counts = np.zeros((n, nw), np.int64)
-    dur_ms = np.zeros((n, nw), np.int64)
-    active = np.zeros((n, nw + 1), np.int64)  # last column: active days in the last 90 (for the typical gap)
-    by_type = np.zeros((n, nw, max(lay.n_types, 1)), np.int64)
-    trend = np.zeros((n, 4), np.int64)  # events in the last 30, the 30 before, the last 90; weeks active
-    last = np.full(n, -1, np.int64)  # whole days since the last active day; -1 = none
+    # Feature-major, so each column is one contiguous array that Arrow takes without a copy.
+    counts = np.zeros((nw, n), np.int64)
+    dur_ms = np.zeros((nw, n), np.int64)
+    active = np.zeros((nw + 1, n), np.int64)  # last row: active days in the last 90 (for the typical gap)
+    by_type = np.zeros((nw, max(lay.n_types, 1), n), np.int64)
+    trend = np.zeros((4, n), np.int64)  # events in the last 30, the 30 before, the last 90; weeks active
+    last = np.full(n, np.nan)  # days from the start of the last active day to as_of
     # One dtype per argument, so one compiled (and cached) version serves Arrow's int32 and int64 offsets.
     offsets, codes, before = (np.asarray(a, np.int64) for a in (offsets, codes, before))
     _pass(offsets, codes, before, np.int64(as_of_day), np.asarray(lay.windows, np.int64), lay.type_bits,
           lay.day_bits, lay.n_types, lay.lookback, lay.weeks, counts, dur_ms, active, by_type, trend, last)
-    keep = last >= 0
     cols: dict[str, np.ndarray] = {}
     for k, w in enumerate(lay.windows):
-        cols[f"events_{w}d"] = counts[keep, k]
-        cols[f"active_days_{w}d"] = active[keep, k]
+        cols[f"events_{w}d"] = counts[k]
+        cols[f"active_days_{w}d"] = active[k]
         if with_duration:
-            cols[f"duration_hours_{w}d"] = dur_ms[keep, k] / 3_600_000.0
+            cols[f"duration_hours_{w}d"] = dur_ms[k] / 3_600_000.0
         for t, name in enumerate(type_names):
-            cols[f"events_{name}_{w}d"] = by_type[keep, k, t]
-    e30, prev30, e90, weeks = (trend[keep, i].astype(np.float64) for i in range(4))
-    active90 = active[keep, nw].astype(np.float64)
-    cols["days_since_last_event"] = last[keep].astype(np.float64)
+            cols[f"events_{name}_{w}d"] = by_type[k, t]
+    e30, prev30, e90, weeks = (trend[i].astype(np.float64) for i in range(4))
+    active90 = active[nw].astype(np.float64)
+    cols["days_since_last_event"] = last
     with np.errstate(divide="ignore", invalid="ignore"):
         cols["event_gap_typical_days"] = np.where(active90 > 0, 90.0 / active90, np.nan)
         cols["events_30d_vs_90d"] = np.where(e90 > 0, e30 * 3 / e90, np.nan)
     cols["events_trend_30d"] = (e30 + 1) / (prev30 + 1) - 1
     cols["weeks_active_share"] = weeks / lay.weeks
-    return keep, cols
+    return cols
 
 
 def warm_up() -> None:
@@ -114,25 +115,25 @@ def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_typ
             day_seen[d] = i
             for w in range(nw):
                 if d < windows[w]:
-                    counts[i, w] += 1
-                    dur_ms[i, w] += ms
+                    counts[w, i] += 1
+                    dur_ms[w, i] += ms
                     if t < n_types:
-                        by_type[i, w, t] += 1
+                        by_type[w, t, i] += 1
                     if new_day:
-                        active[i, w] += 1
+                        active[w, i] += 1
             if d < 90:
-                trend[i, 2] += 1
+                trend[2, i] += 1
                 if new_day:
-                    active[i, nw] += 1
+                    active[nw, i] += 1
                 if d < 30:
-                    trend[i, 0] += 1
+                    trend[0, i] += 1
                 elif d < 60:
-                    trend[i, 1] += 1
+                    trend[1, i] += 1
             if d < weeks * 7:
                 wk = d // 7
                 if week_seen[wk] != i:
                     week_seen[wk] = i
-                    trend[i, 3] += 1
+                    trend[3, i] += 1
         if first >= 0:
             last[i] = first + 1  # days from the start of that day to as_of
         elif before[i] != -2147483648:
