@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,24 @@ class FeatureSet:
             if p.suffix.lower() == ".parquet":
                 import pyarrow.parquet as pq
 
-                writer = None
-                try:
-                    for d in self.as_of:
-                        reader = con.execute(self._date_sql(cols, d)).to_arrow_reader(122_880)
-                        writer = writer or pq.ParquetWriter(tmp, reader.schema)
-                        for batch in reader:
-                            writer.write_batch(batch)
-                finally:
-                    if writer is not None:
-                        writer.close()
+                # Each date's rows are encoded in a worker thread while DuckDB computes the next date (the
+                # encoder is single-threaded and releases the GIL; DuckDB leaves part of the second core idle).
+                # At most one date waits to be written, so memory holds two dates' rows at most.
+                writer, pending = None, None
+                with ThreadPoolExecutor(1, thread_name_prefix="parquet") as pool:
+                    try:
+                        for d in self.as_of:
+                            rows = con.execute(self._date_sql(cols, d)).to_arrow_table()
+                            if pending is not None:
+                                pending.result()
+                            writer = writer or pq.ParquetWriter(tmp, rows.schema)
+                            pending = pool.submit(writer.write_table, rows, 122_880)
+                        pending.result()
+                    finally:
+                        if pending is not None:
+                            pending.exception()  # wait: never close the file under a running write
+                        if writer is not None:
+                            writer.close()
                 return p
             parts = Path(tempfile.mkdtemp(prefix=f".{p.name}.parts-", dir=p.parent))
             try:
