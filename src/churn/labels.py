@@ -56,21 +56,19 @@ def create_spine(ds: DataSource, config: Config, kind: LabelKind) -> None:
     con = ds.con
     cancel = "(c.cancel_date IS NULL OR c.cancel_date >= a.as_of)" if ds.has_column("customers", "cancel_date") \
         or ds.derived_customers else "TRUE"
-    # Stored in (as_of, customer_id) order (each date's rows are then contiguous for its query), sorted
-    # by the statement that creates the final table: a separate sort rewrote the whole table once more.
-    order = " ORDER BY a.as_of, c.customer_id"
+    # Not sorted: every reader filters or joins it, and each output sorts its own rows (sorting 3.9M
+    # (customer, as_of) rows cost ~1 s at six dates and saved nothing later).
     inactivity = kind == "inactivity"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE spine AS SELECT c.customer_id, a.as_of FROM customers c CROSS JOIN asof_dates a "
-        f"WHERE c.customer_id IS NOT NULL AND c.signup_date < a.as_of AND {cancel}" + ("" if inactivity else order)
+        f"WHERE c.customer_id IS NOT NULL AND c.signup_date < a.as_of AND {cancel}"
     )
     if inactivity:
         days = config.label.active_within_days or config.label.horizon_days
         con.execute(
             "CREATE OR REPLACE TEMP TABLE spine AS SELECT s.* FROM spine s SEMI JOIN (SELECT DISTINCT t.customer_id, "
             f"a.as_of FROM ({_activity_sql(ds, config)}) t JOIN asof_dates a ON t.ts < a.as_of "
-            f"AND t.ts >= a.as_of - INTERVAL {int(days)} DAY) r ON r.customer_id = s.customer_id AND r.as_of = s.as_of "
-            "ORDER BY s.as_of, s.customer_id"
+            f"AND t.ts >= a.as_of - INTERVAL {int(days)} DAY) r ON r.customer_id = s.customer_id AND r.as_of = s.as_of"
         )
 
 
