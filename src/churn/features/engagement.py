@@ -109,18 +109,20 @@ def build(ctx: Ctx) -> list[str]:
     def relation(as_of: str) -> str:
         """Run the pass for this as_of and register its rows as an Arrow table (one date's at a time)."""
         when = dates[as_of]
-        cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
-                                               [ident(t) for t in types], has_dur)
-        # from_pandas: NaN (unknown) becomes NULL.
-        table = pa.table({"customer_id": ids,
-                          **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
         name = f"f_engagement_{when:%Y%m%d}"
+        sql = f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {name}"
+        if registered == [name]:
+            return sql  # asked again for the date just computed (the assembly's probe, then its query)
+        cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
+                                         [ident(t) for t in types], has_dur)
+        # from_pandas: NaN (unknown) becomes NULL.
+        table = pa.table({"customer_id": ids, **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
         # The previous date's rows go: a query still naming them fails loudly rather than reading stale rows.
         while registered:
             con.unregister(registered.pop())
         con.register(name, table)
         registered.append(name)
-        return f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {name}"
+        return sql
 
     for w in cfg.windows:
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}

@@ -88,53 +88,58 @@ def warm_up() -> None:
             ["x"], True)
 
 
-@numba.njit(cache=True, nogil=True)
+_BLOCKS = 64  # customer blocks shared out between threads (each with its own day / week marks)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_types, lookback, weeks,
           counts, dur_ms, active, by_type, trend, last):  # pragma: no cover - compiled; tested through compute
     """Accumulate every customer's events before as_of into the output arrays."""
     type_mask = (np.int64(1) << type_bits) - 1
     day_mask = (np.int64(1) << day_bits) - 1
     nw = windows.shape[0]
-    # Which customer last marked a day / week: distinct days and weeks without clearing per customer.
-    day_seen = np.full(max(lookback, 90), -1, np.int64)
-    week_seen = np.full(max(weeks, 1), -1, np.int64)
-    for i in range(offsets.shape[0] - 1):
-        first = np.int64(-1)  # d of the latest event before as_of (0 = the last day before it)
-        for k in range(offsets[i], offsets[i + 1]):
-            code = codes[k]
-            d = as_of_day - 1 - ((code >> type_bits) & day_mask)
-            if d < 0:
-                continue  # on or after as_of: not yet happened
-            if first < 0 or d < first:
-                first = d
-            if d >= lookback:
-                continue
-            t = code & type_mask
-            ms = code >> (type_bits + day_bits)
-            new_day = day_seen[d] != i
-            day_seen[d] = i
-            for w in range(nw):
-                if d < windows[w]:
-                    counts[w, i] += 1
-                    dur_ms[w, i] += ms
-                    if t < n_types:
-                        by_type[w, t, i] += 1
+    n = offsets.shape[0] - 1
+    for block in numba.prange(_BLOCKS):
+        # Which customer last marked a day / week: distinct days and weeks without clearing per customer.
+        day_seen = np.full(max(lookback, 90), -1, np.int64)
+        week_seen = np.full(max(weeks, 1), -1, np.int64)
+        for i in range(n * block // _BLOCKS, n * (block + 1) // _BLOCKS):
+            first = np.int64(-1)  # d of the latest event before as_of (0 = the last day before it)
+            for k in range(offsets[i], offsets[i + 1]):
+                code = codes[k]
+                d = as_of_day - 1 - ((code >> type_bits) & day_mask)
+                if d < 0:
+                    continue  # on or after as_of: not yet happened
+                if first < 0 or d < first:
+                    first = d
+                if d >= lookback:
+                    continue
+                t = code & type_mask
+                ms = code >> (type_bits + day_bits)
+                new_day = day_seen[d] != i
+                day_seen[d] = i
+                for w in range(nw):
+                    if d < windows[w]:
+                        counts[w, i] += 1
+                        dur_ms[w, i] += ms
+                        if t < n_types:
+                            by_type[w, t, i] += 1
+                        if new_day:
+                            active[w, i] += 1
+                if d < 90:
+                    trend[2, i] += 1
                     if new_day:
-                        active[w, i] += 1
-            if d < 90:
-                trend[2, i] += 1
-                if new_day:
-                    active[nw, i] += 1
-                if d < 30:
-                    trend[0, i] += 1
-                elif d < 60:
-                    trend[1, i] += 1
-            if d < weeks * 7:
-                wk = d // 7
-                if week_seen[wk] != i:
-                    week_seen[wk] = i
-                    trend[3, i] += 1
-        if first >= 0:
-            last[i] = first + 1  # days from the start of that day to as_of
-        elif before[i] != -2147483648:
-            last[i] = as_of_day - before[i]
+                        active[nw, i] += 1
+                    if d < 30:
+                        trend[0, i] += 1
+                    elif d < 60:
+                        trend[1, i] += 1
+                if d < weeks * 7:
+                    wk = d // 7
+                    if week_seen[wk] != i:
+                        week_seen[wk] = i
+                        trend[3, i] += 1
+            if first >= 0:
+                last[i] = first + 1  # days from the start of that day to as_of
+            elif before[i] != -2147483648:
+                last[i] = as_of_day - before[i]
