@@ -47,6 +47,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
@@ -229,11 +230,6 @@ class _NegLogLik:
         # Weight per distinct x (including x = 0) for the x-only terms.
         self.allx, inv = np.unique(x, return_inverse=True)
         self.Wx = np.bincount(inv, weights=w)
-        # Work arrays for the x > 0 rows, allocated once: a fresh temporary per operation page-faulted
-        # its memory on every evaluation (glibc hands blocks this big back to the OS when freed), which
-        # tripled the cost of a fit (41 -> 13 ms an evaluation on 320k rows).
-        self._work = np.empty((7, self.w1.size))
-        self._nonneg = np.empty(self.w1.size, dtype=bool)
 
     def __call__(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = params = np.exp(log_params)
@@ -260,39 +256,65 @@ class _NegLogLik:
             g_alpha -= r * (self.w0 @ (1.0 / (alpha + self.T0)))
 
         # x > 0 rows: log( (alpha+T)^-(r+x) + a/(b+x-1) (alpha+t_x)^-(r+x) ) = B2 + softplus(B3 - B2).
-        # Row-sized arrays are written into the preallocated work arrays (see __init__).
+        # Everything per distinct x, T or t_x is computed here; the per-row part is one compiled loop
+        # (17 -> ~5 ms an evaluation on 300k rows against ~20 vectorised passes with their temporaries).
         if self.w1.size:
-            w1 = self.w1
-            k, dlog, diff, e, one_e, tmp, tmp2 = self._work
             inv_bx1_x = 1.0 / (b + ux - 1.0)
             lt_u = np.log(alpha + self.uT)
             inv_T_u = 1.0 / (alpha + self.uT)
-            np.take(r + ux, xi, out=k)
-            np.take(np.log(alpha + self.utx), self.itx, out=dlog)
-            dlog -= np.take(lt_u, self.iT, out=tmp)  # log(alpha + t_x) - log(alpha + T)
-            np.take(np.log(a) + np.log(inv_bx1_x), xi, out=diff)
-            diff -= np.multiply(k, dlog, out=tmp)  # B3 - B2
-            np.exp(np.negative(np.abs(diff, out=e), out=e), out=e)
-            np.add(e, 1.0, out=one_e)
+            ll_rows, gr_rows, ga_rows, w3_sum, gb_rows = _x_positive_rows(
+                xi, self.itx, self.iT, self.w1, r + ux, np.log(alpha + self.utx), lt_u,
+                np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx), inv_T_u, inv_bx1_x)
             # sum_rows w1 k lt, via per-T aggregates: sum w1 (r + x) lt = r W1_T.lt + WX1_T.lt
-            wk_lt = r * (self.w1_T @ lt_u) + self.wx1_T @ lt_u
-            np.maximum(diff, 0.0, out=tmp)
-            tmp += np.log(one_e, out=tmp2)
-            ll += -wk_lt + w1 @ tmp
-            # w3 = P(dropped out after last purchase | data, params), then weighted: ww3 = w1 * w3.
-            np.copyto(e, 1.0, where=np.greater_equal(diff, 0.0, out=self._nonneg))
-            ww3 = np.multiply(w1, np.divide(e, one_e, out=e), out=e)
-            g_r -= self.w1_T @ lt_u + ww3 @ dlog
-            inv_gap = np.take(1.0 / (alpha + self.utx), self.itx, out=tmp)
-            inv_gap -= np.take(inv_T_u, self.iT, out=tmp2)  # 1/(alpha + t_x) - 1/(alpha + T)
-            g_alpha -= r * (self.w1_T @ inv_T_u) + self.wx1_T @ inv_T_u + np.multiply(ww3, k, out=k) @ inv_gap
-            g_a += ww3.sum() / a
-            g_b -= np.bincount(xi, weights=ww3, minlength=ux.size) @ inv_bx1_x
+            ll += -(r * (self.w1_T @ lt_u) + self.wx1_T @ lt_u) + ll_rows
+            g_r -= self.w1_T @ lt_u + gr_rows
+            g_alpha -= r * (self.w1_T @ inv_T_u) + self.wx1_T @ inv_T_u + ga_rows
+            g_a += w3_sum / a
+            g_b -= gb_rows
 
         pen_params = params * self.pen_scale
         f = -ll / W + self.penalizer * np.sum(pen_params**2)
         grad_log = -np.array([g_r, g_alpha, g_a, g_b]) / W * params + 2.0 * self.penalizer * pen_params**2
         return float(f), grad_log  # gradient with respect to the log-parameters
+
+
+_CHUNKS = 32  # fixed row chunks, summed in order: the same fit whatever the number of threads
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _x_positive_rows(xi, itx, iT, w1, k_x, log_tx, log_T, base_x, inv_tx, inv_T, inv_bx):  # pragma: no cover
+    """Sums over the x > 0 rows of the log-likelihood term and its gradient parts (see `_NegLogLik`).
+
+    Per row: d = B3 - B2 = log(a / (b + x - 1)) - (r + x) (log(alpha + t_x) - log(alpha + T)); the term is
+    max(d, 0) + log(1 + exp(-|d|)), and w3 = P(dropped out after the last purchase) = sigmoid(d).
+    """
+    n = xi.shape[0]
+    parts = np.zeros((_CHUNKS, 5))
+    for c in numba.prange(_CHUNKS):
+        ll = g_r = g_alpha = w3_sum = g_b = 0.0
+        for j in range(n * c // _CHUNKS, n * (c + 1) // _CHUNKS):
+            x, t, T = xi[j], itx[j], iT[j]
+            dlog = log_tx[t] - log_T[T]
+            diff = base_x[x] - k_x[x] * dlog
+            e = np.exp(-abs(diff))
+            ll += w1[j] * (max(diff, 0.0) + np.log(1.0 + e))
+            ww3 = w1[j] * (1.0 if diff >= 0.0 else e) / (1.0 + e)
+            g_r += ww3 * dlog
+            g_alpha += ww3 * k_x[x] * (inv_tx[t] - inv_T[T])
+            w3_sum += ww3
+            g_b += ww3 * inv_bx[x]
+        parts[c, 0], parts[c, 1], parts[c, 2], parts[c, 3], parts[c, 4] = ll, g_r, g_alpha, w3_sum, g_b
+    total = np.zeros(5)
+    for c in range(_CHUNKS):
+        total += parts[c]
+    return total[0], total[1], total[2], total[3], total[4]
+
+
+def warm_up() -> None:
+    """Load the compiled likelihood loop (numba's cache, or compile it once): run in the background while
+    DuckDB works, so the first fit does not wait for it."""
+    idx, one = np.zeros(1, np.intp), np.ones(1)
+    _x_positive_rows(idx, idx, idx, one, one, one, one, one, one, one, one)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def build_features(
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
     if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
-        _import_in_background("churn.features.btyd")
+        _import_in_background("churn.features.btyd", "warm_up")
     if "engagement" in config.features.families and ds.has("events"):
         _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)
@@ -197,7 +197,7 @@ def build_features(
 def _import_in_background(module: str, call: str | None = None) -> None:
     """Start importing `module` (and calling its function `call`) in a daemon thread, to overlap with DuckDB's
     first queries (which release the GIL): BG/NBD's scipy.optimize takes ~0.6 s to import, numba and the
-    compiled engagement pass ~1 s. The real import later waits for it, or reports whatever error it hits."""
+    compiled loops (engagement, BG/NBD likelihood) ~1 s. The real import later waits for it, or reports whatever error it hits."""
 
     def run() -> None:
         try:
