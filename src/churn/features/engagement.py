@@ -86,8 +86,8 @@ def build(ctx: Ctx) -> list[str]:
     day = f"(CAST(timestamp AS DATE) - DATE '{first.isoformat()}')"
     code = "CASE event_type " + " ".join(f"WHEN {_lit(t)} THEN {i}" for i, t in enumerate(types)) \
         + f" ELSE {len(types)} END" if types else "0"
-    # Whole milliseconds, as exact as the DECIMAL sums they replace; a duration beyond the code's 2^41 ms
-    # (70 years) is not a session and is held at that.
+    # Whole milliseconds, as exact as the DECIMAL sums they replace; a duration beyond what the code holds
+    # (`max_duration_ms`, decades) is not a session and is held at that.
     ms = (f"least(coalesce(CAST(CAST(duration_s AS DECIMAL(18, 3)) * 1000 AS BIGINT), 0), {lay.max_duration_ms})"
           if has_dur else "0")
     packed = f"(CAST({ms} AS BIGINT) << {lay.type_bits + lay.day_bits}) | (CAST({day} AS BIGINT) << {lay.type_bits}) | {code}"

@@ -3,11 +3,11 @@
 DuckDB groups the events once per build into one list per customer (see `engagement.build`); each event is
 one 64-bit code: its event-type index in the low `type_bits`, its day (days after the build's first
 window day) in the next `day_bits`, its duration in whole milliseconds above. This pass reads those lists
-for one as_of at a time. Grouping is the only step whose cost depends on the row order of the file, and it
-is done once for all dates; the per-customer work is linear in the events, however many windows, event
-types and dates there are (as SQL, 35 filtered aggregates over every event in every date's window cost
-~4.5 s a date on 1M customers, against ~0.2 s here). The same two steps run on Spark as collect_list and
-mapInArrow.
+for one as_of at a time, one customer after another, so every counter of a customer is touched while it
+is in cache whatever order the file had. As SQL, the same features were 35 filtered aggregates over every
+event of each date's window: ~4.5 s a date on 1M customers and 10M events, against one grouping for all
+dates (~3-4 s) and ~0.5 s a date here. On Spark the same two steps would be collect_list and mapInArrow
+over this function.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class Layout:
 
     @property
     def max_duration_ms(self) -> int:
-        """The largest duration (ms) the code holds (2^41 - 1 ms, 70 years, or more)."""
+        """The largest duration (ms) the code holds: 2^50 - 1 with the defaults, never below 2^40 (35 years)
+        for up to 127 event types over 170 years."""
         return (1 << (63 - self.type_bits - self.day_bits)) - 1
 
 

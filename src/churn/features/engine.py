@@ -1,9 +1,10 @@
 """Build the point-in-time feature table (and the labelled training frame) for a set of as_of dates.
 
-The flow, in one place: as_of dates -> snapshot spine -> each family's relations (all-history tables
-bucketed once; per-date SQL templates) -> one query per as_of date joining them onto that date's spine,
-keyed by (customer_id, as_of), streamed into the output file or pandas. Everything heavy runs in DuckDB;
-only BG/NBD (a 4-parameter fit per as_of on the distinct purchase histories) runs in Python.
+The flow, in one place: as_of dates -> snapshot spine -> each family's relations (tables built once for
+all dates; per-date SQL templates) -> one query per as_of date joining them onto that date's spine, keyed
+by (customer_id, as_of), streamed into the output file or pandas. Everything heavy runs in DuckDB except
+two compiled (numba) loops: the engagement pass over each customer's grouped events, and the BG/NBD
+likelihood (a 4-parameter fit per as_of on the distinct purchase histories).
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ def build_features(
 def _import_in_background(module: str, call: str | None = None) -> None:
     """Start importing `module` (and calling its function `call`) in a daemon thread, to overlap with DuckDB's
     first queries (which release the GIL): BG/NBD's scipy.optimize takes ~0.6 s to import, numba and the
-    compiled loops (engagement, BG/NBD likelihood) ~1 s. The real import later waits for it, or reports whatever error it hits."""
+    compiled loops (engagement pass, BG/NBD likelihood) ~1 s. The real import later waits for it, or
+    reports whatever error it hits."""
 
     def run() -> None:
         try:
