@@ -257,7 +257,7 @@ class _NegLogLik:
 
         # x > 0 rows: log( (alpha+T)^-(r+x) + a/(b+x-1) (alpha+t_x)^-(r+x) ) = B2 + softplus(B3 - B2).
         # Everything per distinct x, T or t_x is computed here; the per-row part is one compiled loop
-        # (17 -> ~5 ms an evaluation on 300k rows against ~20 vectorised passes with their temporaries).
+        # (17 -> ~6 ms an evaluation on 300k rows against ~20 vectorised passes with their temporaries).
         if self.w1.size:
             inv_bx1_x = 1.0 / (b + ux - 1.0)
             lt_u = np.log(alpha + self.uT)
@@ -266,8 +266,9 @@ class _NegLogLik:
                 xi, self.itx, self.iT, self.w1, r + ux, np.log(alpha + self.utx), lt_u,
                 np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx), inv_T_u, inv_bx1_x)
             # sum_rows w1 k lt, via per-T aggregates: sum w1 (r + x) lt = r W1_T.lt + WX1_T.lt
-            ll += -(r * (self.w1_T @ lt_u) + self.wx1_T @ lt_u) + ll_rows
-            g_r -= self.w1_T @ lt_u + gr_rows
+            w1_lt = self.w1_T @ lt_u
+            ll += -(r * w1_lt + self.wx1_T @ lt_u) + ll_rows
+            g_r -= w1_lt + gr_rows
             g_alpha -= r * (self.w1_T @ inv_T_u) + self.wx1_T @ inv_T_u + ga_rows
             g_a += w3_sum / a
             g_b -= gb_rows

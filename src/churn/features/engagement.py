@@ -83,7 +83,8 @@ def build(ctx: Ctx) -> list[str]:
     first = (min(ctx.dates) - pd.Timedelta(days=lookback)).date()
     end = max(ctx.dates)
     lay = engagement_kernel.layout(len(types), (end.date() - first).days, cfg.windows, lookback, cfg.weeks_active)
-    day = f"(CAST(timestamp AS DATE) - DATE '{first.isoformat()}')"
+    first_day = f"DATE '{first.isoformat()}'"
+    day = f"(CAST(timestamp AS DATE) - {first_day})"
     code = "CASE event_type " + " ".join(f"WHEN {_lit(t)} THEN {i}" for i, t in enumerate(types)) \
         + f" ELSE {len(types)} END" if types else "0"
     # Whole milliseconds, as exact as the DECIMAL sums they replace; a duration beyond what the code holds
@@ -96,32 +97,34 @@ def build(ctx: Ctx) -> list[str]:
     lists = ctx.ds.con.execute(
         f"SELECT customer_id, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
         f"FILTER (WHERE timestamp >= {ts_lit(first)}), []) AS ev, coalesce(CAST(CAST(max(timestamp) "
-        f"FILTER (WHERE timestamp < {ts_lit(first)}) AS DATE) - DATE '{first.isoformat()}' AS INTEGER), "
+        f"FILTER (WHERE timestamp < {ts_lit(first)}) AS DATE) - {first_day} AS INTEGER), "
         f"{engagement_kernel.NO_DAY}) AS before FROM events WHERE timestamp < {ts_lit(end)} GROUP BY customer_id"
     ).to_arrow_table()
     ev = lists.column("ev").combine_chunks()
     offsets, codes = ev.offsets.to_numpy(), ev.values.to_numpy()
     before = lists.column("before").to_numpy()
     ids = lists.column("customer_id")
-    con, registered = ctx.ds.con, []
+    con = ctx.ds.con
     dates = {ts_lit(d): d for d in ctx.dates}
+    current: str | None = None  # the date's relation now registered
 
     def relation(as_of: str) -> str:
         """Run the pass for this as_of and register its rows as an Arrow table (one date's at a time)."""
         when = dates[as_of]
         name = f"f_engagement_{when:%Y%m%d}"
         sql = f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {name}"
-        if registered == [name]:
+        nonlocal current
+        if current == name:
             return sql  # asked again for the date just computed (the assembly's probe, then its query)
         cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
                                          [ident(t) for t in types], has_dur)
         # from_pandas: NaN (unknown) becomes NULL.
         table = pa.table({"customer_id": ids, **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
         # The previous date's rows go: a query still naming them fails loudly rather than reading stale rows.
-        while registered:
-            con.unregister(registered.pop())
+        if current is not None:
+            con.unregister(current)
         con.register(name, table)
-        registered.append(name)
+        current = name
         return sql
 
     for w in cfg.windows:

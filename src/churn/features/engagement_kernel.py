@@ -142,5 +142,5 @@ def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_typ
                         trend[3, i] += 1
             if first >= 0:
                 last[i] = first + 1  # days from the start of that day to as_of
-            elif before[i] != -2147483648:
+            elif before[i] != NO_DAY:
                 last[i] = as_of_day - before[i]
