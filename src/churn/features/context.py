@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from churn.config import Config
@@ -35,6 +37,33 @@ class Ctx:
     # Per-date relations: name -> SQL for one as_of literal, instantiated inside each date's final query.
     templates: dict[str, Callable[[str], str]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)  # things the user should know (e.g. a model not fitted)
+    # Per-date columns of compiled passes: (each spine row's position in the family's ids, the columns).
+    compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp], dict[str, np.ndarray]]]] = field(default_factory=list)
+    _spine: tuple[np.ndarray, Any] | None = None
+
+    def spine(self) -> tuple[np.ndarray, Any]:
+        """The spine's rows in table (rowid) order, read once: (as_of in epoch microseconds, customer ids as
+        an Arrow array)."""
+        if self._spine is None:
+            t = self.ds.con.execute("SELECT rowid, epoch_us(as_of) AS t, customer_id FROM spine").to_arrow_table()
+            order = np.argsort(t.column("rowid").to_numpy(), kind="stable")  # a scan is in rowid order already
+            self._spine = (t.column("t").to_numpy()[order], t.column("customer_id").take(order).combine_chunks())
+        return self._spine
+
+    def spine_rows(self, ids: Any) -> np.ndarray:
+        """For each spine row (in `spine()` order), its customer's position in `ids`, -1 if absent."""
+        import pyarrow as pa
+
+        con = self.ds.con
+        self.spine()
+        con.register("_ids", pa.table({"customer_id": ids, "_pos": np.arange(len(ids), dtype=np.int64)}))
+        try:
+            got = con.execute("SELECT s.rowid AS r, i._pos FROM spine s JOIN _ids i USING (customer_id)").fetchnumpy()
+        finally:
+            con.unregister("_ids")
+        rows = np.full(len(self._spine[0]), -1, np.int64)
+        rows[got["r"]] = got["_pos"]
+        return rows
 
     def create(self, name: str, select: str, kind: str | None = None) -> None:
         """Create temp relation `name` as `select`: by default a view when one as_of date is built, a table
@@ -110,3 +139,63 @@ def per_date(ctx: Ctx, name: str, select: Callable[[str], str]) -> None:
     which is why the biggest table (events) is grouped once per customer instead (see `engagement`).
     """
     ctx.templates[name] = select
+
+
+
+def per_date_columns(ctx: Ctx, rows: np.ndarray, columns: Callable[[pd.Timestamp], dict[str, np.ndarray]]) -> None:
+    """Declare per-date columns computed outside SQL (a compiled pass): `columns(as_of)` gives that date's
+    values, one per customer of the family's own list, and `rows` (`Ctx.spine_rows`) places the spine's
+    customers in that list.
+
+    They reach the date's query without a join: each spine row takes its customer's values by position
+    (`compiled_relation`), and a customer missing from the list gets NULL (0 for a count, via `zero_fill`).
+    """
+    ctx.compiled.append((rows, columns))
+
+
+def compiled_relation(ctx: Ctx) -> Callable[[str], str] | None:
+    """The per-date relation of that date's spine rows with every `per_date_columns` family's values (None
+    without such a family): one Arrow table, registered for one date at a time (each replaces the previous
+    date's, so a query still naming an earlier date fails loudly rather than reading stale rows)."""
+    if not ctx.compiled:
+        return None
+    import pyarrow as pa
+
+    con = ctx.ds.con
+    spine_us, spine_ids = ctx.spine()
+    dates = {ts_lit(d): d for d in ctx.dates}
+    current: str | None = None  # the date's table now registered
+
+    def relation(as_of: str) -> str:
+        nonlocal current
+        when = dates[as_of]
+        table = f"f_compiled_{when:%Y%m%d}"
+        sql = f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {table}"
+        if current == table:
+            return sql  # asked again for the date just computed (the assembly's probe, then its query)
+        at = np.flatnonzero(spine_us == epoch_us(when))
+        cols: dict[str, Any] = {"customer_id": spine_ids.take(at)}
+        for rows, columns in ctx.compiled:
+            mine = rows[at]
+            # from_pandas: NaN (unknown, or a customer the family has no row for) becomes NULL.
+            cols |= {k: pa.array(_take(v, mine), from_pandas=True) for k, v in columns(when).items()}
+        if current is not None:
+            con.unregister(current)
+        con.register(table, pa.table(cols))
+        current = table
+        return sql
+
+    return relation
+
+
+def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows] as float64, NaN where rows is -1."""
+    out = np.full(len(rows), np.nan)
+    have = rows >= 0
+    out[have] = values[rows[have]]
+    return out
+
+
+def epoch_us(when: pd.Timestamp) -> int:
+    """Microseconds since 1970-01-01 of a naive timestamp (DuckDB's epoch_us)."""
+    return int((pd.Timestamp(when) - pd.Timestamp("1970-01-01")) // pd.Timedelta(microseconds=1))

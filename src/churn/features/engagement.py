@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
-from churn.features.context import Ctx, ident, per_date, ts_lit
+from churn.features.context import Ctx, ident, per_date_columns, ts_lit
 from churn.features.registry import Feature
 from churn.sources import _lit
 
@@ -67,10 +68,8 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Group the events once per customer (DuckDB), declare the per-date relation that runs the compiled
-    pass over them (`engagement_kernel`); return its name."""
-    import pyarrow as pa
-
+    """Group the events once per customer (DuckDB) and declare the per-date columns of the compiled pass
+    over them (`engagement_kernel`); no relation of its own to return."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import engagement_kernel
 
@@ -103,29 +102,11 @@ def build(ctx: Ctx) -> list[str]:
     ev = lists.column("ev").combine_chunks()
     offsets, codes = ev.offsets.to_numpy(), ev.values.to_numpy()
     before = lists.column("before").to_numpy()
-    ids = lists.column("customer_id")
-    con = ctx.ds.con
-    dates = {ts_lit(d): d for d in ctx.dates}
-    current: str | None = None  # the date's relation now registered
 
-    def relation(as_of: str) -> str:
-        """Run the pass for this as_of and register its rows as an Arrow table (one date's at a time)."""
-        when = dates[as_of]
-        name = f"f_engagement_{when:%Y%m%d}"
-        sql = f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {name}"
-        nonlocal current
-        if current == name:
-            return sql  # asked again for the date just computed (the assembly's probe, then its query)
-        cols = engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
+    def columns(when: pd.Timestamp) -> dict[str, np.ndarray]:
+        """One date's columns from the pass."""
+        return engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
                                          [ident(t) for t in types], has_dur)
-        # from_pandas: NaN (unknown) becomes NULL.
-        table = pa.table({"customer_id": ids, **{k: pa.array(v, from_pandas=True) for k, v in cols.items()}})
-        # The previous date's rows go: a query still naming them fails loudly rather than reading stale rows.
-        if current is not None:
-            con.unregister(current)
-        con.register(name, table)
-        current = name
-        return sql
 
     for w in cfg.windows:
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
@@ -133,5 +114,5 @@ def build(ctx: Ctx) -> list[str]:
             ctx.zero_fill.add(f"duration_hours_{w}d")
         ctx.zero_fill |= {f"events_{ident(t)}_{w}d" for t in types}
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
-    per_date(ctx, "f_engagement", relation)
-    return ["f_engagement"]
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
+    return []

@@ -24,7 +24,7 @@ import pandas as pd
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
-from churn.features.context import Ctx, ts_lit
+from churn.features.context import Ctx, compiled_relation, ts_lit
 from churn.features.registry import Feature, Registry
 from churn.io import atomic_path, ensure_writable
 from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
@@ -165,8 +165,10 @@ def build_features(
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
-    if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
-        _import_in_background("churn.features.btyd", "warm_up")
+    if "purchases" in config.features.families and ds.has("orders"):
+        _import_in_background("churn.features.purchases_kernel", "warm_up")
+        if config.features.purchases.btyd:
+            _import_in_background("churn.features.btyd", "warm_up")
     if "engagement" in config.features.families and ds.has("events"):
         _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)
@@ -188,7 +190,7 @@ def build_features(
         for feat in module.declare(ctx):
             registry.add(feat)
         built += module.build(ctx)
-    if not built:
+    if not built and not ctx.compiled:
         raise ChurnError("no feature family could be built from this data")
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
@@ -217,9 +219,15 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
     default to 0, other facts stay unknown (NULL).
 
     Per-date relations come in as CTEs (under a `spine` holding only that date), stored relations that
-    cover every date are filtered to it first, so nothing is computed for other dates.
+    cover every date are filtered to it first, so nothing is computed for other dates. The compiled
+    families' columns are already that date's spine rows (`compiled_relation`), so they are the base the
+    others join onto.
     """
     templates = dict(ctx.templates)
+    compiled = compiled_relation(ctx)
+    if compiled is not None:
+        templates["f_compiled"] = compiled
+    base = "f_compiled" if compiled is not None else "spine"
 
     def with_clause(as_of: str) -> str:
         """That date's spine and per-date relations, as CTEs."""
@@ -229,10 +237,10 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
 
     have: dict[str, str] = {}
     probe = with_clause(ts_lit(ctx.dates[0]))
-    for table in built:
+    for table in [*([base] if compiled is not None else []), *built]:
         for col in (d[0] for d in ctx.ds.con.execute(f"{probe} SELECT * FROM {table} LIMIT 0").description):
             if col not in KEYS:
-                have.setdefault(col, table)
+                have.setdefault(col, "s" if table == base else table)
     sel = []
     for feat in registry:
         if feat.name not in have:
@@ -247,7 +255,7 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
             f"LEFT JOIN {t} USING (customer_id, as_of)" if t in templates
             else f"LEFT JOIN (SELECT * FROM {t} WHERE as_of = {as_of}) {t} USING (customer_id, as_of)"
             for t in built)
-        return f"{with_clause(as_of)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s {joins}"
+        return f"{with_clause(as_of)} SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM {base} s {joins}"
 
     return date_select
 
