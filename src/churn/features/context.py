@@ -38,7 +38,8 @@ class Ctx:
     templates: dict[str, Callable[[str], str]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)  # things the user should know (e.g. a model not fitted)
     # Per-date columns of compiled passes: (each spine row's position in the family's ids, the columns).
-    compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp], dict[str, np.ndarray]]]] = field(default_factory=list)
+    compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, np.ndarray]]]] = field(
+        default_factory=list)
     _spine: tuple[np.ndarray, Any] | None = None
 
     def spine(self) -> tuple[np.ndarray, Any]:
@@ -142,13 +143,15 @@ def per_date(ctx: Ctx, name: str, select: Callable[[str], str]) -> None:
 
 
 
-def per_date_columns(ctx: Ctx, rows: np.ndarray, columns: Callable[[pd.Timestamp], dict[str, np.ndarray]]) -> None:
-    """Declare per-date columns computed outside SQL (a compiled pass): `columns(as_of)` gives that date's
-    values, one per customer of the family's own list, and `rows` (`Ctx.spine_rows`) places the spine's
-    customers in that list.
+def per_date_columns(ctx: Ctx, rows: np.ndarray,
+                     columns: Callable[[pd.Timestamp, np.ndarray], dict[str, np.ndarray]]) -> None:
+    """Declare per-date columns computed outside SQL (a compiled pass) over the family's own list of
+    customers: `rows` (`Ctx.spine_rows`) places each spine row's customer in that list, and
+    `columns(as_of, list rows)` gives that date's values for those rows (-1: a customer not in the list,
+    who gets what the features say of no activity).
 
-    They reach the date's query without a join: each spine row takes its customer's values by position
-    (`compiled_relation`), and a customer missing from the list gets NULL (0 for a count, via `zero_fill`).
+    They reach the date's query without a join: the pass writes them in the date's spine order
+    (`compiled_relation`).
     """
     ctx.compiled.append((rows, columns))
 
@@ -176,9 +179,8 @@ def compiled_relation(ctx: Ctx) -> Callable[[str], str] | None:
         at = np.flatnonzero(spine_us == epoch_us(when))
         cols: dict[str, Any] = {"customer_id": spine_ids.take(at)}
         for rows, columns in ctx.compiled:
-            mine = rows[at]
-            # from_pandas: NaN (unknown, or a customer the family has no row for) becomes NULL.
-            cols |= {k: pa.array(_take(v, mine), from_pandas=True) for k, v in columns(when).items()}
+            # from_pandas: NaN (unknown) becomes NULL.
+            cols |= {k: pa.array(v, from_pandas=True) for k, v in columns(when, rows[at]).items()}
         if current is not None:
             con.unregister(current)
         con.register(table, pa.table(cols))
@@ -186,14 +188,6 @@ def compiled_relation(ctx: Ctx) -> Callable[[str], str] | None:
         return sql
 
     return relation
-
-
-def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """values[rows] as float64, NaN where rows is -1."""
-    out = np.full(len(rows), np.nan)
-    have = rows >= 0
-    out[have] = values[rows[have]]
-    return out
 
 
 def epoch_us(when: pd.Timestamp) -> int:

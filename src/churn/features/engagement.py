@@ -103,10 +103,10 @@ def build(ctx: Ctx) -> list[str]:
     offsets, codes = ev.offsets.to_numpy(), ev.values.to_numpy()
     before = lists.column("before").to_numpy()
 
-    def columns(when: pd.Timestamp) -> dict[str, np.ndarray]:
-        """One date's columns from the pass."""
+    def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """One date's columns from the pass, for these list rows."""
         return engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
-                                         [ident(t) for t in types], has_dur)
+                                         [ident(t) for t in types], has_dur, rows)
 
     for w in cfg.windows:
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}

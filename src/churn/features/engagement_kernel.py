@@ -45,12 +45,12 @@ def layout(n_types: int, span_days: int, windows: list[int], lookback: int, week
 
 
 def compute(offsets: np.ndarray, codes: np.ndarray, before: np.ndarray, as_of_day: int, lay: Layout,
-            type_names: list[str], with_duration: bool) -> dict[str, np.ndarray]:
+            type_names: list[str], with_duration: bool, rows: np.ndarray) -> dict[str, np.ndarray]:
     """{feature: values} for the as_of whose day index is `as_of_day` (same origin as the codes), one value
-    per customer (list row): counts as integers, the rest float64 with NaN for unknown. `type_names[i]`
-    names the columns of type code i. A customer with no event before as_of gets what the features say of
-    no activity (zero counts, unknown recency), so no row needs dropping or copying."""
-    n = len(offsets) - 1
+    per entry of `rows` (list rows; -1 = a customer without a list): counts as integers, the rest float64
+    with NaN for unknown. `type_names[i]` names the columns of type code i. A customer with no event
+    before as_of gets what the features say of no activity (zero counts, unknown recency)."""
+    n = len(rows)
     nw = len(lay.windows)
     # Feature-major, so each column is one contiguous array that Arrow takes without a copy.
     counts = np.zeros((nw, n), np.int64)
@@ -60,8 +60,8 @@ def compute(offsets: np.ndarray, codes: np.ndarray, before: np.ndarray, as_of_da
     trend = np.zeros((4, n), np.int64)  # events in the last 30, the 30 before, the last 90; weeks active
     last = np.full(n, np.nan)  # days from the start of the last active day to as_of
     # One dtype per argument, so one compiled (and cached) version serves Arrow's int32 and int64 offsets.
-    offsets, codes, before = (np.asarray(a, np.int64) for a in (offsets, codes, before))
-    _pass(offsets, codes, before, np.int64(as_of_day), np.asarray(lay.windows, np.int64), lay.type_bits,
+    offsets, codes, before, rows = (np.asarray(a, np.int64) for a in (offsets, codes, before, rows))
+    _pass(offsets, codes, before, rows, np.int64(as_of_day), np.asarray(lay.windows, np.int64), lay.type_bits,
           lay.day_bits, lay.n_types, lay.lookback, lay.weeks, counts, dur_ms, active, by_type, trend, last)
     cols: dict[str, np.ndarray] = {}
     for k, w in enumerate(lay.windows):
@@ -86,27 +86,30 @@ def warm_up() -> None:
     """Load the compiled pass (from numba's cache, or compile it once): ~0.6 s, run in the background while
     DuckDB groups the events."""
     compute(np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 1, layout(1, 1, [7], 90, 1),
-            ["x"], True)
+            ["x"], True, np.array([0, -1]))
 
 
 _BLOCKS = 64  # customer blocks shared out between threads (each with its own day / week marks)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_types, lookback, weeks,
+def _pass(offsets, codes, before, rows, as_of_day, windows, type_bits, day_bits, n_types, lookback, weeks,
           counts, dur_ms, active, by_type, trend, last):  # pragma: no cover - compiled; tested through compute
-    """Accumulate every customer's events before as_of into the output arrays."""
+    """Accumulate the events before as_of of each customer of `rows` into its output row."""
     type_mask = (np.int64(1) << type_bits) - 1
     day_mask = (np.int64(1) << day_bits) - 1
     nw = windows.shape[0]
-    n = offsets.shape[0] - 1
+    n = rows.shape[0]
     for block in numba.prange(_BLOCKS):
         # Which customer last marked a day / week: distinct days and weeks without clearing per customer.
         day_seen = np.full(max(lookback, 90), -1, np.int64)
         week_seen = np.full(max(weeks, 1), -1, np.int64)
         for i in range(n * block // _BLOCKS, n * (block + 1) // _BLOCKS):
+            r = rows[i]
+            if r < 0:
+                continue  # no event at all: the zeros and NaN the arrays start with
             first = np.int64(-1)  # d of the latest event before as_of (0 = the last day before it)
-            for k in range(offsets[i], offsets[i + 1]):
+            for k in range(offsets[r], offsets[r + 1]):
                 code = codes[k]
                 d = as_of_day - 1 - ((code >> type_bits) & day_mask)
                 if d < 0:
@@ -142,5 +145,5 @@ def _pass(offsets, codes, before, as_of_day, windows, type_bits, day_bits, n_typ
                         trend[3, i] += 1
             if first >= 0:
                 last[i] = first + 1  # days from the start of that day to as_of
-            elif before[i] != NO_DAY:
-                last[i] = as_of_day - before[i]
+            elif before[r] != NO_DAY:
+                last[i] = as_of_day - before[r]

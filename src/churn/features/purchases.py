@@ -82,20 +82,18 @@ def build(ctx: Ctx) -> list[str]:
     day, amt, dis = pk.sort_by_day(offsets, *(f.to_numpy() for f in fields))
     rows = ctx.spine_rows(lists.column("customer_id"))  # each snapshot row's position in the lists
 
-    def columns(when: pd.Timestamp) -> dict[str, np.ndarray]:
-        """One date's columns from the pass."""
-        return pk.compute(offsets, day, amt, dis, _day_number(when), cfg.windows, has_disc)
+    fits = _btyd_fits(ctx, rows, lambda when, at: pk.histories(offsets, day, _day_number(when), at)) \
+        if cfg.btyd else {}
 
-    fits = _btyd_fits(ctx, rows, lambda when: pk.histories(offsets, day, _day_number(when))) if cfg.btyd else {}
-
-    def with_btyd(when: pd.Timestamp) -> dict[str, np.ndarray]:
-        """The pass's columns, and each buyer's BG/NBD predictions from that date's fit."""
-        cols = columns(when)
+    def columns(when: pd.Timestamp, at: np.ndarray) -> dict[str, np.ndarray]:
+        """One date's columns from the pass for these list rows, and each buyer's BG/NBD predictions from
+        that date's fit."""
+        cols = pk.compute(offsets, day, amt, dis, _day_number(when), cfg.windows, has_disc, at)
         if cfg.btyd:
             cols["btyd_expected_orders"], cols["btyd_p_no_order"] = _predict(fits.get(when), cols)
         return cols
 
-    per_date_columns(ctx, rows, with_btyd)
+    per_date_columns(ctx, rows, columns)
     ctx.zero_fill |= {f"orders_{w}d" for w in cfg.windows} | {f"spend_{w}d" for w in cfg.windows}
     ctx.zero_fill |= {"spend_trend_90d", "orders_lifetime"}
     return []
@@ -110,8 +108,8 @@ def _day_number(when: pd.Timestamp) -> int:
 _Fit = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 
 
-def _btyd_fits(ctx: Ctx, in_spine: np.ndarray, histories: Callable[[pd.Timestamp], tuple[np.ndarray, ...]]
-               ) -> dict[pd.Timestamp, _Fit]:
+def _btyd_fits(ctx: Ctx, in_spine: np.ndarray,
+               histories: Callable[[pd.Timestamp, np.ndarray], tuple[np.ndarray, ...]]) -> dict[pd.Timestamp, _Fit]:
     """BG/NBD fitted per as_of on the buyers in that snapshot (the spine; purchases before as_of only),
     and predicted once per distinct whole-day history (x, t_x, T), which equal histories share."""
     from churn.features.btyd import BetaGeo
@@ -119,10 +117,9 @@ def _btyd_fits(ctx: Ctx, in_spine: np.ndarray, histories: Callable[[pd.Timestamp
     spine_us = ctx.spine()[0]
     fits: dict[pd.Timestamp, _Fit] = {}
     for when in ctx.dates:
-        cols = dict(zip(("_x", "_t_x", "_T"), histories(when), strict=True))
         rows = in_spine[spine_us == epoch_us(when)]
-        rows = rows[rows >= 0]
-        rows = rows[cols["_x"][rows] >= 0]
+        cols = dict(zip(("_x", "_t_x", "_T"), histories(when, rows[rows >= 0]), strict=True))
+        rows = np.flatnonzero(cols["_x"] >= 0)  # the buyers, as positions in cols
         if len(rows) < 30:
             ctx.notices.append(f"BG/NBD skipped at {when.date()}: fewer than 30 buyers")
             continue

@@ -25,14 +25,14 @@ def sort_by_day(offsets: np.ndarray, day: np.ndarray, *values: np.ndarray) -> tu
 
 
 def compute(offsets: np.ndarray, day: np.ndarray, amount: np.ndarray, discount: np.ndarray, as_of_day: int,
-            windows: list[int], with_discount: bool) -> dict[str, np.ndarray]:
-    """{feature: values} at the as_of whose day number is `as_of_day`, one per customer (list row), from
-    lists sorted by `sort_by_day`: counts as integers, the rest float64 with NaN for unknown. Also the
-    BG/NBD inputs `_x` (repeat order days), `_t_x` (first to last order day), `_T` (first order day to
-    as_of), -1 for a customer without an order before as_of."""
+            windows: list[int], with_discount: bool, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """{feature: values} at the as_of whose day number is `as_of_day`, one per entry of `rows` (list rows
+    of lists sorted by `sort_by_day`; -1 = a customer without orders): counts as integers, the rest
+    float64 with NaN for unknown. Also the BG/NBD inputs `_x` (repeat order days), `_t_x` (first to last
+    order day), `_T` (first order day to as_of), -1 for a customer without an order before as_of."""
     wins = np.asarray(sorted(windows), np.int64)
     big = int(wins[-1])
-    counts, spend, acc = _run(offsets, day, amount, discount, as_of_day, wins)
+    counts, spend, acc = _run(offsets, day, amount, discount, as_of_day, wins, rows)
     cols: dict[str, np.ndarray] = {}
     for k, w in enumerate(wins):
         cols[f"orders_{w}d"] = counts[k]
@@ -59,24 +59,26 @@ def compute(offsets: np.ndarray, day: np.ndarray, amount: np.ndarray, discount: 
     return cols
 
 
-def histories(offsets: np.ndarray, day: np.ndarray, as_of_day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def histories(offsets: np.ndarray, day: np.ndarray, as_of_day: int, rows: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Only the BG/NBD inputs `_x`, `_t_x`, `_T` of `compute` (what a fit needs, without the rest)."""
     zeros = np.zeros(len(day), np.int64)
-    acc = _run(offsets, day, zeros, zeros, as_of_day, np.array([1], np.int64))[2]
+    acc = _run(offsets, day, zeros, zeros, as_of_day, np.array([1], np.int64), rows)[2]
     return acc[4], acc[5], acc[6]
 
 
 def _run(offsets: np.ndarray, day: np.ndarray, amount: np.ndarray, discount: np.ndarray, as_of_day: int,
-         windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pass's sums: (orders per window, spend per window, the other sums) by customer."""
-    n = len(offsets) - 1
+         windows: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pass's sums: (orders per window, spend per window, the other sums), one per entry of `rows`."""
+    n = len(rows)
     counts = np.zeros((len(windows), n), np.int64)
     spend = np.zeros((len(windows), n), np.int64)
     # Rows: orders with an amount in the largest window, discount there, spend in the last 90 days and
     # in the 90 before; then the order-day summary: x, t_x, T, days since the last order day, sum of
     # squared gaps between order days.
     acc = np.zeros((9, n), np.int64)
-    _pass(np.asarray(offsets, np.int64), day, amount, discount, np.int64(as_of_day), windows, acc, counts, spend)
+    _pass(np.asarray(offsets, np.int64), day, amount, discount, np.asarray(rows, np.int64), np.int64(as_of_day),
+          windows, acc, counts, spend)
     return counts, spend, acc
 
 
@@ -85,7 +87,7 @@ def warm_up() -> None:
     offsets = np.array([0, 2], np.int64)
     day, amount, disc = sort_by_day(offsets, np.array([3, 1], np.int64), np.array([1, 2], np.int64),
                                     np.zeros(2, np.int64))
-    compute(offsets, day, amount, disc, 5, [30], True)
+    compute(offsets, day, amount, disc, 5, [30], True, np.array([0, -1]))
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -99,14 +101,16 @@ def _sort_segments(offsets, day, order):  # pragma: no cover - compiled; tested 
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _pass(offsets, day, amount, discount, as_of_day, windows, acc, counts, spend):  # pragma: no cover
-    """Accumulate every customer's orders before as_of (a prefix of its day-sorted list)."""
+def _pass(offsets, day, amount, discount, rows, as_of_day, windows, acc, counts, spend):  # pragma: no cover
+    """Accumulate the orders before as_of (a prefix of the day-sorted list) of each customer of `rows`."""
     nw = windows.shape[0]
     big = windows[nw - 1]
-    for i in numba.prange(offsets.shape[0] - 1):
+    for i in numba.prange(rows.shape[0]):
+        r = rows[i]
         first, prev = np.int64(-1), np.int64(-1)
         n_days, gap2 = np.int64(0), np.int64(0)
-        for k in range(offsets[i], offsets[i + 1]):
+        lo, hi = (offsets[r], offsets[r + 1]) if r >= 0 else (np.int64(0), np.int64(0))  # -1: no orders
+        for k in range(lo, hi):
             dd = day[k]
             if dd >= as_of_day:
                 break  # on or after as_of: not yet happened (and so is every later one)
