@@ -169,6 +169,8 @@ def build_features(
         _import_in_background("churn.features.purchases_kernel", "warm_up")
         if config.features.purchases.btyd:
             _import_in_background("churn.features.btyd", "warm_up")
+    if "support" in config.features.families and ds.has("tickets"):
+        _import_in_background("churn.features.support_kernel", "warm_up")
     if "engagement" in config.features.families and ds.has("events"):
         _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, days_since, in_last, per_date, window
+import numpy as np
+import pandas as pd
+
+from churn.features.context import Ctx, epoch_us, per_date_columns, ts_lit
 from churn.features.registry import Feature
 
 FAMILY = "support"
@@ -57,50 +60,32 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Create temp relation `f_support` (one pass over the tickets opened before each as_of); return its name."""
+    """List each customer's tickets once (DuckDB) and declare the per-date columns of the compiled pass over
+    them (`support_kernel`); no relation of its own to return."""
+    # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
+    from churn.features import support_kernel as sk
+
     windows = ctx.config.features.support.windows
-    big = max(windows)
-    complaint = "coalesce(t.is_complaint, FALSE)" if _has(ctx, "is_complaint") else "FALSE"
+    has_closed, has_complaint, has_rating = (_has(ctx, c) for c in ("closed_at", "is_complaint", "satisfaction"))
+    closed = f"coalesce(epoch_us(closed_at), {sk.NEVER})" if has_closed else str(sk.NEVER)
+    complaint = "CAST(coalesce(is_complaint, FALSE) AS BIGINT)" if has_complaint else "CAST(0 AS BIGINT)"
+    rating = (f"coalesce(CAST(CAST(satisfaction AS DECIMAL(18, 6)) * {sk.RATING_SCALE} AS BIGINT), {sk.NO_RATING})"
+              if has_rating else f"CAST({sk.NO_RATING} AS BIGINT)")
+    # All history, not a window: open tickets and the last contact can be old.
+    lists = ctx.ds.con.execute(
+        f"SELECT customer_id, list({{'o': epoch_us(opened_at), 'c': CAST({closed} AS BIGINT), 'k': {complaint}, "
+        f"'s': {rating}}}) AS t FROM tickets WHERE opened_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
+    ).to_arrow_table()
+    col = lists.column("t").combine_chunks()
+    offsets = col.offsets.to_numpy()
+    opened, closed_us, complaint_flag, rated = (f.to_numpy() for f in col.values.flatten())
 
-    def select(as_of: str) -> str:
-        cols = []
-        for w in windows:
-            cols.append(f"count(*) FILTER (WHERE {in_last(w)}) AS tickets_{w}d")
-            if _has(ctx, "is_complaint"):
-                cols.append(f"count(*) FILTER (WHERE {in_last(w)} AND {complaint}) AS complaints_{w}d")
-        if _has(ctx, "is_complaint"):
-            cols += [f"CAST(count(*) FILTER (WHERE {in_last(90)} AND {complaint}) >= 2 AS INTEGER) AS repeat_complainer",
-                     f"{days_since(f'max(t.opened_at) FILTER (WHERE {complaint})', as_of)} AS days_since_last_complaint"]
-        cols.append(f"{days_since('max(t.opened_at)', as_of)} AS days_since_last_ticket")
-        # A resolution (and the rating given with it) is only known once the ticket closed before as_of;
-        # a ticket closed on/after as_of is still open at as_of.
-        resolved = f"t.closed_at < {as_of}"
-        if _has(ctx, "closed_at"):
-            # Summed in whole microseconds: integer sums do not depend on row order, float sums do.
-            res_us = "(epoch_us(t.closed_at) - epoch_us(t.opened_at))"
-            recent = f"{in_last(big)} AND {resolved}"
-            is_open = f"(t.closed_at IS NULL OR t.closed_at >= {as_of})"
-            cols += [(f"CAST(sum({res_us}) FILTER (WHERE {recent}) AS DOUBLE) / 86400e6 / "
-                      f"nullif(count(*) FILTER (WHERE {recent}), 0) AS resolution_days_mean_{big}d"),
-                     f"CAST(max({res_us}) FILTER (WHERE {recent}) AS DOUBLE) / 86400e6 AS resolution_days_max_{big}d",
-                     f"count(*) FILTER (WHERE {is_open}) AS open_tickets",
-                     f"max({days_since('t.opened_at', as_of)}) FILTER (WHERE {is_open}) AS oldest_open_ticket_days"]
-            if _has(ctx, "is_complaint"):
-                cols.append(f"count(*) FILTER (WHERE {is_open} AND {complaint}) AS open_complaints")
-        if _has(ctx, "satisfaction"):
-            known = resolved if _has(ctx, "closed_at") else "TRUE"
-            rated = "t.closed_at" if _has(ctx, "closed_at") else "t.opened_at"
-            cols += [f"avg(t.satisfaction) FILTER (WHERE {in_last(big)} AND {known}) AS satisfaction_mean_{big}d",
-                     # The last rating known at as_of; ratings known at the same instant are ordered by
-                     # value, never by the file's row order.
-                     (f"arg_max(t.satisfaction, ({rated}, t.satisfaction)) FILTER (WHERE {known} AND "
-                      "t.satisfaction IS NOT NULL) AS satisfaction_last")]
-        # All history, not a window: open tickets and the last contact can be old. Tickets are few
-        # enough that one pass per date costs less than bucketing them (see `cumulative`).
-        return (f"SELECT t.customer_id, {as_of} AS as_of, {', '.join(cols)} "
-                f"FROM {window('tickets', 'opened_at', None, as_of)} t GROUP BY t.customer_id")
+    def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """One date's columns from the pass, for these list rows."""
+        return sk.compute(offsets, opened, closed_us, complaint_flag, rated, epoch_us(when), windows, rows,
+                          has_closed=has_closed, has_complaint=has_complaint, has_rating=has_rating)
 
-    per_date(ctx, "f_support", select)
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
     ctx.zero_fill |= {f"tickets_{w}d" for w in windows} | {f"complaints_{w}d" for w in windows}
     ctx.zero_fill |= {"repeat_complainer", "open_tickets", "open_complaints"}
-    return ["f_support"]
+    return []
