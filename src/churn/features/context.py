@@ -41,30 +41,34 @@ class Ctx:
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, np.ndarray]]]] = field(
         default_factory=list)
     _spine: tuple[np.ndarray, Any] | None = None
+    _customers: tuple[np.ndarray, Any] | None = None  # each spine row's customer code, the distinct customers
 
     def spine(self) -> tuple[np.ndarray, Any]:
-        """The spine's rows in table (rowid) order, read once: (as_of in epoch microseconds, customer ids as
-        an Arrow array)."""
+        """The spine's rows in one fixed order, read once: (as_of in epoch microseconds, customer ids as an
+        Arrow array)."""
         if self._spine is None:
-            t = self.ds.con.execute("SELECT rowid, epoch_us(as_of) AS t, customer_id FROM spine").to_arrow_table()
-            order = np.argsort(t.column("rowid").to_numpy(), kind="stable")  # a scan is in rowid order already
-            self._spine = (t.column("t").to_numpy()[order], t.column("customer_id").take(order).combine_chunks())
+            import pyarrow.compute as pc
+
+            t = self.ds.con.execute("SELECT epoch_us(as_of) AS t, customer_id FROM spine").to_arrow_table()
+            ids = t.column("customer_id").combine_chunks()
+            self._spine = (t.column("t").to_numpy(), ids)
+            codes = pc.dictionary_encode(ids)
+            self._customers = (codes.indices.to_numpy(zero_copy_only=False), codes.dictionary)
         return self._spine
 
     def spine_rows(self, ids: Any) -> np.ndarray:
-        """For each spine row (in `spine()` order), its customer's position in `ids`, -1 if absent."""
-        import pyarrow as pa
+        """For each spine row (in `spine()` order), its customer's position in `ids`, -1 if absent.
 
-        con = self.ds.con
+        A hash lookup of the spine's distinct customers in `ids` (Arrow's index_in), then one gather: a
+        DuckDB join of the spine's rows to `ids` cost ~0.8 s a family at six dates."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         self.spine()
-        con.register("_ids", pa.table({"customer_id": ids, "_pos": np.arange(len(ids), dtype=np.int64)}))
-        try:
-            got = con.execute("SELECT s.rowid AS r, i._pos FROM spine s JOIN _ids i USING (customer_id)").fetchnumpy()
-        finally:
-            con.unregister("_ids")
-        rows = np.full(len(self._spine[0]), -1, np.int64)
-        rows[got["r"]] = got["_pos"]
-        return rows
+        codes, customers = self._customers
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        pos = pc.index_in(customers, value_set=ids.cast(customers.type))
+        return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)[codes]
 
     def create(self, name: str, select: str, kind: str | None = None) -> None:
         """Create temp relation `name` as `select`: by default a view when one as_of date is built, a table

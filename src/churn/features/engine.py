@@ -171,6 +171,8 @@ def build_features(
             _import_in_background("churn.features.btyd", "warm_up")
     if "support" in config.features.families and ds.has("tickets"):
         _import_in_background("churn.features.support_kernel", "warm_up")
+    if "feedback" in config.features.families and ds.has("surveys"):
+        _import_in_background("churn.features.feedback_kernel", "warm_up")
     if "engagement" in config.features.families and ds.has("events"):
         _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)

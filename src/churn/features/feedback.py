@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, days_since, in_last, per_date, window
+import numpy as np
+import pandas as pd
+
+from churn.features.context import Ctx, epoch_us, per_date_columns, ts_lit
 from churn.features.registry import Feature
 
 FAMILY = "feedback"
@@ -38,21 +41,25 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> list[str]:
-    """Create temp relation `f_feedback` (one pass over the answers before each as_of); return its name."""
+    """List each customer's answers once (DuckDB) and declare the per-date columns of the compiled pass over
+    them (`feedback_kernel`); no relation of its own to return."""
+    # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
+    from churn.features import feedback_kernel as fk
+
     detractor, _ = score_scale(ctx)
+    lists = ctx.ds.con.execute(
+        "SELECT customer_id, list({'t': epoch_us(answered_at), "
+        f"'s': coalesce(CAST(CAST(score AS DECIMAL(18, 6)) * {fk.SCALE} AS BIGINT), {fk.NO_SCORE})}}) AS a "
+        f"FROM surveys WHERE answered_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
+    ).to_arrow_table()
+    col = lists.column("a").combine_chunks()
+    offsets = col.offsets.to_numpy()
+    answered, score = (f.to_numpy() for f in col.values.flatten())
 
-    def select(as_of: str) -> str:
-        # Two answers at the same instant: the higher score counts as the last (never the file's row order).
-        agg = (f"SELECT t.customer_id, {as_of} AS as_of, max(t.answered_at) AS last_at, "
-               "arg_max(t.score, (t.answered_at, t.score)) AS survey_last_score, count(t.score) AS n, "
-               f"sum(t.score) AS total, count(*) FILTER (WHERE {in_last(365)}) AS surveys_365d "
-               f"FROM {window('surveys', 'answered_at', None, as_of)} t GROUP BY t.customer_id")
-        return ("SELECT c.customer_id, c.as_of, c.survey_last_score, c.total / nullif(c.n, 0) AS survey_mean_score, "
-                "CASE WHEN c.n >= 2 THEN c.survey_last_score - (c.total - c.survey_last_score) / (c.n - 1) END "
-                "AS survey_score_trend, "
-                f"CAST(c.survey_last_score <= {detractor} AS INTEGER) AS survey_detractor, "
-                f"{days_since('c.last_at', 'c.as_of')} AS days_since_last_survey, c.surveys_365d FROM ({agg}) c")
+    def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """One date's columns from the pass, for these list rows."""
+        return fk.compute(offsets, answered, score, epoch_us(when), detractor, rows)
 
-    per_date(ctx, "f_feedback", select)
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
     ctx.zero_fill.add("surveys_365d")
-    return ["f_feedback"]
+    return []
