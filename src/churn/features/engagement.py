@@ -94,7 +94,7 @@ def build(ctx: Ctx) -> list[str]:
     # The CASE as well as the FILTER: DuckDB computes an aggregate's argument for every row, and rows before
     # `first` would shift a negative day.
     lists = ctx.ds.con.execute(
-        f"SELECT customer_id, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
+        f"SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
         f"FILTER (WHERE timestamp >= {ts_lit(first)}), []) AS ev, coalesce(CAST(CAST(max(timestamp) "
         f"FILTER (WHERE timestamp < {ts_lit(first)}) AS DATE) - {first_day} AS INTEGER), "
         f"{engagement_kernel.NO_DAY}) AS before FROM events WHERE timestamp < {ts_lit(end)} GROUP BY customer_id"
@@ -114,5 +114,5 @@ def build(ctx: Ctx) -> list[str]:
             ctx.zero_fill.add(f"duration_hours_{w}d")
         ctx.zero_fill |= {f"events_{ident(t)}_{w}d" for t in types}
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
-    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
     return []

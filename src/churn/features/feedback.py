@@ -48,7 +48,7 @@ def build(ctx: Ctx) -> list[str]:
 
     detractor, _ = score_scale(ctx)
     lists = ctx.ds.con.execute(
-        "SELECT customer_id, list({'t': epoch_us(answered_at), "
+        "SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({'t': epoch_us(answered_at), "
         f"'s': coalesce(CAST(CAST(score AS DECIMAL(18, 6)) * {fk.SCALE} AS BIGINT), {fk.NO_SCORE})}}) AS a "
         f"FROM surveys WHERE answered_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
     ).to_arrow_table()
@@ -60,6 +60,6 @@ def build(ctx: Ctx) -> list[str]:
         """One date's columns from the pass, for these list rows."""
         return fk.compute(offsets, answered, score, epoch_us(when), detractor, rows)
 
-    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
     ctx.zero_fill.add("surveys_365d")
     return []

@@ -72,7 +72,7 @@ def build(ctx: Ctx) -> list[str]:
     disc = exact.format("coalesce(discount, 0)", pk.SCALE) if has_disc else "CAST(0 AS BIGINT)"
     # as_of is a midnight, so "in the last w days" is the same for an order's time and for its day.
     lists = ctx.ds.con.execute(
-        "SELECT customer_id, list({'d': CAST(CAST(ordered_at AS DATE) - DATE '1970-01-01' AS BIGINT), "
+        "SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({'d': CAST(CAST(ordered_at AS DATE) - DATE '1970-01-01' AS BIGINT), "
         f"'a': {amount}, 'c': {disc}}}) AS o FROM orders WHERE ordered_at < {ts_lit(max(ctx.dates))} "
         "GROUP BY customer_id"
     ).to_arrow_table()
@@ -80,7 +80,7 @@ def build(ctx: Ctx) -> list[str]:
     fields = col.values.flatten()  # struct children, with the struct's own offset applied
     offsets = col.offsets.to_numpy()
     day, amt, dis = pk.sort_by_day(offsets, *(f.to_numpy() for f in fields))
-    rows = ctx.spine_rows(lists.column("customer_id"))  # each snapshot row's position in the lists
+    rows = ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy())  # each snapshot row's position in the lists
 
     fits = _btyd_fits(ctx, rows, lambda when, at: pk.histories(offsets, day, _day_number(when), at)) \
         if cfg.btyd else {}

@@ -73,7 +73,7 @@ def build(ctx: Ctx) -> list[str]:
               if has_rating else f"CAST({sk.NO_RATING} AS BIGINT)")
     # All history, not a window: open tickets and the last contact can be old.
     lists = ctx.ds.con.execute(
-        f"SELECT customer_id, list({{'o': epoch_us(opened_at), 'c': CAST({closed} AS BIGINT), 'k': {complaint}, "
+        f"SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({{'o': epoch_us(opened_at), 'c': CAST({closed} AS BIGINT), 'k': {complaint}, "
         f"'s': {rating}}}) AS t FROM tickets WHERE opened_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
     ).to_arrow_table()
     col = lists.column("t").combine_chunks()
@@ -85,7 +85,7 @@ def build(ctx: Ctx) -> list[str]:
         return sk.compute(offsets, opened, closed_us, complaint_flag, rated, epoch_us(when), windows, rows,
                           has_closed=has_closed, has_complaint=has_complaint, has_rating=has_rating)
 
-    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id")), columns)
+    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
     ctx.zero_fill |= {f"tickets_{w}d" for w in windows} | {f"complaints_{w}d" for w in windows}
     ctx.zero_fill |= {"repeat_complainer", "open_tickets", "open_complaints"}
     return []
