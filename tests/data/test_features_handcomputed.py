@@ -218,9 +218,9 @@ def built(tmp_path_factory):
     fs = build(folder, [str(AS_OF.date())])
     df = fs.to_pandas().set_index("customer_id")
     inputs = fs.ds.con.execute(
-        # The date's compiled columns (still registered after the query above): -1 = no order before as_of.
+        # The date's table (still registered after the query above): -1 = no order before as_of.
         "SELECT s.customer_id, p._x, p._t_x, p._T FROM spine s LEFT JOIN "
-        f"(SELECT * FROM f_compiled_{AS_OF:%Y%m%d} WHERE _x >= 0) p USING (customer_id)"
+        f"(SELECT * FROM f_date_{AS_OF:%Y%m%d} WHERE _x >= 0) p USING (customer_id)"
     ).df().set_index("customer_id")
     yield fs, df, inputs
     fs.ds.con.close()

@@ -41,8 +41,10 @@ def _expected(ctx: Ctx, ids: pa.Array) -> np.ndarray:
 
 
 def test_spine_holds_each_customer_once_per_date(spine_ctx):
-    t, ids = spine_ctx.spine()
+    t, ids, _ = spine_ctx.spine()
     assert len(t) == len(ids) == 4 + 7  # the three signed up on 03-15 are not customers on 03-01
+    # In output order: by as_of, then by id as text.
+    assert list(zip(t.tolist(), ids.to_pylist(), strict=True)) == sorted(zip(t.tolist(), ids.to_pylist(), strict=True))
     assert len(set(zip(t.tolist(), ids.to_pylist(), strict=True))) == len(t)
 
 

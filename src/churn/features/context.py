@@ -40,24 +40,26 @@ class Ctx:
     # Per-date columns of compiled passes: (each spine row's position in the family's ids, the columns).
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, np.ndarray]]]] = field(
         default_factory=list)
-    _spine: tuple[np.ndarray, Any] | None = None
+    _spine: tuple[np.ndarray, Any, np.ndarray] | None = None
     # Each spine row's customer code, the distinct customers (Arrow), and their 64-bit hashes (None after
     # a hash collision: then customers are matched by id alone).
     _customers: tuple[np.ndarray, Any, np.ndarray | None] | None = None
 
-    def spine(self) -> tuple[np.ndarray, Any]:
-        """The spine's rows in one fixed order, read once: (as_of in epoch microseconds, customer ids as an
-        Arrow array)."""
+    def spine(self) -> tuple[np.ndarray, Any, np.ndarray]:
+        """The spine's rows ordered by (as_of, customer_id), read once: as_of in epoch microseconds, customer
+        ids (an Arrow array) and their DuckDB hashes. Each date's rows are a slice, already in the order of
+        the output."""
         if self._spine is None:
             import pyarrow.compute as pc
 
             t = self.ds.con.execute(
-                "SELECT epoch_us(as_of) AS t, customer_id, hash(CAST(customer_id AS VARCHAR)) AS h FROM spine").to_arrow_table()
+                "SELECT epoch_us(as_of) AS t, customer_id, hash(CAST(customer_id AS VARCHAR)) AS h FROM spine "
+                "ORDER BY as_of, customer_id").to_arrow_table()
             ids = t.column("customer_id").combine_chunks()
-            self._spine = (t.column("t").to_numpy(), ids)
+            self._spine = (t.column("t").to_numpy(), ids, t.column("h").to_numpy())
             # Distinct customers by their DuckDB hash (hashing the ids again in Arrow cost ~1 s at six
             # dates), checked against the ids themselves: a collision falls back to the ids.
-            codes, hashes = pd.factorize(t.column("h").to_numpy())
+            codes, hashes = pd.factorize(self._spine[2])
             some_row = np.empty(len(hashes), np.int64)
             some_row[codes] = np.arange(len(codes))
             customers = ids.take(some_row)
@@ -67,29 +69,19 @@ class Ctx:
             self._customers = (np.asarray(codes, np.int64), customers, hashes)
         return self._spine
 
+    def date_slice(self, when: pd.Timestamp) -> slice:
+        """The spine rows (in `spine()` order) of one as_of date."""
+        t = self.spine()[0]
+        us = epoch_us(when)
+        return slice(*np.searchsorted(t, [us, us + 1]))
+
     def spine_rows(self, ids: Any, hashes: np.ndarray) -> np.ndarray:
         """For each spine row (in `spine()` order), its customer's position in `ids` (whose DuckDB hashes
-        are `hashes`), -1 if absent: a lookup of the spine's distinct customers by hash, checked against
-        the ids (Arrow's index_in on the ids themselves after a collision; a DuckDB join of the spine's
+        are `hashes`), -1 if absent. Looked up once per distinct customer (a DuckDB join of the spine's
         rows cost ~0.8 s a family at six dates)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         self.spine()
         codes, customers, spine_hashes = self._customers
-        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-        if spine_hashes is not None:
-            try:
-                pos = pd.Index(hashes).get_indexer(spine_hashes)
-            except pd.errors.InvalidIndexError:  # two of `ids` share a hash
-                pos = None
-            if pos is not None:
-                found = pos >= 0
-                if pc.all(pc.equal(customers.filter(found), ids.take(pos[found]).cast(customers.type))).as_py() \
-                        is not False:
-                    return pos.astype(np.int64)[codes]
-        pos = pc.index_in(customers, value_set=ids.cast(customers.type))
-        return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)[codes]
+        return positions(customers, spine_hashes, ids, hashes)[codes]
 
     def create(self, name: str, select: str, kind: str | None = None) -> None:
         """Create temp relation `name` as `select`: by default a view when one as_of date is built, a table
@@ -176,43 +168,30 @@ def per_date_columns(ctx: Ctx, rows: np.ndarray,
     who gets what the features say of no activity).
 
     They reach the date's query without a join: the pass writes them in the date's spine order
-    (`compiled_relation`).
+    (`engine._date_table`).
     """
     ctx.compiled.append((rows, columns))
 
 
-def compiled_relation(ctx: Ctx) -> Callable[[str], str] | None:
-    """The per-date relation of that date's spine rows with every `per_date_columns` family's values (None
-    without such a family): one Arrow table, registered for one date at a time (each replaces the previous
-    date's, so a query still naming an earlier date fails loudly rather than reading stale rows)."""
-    if not ctx.compiled:
-        return None
+def positions(targets: Any, target_hashes: np.ndarray | None, ids: Any, hashes: np.ndarray) -> np.ndarray:
+    """Each of `targets`' position in `ids` (Arrow arrays of customer ids), -1 if absent: a hash lookup on
+    their DuckDB hashes, checked against the ids themselves; Arrow's index_in on the ids (slower: it
+    hashes the text again) when the hashes cannot be trusted (a collision, or no hashes)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    con = ctx.ds.con
-    spine_us, spine_ids = ctx.spine()
-    dates = {ts_lit(d): d for d in ctx.dates}
-    current: str | None = None  # the date's table now registered
-
-    def relation(as_of: str) -> str:
-        nonlocal current
-        when = dates[as_of]
-        table = f"f_compiled_{when:%Y%m%d}"
-        sql = f"SELECT customer_id, {as_of} AS as_of, * EXCLUDE (customer_id) FROM {table}"
-        if current == table:
-            return sql  # asked again for the date just computed (the assembly's probe, then its query)
-        at = np.flatnonzero(spine_us == epoch_us(when))
-        cols: dict[str, Any] = {"customer_id": spine_ids.take(at)}
-        for rows, columns in ctx.compiled:
-            # from_pandas: NaN (unknown) becomes NULL.
-            cols |= {k: pa.array(v, from_pandas=True) for k, v in columns(when, rows[at]).items()}
-        if current is not None:
-            con.unregister(current)
-        con.register(table, pa.table(cols))
-        current = table
-        return sql
-
-    return relation
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if target_hashes is not None:
+        try:
+            pos = pd.Index(hashes).get_indexer(target_hashes)
+        except pd.errors.InvalidIndexError:  # two of `ids` share a hash
+            pos = None
+        if pos is not None:
+            found = pos >= 0
+            if pc.all(pc.equal(targets.filter(found), ids.take(pos[found]).cast(targets.type))).as_py() is not False:
+                return pos.astype(np.int64)
+    pos = pc.index_in(targets, value_set=ids.cast(targets.type))
+    return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def epoch_us(when: pd.Timestamp) -> int:

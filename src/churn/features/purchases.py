@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, epoch_us, per_date_columns, ts_lit
+from churn.features.context import Ctx, per_date_columns, ts_lit
 from churn.features.registry import Feature
 
 FAMILY = "purchases"
@@ -114,10 +114,9 @@ def _btyd_fits(ctx: Ctx, in_spine: np.ndarray,
     and predicted once per distinct whole-day history (x, t_x, T), which equal histories share."""
     from churn.features.btyd import BetaGeo
 
-    spine_us = ctx.spine()[0]
     fits: dict[pd.Timestamp, _Fit] = {}
     for when in ctx.dates:
-        rows = in_spine[spine_us == epoch_us(when)]
+        rows = in_spine[ctx.date_slice(when)]
         cols = dict(zip(("_x", "_t_x", "_T"), histories(when, rows[rows >= 0]), strict=True))
         rows = np.flatnonzero(cols["_x"] >= 0)  # the buyers, as positions in cols
         if len(rows) < 30:
