@@ -180,12 +180,11 @@ def positions(targets: Any, target_hashes: np.ndarray | None, ids: Any, hashes: 
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from churn.features.lookup import find
+
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     if target_hashes is not None:
-        try:
-            pos = pd.Index(hashes).get_indexer(target_hashes)
-        except pd.errors.InvalidIndexError:  # two of `ids` share a hash
-            pos = None
+        pos = find(np.asarray(hashes, np.uint64), np.asarray(target_hashes, np.uint64))  # None: a shared hash
         if pos is not None:
             found = pos >= 0
             if pc.all(pc.equal(targets.filter(found), ids.take(pos[found]).cast(targets.type))).as_py() is not False:

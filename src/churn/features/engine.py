@@ -170,6 +170,7 @@ def build_features(
         _import_in_background("churn.features.purchases_kernel", "warm_up")
         if config.features.purchases.btyd:
             _import_in_background("churn.features.btyd", "warm_up")
+    _import_in_background("churn.features.lookup", "warm_up")
     if "support" in config.features.families and ds.has("tickets"):
         _import_in_background("churn.features.support_kernel", "warm_up")
     if "feedback" in config.features.families and ds.has("surveys"):
