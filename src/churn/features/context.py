@@ -1,12 +1,11 @@
 """What a family builder needs: the connection, the config, and shared SQL building blocks.
 
-Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and gives
-relations keyed by (customer_id, as_of), in one of two ways:
-- per-date relations (`per_date`): for one as_of literal, the SQL of that date's rows, run inside each
-  date's final query; windowed aggregates (`window`, `in_last`) over the rows in the window, with as_of a
-  constant, so their work grows with the number of dates;
-- tables built once for all dates, when one pass over the history serves every date (order days cut at
-  each as_of for purchases; the events grouped once per customer for engagement's compiled pass)."""
+Every builder reads the typed tables and the `asof_dates` table (one row per as_of date) and gives its
+columns for each date's spine rows in one of two ways:
+- compiled passes (`per_date_columns`): the family's rows listed once per customer for all dates, and a
+  function giving one date's values for given list rows (engagement, support, purchases, feedback);
+- SQL relations keyed by (customer_id, as_of): per-date templates (`per_date`) with as_of a constant,
+  windowed with `window` and `in_last`, or tables covering every date (profile, fee history)."""
 
 from __future__ import annotations
 
@@ -147,14 +146,13 @@ def in_last(days: int, offset_days: int = 0) -> str:
 
 
 def per_date(ctx: Ctx, name: str, select: Callable[[str], str]) -> None:
-    """Declare per-date relation `name`: `select(as_of literal)` gives its rows at that date (and may first
-    prepare them: engagement registers that date's rows as an Arrow table).
+    """Declare per-date relation `name`: `select(as_of literal)` gives its rows at that date.
 
-    Nothing runs here: each date's final query takes it as a CTE (`spine` there holds only that date's
-    rows), so the windowed aggregates stream into the output instead of being stored (materialising cost
-    DuckDB ~35 ns a value) and every date gets constant bounds. It may refer to `spine`, to relations
-    created so far and to per-date relations declared before it. Its cost grows with the number of dates,
-    which is why the biggest table (events) is grouped once per customer instead (see `engagement`).
+    Nothing runs here: each date's assembly runs it with CTEs (`spine` there holds only that date's rows),
+    so every date gets constant bounds and nothing is stored (materialising cost DuckDB ~35 ns a value).
+    It may refer to `spine`, to relations created so far and to per-date relations declared before it.
+    Its cost grows with the number of dates, which is why the activity tables are listed once per
+    customer for compiled passes instead (`per_date_columns`).
     """
     ctx.templates[name] = select
 

@@ -1,10 +1,11 @@
 """Build the point-in-time feature table (and the labelled training frame) for a set of as_of dates.
 
-The flow, in one place: as_of dates -> snapshot spine -> each family's relations (tables built once for
-all dates; per-date SQL templates) -> one query per as_of date joining them onto that date's spine, keyed
-by (customer_id, as_of), streamed into the output file or pandas. Everything heavy runs in DuckDB except
-two compiled (numba) loops: the engagement pass over each customer's grouped events, and the BG/NBD
-likelihood (a 4-parameter fit per as_of on the distinct purchase histories).
+The flow, in one place: as_of dates -> snapshot spine (sorted once by as_of, customer) -> each family's
+columns -> one table per as_of date in customer order, keyed by (customer_id, as_of), streamed into the
+output file or pandas. Activity families (engagement, support, purchases, feedback) have DuckDB list each
+customer's rows once for all dates and a compiled (numba) pass per date write the date's spine rows
+directly; SQL relations (profile, fee history) are placed on the spine by a hash lookup of their
+customers. BG/NBD is fitted per as_of on the distinct purchase histories (its likelihood compiled too).
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class FeatureSet:
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
 
-        One date at a time: each date's windowed aggregates run with a constant as_of, and sorting all
-        dates' wide rows at once spilled to disk under the memory limit (57 s to write six dates).
+        One date at a time: each date's relations run with a constant as_of, and one date's rows are one
+        table already in customer order (see `_date_table`), so only the label's join needs a sort.
         """
         sql = f"SELECT {', '.join(columns)}" + (", l.churned" if with_label else "")
         sql += f" FROM ({self.date_select(ts_lit(when))}) f"
