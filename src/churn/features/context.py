@@ -5,7 +5,8 @@ columns for each date's spine rows in one of two ways:
 - compiled passes (`per_date_columns`): the family's rows listed once per customer for all dates, and a
   function giving one date's values for given list rows (engagement, support, purchases, feedback);
 - SQL relations keyed by (customer_id, as_of): per-date templates (`per_date`) with as_of a constant,
-  windowed with `window` and `in_last`, or tables covering every date (profile, fee history)."""
+  windowed with `window` and `in_last`, which may read tables built once for all dates (`Ctx.create`;
+  profile's fee history)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class Ctx:
             import pyarrow.compute as pc
 
             t = self.ds.con.execute(
-                "SELECT epoch_us(as_of) AS t, customer_id, hash(CAST(customer_id AS VARCHAR)) AS h FROM spine "
+                f"SELECT epoch_us(as_of) AS t, customer_id, {CUSTOMER_HASH} AS h FROM spine "
                 "ORDER BY as_of, customer_id").to_arrow_table()
             ids = t.column("customer_id").combine_chunks()
             self._spine = (t.column("t").to_numpy(), ids, t.column("h").to_numpy())
@@ -169,6 +170,32 @@ def per_date_columns(ctx: Ctx, rows: np.ndarray,
     (`engine._date_table`).
     """
     ctx.compiled.append((rows, columns))
+
+
+# A customer id's 64-bit DuckDB hash: how listed rows and SQL relations find their spine rows (`positions`).
+CUSTOMER_HASH = "hash(CAST(customer_id AS VARCHAR))"
+
+
+def scaled_int(expr: str, digits: int) -> str:
+    """SQL: `expr` as an exact integer of 1/10**digits units (via DECIMAL(18, digits)), so sums of it do not
+    depend on row order as float sums do."""
+    return f"CAST(CAST({expr} AS DECIMAL(18, {int(digits)})) * {10 ** int(digits)} AS BIGINT)"
+
+
+def list_per_customer(ctx: Ctx, table: str, time_col: str, fields: dict[str, str]
+                      ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Each customer's rows of `table` before the last as_of, listed once for every date (one DuckDB
+    aggregation): (each spine row's list row, as `Ctx.spine_rows`; the lists' offsets; one int64 array
+    per field of `fields`, name -> SQL expression, in list order)."""
+    struct = ", ".join(f"'{name}': CAST({expr} AS BIGINT)" for name, expr in fields.items())
+    lists = ctx.ds.con.execute(
+        f"SELECT customer_id, {CUSTOMER_HASH} AS h, list({{{struct}}}) AS l FROM {table} "
+        f"WHERE {time_col} < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
+    ).to_arrow_table()
+    col = lists.column("l").combine_chunks()
+    rows = ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy())
+    # flatten: the struct's children with the struct's own offset applied.
+    return rows, col.offsets.to_numpy(), [f.to_numpy() for f in col.values.flatten()]
 
 
 def positions(targets: Any, target_hashes: np.ndarray | None, ids: Any, hashes: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
-from churn.features.context import Ctx, ident, per_date_columns, ts_lit
+from churn.features.context import CUSTOMER_HASH, Ctx, ident, per_date_columns, ts_lit
 from churn.features.registry import Feature
 from churn.sources import _lit
 
@@ -94,7 +94,7 @@ def build(ctx: Ctx) -> list[str]:
     # The CASE as well as the FILTER: DuckDB computes an aggregate's argument for every row, and rows before
     # `first` would shift a negative day.
     lists = ctx.ds.con.execute(
-        f"SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
+        f"SELECT customer_id, {CUSTOMER_HASH} AS h, coalesce(list(CASE WHEN timestamp >= {ts_lit(first)} THEN {packed} END) "
         f"FILTER (WHERE timestamp >= {ts_lit(first)}), []) AS ev, coalesce(CAST(CAST(max(timestamp) "
         f"FILTER (WHERE timestamp < {ts_lit(first)}) AS DATE) - {first_day} AS INTEGER), "
         f"{engagement_kernel.NO_DAY}) AS before FROM events WHERE timestamp < {ts_lit(end)} GROUP BY customer_id"

@@ -25,7 +25,7 @@ import pandas as pd
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
-from churn.features.context import Ctx, positions, ts_lit
+from churn.features.context import CUSTOMER_HASH, Ctx, positions, ts_lit
 from churn.features.registry import Feature, Registry
 from churn.io import atomic_path, ensure_writable
 from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
@@ -246,9 +246,9 @@ def _date_table(ctx: Ctx, built: list[str]) -> Callable[[str], str]:
     """For an as_of literal, a query over that date's table: one row per spine row, in customer order, with
     every family's columns placed by position instead of joined.
 
-    The compiled families' passes write the date's spine rows directly; each SQL relation (per-date
-    templates run as CTEs under a `spine` holding only that date, or stored tables filtered to it) is
-    fetched as Arrow and placed by a hash lookup of its customers. DuckDB's joins of ~8 relations onto
+    The compiled families' passes write the date's spine rows directly; each SQL relation (a per-date
+    template, run as a CTE under a `spine` holding only that date) is fetched as Arrow and placed by a
+    hash lookup of its customers. DuckDB's joins of ~8 relations onto
     the spine and the sort of the wide rows cost ~3 s a date on 650k rows; the spine is sorted once, and a
     scan of one table keeps its order (preserve_insertion_order). One date's table is registered at a
     time: each replaces the previous date's, so a query still naming an earlier date fails loudly.
@@ -257,6 +257,9 @@ def _date_table(ctx: Ctx, built: list[str]) -> Callable[[str], str]:
 
     con = ctx.ds.con
     templates = dict(ctx.templates)
+    missing = [name for name in built if name not in templates]
+    if missing:  # a builder returned a relation that is not per-date: a bug, not user error
+        raise RuntimeError(f"relations {missing} were not declared with per_date")
     dates = {ts_lit(d): d for d in ctx.dates}
     _, spine_ids, spine_hashes = ctx.spine()
     current: str | None = None
@@ -264,9 +267,7 @@ def _date_table(ctx: Ctx, built: list[str]) -> Callable[[str], str]:
     def relation_sql(name: str, as_of: str) -> str:
         ctes = [f"spine AS (SELECT * FROM spine WHERE as_of = {as_of})",
                 *(f"{t} AS ({make(as_of)})" for t, make in templates.items())]
-        rows = name if name in templates else f"(SELECT * FROM {name} WHERE as_of = {as_of})"
-        return (f"WITH {', '.join(ctes)} SELECT hash(CAST(customer_id AS VARCHAR)) AS _h, * EXCLUDE (as_of) "
-                f"FROM {rows}")
+        return f"WITH {', '.join(ctes)} SELECT {CUSTOMER_HASH} AS _h, * EXCLUDE (as_of) FROM {name}"
 
     def table(as_of: str) -> str:
         nonlocal current

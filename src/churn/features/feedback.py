@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, epoch_us, per_date_columns, ts_lit
+from churn.features.context import Ctx, epoch_us, list_per_customer, per_date_columns, scaled_int
 from churn.features.registry import Feature
 
 FAMILY = "feedback"
@@ -47,19 +47,13 @@ def build(ctx: Ctx) -> list[str]:
     from churn.features import feedback_kernel as fk
 
     detractor, _ = score_scale(ctx)
-    lists = ctx.ds.con.execute(
-        "SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({'t': epoch_us(answered_at), "
-        f"'s': coalesce(CAST(CAST(score AS DECIMAL(18, 6)) * {fk.SCALE} AS BIGINT), {fk.NO_SCORE})}}) AS a "
-        f"FROM surveys WHERE answered_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
-    ).to_arrow_table()
-    col = lists.column("a").combine_chunks()
-    offsets = col.offsets.to_numpy()
-    answered, score = (f.to_numpy() for f in col.values.flatten())
+    rows, offsets, (answered, score) = list_per_customer(ctx, "surveys", "answered_at", {
+        "t": "epoch_us(answered_at)", "s": f"coalesce({scaled_int('score', fk.DIGITS)}, {fk.NO_SCORE})"})
 
     def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
         """One date's columns from the pass, for these list rows."""
         return fk.compute(offsets, answered, score, epoch_us(when), detractor, rows)
 
-    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
+    per_date_columns(ctx, rows, columns)
     ctx.zero_fill.add("surveys_365d")
     return []

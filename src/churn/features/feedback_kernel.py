@@ -11,7 +11,8 @@ import numba
 import numpy as np
 
 DAY_US = 86_400_000_000
-SCALE = 1_000_000
+DIGITS = 6  # scores are held in units of 1/10**DIGITS
+SCALE = 10**DIGITS
 NO_SCORE = np.iinfo(np.int64).min  # an answer without a score: counted as an answer, not scored
 _NONE = np.iinfo(np.int64).min
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, per_date_columns, ts_lit
+from churn.features.context import Ctx, list_per_customer, per_date_columns, scaled_int
 from churn.features.registry import Feature
 
 FAMILY = "purchases"
@@ -66,21 +66,13 @@ def build(ctx: Ctx) -> list[str]:
 
     cfg = ctx.config.features.purchases
     has_disc = ctx.ds.has_column("orders", "discount")
-    # Exact integers of 1/10,000 (as DECIMAL(18, 4)): sums that do not depend on row order.
-    exact = "CAST(CAST({} AS DECIMAL(18, 4)) * {} AS BIGINT)"
-    amount = f"coalesce({exact.format('amount', pk.SCALE)}, {pk.NO_AMOUNT})"
-    disc = exact.format("coalesce(discount, 0)", pk.SCALE) if has_disc else "CAST(0 AS BIGINT)"
     # as_of is a midnight, so "in the last w days" is the same for an order's time and for its day.
-    lists = ctx.ds.con.execute(
-        "SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({'d': CAST(CAST(ordered_at AS DATE) - DATE '1970-01-01' AS BIGINT), "
-        f"'a': {amount}, 'c': {disc}}}) AS o FROM orders WHERE ordered_at < {ts_lit(max(ctx.dates))} "
-        "GROUP BY customer_id"
-    ).to_arrow_table()
-    col = lists.column("o").combine_chunks()
-    fields = col.values.flatten()  # struct children, with the struct's own offset applied
-    offsets = col.offsets.to_numpy()
-    day, amt, dis = pk.sort_by_day(offsets, *(f.to_numpy() for f in fields))
-    rows = ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy())  # each snapshot row's position in the lists
+    rows, offsets, fields = list_per_customer(ctx, "orders", "ordered_at", {
+        "d": "CAST(ordered_at AS DATE) - DATE '1970-01-01'",
+        "a": f"coalesce({scaled_int('amount', pk.DIGITS)}, {pk.NO_AMOUNT})",
+        "c": scaled_int("coalesce(discount, 0)", pk.DIGITS) if has_disc else "0",
+    })
+    day, amt, dis = pk.sort_by_day(offsets, *fields)
 
     fits = _btyd_fits(ctx, rows, lambda when, at: pk.histories(offsets, day, _day_number(when), at)) \
         if cfg.btyd else {}

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-SCALE = 10_000  # amounts and discounts are held in units of 1/SCALE (DECIMAL(18, 4))
+DIGITS = 4  # amounts and discounts are held in units of 1/10**DIGITS (DECIMAL(18, 4))
+SCALE = 10**DIGITS
 NO_AMOUNT = -1  # an order without an amount: counted, not summed (amounts are never negative)
 
 

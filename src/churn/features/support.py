@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.features.context import Ctx, epoch_us, per_date_columns, ts_lit
+from churn.features.context import Ctx, epoch_us, list_per_customer, per_date_columns, scaled_int
 from churn.features.registry import Feature
 
 FAMILY = "support"
@@ -67,25 +67,21 @@ def build(ctx: Ctx) -> list[str]:
 
     windows = ctx.config.features.support.windows
     has_closed, has_complaint, has_rating = (_has(ctx, c) for c in ("closed_at", "is_complaint", "satisfaction"))
-    closed = f"coalesce(epoch_us(closed_at), {sk.NEVER})" if has_closed else str(sk.NEVER)
-    complaint = "CAST(coalesce(is_complaint, FALSE) AS BIGINT)" if has_complaint else "CAST(0 AS BIGINT)"
-    rating = (f"coalesce(CAST(CAST(satisfaction AS DECIMAL(18, 6)) * {sk.RATING_SCALE} AS BIGINT), {sk.NO_RATING})"
-              if has_rating else f"CAST({sk.NO_RATING} AS BIGINT)")
     # All history, not a window: open tickets and the last contact can be old.
-    lists = ctx.ds.con.execute(
-        f"SELECT customer_id, hash(CAST(customer_id AS VARCHAR)) AS h, list({{'o': epoch_us(opened_at), 'c': CAST({closed} AS BIGINT), 'k': {complaint}, "
-        f"'s': {rating}}}) AS t FROM tickets WHERE opened_at < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
-    ).to_arrow_table()
-    col = lists.column("t").combine_chunks()
-    offsets = col.offsets.to_numpy()
-    opened, closed_us, complaint_flag, rated = (f.to_numpy() for f in col.values.flatten())
+    rows, offsets, (opened, closed_us, complaint_flag, rated) = list_per_customer(ctx, "tickets", "opened_at", {
+        "o": "epoch_us(opened_at)",
+        "c": f"coalesce(epoch_us(closed_at), {sk.NEVER})" if has_closed else str(sk.NEVER),
+        "k": "coalesce(is_complaint, FALSE)" if has_complaint else "0",
+        "s": f"coalesce({scaled_int('satisfaction', sk.RATING_DIGITS)}, {sk.NO_RATING})" if has_rating
+        else str(sk.NO_RATING),
+    })
 
     def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
         """One date's columns from the pass, for these list rows."""
         return sk.compute(offsets, opened, closed_us, complaint_flag, rated, epoch_us(when), windows, rows,
                           has_closed=has_closed, has_complaint=has_complaint, has_rating=has_rating)
 
-    per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
+    per_date_columns(ctx, rows, columns)
     ctx.zero_fill |= {f"tickets_{w}d" for w in windows} | {f"complaints_{w}d" for w in windows}
     ctx.zero_fill |= {"repeat_complainer", "open_tickets", "open_complaints"}
     return []

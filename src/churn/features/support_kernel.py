@@ -15,7 +15,8 @@ import numpy as np
 DAY_US = 86_400_000_000
 NEVER = np.iinfo(np.int64).max  # closed_at of a ticket not closed (open at every as_of)
 NO_RATING = np.iinfo(np.int64).min  # satisfaction missing
-RATING_SCALE = 1_000_000
+RATING_DIGITS = 6  # ratings are held in units of 1/10**RATING_DIGITS
+RATING_SCALE = 10**RATING_DIGITS
 _NONE = np.iinfo(np.int64).min  # "no such time" in the accumulators
 
 # Rows of the per-customer accumulator, one name each.
