@@ -67,9 +67,9 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> list[str]:
+def build(ctx: Ctx) -> None:
     """Group the events once per customer (DuckDB) and declare the per-date columns of the compiled pass
-    over them (`engagement_kernel`); no relation of its own to return."""
+    over them (`engagement_kernel`)."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import engagement_kernel
 
@@ -115,4 +115,3 @@ def build(ctx: Ctx) -> list[str]:
         ctx.zero_fill |= {f"events_{ident(t)}_{w}d" for t in types}
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
     per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)
-    return []

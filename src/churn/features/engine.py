@@ -2,10 +2,10 @@
 
 The flow, in one place: as_of dates -> snapshot spine (sorted once by as_of, customer) -> each family's
 columns -> one table per as_of date in customer order, keyed by (customer_id, as_of), streamed into the
-output file or pandas. Activity families (engagement, support, purchases, feedback) have DuckDB list each
-customer's rows once for all dates and a compiled (numba) pass per date write the date's spine rows
-directly; SQL relations (profile, fee history) are placed on the spine by a hash lookup of their
-customers. BG/NBD is fitted per as_of on the distinct purchase histories (its likelihood compiled too).
+output file or pandas. Every family (engagement, support, purchases, feedback, profile) has DuckDB read or
+list each customer's rows once for all dates, placed on the spine by a hash lookup of the customers, and a
+compiled (numba) pass or array take per date writes the date's spine rows directly. BG/NBD is fitted per
+as_of on the distinct purchase histories (its likelihood compiled too).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
-from churn.features.context import CUSTOMER_HASH, Ctx, positions, ts_lit
+from churn.features.context import Ctx, ts_lit
 from churn.features.registry import Feature, Registry
 from churn.io import atomic_path, ensure_writable
 from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
@@ -59,8 +59,8 @@ class FeatureSet:
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
 
-        One date at a time: each date's relations run with a constant as_of, and one date's rows are one
-        table already in customer order (see `_date_table`), so only the label's join needs a sort.
+        One date at a time: one date's rows are one table already in customer order (see `_date_table`), so
+        only the label's join needs a sort.
         """
         sql = f"SELECT {', '.join(columns)}" + (", l.churned" if with_label else "")
         sql += f" FROM ({self.date_select(ts_lit(when))}) f"
@@ -176,6 +176,8 @@ def build_features(
         _import_in_background("churn.features.support_kernel", "warm_up")
     if "feedback" in config.features.families and ds.has("surveys"):
         _import_in_background("churn.features.feedback_kernel", "warm_up")
+    if "profile" in config.features.families and ds.has("fee_changes"):
+        _import_in_background("churn.features.profile_kernel", "warm_up")
     if "engagement" in config.features.families and ds.has("events"):
         _import_in_background("churn.features.engagement_kernel", "warm_up")
     kind = label or label_kind(ds, config)
@@ -186,7 +188,6 @@ def build_features(
     ctx.event_types = event_types if event_types is not None else (
         engagement.discover_event_types(ctx) if "events" in ds.tables else [])
     registry = Registry()
-    built: list[str] = []
     for family in config.features.families:
         module, needs = FAMILIES[family]
         if not ds.has(needs):
@@ -196,12 +197,12 @@ def build_features(
             progress(f"features: {family}")
         for feat in module.declare(ctx):
             registry.add(feat)
-        built += module.build(ctx)
-    if not built and not ctx.compiled:
+        module.build(ctx)
+    if not ctx.compiled:
         raise ChurnError("no feature family could be built from this data")
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
-                      date_select=_assemble(ctx, registry, built), notices=notices)
+                      date_select=_assemble(ctx, registry), notices=notices)
 
 
 def _import_in_background(module: str, call: str | None = None) -> None:
@@ -221,10 +222,10 @@ def _import_in_background(module: str, call: str | None = None) -> None:
     threading.Thread(target=run, name=f"import {module}", daemon=True).start()
 
 
-def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str], str]:
+def _assemble(ctx: Ctx, registry: Registry) -> Callable[[str], str]:
     """The SELECT of one date's feature rows from that date's table (`_date_table`), in customer order:
     counts default to 0, other facts stay unknown (NULL)."""
-    table = _date_table(ctx, built)
+    table = _date_table(ctx)
     con = ctx.ds.con
     have = {d[0] for d in con.execute(f"SELECT * FROM ({table(ts_lit(ctx.dates[0]))}) LIMIT 0").description}
     sel = []
@@ -242,32 +243,22 @@ def _assemble(ctx: Ctx, registry: Registry, built: list[str]) -> Callable[[str],
     return date_select
 
 
-def _date_table(ctx: Ctx, built: list[str]) -> Callable[[str], str]:
+def _date_table(ctx: Ctx) -> Callable[[str], str]:
     """For an as_of literal, a query over that date's table: one row per spine row, in customer order, with
-    every family's columns placed by position instead of joined.
+    every family's columns written by position instead of joined.
 
-    The compiled families' passes write the date's spine rows directly; each SQL relation (a per-date
-    template, run as a CTE under a `spine` holding only that date) is fetched as Arrow and placed by a
-    hash lookup of its customers. DuckDB's joins of ~8 relations onto
-    the spine and the sort of the wide rows cost ~3 s a date on 650k rows; the spine is sorted once, and a
-    scan of one table keeps its order (preserve_insertion_order). One date's table is registered at a
-    time: each replaces the previous date's, so a query still naming an earlier date fails loudly.
+    Each family's pass writes the date's spine rows directly (`Ctx.compiled`). DuckDB's joins of ~8
+    relations onto the spine and the sort of the wide rows cost ~3 s a date on 650k rows; the spine is
+    sorted once, and a scan of one table keeps its order (preserve_insertion_order). One date's table is
+    registered at a time: each replaces the previous date's, so a query still naming an earlier date fails
+    loudly.
     """
     import pyarrow as pa
 
     con = ctx.ds.con
-    templates = dict(ctx.templates)
-    missing = [name for name in built if name not in templates]
-    if missing:  # a builder returned a relation that is not per-date: a bug, not user error
-        raise RuntimeError(f"relations {missing} were not declared with per_date")
     dates = {ts_lit(d): d for d in ctx.dates}
-    _, spine_ids, spine_hashes = ctx.spine()
+    _, spine_ids, _ = ctx.spine()
     current: str | None = None
-
-    def relation_sql(name: str, as_of: str) -> str:
-        ctes = [f"spine AS (SELECT * FROM spine WHERE as_of = {as_of})",
-                *(f"{t} AS ({make(as_of)})" for t, make in templates.items())]
-        return f"WITH {', '.join(ctes)} SELECT {CUSTOMER_HASH} AS _h, * EXCLUDE (as_of) FROM {name}"
 
     def table(as_of: str) -> str:
         nonlocal current
@@ -275,18 +266,11 @@ def _date_table(ctx: Ctx, built: list[str]) -> Callable[[str], str]:
         name = f"f_date_{when:%Y%m%d}"
         if current != name:
             at = ctx.date_slice(when)
-            ids = spine_ids[at]
-            cols: dict[str, Any] = {"customer_id": ids}
+            cols: dict[str, Any] = {"customer_id": spine_ids[at]}
             for rows, columns in ctx.compiled:
                 for k, v in columns(when, rows[at]).items():
-                    cols.setdefault(k, pa.array(v, from_pandas=True))  # from_pandas: NaN (unknown) -> NULL
-            for rel in built:
-                got = con.execute(relation_sql(rel, as_of)).to_arrow_table()
-                pos = positions(ids, spine_hashes[at], got.column("customer_id"), got.column("_h").to_numpy())
-                take = pa.array(pos, mask=pos < 0)  # Arrow's take gives NULL for a null index: no row
-                for k in got.column_names:
-                    if k not in ("customer_id", "_h"):
-                        cols.setdefault(k, got.column(k).take(take))
+                    # from_pandas: NaN (unknown) -> NULL; Arrow columns (text, exact values) as they are.
+                    cols.setdefault(k, v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, from_pandas=True))
             if current is not None:
                 con.unregister(current)
             con.register(name, pa.table(cols))

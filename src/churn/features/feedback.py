@@ -40,9 +40,9 @@ def declare(ctx: Ctx) -> list[Feature]:
     ]
 
 
-def build(ctx: Ctx) -> list[str]:
+def build(ctx: Ctx) -> None:
     """List each customer's answers once (DuckDB) and declare the per-date columns of the compiled pass over
-    them (`feedback_kernel`); no relation of its own to return."""
+    them (`feedback_kernel`)."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import feedback_kernel as fk
 
@@ -56,4 +56,3 @@ def build(ctx: Ctx) -> list[str]:
 
     per_date_columns(ctx, rows, columns)
     ctx.zero_fill.add("surveys_365d")
-    return []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from churn.features.context import Ctx, days_since, in_last, per_date, window
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.features.context import CUSTOMER_HASH, Ctx, epoch_us, list_per_customer, per_date_columns
 from churn.features.registry import Feature
 from churn.sources import _q
 
@@ -41,56 +46,89 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> list[str]:
-    """Create temp table `f_profile` over the snapshot spine; return its name."""
+def build(ctx: Ctx) -> None:
+    """Read the customers' profile once and, with a price history, list each customer's fee changes once
+    (DuckDB); declare the per-date columns (the history's from `profile_kernel`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     cols = set(ctx.ds.columns("customers"))
     cats = _categoricals(ctx)
-    sel = [f"{days_since('c.signup_date', 's.as_of')} AS tenure_days"]
-    for c in ctx.config.features.profile.numerics:
-        if c in cols:
-            sel.append(f"TRY_CAST(c.{_q(c)} AS DOUBLE) AS {_q(c)}")
-    if not _has_fee_history(ctx):
-        sel += [f"CAST(c.{_q(c)} AS VARCHAR) AS {_q(c)}" for c in cats]
-        if "monthly_fee" in cols:
-            # Without a fee history the current fee is the best we know; docs warn it may be later than as_of.
-            sel.append("c.monthly_fee")
-        per_date(ctx, "f_profile", lambda as_of: f"SELECT s.customer_id, s.as_of, {', '.join(sel)} "
-                 "FROM spine s JOIN customers c USING (customer_id)")
-        return ["f_profile"]
+    nums = [c for c in ctx.config.features.profile.numerics if c in cols]
+    sel = ["customer_id", f"{CUSTOMER_HASH} AS _h", "epoch_us(signup_date) AS _signup",
+           *(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in cats),
+           *(f"TRY_CAST({_q(c)} AS DOUBLE) AS {_q(c)}" for c in nums),
+           "monthly_fee AS _fee" if "monthly_fee" in cols else "CAST(NULL AS DOUBLE) AS _fee"]
+    # Who the customer is does not depend on as_of: read once, taken for each date's spine rows.
+    cust = ctx.ds.con.execute(f"SELECT {', '.join(sel)} FROM customers").to_arrow_table()
+    rows = ctx.spine_rows(cust.column("customer_id"), cust.column("_h").to_numpy())
+    signup = cust.column("_signup")
+    signup_known = pc.is_valid(signup).to_numpy(zero_copy_only=False)
+    signup_us = pc.fill_null(signup, 0).to_numpy()
+    history = _fee_history(ctx) if _has_fee_history(ctx) else None
+    if history is not None:
+        rows = np.stack([rows, history[0]], axis=1)  # each spine row's customer, and its list of changes
+
+    def columns(when: pd.Timestamp, at: np.ndarray) -> dict[str, Any]:
+        """One date's profile columns, for these (customer, change list) rows."""
+        c_rows = at[:, 0] if history is not None else at
+        take = pa.array(c_rows, mask=c_rows < 0)  # Arrow's take gives NULL for a null index
+        as_of = epoch_us(when)
+        known = (c_rows >= 0) & signup_known[c_rows]
+        out: dict[str, Any] = {"tenure_days": np.where(
+            known, (as_of - signup_us[c_rows]).astype(np.float64) / 86400e6, np.nan)}
+        out |= {c: cust.column(c).take(take) for c in [*cats, *nums]}
+        fee = cust.column("_fee").take(take)
+        if history is None:
+            if "monthly_fee" in cols:
+                # Without a fee history the current fee is the best we know; docs warn it may be later than as_of.
+                out["monthly_fee"] = fee
+            return out
+        _, offsets, changed, fees, plans, named = history
+        got = history_kernel().compute(offsets, changed, fees, named, as_of, at[:, 1])
+        out["monthly_fee"] = np.where(got["_changes"] > 0, got["fee_now"], fee.to_numpy(zero_copy_only=False))
+        out |= {k: got[k] for k in ("fee_change_90d", "fee_increases_365d", "days_since_fee_change")}
+        if plans is not None and "plan" in out:
+            at_plan = got["_plan_at"]
+            out["plan"] = pc.coalesce(plans.take(pa.array(at_plan, mask=at_plan < 0)), out["plan"])
+        return out
+
+    per_date_columns(ctx, rows, columns)
+
+
+def history_kernel() -> Any:
+    """The compiled pass over fee changes (imported here, not at the top: numba takes ~1 s to import and
+    load; the engine starts that in the background)."""
+    from churn.features import profile_kernel
+
+    return profile_kernel
+
+
+def _fee_history(ctx: Ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, np.ndarray]:
+    """Each customer's fee changes listed once for every date, ordered as `profile_kernel` needs: (each spine
+    row's list row, offsets, times in microseconds, fees, plans (Arrow text, None without a plan column),
+    whether each change names a plan)."""
+    import pyarrow.compute as pc
+
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
-    # Fee (and plan) in force at as_of: the latest change strictly before it. Changes at the same instant
-    # are ordered by fee then plan (one order everywhere), never by the file's row order.
-    order = "changed_at, monthly_fee, plan" if has_plan else "changed_at, monthly_fee"
-    # Each change knows the fee it replaced (the previous change's; earlier, so no look-ahead) and its
-    # place in the customer's history (`_seq`): the latest change before as_of is then an arg_max over an
-    # integer, not over a (time, fee, plan) tuple (which cost ~1 us a row).
-    ctx.create(
-        "fee_seq", "SELECT customer_id, changed_at, monthly_fee, " + ("plan, " if has_plan else "")
-        + "lag(monthly_fee) OVER w AS prev_fee, row_number() OVER w AS _seq FROM fee_changes "
-        f"WINDOW w AS (PARTITION BY customer_id ORDER BY {order})",
-    )
-    plan_now = ", arg_max(t.plan, t._seq) AS plan_now" if has_plan else ""
-    # One pass over the changes before each as_of (few rows per customer); the fee 90 days earlier is the
-    # latest change at least 90 whole days before as_of.
-    per_date(ctx, "fee_pit", lambda as_of: (
-        f"SELECT t.customer_id, {as_of} AS as_of, arg_max(t.monthly_fee, t._seq) AS fee_now{plan_now}, "
-        "arg_max(t.monthly_fee, t._seq) FILTER (WHERE t._d >= 90) AS fee_90d_ago, "
-        f"{days_since('max(t.changed_at)', as_of)} AS days_since_fee_change, "
-        f"count(*) FILTER (WHERE {in_last(365)} AND t.monthly_fee > t.prev_fee) AS fee_increases_365d "
-        f"FROM {window('fee_seq', 'changed_at', None, as_of)} t GROUP BY t.customer_id"))
-    for c in cats:
-        if c == "plan" and has_plan:
-            sel.append("coalesce(p.plan_now, CAST(c.plan AS VARCHAR)) AS plan")
-        else:
-            sel.append(f"CAST(c.{_q(c)} AS VARCHAR) AS {_q(c)}")
-    fee_fallback = "c.monthly_fee" if "monthly_fee" in cols else "NULL"
-    sel += [
-        f"coalesce(p.fee_now, {fee_fallback}) AS monthly_fee",
-        "coalesce(p.fee_now - p.fee_90d_ago, 0) AS fee_change_90d",
-        "coalesce(p.fee_increases_365d, 0) AS fee_increases_365d",
-        "p.days_since_fee_change",
-    ]
-    per_date(ctx, "f_profile", lambda as_of: (
-        f"SELECT s.customer_id, s.as_of, {', '.join(sel)} FROM spine s JOIN customers c USING (customer_id) "
-        "LEFT JOIN fee_pit p ON p.customer_id = s.customer_id AND p.as_of = s.as_of"))
-    return ["f_profile"]
+    fields = {"t": "epoch_us(changed_at)", "fee": "monthly_fee"} | ({"plan": "plan"} if has_plan else {})
+    rows, offsets, got = list_per_customer(ctx, "fee_changes", "changed_at", fields, typed=("fee", "plan"))
+    changed, fees = got[0], got[1].to_numpy(zero_copy_only=False)
+    plans = got[2] if has_plan else None
+    if plans is not None:
+        # The plans' rank in SQL's order (text by code point, missing last): changes at the same instant are
+        # ordered by fee then plan (one order everywhere), never by the file's row order.
+        encoded = pc.dictionary_encode(plans)
+        names = encoded.dictionary.to_pylist()
+        rank_of = np.empty(len(names) + 1, np.int64)
+        rank_of[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        rank_of[-1] = len(names)
+        rank = rank_of[pc.fill_null(encoded.indices, -1).to_numpy()]
+    else:
+        rank = np.zeros(len(changed), np.int64)
+    order = history_kernel().order_changes(offsets, changed, fees, rank)
+    changed, fees = changed[order], fees[order]
+    plans = plans.take(order) if plans is not None else None
+    named = (pc.is_valid(plans).to_numpy(zero_copy_only=False) if plans is not None
+             else np.zeros(len(fees), np.bool_))
+    return rows, offsets, changed, fees, plans, named

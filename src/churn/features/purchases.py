@@ -58,9 +58,9 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> list[str]:
+def build(ctx: Ctx) -> None:
     """List each customer's orders once (DuckDB), fit BG/NBD per as_of on the buyers in that snapshot, and
-    declare the per-date columns of the compiled pass (`purchases_kernel`); no relation of its own to return."""
+    declare the per-date columns of the compiled pass (`purchases_kernel`)."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import purchases_kernel as pk
 
@@ -88,7 +88,6 @@ def build(ctx: Ctx) -> list[str]:
     per_date_columns(ctx, rows, columns)
     ctx.zero_fill |= {f"orders_{w}d" for w in cfg.windows} | {f"spend_{w}d" for w in cfg.windows}
     ctx.zero_fill |= {"spend_trend_90d", "orders_lifetime"}
-    return []
 
 
 def _day_number(when: pd.Timestamp) -> int:

@@ -59,9 +59,9 @@ def declare(ctx: Ctx) -> list[Feature]:
     return f
 
 
-def build(ctx: Ctx) -> list[str]:
+def build(ctx: Ctx) -> None:
     """List each customer's tickets once (DuckDB) and declare the per-date columns of the compiled pass over
-    them (`support_kernel`); no relation of its own to return."""
+    them (`support_kernel`)."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import support_kernel as sk
 
@@ -84,4 +84,3 @@ def build(ctx: Ctx) -> list[str]:
     per_date_columns(ctx, rows, columns)
     ctx.zero_fill |= {f"tickets_{w}d" for w in windows} | {f"complaints_{w}d" for w in windows}
     ctx.zero_fill |= {"repeat_complainer", "open_tickets", "open_complaints"}
-    return []
