@@ -139,15 +139,16 @@ def positions(targets: Any, target_hashes: np.ndarray | None, ids: Any, hashes: 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from churn.features.lookup import find
+    from churn.features.lookup import HashIndex
 
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     if target_hashes is not None:
-        pos = find(np.asarray(hashes, np.uint64), np.asarray(target_hashes, np.uint64))  # None: a shared hash
-        if pos is not None:
+        index = HashIndex(np.asarray(hashes, np.uint64))
+        if index.unique:  # else two of `ids` share a hash
+            pos = index.find(np.asarray(target_hashes, np.uint64))
             found = pos >= 0
             if pc.all(pc.equal(targets.filter(found), ids.take(pos[found]).cast(targets.type))).as_py() is not False:
-                return pos.astype(np.int64)
+                return pos
     pos = pc.index_in(targets, value_set=ids.cast(targets.type))
     return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
