@@ -41,6 +41,7 @@ FAMILIES: dict[str, tuple[Any, str]] = {
     "profile": (profile, "customers"),
 }
 KEYS = ["customer_id", "as_of"]
+ROW_GROUP = 122_880  # rows: DuckDB's row group, and the Parquet row groups written
 
 
 @dataclass
@@ -118,7 +119,7 @@ class FeatureSet:
                             if pending is not None:
                                 pending.result()
                             writer = writer or pq.ParquetWriter(tmp, rows.schema)
-                            pending = pool.submit(writer.write_table, rows, 122_880)
+                            pending = pool.submit(writer.write_table, rows, ROW_GROUP)
                         pending.result()
                     finally:
                         if pending is not None:
@@ -273,7 +274,10 @@ def _date_table(ctx: Ctx) -> Callable[[str], str]:
                     cols.setdefault(k, v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, from_pandas=True))
             if current is not None:
                 con.unregister(current)
-            con.register(name, pa.table(cols))
+            rows = pa.table(cols)
+            # In row-group-sized batches: DuckDB scans an Arrow table batch by batch, so one batch would
+            # leave the write's casts and Parquet encoding on one thread (3.0 -> 2.1 s a date at 650k rows).
+            con.register(name, pa.Table.from_batches(rows.to_batches(max_chunksize=ROW_GROUP), schema=rows.schema))
             current = name
         return f"SELECT * FROM {name}"
 
