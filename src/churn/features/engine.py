@@ -268,10 +268,13 @@ def _date_table(ctx: Ctx) -> Callable[[str], str]:
         if current != name:
             at = ctx.date_slice(when)
             cols: dict[str, Any] = {"customer_id": spine_ids[at]}
-            for rows, columns in ctx.compiled:
-                for k, v in columns(when, rows[at]).items():
+            first = when == ctx.dates[0]
+            for (rows, columns), ready in zip(ctx.compiled, ctx.prefetched, strict=True):
+                for k, v in (ready.result() if first else columns(when, rows[at])).items():
                     # from_pandas: NaN (unknown) -> NULL; Arrow columns (text, exact values) as they are.
                     cols.setdefault(k, v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, from_pandas=True))
+            if first:
+                ctx.end_background()
             if current is not None:
                 con.unregister(current)
             rows = pa.table(cols)

@@ -72,14 +72,19 @@ def build(ctx: Ctx) -> None:
         "a": f"coalesce({scaled_int('amount', pk.DIGITS)}, {pk.NO_AMOUNT})",
         "c": scaled_int("coalesce(discount, 0)", pk.DIGITS) if has_disc else "0",
     })
-    day, amt, dis = pk.sort_by_day(offsets, *fields)
+    def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[pd.Timestamp, _Fit]]:
+        """The lists sorted by day, and the BG/NBD fits (on the background thread: no DuckDB here)."""
+        day, amt, dis = pk.sort_by_day(offsets, *fields)
+        fits = _btyd_fits(ctx, rows, lambda when, at: pk.histories(offsets, day, _day_number(when), at)) \
+            if cfg.btyd else {}
+        return day, amt, dis, fits
 
-    fits = _btyd_fits(ctx, rows, lambda when, at: pk.histories(offsets, day, _day_number(when), at)) \
-        if cfg.btyd else {}
+    prepared = ctx.later(prepare)
 
     def columns(when: pd.Timestamp, at: np.ndarray) -> dict[str, np.ndarray]:
         """One date's columns from the pass for these list rows, and each buyer's BG/NBD predictions from
         that date's fit."""
+        day, amt, dis, fits = prepared.result()
         cols = pk.compute(offsets, day, amt, dis, _day_number(when), cfg.windows, has_disc, at)
         if cfg.btyd:
             cols["btyd_expected_orders"], cols["btyd_p_no_order"] = _predict(fits.get(when), cols)
