@@ -4,6 +4,7 @@ fallback to the ids themselves when hashes cannot be trusted."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from conftest import build, make_config, write_source
@@ -59,3 +60,30 @@ def test_rows_are_each_customers_position_whatever_the_hashes(spine_ctx, hashes)
     rows = spine_ctx.spine_rows(ids, h)
     assert rows.tolist() == _expected(spine_ctx, ids).tolist()
     assert (rows == -1).sum() == sum(c in ("a1", "010") for c in spine_ctx.spine()[1].to_pylist())
+
+
+def test_features_are_the_same_with_or_without_the_background_thread(tmp_path, monkeypatch):
+    # Compiled passes run on a background thread only where numba's threading layer allows two threads at
+    # once (OpenMP, TBB); with its workqueue they run inline. Both must give the same features.
+    from churn.features import context
+
+    tables = {
+        "customers": [{"customer_id": f"{i:04d}", "signup_date": "2024-01-01", "cancel_date": None,
+                       "plan": "basic" if i % 2 else "plus", "monthly_fee": 10.0 + i} for i in range(40)],
+        "events": [{"customer_id": f"{i % 40:04d}", "timestamp": f"2024-0{1 + i % 5}-{1 + i % 27:02d}T10:00:00",
+                    "event_type": ["login", "view"][i % 2], "duration_s": float(i)} for i in range(400)],
+        "orders": [{"customer_id": f"{i % 30:04d}", "ordered_at": f"2024-0{1 + i % 5}-{1 + i % 28:02d}T12:00:00",
+                    "amount": 5.0 + i % 7} for i in range(300)],
+        "fee_changes": [{"customer_id": f"{i % 20:04d}", "changed_at": f"2024-0{1 + i % 5}-15T00:00:00",
+                         "monthly_fee": 9.0 + i % 4, "plan": "plus"} for i in range(50)],
+    }
+    folder = write_source(tmp_path, tables, "parquet-naive")
+    cfg = make_config(btyd=True)
+    dates = ["2024-04-01", "2024-06-01"]
+    threaded = build(folder, dates, cfg)
+    assert threaded.to_pandas().shape[0] > 0 and context.background_ok()
+    monkeypatch.setattr(context, "background_ok", lambda: False)
+    inline = build(folder, dates, cfg)
+    pd.testing.assert_frame_equal(threaded.to_pandas(), inline.to_pandas(), check_exact=True)
+    threaded.ds.con.close()
+    inline.ds.con.close()

@@ -48,12 +48,19 @@ class Ctx:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="features")
-        return self._pool.submit(fn, *args)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="features") if background_ok() else False
+        if self._pool:
+            return self._pool.submit(fn, *args)
+        done: Future = Future()  # run here and now, as a finished future
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - re-raised by .result(), as from the thread
+            done.set_exception(exc)
+        return done
 
     def end_background(self) -> None:
         """Let the background thread go once its work is done (results stay in their futures)."""
-        if self._pool is not None:
+        if self._pool:
             self._pool.shutdown(wait=False)
     # Each spine row's customer code, the distinct customers (Arrow), and their 64-bit hashes (None after
     # a hash collision: then customers are matched by id alone).
@@ -96,6 +103,17 @@ class Ctx:
         self.spine()
         codes, customers, spine_hashes = self._customers
         return positions(customers, spine_hashes, ids, hashes)[codes]
+
+
+def background_ok() -> bool:
+    """Whether compiled passes may run on two threads at once: numba's OpenMP and TBB layers allow it; its
+    workqueue (numba's fallback when neither library is installed) aborts the process on concurrent use."""
+    import numba
+
+    from churn.features.lookup import warm_up
+
+    warm_up()  # numba picks its layer at the first parallel launch
+    return numba.threading_layer() in ("omp", "tbb")
 
 
 def ident(text: str) -> str:
