@@ -518,3 +518,20 @@ def test_building_again_on_the_same_connection_replaces_the_table(tmp_path):
         assert one.to_pandas()["as_of"].nunique() == 1
     finally:
         fs.ds.con.close()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet-naive"])
+def test_discovered_event_types_are_the_most_frequent_blanks_aside(tmp_path, fmt) -> None:
+    """Most frequent first, ties by name; a blank type is no type, however frequent (CSV and Parquet alike:
+    Parquet's raw values are counted before they are normalised)."""
+    customers = [{"customer_id": "a", "signup_date": "2024-01-01", "cancel_date": None}]
+    counts = {"view": 3, "login": 2, "share": 2, "": 4}
+    events = [{"customer_id": "a", "timestamp": f"2024-05-{i + 1:02d}", "event_type": t}
+              for i, t in enumerate(t for t, n in counts.items() for _ in range(n))]
+    folder = write_source(tmp_path, {"customers": customers, "events": events}, fmt)
+    for most, want in ((2, ["view", "login"]), (5, ["view", "login", "share"])):
+        fs = build(folder, ["2024-06-01"], make_config({"features": {"engagement": {"max_event_types": most}}}))
+        try:
+            assert fs.event_types == want
+        finally:
+            fs.ds.con.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.config import TableSource
+from churn.contract import CONTRACT
 from churn.errors import ChurnError
 from churn.features.context import CUSTOMER_HASH, Ctx, ident, per_date_columns, ts_lit
 from churn.features.registry import Feature
-from churn.sources import _lit
+from churn.sources import _lit, _q, typed_expr
 
 FAMILY = "engagement"
 
@@ -20,9 +22,19 @@ def discover_event_types(ctx: Ctx) -> list[str]:
         return list(cfg.event_types)
     if not ctx.ds.has_column("events", "event_type"):
         return []
+    info = ctx.ds.tables["events"]
+    source, count = "events", "count(*)"
+    if info.columnar and "event_type" in info.mapping:
+        # A view over the file: count the raw values first, so each distinct type is normalised once
+        # rather than each of (say) 50M events.
+        raw = info.mapping["event_type"]
+        typed = typed_expr(CONTRACT["events"].column("event_type"), raw, info.raw_types[raw],
+                           ctx.config.sources.tables.get("events", TableSource()), ctx.ds.timezone)
+        source = f"(SELECT {typed} AS event_type, _n FROM (SELECT {_q(raw)}, count(*) AS _n FROM {info.raw_view} GROUP BY 1))"
+        count = "sum(_n)"
     rows = ctx.ds.con.execute(
-        "SELECT event_type FROM events WHERE event_type IS NOT NULL GROUP BY 1 "
-        f"ORDER BY count(*) DESC, event_type LIMIT {int(cfg.max_event_types)}"
+        f"SELECT event_type FROM {source} WHERE event_type IS NOT NULL GROUP BY 1 "
+        f"ORDER BY {count} DESC, event_type LIMIT {int(cfg.max_event_types)}"
     ).fetchall()
     return [r[0] for r in rows]
 
