@@ -35,7 +35,11 @@ class Ctx:
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, Any]]]] = field(
         default_factory=list)
     _spine: tuple[np.ndarray, Any, np.ndarray] | None = None
-    # The build's one background thread, and each `compiled` entry's first-date columns computed on it.
+    # Each spine row's customer code, the distinct customers (Arrow), and their 64-bit hashes (None after
+    # a hash collision: then customers are matched by id alone).
+    _customers: tuple[np.ndarray, Any, np.ndarray | None] | None = None
+    # The build's one background thread (False where passes must run inline: `background_ok`), and each
+    # `compiled` entry's first-date columns computed on it.
     _pool: Any = None
     prefetched: list[Future] = field(default_factory=list)
 
@@ -62,9 +66,6 @@ class Ctx:
         """Let the background thread go once its work is done (results stay in their futures)."""
         if self._pool:
             self._pool.shutdown(wait=False)
-    # Each spine row's customer code, the distinct customers (Arrow), and their 64-bit hashes (None after
-    # a hash collision: then customers are matched by id alone).
-    _customers: tuple[np.ndarray, Any, np.ndarray | None] | None = None
 
     def spine(self) -> tuple[np.ndarray, Any, np.ndarray]:
         """The spine's rows ordered by (as_of, customer_id), read once: as_of in epoch microseconds, customer
@@ -155,18 +156,18 @@ def scaled_int(expr: str, digits: int) -> str:
     return f"CAST(CAST({expr} AS DECIMAL(18, {int(digits)})) * {10 ** int(digits)} AS BIGINT)"
 
 
-def list_per_customer(ctx: Ctx, table: str, time_col: str, fields: dict[str, str], order_by: str | None = None,
-                      typed: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def list_per_customer(ctx: Ctx, table: str, time_col: str, fields: dict[str, str], typed: tuple[str, ...] = ()
+                      ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Each customer's rows of `table` before the last as_of, listed once for every date (one DuckDB
     aggregation): (each spine row's list row, as `Ctx.spine_rows`; the lists' offsets; one array per field
     of `fields`, name -> SQL expression, in list order). Fields are int64 numpy arrays, except those named
-    in `typed`, which keep their SQL type and come back as Arrow arrays (text, exact doubles). Each list is
-    ordered by `order_by` when given, else in no order the caller may rely on."""
+    in `typed`, which keep their SQL type and come back as Arrow arrays (text, exact doubles). The lists
+    are in no order a caller may rely on (an ordered `list(... ORDER BY ...)` took ~14 s to fetch for 1M
+    customers' fee changes): passes that need an order sort each list themselves."""
     struct = ", ".join(f"'{name}': {expr if name in typed else f'CAST({expr} AS BIGINT)'}"
                        for name, expr in fields.items())
-    order = f" ORDER BY {order_by}" if order_by else ""
     lists = ctx.ds.con.execute(
-        f"SELECT customer_id, {CUSTOMER_HASH} AS h, list({{{struct}}}{order}) AS l FROM {table} "
+        f"SELECT customer_id, {CUSTOMER_HASH} AS h, list({{{struct}}}) AS l FROM {table} "
         f"WHERE {time_col} < {ts_lit(max(ctx.dates))} GROUP BY customer_id"
     ).to_arrow_table()
     col = lists.column("l").combine_chunks()

@@ -52,6 +52,9 @@ def build(ctx: Ctx) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
+    from churn.features import profile_kernel as pk
+
     cols = set(ctx.ds.columns("customers"))
     cats = _categoricals(ctx)
     nums = [c for c in ctx.config.features.profile.numerics if c in cols]
@@ -85,7 +88,7 @@ def build(ctx: Ctx) -> None:
                 out["monthly_fee"] = fee
             return out
         _, offsets, changed, fees, plans, named = history
-        got = history_kernel().compute(offsets, changed, fees, named, as_of, at[:, 1])
+        got = pk.compute(offsets, changed, fees, named, as_of, at[:, 1])
         out["monthly_fee"] = np.where(got["_changes"] > 0, got["fee_now"], fee.to_numpy(zero_copy_only=False))
         out |= {k: got[k] for k in ("fee_change_90d", "fee_increases_365d", "days_since_fee_change")}
         if plans is not None and "plan" in out:
@@ -96,19 +99,13 @@ def build(ctx: Ctx) -> None:
     per_date_columns(ctx, rows, columns)
 
 
-def history_kernel() -> Any:
-    """The compiled pass over fee changes (imported here, not at the top: numba takes ~1 s to import and
-    load; the engine starts that in the background)."""
-    from churn.features import profile_kernel
-
-    return profile_kernel
-
-
 def _fee_history(ctx: Ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, np.ndarray]:
     """Each customer's fee changes listed once for every date, ordered as `profile_kernel` needs: (each spine
     row's list row, offsets, times in microseconds, fees, plans (Arrow text, None without a plan column),
     whether each change names a plan)."""
     import pyarrow.compute as pc
+
+    from churn.features.profile_kernel import order_changes
 
     has_plan = "plan" in ctx.ds.tables["fee_changes"].mapping
     fields = {"t": "epoch_us(changed_at)", "fee": "monthly_fee"} | ({"plan": "plan"} if has_plan else {})
@@ -126,7 +123,7 @@ def _fee_history(ctx: Ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         rank = rank_of[pc.fill_null(encoded.indices, -1).to_numpy()]
     else:
         rank = np.zeros(len(changed), np.int64)
-    order = history_kernel().order_changes(offsets, changed, fees, rank)
+    order = order_changes(offsets, changed, fees, rank)
     changed, fees = changed[order], fees[order]
     plans = plans.take(order) if plans is not None else None
     named = (pc.is_valid(plans).to_numpy(zero_copy_only=False) if plans is not None
