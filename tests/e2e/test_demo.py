@@ -77,6 +77,23 @@ def test_cli_user_error_has_no_traceback_and_writes_nothing(tmp_path: Path) -> N
     assert not out.exists() and list(tmp_path.iterdir()) == [data]
 
 
+def test_cli_features_writes_a_complete_file_and_exits_cleanly(tmp_path: Path) -> None:
+    # Through `churn.cli.main`, which leaves without the collector's last walk: the file must be whole.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "customers.csv").write_text("customer_id,signup_date\n001,2024-01-01\n002,2024-02-01\n")
+    (data / "events.csv").write_text("customer_id,timestamp,event_type\n001,2024-05-01,login\n002,2024-05-20,view\n")
+    out = tmp_path / "features.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "churn.cli", "features", "--data", str(data), "--as-of", "2024-06-01",
+         "--as-of", "2024-05-15", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_parquet(out)
+    # Without cancel dates a snapshot holds the customers active before it: 002 had done nothing by 05-15.
+    got = {(r.customer_id, str(r.as_of.date())): r.events_30d for r in df.itertuples()}
+    assert got == {("001", "2024-05-15"): 1.0, ("001", "2024-06-01"): 0.0, ("002", "2024-06-01"): 1.0}
+
+
 def _files(root: Path) -> dict[str, bytes]:
     """Every output's bytes (the workbook included: it stores no write time)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
