@@ -61,32 +61,33 @@ def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None
     assert (work / "models").is_dir() and any((work / "models").iterdir())
 
 
+def _cli_features(folder: Path, customers: str, events: str, as_of: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
+    """Write two CSV tables into `folder` and run `churn features` on them in a fresh process (`churn.cli`'s
+    main, as installed); (the finished process, the output path)."""
+    folder.mkdir()
+    (folder / "customers.csv").write_text(customers)
+    (folder / "events.csv").write_text(events)
+    out = folder.parent / "features.parquet"
+    args = [a for d in as_of for a in ("--as-of", d)]
+    proc = subprocess.run([sys.executable, "-m", "churn.cli", "features", "--data", str(folder), *args, "--out", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
+    return proc, out
+
+
 def test_cli_user_error_has_no_traceback_and_writes_nothing(tmp_path: Path) -> None:
-    data = tmp_path / "bad"
-    data.mkdir()
-    (data / "customers.csv").write_text("customer_id,signup_date\n001,2024-01-01\n")
-    (data / "events.csv").write_text("customer_id,event_type\n001,login\n")
-    out = tmp_path / "features.parquet"
-    proc = subprocess.run(
-        [sys.executable, "-m", "churn.cli", "features", "--data", str(data), "--as-of", "2024-06-01", "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
-    )
+    proc, out = _cli_features(tmp_path / "bad", "customer_id,signup_date\n001,2024-01-01\n",
+                              "customer_id,event_type\n001,login\n", ["2024-06-01"])
     assert proc.returncode == 1
     assert "timestamp" in proc.stderr and "events.csv" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert not out.exists() and list(tmp_path.iterdir()) == [data]
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "bad"]
 
 
 def test_cli_features_writes_a_complete_file_and_exits_cleanly(tmp_path: Path) -> None:
     # Through `churn.cli.main`, which leaves without the collector's last walk: the file must be whole.
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "customers.csv").write_text("customer_id,signup_date\n001,2024-01-01\n002,2024-02-01\n")
-    (data / "events.csv").write_text("customer_id,timestamp,event_type\n001,2024-05-01,login\n002,2024-05-20,view\n")
-    out = tmp_path / "features.parquet"
-    proc = subprocess.run(
-        [sys.executable, "-m", "churn.cli", "features", "--data", str(data), "--as-of", "2024-06-01",
-         "--as-of", "2024-05-15", "--out", str(out)], capture_output=True, text=True)
+    proc, out = _cli_features(tmp_path / "data", "customer_id,signup_date\n001,2024-01-01\n002,2024-02-01\n",
+                              "customer_id,timestamp,event_type\n001,2024-05-01,login\n002,2024-05-20,view\n",
+                              ["2024-06-01", "2024-05-15"])
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(out)
     # Without cancel dates a snapshot holds the customers active before it: 002 had done nothing by 05-15.
