@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
@@ -52,6 +53,12 @@ def days_between_sql(earlier: str, later: str) -> str:
     which cost a second per 10M rows (Spark: unix_micros).
     """
     return f"CAST(epoch_us({later}) - epoch_us({earlier}) AS DOUBLE) / 86400e6"
+
+
+def days_between_us(later_us: int | np.ndarray, earlier_us: np.ndarray) -> np.ndarray:
+    """Fractional days from `earlier_us` to `later_us` (microseconds since 1970), as `days_between_sql`:
+    whole microseconds subtracted exactly, then divided."""
+    return np.asarray(later_us - earlier_us).astype(np.float64) / 86400e6
 
 
 def label_complete(as_of: pd.Timestamp, horizon_days: int, data_end: pd.Timestamp) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.timeline import days_between_us
+
 DAY_US = 86_400_000_000
 DIGITS = 6  # scores are held in units of 1/10**DIGITS
 SCALE = 10**DIGITS
@@ -35,8 +37,7 @@ def compute(offsets: np.ndarray, answered: np.ndarray, score: np.ndarray, as_of_
             "survey_mean_score": np.where(scored > 0, total / scored, np.nan),
             "survey_score_trend": np.where(scored >= 2, last - (total - last) / (scored - 1), np.nan),
             "survey_detractor": np.where(np.isnan(last), np.nan, last <= detractor_max),
-            "days_since_last_survey": np.where(acc[0] != _NONE, (as_of_us - acc[0]).astype(np.float64) / 86400e6,
-                                               np.nan),
+            "days_since_last_survey": np.where(acc[0] != _NONE, days_between_us(as_of_us, acc[0]), np.nan),
             "surveys_365d": acc[5],
         }
 

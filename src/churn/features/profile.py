@@ -10,6 +10,7 @@ import pandas as pd
 from churn.features.context import CUSTOMER_HASH, Ctx, epoch_us, list_per_customer, per_date_columns
 from churn.features.registry import Feature
 from churn.sources import _q
+from churn.timeline import days_between_us
 
 FAMILY = "profile"
 
@@ -79,7 +80,7 @@ def build(ctx: Ctx) -> None:
         as_of = epoch_us(when)
         known = (c_rows >= 0) & signup_known[c_rows]
         out: dict[str, Any] = {"tenure_days": np.where(
-            known, (as_of - signup_us[c_rows]).astype(np.float64) / 86400e6, np.nan)}
+            known, days_between_us(as_of, signup_us[c_rows]), np.nan)}
         out |= {c: cust.column(c).take(take) for c in [*cats, *nums]}
         fee = cust.column("_fee").take(take)
         if history is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.timeline import days_between_us
+
 DAY_US = 86_400_000_000
 
 
@@ -44,7 +46,7 @@ def compute(offsets: np.ndarray, changed: np.ndarray, fee: np.ndarray, has_plan:
         # No change 90 days ago (or none at all): the fee did not change as far as we know.
         "fee_change_90d": np.where(np.isnan(fee_before), 0.0, fee_now - fee_before),
         "fee_increases_365d": increases,
-        "days_since_fee_change": np.where(count > 0, (as_of_us - last).astype(np.float64) / 86400e6, np.nan),
+        "days_since_fee_change": np.where(count > 0, days_between_us(as_of_us, last), np.nan),
         "_plan_at": plan_at,
     }
 

@@ -72,6 +72,7 @@ def build(ctx: Ctx) -> None:
         "a": f"coalesce({scaled_int('amount', pk.DIGITS)}, {pk.NO_AMOUNT})",
         "c": scaled_int("coalesce(discount, 0)", pk.DIGITS) if has_disc else "0",
     })
+
     def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[pd.Timestamp, _Fit]]:
         """The lists sorted by day, and the BG/NBD fits (on the background thread: no DuckDB here)."""
         day, amt, dis = pk.sort_by_day(offsets, *fields)

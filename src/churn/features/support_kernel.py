@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.timeline import days_between_us
+
 DAY_US = 86_400_000_000
 NEVER = np.iinfo(np.int64).max  # closed_at of a ticket not closed (open at every as_of)
 NO_RATING = np.iinfo(np.int64).min  # satisfaction missing
@@ -47,7 +49,7 @@ def compute(offsets: np.ndarray, opened: np.ndarray, closed: np.ndarray, complai
 
     def since(t: np.ndarray, none: int = _NONE) -> np.ndarray:
         """Fractional days from each time to as_of (NaN for none), as SQL's days_since computes them."""
-        return np.where(t != none, (as_of_us - t).astype(np.float64) / 86400e6, np.nan)
+        return np.where(t != none, days_between_us(as_of_us, t), np.nan)
 
     cols: dict[str, np.ndarray] = {}
     for k, w in enumerate(windows):
