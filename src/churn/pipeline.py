@@ -89,7 +89,7 @@ def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None
     result = train(
         tf.frame, tf.features, config, data_fingerprint=tf.fingerprint, config_path=config.source_file,
         tune_trials=tune_trials, tune_minutes=tune_minutes, promote=promote,
-        extra_metadata={**tf.metadata, "notices": tf.notices}, progress=progress,
+        extra_metadata={**tf.metadata, "notices": tf.notices}, source=tf.source_settings(), progress=progress,
     )
     result.warnings = list(tf.notices) + list(result.warnings)
     return result

@@ -42,7 +42,10 @@ def test_bad_target_names_column_and_rows():
 
 
 def test_columns_become_features():
-    frame, feats = prepare_table(_table(["yes", "no", "yes", "no"]), "left", "account")
+    from churn.preparation import Preparation
+
+    raw, feats = prepare_table(_table(["yes", "no", "yes", "no"]), "left", "account")
+    frame = raw[["account"]].join(Preparation(feats, infer=True).fit(raw).clean(raw))  # read as the model reads
     kinds = {f.name: f.kind for f in feats}
     assert kinds == {"plan": "categorical", "spend": "numeric", "visits": "numeric", "vip": "numeric"}
     assert frame["account"].tolist() == ["007", "008", "009", "010"]  # ids stay text

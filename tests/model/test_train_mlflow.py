@@ -197,16 +197,15 @@ def test_load_model_errors(runs):
         load_model(f"models:/{NAME}@nosuchalias")
 
 
-def test_cross_validation_without_time_column(mlflow_store, synthetic, make_config):
+def test_without_time_column_splits_by_customer_and_refits_on_every_row(mlflow_store, synthetic, make_config):
     frame, features = synthetic
     one = frame[frame["as_of"] == frame["as_of"].max()].drop(columns=["as_of"])
-    cfg = make_config(mlflow_store / "models", registered_name="churn-cv", experiment="churn-tests", cv_folds=3,
+    cfg = make_config(mlflow_store / "models", registered_name="churn-cv", experiment="churn-tests",
                       calibration="sigmoid")
     res = train(one, features, cfg, time_col=None)
-    assert res.evaluation == "cross_validation"
-    assert res.metrics["n_rows"] == len(one)  # out-of-fold predictions over every row
-    assert {"cv_roc_auc_mean", "cv_roc_auc_std", "cv_folds"} <= set(res.metrics)
-    assert res.metrics["cv_folds"] == 3 and res.metrics["roc_auc"] > 0.65
+    assert res.evaluation == "grouped_random"
+    assert res.refit["rows"] == len(one) and res.model.metadata_["n_fit_rows"] == len(one)
+    assert res.metrics["roc_auc"] > 0.65
     assert res.version == "1"
 
 
@@ -223,6 +222,11 @@ def test_few_snapshots_fall_back_with_warning_and_tuning_logs_trials(mlflow_stor
     run = client.get_run(res.run_id)
     children = client.search_runs([run.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{res.run_id}'")
-    assert len(children) == 2
-    assert all("valid_log_loss" in c.data.metrics and "learning_rate" in c.data.params for c in children)
+    trials = [c for c in children if c.info.run_name.startswith("trial-")]
+    assert len(trials) == 2
+    assert all("valid_log_loss" in c.data.metrics and "learning_rate" in c.data.params for c in trials)
+    # the tuned settings joined the candidates, each candidate a nested run of its own
+    assert "lightgbm_tuned" in res.candidates
+    assert {c.info.run_name for c in children} - {c.info.run_name for c in trials} == {
+        f"candidate-{name}" for name in res.candidates}
     assert "tune_best_valid_log_loss" in run.data.metrics

@@ -303,6 +303,13 @@ class TrainingFrame:
     metadata: dict[str, Any]
     notices: list[str]
 
+    def source_settings(self) -> dict[str, Any]:
+        """What scoring must reuse to build the same features (stored in the model's fitted preparation):
+        label kind, event types chosen, horizon, and the feature and label configuration (survey scale
+        frozen)."""
+        keep = ("label", "event_types", "horizon_days", "label_config", "features_config")
+        return {k: self.metadata[k] for k in keep if k in self.metadata}
+
 
 def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
     """(usable as_of dates, dates dropped because their label window is not complete)."""

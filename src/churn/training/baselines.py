@@ -1,7 +1,7 @@
 """Baselines the model must beat on the same holdout: a logistic regression and a one-feature heuristic.
 
-Both take the coerced feature frame (numeric float64 with NaN, categorical text with None), as produced by
-`churn.training.model.coerce_frame`.
+Both take the read feature frame (numeric float64 with NaN, categorical text with None), as produced by
+`churn.preparation.Preparation.clean`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The MLflow pyfunc wrapper: `predict` returns the 1-D calibrated churn probability.
 
 The lightgbm flavour's pyfunc returns labels and a pandas `category` column breaks signature enforcement,
-so the model is logged as a custom PythonModel whose artifact is the joblib-dumped ChurnModel and whose
-signature declares categorical inputs as strings and numeric inputs as doubles (missing values survive).
-MLflow's schema enforcement refuses int64 -> double ("not safe"), so callers of the pyfunc cast integer
-columns to float first; `load_model()` / ChurnModel accept integers as they are.
+so the model is logged as a custom PythonModel whose artifact is the joblib-dumped ChurnModel. Its
+signature names every input column but types them `Any`: the model's fitted preparation reads the raw
+values exactly as `churn score --table` does (yes/no text, integers, numbers written as text, categories)
+and names any column it cannot read, so MLflow's stricter type enforcement (which refuses int64 where it
+expects double) would only reject rows the scorer accepts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from churn.training.model import ChurnModel, library_versions
 
@@ -42,9 +43,8 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def model_signature(model: ChurnModel) -> ModelSignature:
-    """Inputs: one column per feature, strings for categoricals and doubles for numbers; output: a double."""
-    cols = [ColSpec("string" if f.kind == "categorical" else "double", f.name, required=True)
-            for f in model.features_]
+    """Inputs: one column per feature, any type (the preparation reads them); output: a double."""
+    cols = [ColSpec(AnyType(), f.name, required=True) for f in model.features_]
     return ModelSignature(inputs=Schema(cols), outputs=Schema([ColSpec("double", "churn_probability")]))
 
 

@@ -3,16 +3,15 @@ into a training frame and its Feature list.
 
 - the target may be 1/0, true/false, yes/no, y/n (any case); anything else is an error naming the column
   and example rows;
-- number columns stored as text are parsed ("1.5", "1,5" with decimal commas, "1,234.5" with thousands
-  separators, blanks and NA markers as missing);
-- other text columns become categorical features; all-blank columns are dropped;
+- every other column is a feature, kept as written: how it is read (numbers, numbers written as text,
+  yes/no text, categories) is learnt by the model's fitted preparation (`churn.preparation`), which
+  scoring applies unchanged; all-blank and date columns are dropped, with a warning;
 - the id stays text (leading zeros kept); the time column (if any) is parsed as a date.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
 import numpy as np
 import pandas as pd
@@ -20,15 +19,9 @@ from pandas.api import types as ptypes
 
 from churn.errors import ChurnError
 from churn.features.registry import Feature
+from churn.preparation import FALSE_WORDS, NA_WORDS, TRUE_WORDS, infer_kind, parse_number_text  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-TRUE_WORDS = {"1", "1.0", "true", "yes", "y", "t"}
-FALSE_WORDS = {"0", "0.0", "false", "no", "n", "f"}
-NA_WORDS = {"", "na", "n/a", "nan", "null", "none", "-", "?"}
-_PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_DECIMAL_COMMA = re.compile(r"^[+-]?\d+(,\d+)?$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def _examples(df: pd.DataFrame, mask: np.ndarray, col: str, id_col: str | None, n: int = 3) -> str:
@@ -54,27 +47,6 @@ def parse_target(df: pd.DataFrame, target: str, id_col: str | None = None) -> pd
             f"(found {seen}); e.g. {_examples(df, bad, target, id_col)}"
         )
     return pd.Series(is_true.astype("int64"), index=df.index, name=target)
-
-
-def parse_number_text(s: pd.Series) -> pd.Series | None:
-    """Text that holds numbers as float64 (NaN for blanks/NA markers), or None when it is not numeric."""
-    text = s.astype(object).where(s.notna(), "").map(lambda v: str(v).strip())
-    na = text.str.lower().isin(NA_WORDS)
-    vals = text[~na]
-    if vals.empty:
-        return pd.Series(np.nan, index=s.index, dtype="float64")
-    plain = vals.str.match(_PLAIN)
-    if plain.all():
-        conv = vals
-    elif (plain | vals.str.match(_THOUSANDS)).all():  # "1,234" and "1,234.5": thousands separators
-        conv = vals.str.replace(",", "", regex=False)
-    elif vals.str.match(_DECIMAL_COMMA).all():  # "1,5": decimal commas
-        conv = vals.str.replace(",", ".", regex=False)
-    else:
-        return None
-    out = pd.Series(np.nan, index=s.index, dtype="float64")
-    out[~na] = pd.to_numeric(conv, errors="coerce").astype("float64")
-    return out
 
 
 def prepare_table(df: pd.DataFrame, target: str, id_col: str, time_col: str | None = None,
@@ -122,27 +94,12 @@ def prepare_table(df: pd.DataFrame, target: str, id_col: str, time_col: str | No
         if ptypes.is_datetime64_any_dtype(s) or ptypes.is_timedelta64_dtype(s):
             skipped.append(f"{name} (date; turn it into a number such as days since)")
             continue
-        if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
-            out[name] = s.to_numpy(dtype="float64", na_value=np.nan)
-            features.append(Feature(name, "table", f"{name} (from your table)"))
-            continue
-        nums = parse_number_text(s)
-        if nums is not None:
-            out[name] = nums
-            features.append(Feature(name, "table", f"{name} (from your table)"))
-            continue
-        obj = s.astype(object)
-        text = obj.where(obj.notna(), "").map(lambda v: str(v).strip())
-        lower = text.str.lower()
-        if lower[lower != ""].isin(TRUE_WORDS | FALSE_WORDS).all() and lower.isin(TRUE_WORDS | FALSE_WORDS | {""}).all():
-            # yes/no style columns become 0/1 numbers
-            out[name] = np.where(lower == "", np.nan, lower.isin(TRUE_WORDS).astype("float64"))
-            features.append(Feature(name, "table", f"{name} (from your table, yes = 1)"))
-            continue
-        cats = text.to_numpy(dtype=object)
-        cats[lower.isin(NA_WORDS).to_numpy()] = None
-        out[name] = pd.Series(cats, index=df.index, dtype=object)
-        features.append(Feature(name, "table", f"{name} (from your table)", kind="categorical"))
+        kind, _ = infer_kind(s)
+        out[name] = s
+        if kind == "category":
+            features.append(Feature(name, "table", f"{name} (from your table)", kind="categorical"))
+        else:
+            features.append(Feature(name, "table", f"{name} (from your table{', yes = 1' if kind == 'yes_no' else ''})"))
     if skipped:
         log.warning("columns not used as features: %s", ", ".join(skipped))
     if not features:

@@ -1,20 +1,9 @@
-"""Training orchestration: split, (tune), fit, calibrate, compare with baselines, evaluate, log to MLflow,
-register, export a bundle and (optionally) promote.
+"""Training orchestration: check, split, evaluate the candidates, choose on validation, refit on all data,
+compare with the baselines, log to MLflow (a nested run per candidate), register, export a bundle and
+(optionally) promote.
 
-The whole flow is `train()`; each step is a function here or in a sibling module, so tests can call them
-one by one. How rows are split:
-
-- **out of time** (a time column with at least holdout + validation + 1 snapshots): the newest
-  `holdout_snapshots` are the holdout, the next `valid_snapshots` the validation, the rest train. The holdout
-  holds the newest-snapshot rows of a seeded share of customers (`holdout_customer_share`, stable across
-  runs with the same seed), and every row of those customers is left out of fitting, so the holdout is new
-  in time *and* in customers. Validation customers are split in two: early stopping and calibration
-  (`calibration_share`).
-- **grouped random** (a time column with too few snapshots): customers split 60/20/20 into train,
-  validation and holdout; said in the warnings.
-- **cross-validation** (no time column): StratifiedGroupKFold by customer; out-of-fold predictions are the
-  reported "holdout"; the final model fits all customers but a calibration share, with the median
-  early-stopping round of the folds.
+The steps are functions here and in `splits` (how rows are split), `selection` (candidates, choice,
+refit) and `baselines`; `train()` wires them, and the MLflow calls stay in `_log_run` and `_register`.
 """
 
 from __future__ import annotations
@@ -34,6 +23,7 @@ import pandas as pd
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.features.registry import Feature
+from churn.preparation import Preparation
 from churn.training import plots
 from churn.training.baselines import HeuristicBaseline, logistic_baseline, pick_heuristic_feature
 from churn.training.metrics import (
@@ -46,19 +36,32 @@ from churn.training.metrics import (
     ranking_metrics,
     reliability_table,
 )
-from churn.training.model import ChurnModel, FrameEncoder, coerce_frame
+from churn.training.model import ChurnModel
+from churn.training.selection import Evaluated, Rows, candidate_list, choose, evaluate_candidates, refit_all
+from churn.training.splits import (  # noqa: F401 - re-exported: `from churn.training.train import split_...`
+    VALIDATION_SHARE,
+    Split,
+    assert_holdout_customers_unseen,
+    split_grouped,
+    split_out_of_time,
+    unit_hash,
+)
 from churn.training.table import prepare_table  # noqa: F401 - re-exported for `from churn.training.train import ...`
 
 log = logging.getLogger(__name__)
 
 HOLDOUT_CUSTOMER_SHARE = 0.3
-VALIDATION_SHARE = 0.2  # grouped/CV schemes: share of customers for early stopping + calibration
 BASELINE_MAX_ROWS = 200_000
 
 
 @dataclass
 class TrainResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    `metrics` are the chosen candidate's holdout metrics from its evaluation fit (which never saw the
+    holdout); the registered `model` is the refit on every row. `candidates` holds every candidate's
+    holdout metrics (and `valid_roc_auc`, what the choice read).
+    """
 
     run_id: str
     model_uri: str  # models:/<name>/<version>
@@ -71,93 +74,12 @@ class TrainResult:
     promoted: bool
     promotion: dict[str, Any] | None = None
     evaluation: str = ""
+    chosen: str = ""
+    chosen_why: str = ""
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    refit: dict[str, Any] = field(default_factory=dict)
     model: ChurnModel | None = field(default=None, repr=False)
-    holdout: pd.DataFrame | None = field(default=None, repr=False)  # holdout rows, label, model risk
-
-
-@dataclass
-class Split:
-    """Row positions of each part and what they are."""
-
-    scheme: str  # out_of_time | grouped_random | cross_validation
-    train: np.ndarray
-    early_stopping: np.ndarray
-    calibration: np.ndarray
-    holdout: np.ndarray
-    snapshots: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------- splits
-def unit_hash(ids: np.ndarray, seed: int, salt: str) -> np.ndarray:
-    """A stable pseudo-random number in [0, 1) per customer id (same id, seed and salt: same number)."""
-    key = f"{salt}{seed}".encode().ljust(16, b"#")[:16].decode("latin-1")
-    h = pd.util.hash_pandas_object(pd.Series(ids, dtype=object).astype(str), index=False, hash_key=key)
-    return (h.to_numpy() >> np.uint64(11)).astype("float64") / float(1 << 53)
-
-
-def _positions(mask: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(mask)
-
-
-def _dates(values: pd.Series) -> list[str]:
-    return [str(pd.Timestamp(v).date()) for v in sorted(pd.unique(values))]
-
-
-def split_out_of_time(ids: np.ndarray, times: pd.Series, *, holdout_snapshots: int, valid_snapshots: int,
-                      calibration_share: float, holdout_customer_share: float, seed: int) -> Split:
-    """Out-of-time split (see the module docstring); holdout customers never appear in fitting rows."""
-    t = pd.Series(pd.to_datetime(times).to_numpy())
-    dates = np.sort(t.unique())
-    ho_dates, va_dates = dates[-holdout_snapshots:], dates[-(holdout_snapshots + valid_snapshots):-holdout_snapshots]
-    tr_dates = dates[: -(holdout_snapshots + valid_snapshots)]
-    in_ho, in_va, in_tr = (t.isin(d).to_numpy() for d in (ho_dates, va_dates, tr_dates))
-    picked = unit_hash(ids, seed, "holdout") < holdout_customer_share
-    holdout = in_ho & picked
-    id_series = pd.Series(ids, dtype=object)
-    held_customers = id_series.isin(set(id_series[holdout])).to_numpy()  # hash lookup (np.isin on objects is slow)
-    fit_ok = ~held_customers
-    cal_pick = unit_hash(ids, seed, "calibration") < calibration_share
-    split = Split(
-        scheme="out_of_time",
-        train=_positions(in_tr & fit_ok),
-        early_stopping=_positions(in_va & fit_ok & ~cal_pick),
-        calibration=_positions(in_va & fit_ok & cal_pick),
-        holdout=_positions(holdout),
-        snapshots={"train": _dates(tr_dates), "validation": _dates(va_dates), "holdout": _dates(ho_dates)},
-    )
-    split.notes.append(
-        f"out-of-time holdout: snapshot(s) {', '.join(split.snapshots['holdout'])}, customers hashed into a "
-        f"{holdout_customer_share:.0%} holdout share ({len(split.holdout):,} rows); their rows are excluded "
-        "from training, early stopping and calibration"
-    )
-    return split
-
-
-def split_grouped(ids: np.ndarray, *, calibration_share: float, seed: int, holdout_share: float = 0.2,
-                  valid_share: float = VALIDATION_SHARE) -> Split:
-    """Random split by customer: train / validation (early stopping + calibration) / holdout."""
-    u = unit_hash(ids, seed, "holdout")
-    cal_pick = unit_hash(ids, seed, "calibration") < calibration_share
-    holdout = u < holdout_share
-    valid = (u >= holdout_share) & (u < holdout_share + valid_share)
-    return Split(
-        scheme="grouped_random",
-        train=_positions(~holdout & ~valid),
-        early_stopping=_positions(valid & ~cal_pick),
-        calibration=_positions(valid & cal_pick),
-        holdout=_positions(holdout),
-    )
-
-
-def assert_holdout_customers_unseen(ids: np.ndarray, split: Split) -> None:
-    """Fail loudly if any holdout customer has rows among the rows used for fitting."""
-    if split.scheme == "cross_validation":
-        return
-    fitting = np.concatenate([split.train, split.early_stopping, split.calibration])
-    overlap = set(ids[split.holdout]) & set(ids[fitting])
-    if overlap:
-        raise AssertionError(f"{len(overlap)} holdout customer(s) appear in fitting rows, e.g. {sorted(overlap)[:3]}")
+    holdout: pd.DataFrame | None = field(default=None, repr=False)  # holdout rows, label, evaluation risk
 
 
 # ----------------------------------------------------------------------------------------- validation
@@ -221,49 +143,55 @@ def _baseline_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {**ranking_metrics(y, p), **probability_metrics(y, p), **top_share_metrics(y, p)}
 
 
-def _model(config: Config, features: list[Feature], params: dict[str, Any], scale_pos_weight: float | None,
-           num_boost_round: int | None = None) -> ChurnModel:
+def make_split(ids: np.ndarray, frame: pd.DataFrame, time_col: str | None, config: Config,
+               holdout_customer_share: float, warn: Callable[[str], None]) -> Split:
+    """Out of time when the frame has enough snapshots, else grouped random (said in the warnings)."""
     mc = config.model
-    return ChurnModel(features, params, num_boost_round=num_boost_round or mc.num_boost_round,
-                      early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
-                      scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs)
+    has_time = time_col is not None and time_col in frame.columns
+    if time_col is not None and not has_time:
+        warn(f"no time column '{time_col}' in the frame: evaluating on a random split by customer instead of "
+             "out of time")
+    times = pd.to_datetime(frame[time_col]).reset_index(drop=True) if has_time else None
+    n_snap = int(times.nunique()) if has_time else 0
+    need = mc.holdout_snapshots + mc.valid_snapshots + 1
+    if has_time and n_snap >= need:
+        split = split_out_of_time(ids, times, holdout_snapshots=mc.holdout_snapshots,
+                                  valid_snapshots=mc.valid_snapshots, calibration_share=mc.calibration_share,
+                                  holdout_customer_share=holdout_customer_share, seed=mc.seed)
+    else:
+        split = split_grouped(ids, calibration_share=mc.calibration_share, seed=mc.seed)
+        if has_time:
+            split.snapshots = {"all": [str(pd.Timestamp(v).date()) for v in sorted(pd.unique(times))]}
+            warn(f"only {n_snap} snapshot(s) in '{time_col}' (out-of-time evaluation needs {need}): fell back to a "
+                 "random split by customer (60% train, 20% validation, 20% holdout); holdout metrics are not out "
+                 "of time")
+    assert_holdout_customers_unseen(ids, split)
+    for part in ("train", "early_stopping", "calibration", "holdout"):
+        if len(getattr(split, part)) == 0:
+            raise ChurnError(f"the {part.replace('_', ' ')} split is empty; need more customers or snapshots")
+    return split
 
 
-def _fit(model: ChurnModel, clean: pd.DataFrame, y: np.ndarray, fit_idx: np.ndarray, es_idx: np.ndarray | None,
-         cal_idx: np.ndarray) -> ChurnModel:
-    es = (clean.iloc[es_idx], y[es_idx]) if es_idx is not None and len(es_idx) else None
-    return model.fit(clean.iloc[fit_idx], y[fit_idx], eval_set=es, calibration_set=(clean.iloc[cal_idx], y[cal_idx]))
+def refit_folds(ids: np.ndarray, config: Config) -> np.ndarray:
+    """Each row's calibration fold for the refit: all rows of a customer in one fold, seeded."""
+    k = config.model.calibration_folds
+    return np.minimum((unit_hash(ids, config.model.seed, "refit-fold") * k).astype(int), k - 1)
 
 
 # ----------------------------------------------------------------------------------------------- train
 def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_col: str = "customer_id",
           time_col: str | None = "as_of", label_col: str = "churned", data_fingerprint: dict | None = None,
           config_path: str | None = None, tune_trials: int = 0, tune_minutes: float | None = None,
-          promote: bool = False, extra_metadata: dict | None = None,
+          promote: bool = False, extra_metadata: dict | None = None, source: dict | None = None,
           progress: Callable[[str], None] | None = None,
           holdout_customer_share: float = HOLDOUT_CUSTOMER_SHARE) -> TrainResult:
-    """Train, evaluate, log, register (alias `challenger`), export a bundle and optionally promote.
+    """Choose, refit, evaluate, log, register (alias `challenger`), export a bundle and optionally promote.
 
-    `frame` holds `id_col`, `label_col` (0/1), optionally `time_col`, and one column per feature.
-    `extra_metadata` (e.g. the feature and label configuration) is stored in the model for the scorer.
+    `frame` holds `id_col`, `label_col` (0/1), optionally `time_col`, and one raw column per feature (yes/no
+    text, numbers written as text and categories are read by the fitted preparation, as at scoring).
+    `source` (the raw-data build's settings) is stored in the model's preparation for the scorer;
+    `extra_metadata` in its metadata.
     """
-    import mlflow
-
-    from churn.training import registry
-    from churn.training.bundle import export_bundle
-    from churn.training.pyfunc import log_pyfunc
-    from churn.training.tracking import (
-        data_fingerprint as fingerprint_of,
-    )
-    from churn.training.tracking import (
-        ensure_experiment,
-        git_info,
-        jsonable,
-        log_metrics,
-        log_params,
-        mlflow_session,
-    )
-
     mc = config.model
 
     def say(msg: str) -> None:
@@ -277,101 +205,76 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
         warns.append(msg)
         log.warning(msg)
 
-    # 1. check and coerce ----------------------------------------------------------------------------
     y = check_frame(frame, features, id_col=id_col, time_col=time_col, label_col=label_col)
     say(f"checking {len(frame):,} rows x {len(features)} features")
-    clean, extra_cols = coerce_frame(frame, features)
-    clean = clean.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    # How each column is read, decided once on every row (a yes/no column is numeric 1/0 for every model).
+    prep = Preparation(features, infer=True).fit(frame)
+    features, clean = prep.features_, prep.clean(frame)
     ids = frame[id_col].astype(str).to_numpy(dtype=object)
-    ignored = [c for c in extra_cols if c not in {id_col, time_col, label_col}]
+    names = {f.name for f in features}
+    ignored = [str(c) for c in frame.columns if c not in names and c not in {id_col, time_col, label_col}]
     if ignored:
         warn(f"{len(ignored)} column(s) in the frame are not declared features and were ignored: "
              f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
-
-    # 2. split ---------------------------------------------------------------------------------------
-    has_time = time_col is not None and time_col in frame.columns
-    if time_col is not None and not has_time:
-        warn(f"no time column '{time_col}' in the frame: evaluating by cross-validation instead of out of time")
-    n_snap = int(pd.to_datetime(frame[time_col]).nunique()) if has_time else 0
-    need = mc.holdout_snapshots + mc.valid_snapshots + 1
-    times = pd.to_datetime(frame[time_col]).reset_index(drop=True) if has_time else None
-    if has_time and n_snap >= need:
-        split = split_out_of_time(ids, times, holdout_snapshots=mc.holdout_snapshots,
-                                  valid_snapshots=mc.valid_snapshots, calibration_share=mc.calibration_share,
-                                  holdout_customer_share=holdout_customer_share, seed=mc.seed)
-    elif has_time:
-        split = split_grouped(ids, calibration_share=mc.calibration_share, seed=mc.seed)
-        split.snapshots = {"all": _dates(times)}
-        warn(f"only {n_snap} snapshot(s) in '{time_col}' (out-of-time evaluation needs {need}): fell back to a "
-             "random split by customer (60% train, 20% validation, 20% holdout); holdout metrics are not out of time")
-    else:
-        split = Split("cross_validation", np.array([], int), np.array([], int), np.array([], int),
-                      np.arange(len(frame)))
-    assert_holdout_customers_unseen(ids, split)
-    for part in ("train", "early_stopping", "calibration", "holdout"):
-        if split.scheme != "cross_validation" and len(getattr(split, part)) == 0:
-            raise ChurnError(f"the {part.replace('_', ' ')} split is empty; need more customers or snapshots")
+    split = make_split(ids, frame, time_col, config, holdout_customer_share, warn)
+    has_time = split.scheme == "out_of_time" or bool(split.snapshots)
     for note in split.notes:
         say(note)
-
-    # 3. class balance -------------------------------------------------------------------------------
-    fit_rows = split.train if split.scheme != "cross_validation" else np.arange(len(frame))
-    n_pos, n_neg = int(y[fit_rows].sum()), int(len(fit_rows) - y[fit_rows].sum())
+    rows = Rows(split.train, split.early_stopping, split.calibration, split.holdout)
+    n_pos, n_neg = int(y[rows.train].sum()), int(len(rows.train) - y[rows.train].sum())
     if n_pos == 0:
         raise ChurnError("the training rows hold no churners")
     scale_pos_weight = (n_neg / n_pos) if mc.imbalance == "balanced" else None
     say(f"class balance in training rows: {n_pos:,} churners / {n_neg:,} others "
-        f"({n_pos / len(fit_rows):.2%}); imbalance handling: {mc.imbalance}"
+        f"({n_pos / len(rows.train):.2%}); imbalance handling: {mc.imbalance}"
         + (f" (scale_pos_weight {scale_pos_weight:.2f}, undone by calibration)" if scale_pos_weight else ""))
+    _check_calibration_rows(y[rows.calibration], mc.calibration, warn)
+    if n_pos < 200:
+        warn(f"only {n_pos} churners in the training rows: metrics will be noisy; the regularised candidates "
+             "and the blend with a logistic regression are what small data needs")
 
-    params = dict(mc.params)
-    uri_holder: dict[str, Any] = {}
+    from churn.training.tracking import mlflow_session
+
     with mlflow_session() as client:
-        exp_id = ensure_experiment(client, mc.experiment)
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{datetime.now():%Y%m%d-%H%M%S}") as run:
+        run = _open_run(client, mc.experiment, say)
+        with run:
             run_id = run.info.run_id
-            say(f"MLflow run {run_id} in experiment '{mc.experiment}' ({client.tracking_uri})")
-
-            # 4. tuning ------------------------------------------------------------------------------
-            tune_summary = None
-            if tune_trials > 0:
-                tune_summary, params = _tune(clean, y, ids, split, features, config, params, scale_pos_weight,
-                                             tune_trials, tune_minutes, exp_id, say)
-
-            # 5. fit ---------------------------------------------------------------------------------
-            cv_metrics: dict[str, float] = {}
-            heuristic_col, heuristic_why = pick_heuristic_feature(
-                clean.iloc[fit_rows], y[fit_rows], features)
-            if split.scheme == "cross_validation":
-                model, p_ho, p_raw_ho, p_lr, p_heur, cv_metrics, split = _cross_validate(
-                    clean, y, ids, features, config, params, scale_pos_weight, heuristic_col, say, warn)
+            trials = tune_trials or (mc.auto_tune_trials if len(rows.train) <= mc.auto_tune_max_rows else 0)
+            minutes = tune_minutes if tune_trials else (mc.auto_tune_minutes if trials else None)
+            tuned = _tune(frame, y, rows, features, config, scale_pos_weight, trials, minutes, run, say) \
+                if trials > 0 else None
+            evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, rows,
+                                            features, config, scale_pos_weight=scale_pos_weight, source=source,
+                                            say=say)
+            chosen, why, linear_won = choose(evaluated)
+            say(f"chosen: {chosen.name} ({why})")
+            if linear_won:
+                warn(f"the logistic regression was chosen: {why}")
+            heuristic_col, heuristic_why = pick_heuristic_feature(clean.iloc[rows.train], y[rows.train], features)
+            say("fitting baselines (plain logistic regression, one-feature heuristic)")
+            p_lr, p_heur = _fit_baselines(clean, y, rows.train, rows.holdout, features, heuristic_col, mc.seed)
+            y_ho = y[rows.holdout]
+            if mc.refit:
+                model, refit = refit_all(chosen, frame, y, ids, features, config, fit_rows=len(rows.train),
+                                         scale_pos_weight=scale_pos_weight, source=source,
+                                         fold_of=refit_folds(ids, config), say=say)
             else:
-                say(f"fitting LightGBM on {len(split.train):,} rows (early stopping on {len(split.early_stopping):,},"
-                    f" calibration on {len(split.calibration):,})")
-                _check_calibration_rows(y[split.calibration], mc.calibration, warn)
-                model = _fit(_model(config, features, params, scale_pos_weight), clean, y, split.train,
-                             split.early_stopping, split.calibration)
-                X_ho = clean.iloc[split.holdout]
-                p_raw_ho = model.predict_raw(X_ho)
-                p_ho = model.calibrator_.predict(p_raw_ho)
-                say("fitting baselines (logistic regression, one-feature heuristic)")
-                p_lr, p_heur = _fit_baselines(clean, y, split.train, split.holdout, features, heuristic_col, mc.seed)
-            if model.best_iteration_ >= model.num_boost_round and split.scheme != "cross_validation":
-                warn(f"early stopping did not trigger within {model.num_boost_round} rounds; consider raising "
+                model, refit = chosen.model, {"rows": len(rows.train), "rounds": chosen.model.best_iteration_}
+            if chosen.candidate.kind != "logistic" and chosen.model.best_iteration_ >= mc.num_boost_round:
+                warn(f"early stopping did not trigger within {mc.num_boost_round} rounds; consider raising "
                      "model.num_boost_round or the learning rate")
-            y_ho = y[split.holdout]
 
-            # 6. metrics -----------------------------------------------------------------------------
             say(f"evaluating on {len(y_ho):,} holdout rows ({split.scheme.replace('_', ' ')})")
             if len(np.unique(y_ho)) < 2:
                 warn("the holdout holds only one class: ranking metrics are undefined")
-            metrics = holdout_metrics(y_ho, p_ho, p_raw_ho)
+            metrics = dict(chosen.holdout)
             econ = incentive_economics(config)
-            value, value_source = customer_value(frame.iloc[split.holdout], config)
-            curve = profit_curve(y_ho, p_ho, value, econ.save_rate, econ.cost)
+            value, value_source = customer_value(frame.iloc[rows.holdout], config)
+            curve = profit_curve(y_ho, chosen.p_holdout, value, econ.save_rate, econ.cost)
             metrics.update(profit_summary(curve))
-            metrics.update({f"cv_{k}": v for k, v in cv_metrics.items()})
-            metrics["best_iteration"] = float(model.best_iteration_)
+            metrics["best_iteration"] = float(chosen.model.best_iteration_)
+            metrics["valid_roc_auc"] = chosen.valid["roc_auc"]
             if value_source.startswith("1.0"):
                 warn(f"profit curve: value is {value_source}")
             baseline = {
@@ -382,113 +285,231 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             if not beaten["ok"]:
                 warn("MODEL DOES NOT BEAT THE BASELINES on the holdout: " + beaten["detail"])
 
-            # 7. metadata into the model --------------------------------------------------------------
-            fp = fingerprint_of(frame, id_col=id_col, time_col=time_col if has_time else None, label_col=label_col)
-            if data_fingerprint:
-                fp = {**fp, **data_fingerprint}
-            model.metadata_.update(jsonable({
-                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "label": {"column": label_col, "kind": config.label.kind, "horizon_days": config.label.horizon_days},
-                "keys": {"id": id_col, "time": time_col if has_time else None},
-                "evaluation": split.scheme,
-                "snapshots": split.snapshots,
-                "rows": {"train": len(split.train), "early_stopping": len(split.early_stopping),
-                         "calibration": len(split.calibration), "holdout": len(split.holdout)},
-                "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
-                "train_positive_rate": n_pos / len(fit_rows),
-                "metrics": metrics, "baseline_metrics": baseline,
-                "mlflow": {"run_id": run_id, "experiment": mc.experiment},
-                "registered_name": mc.registered_name,
-                "data_fingerprint": fp,
-                "extra": extra_metadata or {},
-                "warnings": list(warns),
-            }))
-
-            # 8. MLflow: params, tags, artifacts, model ----------------------------------------------
-            say("logging to MLflow")
-            log_params({
-                "lgb": {k: v for k, v in model.lgb_params_.items()},
-                "model": {k: v for k, v in mc.model_dump().items() if k != "params"},
-                "n_rows": len(frame), "n_features": len(features),
-                "n_categorical": sum(f.kind == "categorical" for f in features),
-                "rows": model.metadata_["rows"], "evaluation": split.scheme,
-                "holdout_customer_share": holdout_customer_share if split.scheme == "out_of_time" else None,
-                "snapshots": {k: ",".join(v) for k, v in split.snapshots.items()},
-                "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
-                "train_positives": n_pos, "train_negatives": n_neg,
-                "label": {"column": label_col, "kind": config.label.kind, "horizon_days": config.label.horizon_days},
-                "keys": {"id": id_col, "time": time_col if has_time else None},
-                "heuristic_column": heuristic_col, "tune_trials": tune_trials, "tune_minutes": tune_minutes,
-                "economics": {"save_rate": econ.save_rate, "cost": econ.cost},
-            })
-            log_metrics(metrics)
-            log_metrics({"train_positive_rate": n_pos / len(fit_rows)})
-            for bname, bm in baseline.items():
-                log_metrics(bm, prefix=f"baseline_{bname}_")
-            import churn
-
-            tags = {
-                "churn_version": churn.__version__, "evaluation": split.scheme,
-                "baseline_check": "passed" if beaten["ok"] else "FAILED",
-                "profit.value_source": value_source, "profit.economics": econ.source,
-                "heuristic": heuristic_why,
-                **{f"data.{k}": str(v) for k, v in fp.items()},
-                **git_info(),
-            }
-            if not beaten["ok"]:
-                tags["warning.baselines"] = "MODEL DOES NOT BEAT THE BASELINES: " + beaten["detail"]
-            mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
-
+            fp = _fingerprint(frame, id_col, time_col if has_time else None, label_col, data_fingerprint)
+            model.metadata_.update(_metadata(
+                config, split, rows, refit, chosen, why, evaluated, metrics, baseline, fp, extra_metadata, warns,
+                run_id, label_col, id_col, time_col if has_time else None, scale_pos_weight, n_pos))
+            _log_run(run_id, config, model, chosen, why, evaluated, split, rows, refit, metrics, baseline, beaten,
+                     fp, scale_pos_weight, n_pos, n_neg, heuristic_col, heuristic_why, value_source, econ,
+                     tune_trials, tune_minutes, label_col, id_col, time_col if has_time else None, len(frame))
             with tempfile.TemporaryDirectory(prefix="churn-train-") as tmpd:
                 tmp = Path(tmpd)
                 say("drawing plots")
-                _write_artifacts(tmp, model, clean, frame, split, y_ho, p_ho, p_raw_ho, p_lr, p_heur, curve,
-                                 metrics, baseline, features, config, value_source, econ, extra_metadata,
-                                 tune_summary, id_col, time_col if has_time else None)
+                _write_artifacts(tmp, model, clean, frame, split, y_ho, chosen.p_holdout, chosen.p_raw_holdout, p_lr,
+                                 p_heur, curve, metrics, baseline, features, config, value_source, econ,
+                                 extra_metadata, tuned, id_col, time_col if has_time else None)
                 holdout_df = _holdout_frame(clean, frame, split, id_col, time_col if has_time else None)
-                registry.holdout_artifact(holdout_df, y_ho, p_ho, tmp)
-                mlflow.log_artifacts(str(tmp))
-                if config_path:
-                    if Path(config_path).is_file():
-                        mlflow.log_artifact(str(config_path), "config")
-                    else:
-                        warn(f"config file {config_path} not found; not logged")
-                say(f"logging the model and registering it as '{mc.registered_name}'")
-                info = log_pyfunc(model, registered_model_name=mc.registered_name)
-            version = str(info.registered_model_version)
-            model.metadata_["registered_version"] = version
-            model.metadata_["model_uri"] = f"models:/{mc.registered_name}/{version}"
-            registry.set_alias(client, mc.registered_name, registry.CHALLENGER, version)
-            for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
-                if np.isfinite(metrics.get(k, np.nan)):
-                    client.set_model_version_tag(mc.registered_name, version, f"holdout_{k}", f"{metrics[k]:.6f}")
-            client.set_model_version_tag(mc.registered_name, version, "evaluation", split.scheme)
-            uri_holder["model_uri"] = f"models:/{mc.registered_name}/{version}"
+                reg = _register(client, run_id, model, config, config_path, tmp, holdout_df, y_ho, chosen.p_holdout,
+                                metrics, split.scheme, warns, say, warn)
 
-            # 9. bundle ------------------------------------------------------------------------------
-            bundle = Path(mc.bundle_dir) / f"{mc.registered_name}-{version}"
-            if bundle.exists():
-                alt = bundle.with_name(f"{bundle.name}-{run_id[:8]}")
-                warn(f"bundle folder {bundle} already exists (another store?); writing {alt} instead")
-                bundle = alt
-            export_bundle(model, bundle, name=mc.registered_name, version=version, run_id=run_id,
-                          model_uri=uri_holder["model_uri"])
-            say(f"bundle written to {bundle}")
-            mlflow.set_tags({"bundle_path": str(bundle.resolve()), "registered_version": version,
-                             "warnings": (" | ".join(warns))[:5000] or "none"})
-
-        # 10. promotion ------------------------------------------------------------------------------
         promotion = None
         if promote:
+            from churn.training import registry
+
             say("comparing with the champion")
-            promotion = registry.promote(mc.registered_name, config, version=version,
-                                         holdout=_with_label_risk(holdout_df, y_ho, p_ho))
+            promotion = registry.promote(mc.registered_name, config, version=reg["version"],
+                                         holdout=_with_label_risk(holdout_df, y_ho, chosen.p_holdout))
             say(f"promotion: {promotion['decision']} ({promotion['reason']})")
-    result_holdout = _with_label_risk(holdout_df, y_ho, p_ho)
-    return TrainResult(run_id=run_id, model_uri=uri_holder["model_uri"], registered_name=mc.registered_name,
-                       version=version, metrics=metrics, baseline_metrics=baseline, bundle_path=str(bundle),
-                       warnings=warns, promoted=bool(promotion and promotion["promoted"]), promotion=promotion,
-                       evaluation=split.scheme, model=model, holdout=result_holdout)
+    candidates = {e.name: {**e.holdout, "valid_roc_auc": e.valid["roc_auc"]} for e in evaluated}
+    return TrainResult(run_id=run_id, model_uri=reg["model_uri"], registered_name=mc.registered_name,
+                       version=reg["version"], metrics=metrics, baseline_metrics=baseline,
+                       bundle_path=reg["bundle"], warnings=warns, promoted=bool(promotion and promotion["promoted"]),
+                       promotion=promotion, evaluation=split.scheme, chosen=chosen.name, chosen_why=why,
+                       candidates=candidates, refit=refit, model=model,
+                       holdout=_with_label_risk(holdout_df, y_ho, chosen.p_holdout))
+
+
+def _open_run(client: Any, experiment: str, say: Callable[[str], None]) -> Any:
+    import mlflow
+
+    from churn.training.tracking import ensure_experiment
+
+    exp_id = ensure_experiment(client, experiment)
+    run = mlflow.start_run(experiment_id=exp_id, run_name=f"train-{datetime.now():%Y%m%d-%H%M%S}")
+    say(f"MLflow run {run.info.run_id} in experiment '{experiment}' ({client.tracking_uri})")
+    return run
+
+
+def _fingerprint(frame: pd.DataFrame, id_col: str, time_col: str | None, label_col: str,
+                 extra: dict | None) -> dict[str, Any]:
+    from churn.training.tracking import data_fingerprint
+
+    fp = data_fingerprint(frame, id_col=id_col, time_col=time_col, label_col=label_col)
+    return {**fp, **extra} if extra else fp
+
+
+def _metadata(config: Config, split: Split, rows: Rows, refit: dict[str, Any], chosen: Evaluated, why: str,
+              evaluated: list[Evaluated], metrics: dict[str, float], baseline: dict[str, Any], fp: dict[str, Any],
+              extra_metadata: dict | None, warns: list[str], run_id: str, label_col: str, id_col: str,
+              time_col: str | None, scale_pos_weight: float | None, n_pos: int) -> dict[str, Any]:
+    """What the registered model carries about its training (read by the scorer, the report and the docs)."""
+    from churn.training.tracking import jsonable
+
+    mc = config.model
+    return jsonable({
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "label": {"column": label_col, "kind": config.label.kind, "horizon_days": config.label.horizon_days},
+        "keys": {"id": id_col, "time": time_col},
+        "evaluation": split.scheme,
+        "snapshots": split.snapshots,
+        "rows": {"train": len(rows.train), "early_stopping": len(rows.early_stopping),
+                 "calibration": len(rows.calibration), "holdout": len(rows.holdout), "refit": refit.get("rows")},
+        "chosen": {"candidate": chosen.name, "kind": chosen.candidate.kind, "why": why,
+                   "note": chosen.candidate.note, "refit": refit},
+        "candidates": {e.name: {"valid_roc_auc": e.valid["roc_auc"], **e.holdout} for e in evaluated},
+        "metrics_are": "holdout metrics of the chosen candidate's evaluation fit (trained without the holdout); "
+                       "the registered model is that candidate refit on every row",
+        "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
+        "train_positive_rate": n_pos / max(len(rows.train), 1),
+        "metrics": metrics, "baseline_metrics": baseline,
+        "mlflow": {"run_id": run_id, "experiment": mc.experiment},
+        "registered_name": mc.registered_name,
+        "data_fingerprint": fp,
+        "extra": extra_metadata or {},
+        "warnings": list(warns),
+    })
+
+
+def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, why: str,
+             evaluated: list[Evaluated], split: Split, rows: Rows, refit: dict[str, Any], metrics: dict[str, float],
+             baseline: dict[str, Any], beaten: dict[str, Any], fp: dict[str, Any], scale_pos_weight: float | None,
+             n_pos: int, n_neg: int, heuristic_col: str, heuristic_why: str, value_source: str, econ: Any,
+             tune_trials: int, tune_minutes: float | None, label_col: str, id_col: str, time_col: str | None,
+             n_rows: int) -> None:
+    """Params, metrics and tags of the parent run, and one nested run per candidate."""
+    import mlflow
+
+    import churn
+    from churn.training.tracking import git_info, log_metrics, log_params
+
+    mc = config.model
+    exp_id = mlflow.get_run(run_id).info.experiment_id
+    for e in evaluated:
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"candidate-{e.name}", nested=True):
+            log_params({"candidate": e.name, "kind": e.candidate.kind, "note": e.candidate.note,
+                        "lgb": e.model.lgb_params_ if e.candidate.kind != "logistic" else None,
+                        "best_iteration": e.model.best_iteration_, "blend_weight": e.model.blend_weight_})
+            log_metrics({"valid_roc_auc": e.valid["roc_auc"], "valid_pr_auc": e.valid["pr_auc"]})
+            log_metrics(e.holdout, prefix="holdout_")
+            mlflow.set_tags({"chosen": str(e is chosen).lower()})
+    log_params({
+        "chosen": chosen.name, "kind": chosen.candidate.kind, "blend_weight": model.blend_weight_,
+        "lgb": model.lgb_params_ if chosen.candidate.kind != "logistic" else None,
+        "model": {k: v for k, v in mc.model_dump().items() if k != "params"},
+        "n_rows": n_rows,
+        "n_features": len(model.features_),
+        "n_categorical": sum(f.kind == "categorical" for f in model.features_),
+        "rows": {"train": len(rows.train), "early_stopping": len(rows.early_stopping),
+                 "calibration": len(rows.calibration), "holdout": len(rows.holdout)},
+        "refit": refit, "evaluation": split.scheme,
+        "snapshots": {k: ",".join(v) for k, v in split.snapshots.items()},
+        "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
+        "train_positives": n_pos, "train_negatives": n_neg,
+        "label": {"column": label_col, "kind": config.label.kind, "horizon_days": config.label.horizon_days},
+        "keys": {"id": id_col, "time": time_col},
+        "heuristic_column": heuristic_col, "tune_trials": tune_trials, "tune_minutes": tune_minutes,
+        "economics": {"save_rate": econ.save_rate, "cost": econ.cost},
+    })
+    log_metrics(metrics)
+    log_metrics({"train_positive_rate": n_pos / max(len(rows.train), 1)})
+    for e in evaluated:
+        log_metrics({"valid_roc_auc": e.valid["roc_auc"], **e.holdout}, prefix=f"candidate_{e.name}_")
+    for bname, bm in baseline.items():
+        log_metrics(bm, prefix=f"baseline_{bname}_")
+    tags = {
+        "churn_version": churn.__version__, "evaluation": split.scheme,
+        "model.chosen": chosen.name, "model.chosen_why": why,
+        "metrics": "holdout metrics of the chosen candidate's evaluation fit; the registered model is refit on all rows",
+        "baseline_check": "passed" if beaten["ok"] else "FAILED",
+        "profit.value_source": value_source, "profit.economics": econ.source,
+        "heuristic": heuristic_why,
+        **{f"data.{k}": str(v) for k, v in fp.items()},
+        **git_info(),
+    }
+    if not beaten["ok"]:
+        tags["warning.baselines"] = "MODEL DOES NOT BEAT THE BASELINES: " + beaten["detail"]
+    mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
+
+
+def _register(client: Any, run_id: str, model: ChurnModel, config: Config, config_path: str | None, tmp: Path,
+              holdout_df: pd.DataFrame, y_ho: np.ndarray, p_ho: np.ndarray, metrics: dict[str, float], scheme: str,
+              warns: list[str], say: Callable[[str], None], warn: Callable[[str], None]) -> dict[str, str]:
+    """Log the artifacts and the pyfunc, register it (alias challenger) and export the bundle."""
+    import mlflow
+
+    from churn.training import registry
+    from churn.training.bundle import export_bundle
+    from churn.training.pyfunc import log_pyfunc
+
+    mc = config.model
+    registry.holdout_artifact(holdout_df, y_ho, p_ho, tmp)
+    mlflow.log_artifacts(str(tmp))
+    if config_path:
+        if Path(config_path).is_file():
+            mlflow.log_artifact(str(config_path), "config")
+        else:
+            warn(f"config file {config_path} not found; not logged")
+    say(f"logging the model and registering it as '{mc.registered_name}'")
+    info = log_pyfunc(model, registered_model_name=mc.registered_name)
+    version = str(info.registered_model_version)
+    model_uri = f"models:/{mc.registered_name}/{version}"
+    model.metadata_["registered_version"] = version
+    model.metadata_["model_uri"] = model_uri
+    registry.set_alias(client, mc.registered_name, registry.CHALLENGER, version)
+    for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
+        if np.isfinite(metrics.get(k, np.nan)):
+            client.set_model_version_tag(mc.registered_name, version, f"holdout_{k}", f"{metrics[k]:.6f}")
+    client.set_model_version_tag(mc.registered_name, version, "evaluation", scheme)
+    bundle = Path(mc.bundle_dir) / f"{mc.registered_name}-{version}"
+    if bundle.exists():
+        alt = bundle.with_name(f"{bundle.name}-{run_id[:8]}")
+        warn(f"bundle folder {bundle} already exists (another store?); writing {alt} instead")
+        bundle = alt
+    export_bundle(model, bundle, name=mc.registered_name, version=version, run_id=run_id, model_uri=model_uri)
+    say(f"bundle written to {bundle}")
+    mlflow.set_tags({"bundle_path": str(bundle.resolve()), "registered_version": version,
+                     "warnings": (" | ".join(warns))[:5000] or "none"})
+    return {"version": version, "model_uri": model_uri, "bundle": str(bundle)}
+
+
+def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str], None]) -> None:
+    pos = int(y_cal.sum())
+    if pos == 0 or pos == len(y_cal):
+        raise ChurnError(f"the calibration split ({len(y_cal):,} rows) holds only one class; need more data or a "
+                         "larger model.calibration_share")
+    if pos < 30:
+        warn(f"calibration fitted on only {pos} churners; probabilities may be noisy")
+    if method == "isotonic" and len(y_cal) < 1000:
+        warn(f"isotonic calibration on {len(y_cal):,} rows may overfit; model.calibration: sigmoid is steadier")
+
+
+def _tune(frame: pd.DataFrame, y: np.ndarray, rows: Rows, features: list[Feature], config: Config,
+          scale_pos_weight: float | None, n_trials: int, minutes: float | None, run: Any,
+          say: Callable[[str], None]) -> dict[str, Any]:
+    """An Optuna search over LightGBM settings on the training rows, stopped on the early-stopping rows;
+    each trial is a nested MLflow run. Its best settings join the candidates as `lightgbm_tuned`."""
+    import mlflow
+
+    from churn.training.tune import tune
+
+    mc = config.model
+    prep = Preparation(features, infer=True).fit(frame.iloc[rows.train])
+    X, X_es = prep.transform(frame.iloc[rows.train]), prep.transform(frame.iloc[rows.early_stopping])
+    say(f"tuning: up to {n_trials} trial(s)" + (f" or {minutes:g} minute(s)" if minutes else ""))
+    exp_id = run.info.experiment_id
+
+    def on_trial(number: int, trial_params: dict[str, Any], value: float, best_iter: int) -> None:
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"trial-{number:03d}", nested=True):
+            mlflow.log_params(trial_params)
+            mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
+
+    res = tune(X, y[rows.train], X_es, y[rows.early_stopping], base_params=dict(mc.params),
+               categorical_index=prep.categorical_index_, feature_names=prep.feature_names_, n_trials=n_trials,
+               minutes=minutes, seed=mc.seed, n_jobs=mc.n_jobs, num_boost_round=mc.num_boost_round,
+               early_stopping_rounds=mc.early_stopping_rounds, scale_pos_weight=scale_pos_weight, on_trial=on_trial)
+    mlflow.log_metrics({"tune_best_valid_log_loss": res.best_value, "tune_trials_run": res.n_trials})
+    say(f"tuning done: best validation log loss {res.best_value:.5f} after {res.n_trials} trial(s)")
+    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": res.params, "trials": res.trials}
 
 
 def _with_label_risk(holdout_df: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -516,17 +537,6 @@ def _holdout_frame(clean: pd.DataFrame, frame: pd.DataFrame, split: Split, id_co
     return pd.concat([keys, clean.iloc[split.holdout].reset_index(drop=True), rest], axis=1)
 
 
-def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str], None]) -> None:
-    pos = int(y_cal.sum())
-    if pos == 0 or pos == len(y_cal):
-        raise ChurnError(f"the calibration split ({len(y_cal):,} rows) holds only one class; need more data or a "
-                         "larger model.calibration_share")
-    if pos < 30:
-        warn(f"calibration fitted on only {pos} churners; probabilities may be noisy")
-    if method == "isotonic" and len(y_cal) < 1000:
-        warn(f"isotonic calibration on {len(y_cal):,} rows may overfit; model.calibration: sigmoid is steadier")
-
-
 def _beats_baselines(metrics: dict[str, float], baseline: dict[str, dict[str, Any]]) -> dict[str, Any]:
     fails = []
     for k in ("roc_auc", "pr_auc"):
@@ -535,85 +545,6 @@ def _beats_baselines(metrics: dict[str, float], baseline: dict[str, dict[str, An
             if not (np.isfinite(mv) and np.isfinite(bv) and mv > bv):
                 fails.append(f"{k} {mv:.4f} vs {b} {bv:.4f}")
     return {"ok": not fails, "detail": "; ".join(fails)}
-
-
-def _tune(clean: pd.DataFrame, y: np.ndarray, ids: np.ndarray, split: Split, features: list[Feature],
-          config: Config, params: dict[str, Any], scale_pos_weight: float | None, n_trials: int,
-          minutes: float | None, exp_id: str, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
-    import mlflow
-
-    from churn.training.tune import tune
-
-    mc = config.model
-    if split.scheme == "cross_validation":
-        inner = unit_hash(ids, mc.seed, "holdout") < VALIDATION_SHARE
-        fit_idx, es_idx = np.flatnonzero(~inner), np.flatnonzero(inner)
-    else:
-        fit_idx, es_idx = split.train, split.early_stopping
-    enc = FrameEncoder(features).fit(clean.iloc[fit_idx])
-    X, X_es = enc.transform_clean(clean.iloc[fit_idx])[0], enc.transform_clean(clean.iloc[es_idx])[0]
-    say(f"tuning: up to {n_trials} trial(s)" + (f" or {minutes:g} minute(s)" if minutes else ""))
-
-    def on_trial(number: int, trial_params: dict[str, Any], value: float, best_iter: int) -> None:
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"trial-{number:03d}", nested=True):
-            mlflow.log_params(trial_params)
-            mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
-        say(f"  trial {number}: validation log loss {value:.5f} ({best_iter} rounds)")
-
-    res = tune(X, y[fit_idx], X_es, y[es_idx], base_params=params, categorical_index=enc.categorical_index_,
-               feature_names=enc.feature_names_, n_trials=n_trials, minutes=minutes, seed=mc.seed,
-               n_jobs=mc.n_jobs, num_boost_round=mc.num_boost_round, early_stopping_rounds=mc.early_stopping_rounds,
-               scale_pos_weight=scale_pos_weight, on_trial=on_trial)
-    mlflow.log_metrics({"tune_best_valid_log_loss": res.best_value, "tune_trials_run": res.n_trials})
-    say(f"tuning done: best validation log loss {res.best_value:.5f} after {res.n_trials} trial(s)")
-    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": res.params,
-            "trials": res.trials}, res.params
-
-
-def _cross_validate(clean: pd.DataFrame, y: np.ndarray, ids: np.ndarray, features: list[Feature], config: Config,
-                    params: dict[str, Any], scale_pos_weight: float | None, heuristic_col: str,
-                    say: Callable[[str], None], warn: Callable[[str], None]):
-    """K-fold by customer: out-of-fold predictions for model and baselines, then the final model."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    mc = config.model
-    n = len(y)
-    n_groups = len(pd.unique(ids))
-    k = min(mc.cv_folds, n_groups)
-    if k < 2:
-        raise ChurnError("cross-validation needs at least 2 customers")
-    inner = unit_hash(ids, mc.seed, "holdout") < VALIDATION_SHARE
-    cal_pick = unit_hash(ids, mc.seed, "calibration") < mc.calibration_share
-    oof, oof_raw, oof_lr, oof_heur = (np.full(n, np.nan) for _ in range(4))
-    fold_metrics, best_iters = [], []
-    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=mc.seed)
-    for fold, (tr, te) in enumerate(sgkf.split(np.zeros(n), y, groups=ids)):
-        fit_idx = tr[~inner[tr]]
-        es_idx = tr[inner[tr] & ~cal_pick[tr]]
-        cal_idx = tr[inner[tr] & cal_pick[tr]]
-        say(f"cross-validation fold {fold + 1}/{k}: fitting on {len(fit_idx):,} rows, testing on {len(te):,}")
-        _check_calibration_rows(y[cal_idx], mc.calibration, lambda m: None)
-        m = _fit(_model(config, features, params, scale_pos_weight), clean, y, fit_idx, es_idx, cal_idx)
-        best_iters.append(m.best_iteration_)
-        oof_raw[te] = m.predict_raw(clean.iloc[te])
-        oof[te] = m.calibrator_.predict(oof_raw[te])
-        oof_lr[te], oof_heur[te] = _fit_baselines(clean, y, tr, te, features, heuristic_col, mc.seed)
-        fold_metrics.append({**ranking_metrics(y[te], oof[te]), **probability_metrics(y[te], oof[te])})
-    fm = pd.DataFrame(fold_metrics)
-    cv = {f"{c}_mean": float(fm[c].mean()) for c in fm.columns}
-    cv.update({f"{c}_std": float(fm[c].std(ddof=1)) if len(fm) > 1 else 0.0 for c in fm.columns})
-    cv["folds"] = float(k)
-    rounds = int(np.median(best_iters))
-    final_cal = inner & cal_pick
-    _check_calibration_rows(y[final_cal], mc.calibration, warn)
-    say(f"final model on {int((~final_cal).sum()):,} rows ({rounds} rounds, the folds' median), calibrated on "
-        f"{int(final_cal.sum()):,} held-out rows")
-    final = _model(config, features, params, scale_pos_weight, num_boost_round=rounds)
-    final = _fit(final, clean, y, np.flatnonzero(~final_cal), None, np.flatnonzero(final_cal))
-    split = Split("cross_validation", np.flatnonzero(~final_cal), np.array([], int), np.flatnonzero(final_cal),
-                  np.arange(n), notes=[(f"{k}-fold cross-validation grouped by customer; out-of-fold predictions "
-                                        "are the reported holdout")])
-    return final, oof, oof_raw, oof_lr, oof_heur, cv, split
 
 
 def _write_artifacts(tmp: Path, model: ChurnModel, clean: pd.DataFrame, frame: pd.DataFrame, split: Split,

@@ -1,0 +1,343 @@
+"""The fitted preparation: everything learnt from training data that shapes a model input, in one object.
+
+`Preparation` follows the scikit-learn contract (`fit` learns, `transform` applies) and is stored inside
+the model, so training, `churn score`, the Python API and the MLflow pyfunc apply exactly the same steps,
+and the Spark scale-out can broadcast it to every partition. It learns, per feature column:
+
+- how a value is read: a number (from numbers, booleans or text holding numbers: "1.5", "1,5" with a
+  decimal comma, "1,234.5" with thousands separators, "45%"), yes/no text (yes/no, y/n, true/false, t/f,
+  1/0 in any case and spacing) read as 1/0, or a category;
+- a category's levels: the `max_categories` most frequent, levels seen fewer than `min_level_count`
+  times grouped into OTHER, matched case- and space-insensitively; a level never seen is missing;
+- for raw-data models, the source settings a feature build must reuse (`source`: label kind, event
+  types chosen, feature and label configuration with the survey scale frozen).
+
+Harmless differences at scoring are accepted (integer vs float, "Yes"/"yes"/" YES ", column order, extra
+columns, which are reported); a value that cannot be read the way training read it is an error naming the
+column, the count and example rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from churn.errors import ChurnError, DataValidationError, Problem
+from churn.features.registry import Feature
+
+TRUE_WORDS = frozenset({"1", "1.0", "true", "yes", "y", "t"})
+FALSE_WORDS = frozenset({"0", "0.0", "false", "no", "n", "f"})
+NA_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
+OTHER = "(other)"
+MAX_EXAMPLES = 3
+
+TextFormat = Literal["plain", "thousands", "decimal_comma", "percent"]
+_FORMATS: dict[str, re.Pattern[str]] = {
+    "plain": re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"),
+    "thousands": re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"),
+    "decimal_comma": re.compile(r"^[+-]?\d+(,\d+)?$"),
+    "percent": re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)\s?%$"),
+}
+
+
+def truth_value(v: object) -> bool | None:
+    """True/False for yes/no style values (yes/no, y/n, true/false, t/f, 1/0; any case), None otherwise."""
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    w = str(v).strip().lower()
+    return True if w in TRUE_WORDS else False if w in FALSE_WORDS else None
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Values as stripped text; missing values as ''."""
+    obj = s.astype(object)
+    return obj.where(obj.notna(), "").map(lambda v: str(v).strip())
+
+
+def _examples(s: pd.Series, mask: np.ndarray) -> list[str]:
+    idx = np.flatnonzero(mask)[:MAX_EXAMPLES]
+    return [f"row {i + 1}: {s.iloc[i]!r}" for i in idx]
+
+
+def number_format(values: pd.Series) -> TextFormat | None:
+    """The one text format all non-blank `values` are written in ('plain' first), or None."""
+    if values.empty:
+        return "plain"
+    plain = values.str.match(_FORMATS["plain"])
+    if plain.all():
+        return "plain"
+    if (plain | values.str.match(_FORMATS["thousands"])).all():
+        return "thousands"
+    if values.str.match(_FORMATS["decimal_comma"]).all():
+        return "decimal_comma"
+    if values.str.match(_FORMATS["percent"]).all():
+        return "percent"
+    return None
+
+
+def parse_numbers(text: pd.Series, fmt: TextFormat) -> pd.Series:
+    """Stripped text (no blanks) written in `fmt` as float64; NaN where a value does not parse."""
+    if fmt == "thousands":
+        text = text.str.replace(",", "", regex=False)
+    elif fmt == "decimal_comma":
+        text = text.str.replace(",", ".", regex=False)
+    elif fmt == "percent":
+        text = text.str.rstrip("%").str.strip()
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def parse_number_text(s: pd.Series) -> pd.Series | None:
+    """Text that holds numbers as float64 (NaN for blanks/NA markers), or None when it is not numeric."""
+    text = _text(s)
+    na = text.str.lower().isin(NA_WORDS)
+    fmt = number_format(text[~na])
+    if fmt is None:
+        return None
+    out = pd.Series(np.nan, index=s.index, dtype="float64")
+    out[~na] = parse_numbers(text[~na], fmt)
+    return out
+
+
+@dataclass
+class ColumnRule:
+    """How one feature column is read: `number` (text in `text_format`), `yes_no` (1/0) or `category`."""
+
+    name: str
+    kind: Literal["number", "yes_no", "category"]
+    text_format: TextFormat | None = None
+    levels: list[str] = field(default_factory=list)  # categories, in code order (OTHER last if grouped)
+    grouped: list[str] = field(default_factory=list)  # rare levels read as OTHER
+
+    @property
+    def categorical(self) -> bool:
+        return self.kind == "category"
+
+
+def infer_kind(s: pd.Series) -> tuple[Literal["number", "yes_no", "category"], TextFormat | None]:
+    """How a table column holds its values (bring-your-own tables): numbers, yes/no text or categories."""
+    if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
+        return "number", None
+    text = _text(s)
+    lower = text.str.lower()
+    filled = lower[~lower.isin(NA_WORDS)]
+    fmt = number_format(text[~lower.isin(NA_WORDS)])
+    if fmt is not None and not filled.empty and not filled.isin(TRUE_WORDS | FALSE_WORDS).all():
+        return "number", fmt
+    nonblank = lower[lower != ""]
+    if not nonblank.empty and nonblank.isin(TRUE_WORDS | FALSE_WORDS).all():
+        return "yes_no", None
+    if fmt is not None:
+        return "number", fmt
+    return "category", None
+
+
+def category_text(s: pd.Series) -> np.ndarray:
+    """A categorical column as an object array of str (None = missing; blanks and NA markers missing).
+
+    Numbers become text the same way at fit and at scoring (1, 1.0 -> "1"), so codes stored as numbers in
+    one file and as text in another still match. Each distinct value is converted once.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    values = uniques.tolist() if isinstance(uniques, np.ndarray) else list(uniques)
+    if ptypes.is_bool_dtype(s):
+        texts: list[str | None] = [str(bool(v)) for v in values]
+    elif ptypes.is_numeric_dtype(s):
+        texts = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in values]
+    else:
+        texts = []
+        for v in values:
+            t = None if pd.isna(v) else str(v).strip()
+            texts.append(None if t is None or t.lower() in NA_WORDS else t)
+    return np.array([*texts, None], dtype=object)[codes]
+
+
+def _read_number(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.ndarray:
+    if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
+        return s.to_numpy(dtype="float64", na_value=np.nan)
+    if ptypes.is_datetime64_any_dtype(s) or ptypes.is_timedelta64_dtype(s):
+        problems.append(Problem("model input", f"is a date/time column ({s.dtype}) but the model expects a "
+                                "number", column=rule.name, count=len(s)))
+        return np.full(len(s), np.nan)
+    text = _text(s)
+    blank = text.str.lower().isin(NA_WORDS).to_numpy()
+    out = np.full(len(s), np.nan)
+    filled = text[~blank]
+    # The format training saw; a file written wholly in another number style is still read (harmless).
+    fmt = rule.text_format or "plain"
+    if not filled.str.match(_FORMATS[fmt]).all():
+        fmt = number_format(filled) or fmt
+    out[~blank] = parse_numbers(filled, fmt).to_numpy()
+    bad = np.isnan(out) & ~blank
+    if bad.any():
+        problems.append(Problem("model input", "holds text where the model expects a number", column=rule.name,
+                                count=int(bad.sum()), examples=_examples(s, bad)))
+    return out
+
+
+def _read_yes_no(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.ndarray:
+    if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
+        out = s.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~np.isnan(out) & ~np.isin(out, (0.0, 1.0))
+    else:
+        text = _text(s).str.lower()
+        blank = text.isin(NA_WORDS).to_numpy()
+        yes, no = text.isin(TRUE_WORDS).to_numpy(), text.isin(FALSE_WORDS).to_numpy()
+        out = np.where(yes, 1.0, np.where(no, 0.0, np.nan))
+        bad = ~(yes | no | blank)
+    if bad.any():
+        problems.append(Problem("model input", "holds values that are not yes/no (training read this column as "
+                                "yes = 1, no = 0)", column=rule.name, count=int(bad.sum()),
+                                examples=_examples(s, bad)))
+    return out
+
+
+class Preparation(TransformerMixin, BaseEstimator):
+    """Raw feature columns -> the float matrix the models read, with every rule learnt at `fit`.
+
+    Parameters are settings only: `features` (the declared features; with `infer=True`, the kind of each
+    column is learnt from its values, as for bring-your-own tables), `max_categories`, `min_level_count`
+    and `source` (the raw-data build's settings, kept as given). `fit` learns `rules_`, `features_`,
+    `feature_names_`, `categorical_index_` and `categorical_levels_`.
+    """
+
+    def __init__(self, features: list[Feature] | None = None, *, infer: bool = False, max_categories: int = 256,
+                 min_level_count: int = 5, source: dict[str, Any] | None = None):
+        self.features = features
+        self.infer = infer
+        self.max_categories = max_categories
+        self.min_level_count = min_level_count
+        self.source = source
+
+    # -- fit
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Preparation:
+        """Learn how each feature column is read and each categorical column's levels."""
+        feats = list(self.features or [])
+        if not feats:
+            raise ChurnError("the model needs at least one feature")
+        _check_columns(X, [f.name for f in feats])
+        rules: list[ColumnRule] = []
+        decided: list[Feature] = []
+        for f in feats:
+            s = X[f.name]
+            if f.kind == "categorical":
+                kind, fmt = "category", None
+            elif self.infer:
+                kind, fmt = infer_kind(s)
+            else:
+                kind, fmt = "number", None
+            rule = ColumnRule(f.name, kind, fmt)
+            if rule.categorical:
+                self._learn_levels(rule, category_text(s))
+            rules.append(rule)
+            decided.append(f if (f.kind == "categorical") == rule.categorical else
+                           Feature(f.name, f.family, f.description, f.window_days,
+                                   "categorical" if rule.categorical else "numeric", f.reason, f.reason_missing))
+        self.rules_ = rules
+        self.features_ = decided
+        self.feature_names_ = [f.name for f in decided]
+        self.categorical_index_ = [i for i, r in enumerate(rules) if r.categorical]
+        self.categorical_levels_ = {r.name: list(r.levels) for r in rules if r.categorical}
+        return self
+
+    def _learn_levels(self, rule: ColumnRule, values: np.ndarray) -> None:
+        counts = pd.Series(values, dtype=object).dropna().value_counts()
+        # Deterministic: most frequent first, ties by name; the kept ones sorted so codes read alphabetically.
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        keep = [str(k) for k, n in ordered[: self.max_categories] if n >= self.min_level_count]
+        if not keep and ordered:  # a tiny table: keep what there is rather than nothing
+            keep = [str(k) for k, _ in ordered[: self.max_categories]]
+        rule.grouped = sorted(str(k) for k, _ in ordered if str(k) not in set(keep))
+        rule.levels = sorted(keep) + ([OTHER] if rule.grouped else [])
+
+    # -- transform
+    def clean(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns read as training read them: numbers float64 (NaN missing), categories text
+        (None missing), in model order. Raises DataValidationError naming every unreadable column."""
+        cols = self.read_columns(X)
+        return pd.DataFrame({k: pd.Series(v, index=X.index, dtype=v.dtype, copy=False) for k, v in cols.items()})
+
+    def read_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """`clean` as a dict of arrays (the scoring path encodes straight away)."""
+        _check_columns(X, self.feature_names_)
+        problems: list[Problem] = []
+        out: dict[str, np.ndarray] = {}
+        for rule in self.rules_:
+            s = X[rule.name]
+            if rule.categorical:
+                out[rule.name] = category_text(s)
+            elif rule.kind == "yes_no":
+                out[rule.name] = _read_yes_no(s, rule, problems)
+            else:
+                out[rule.name] = _read_number(s, rule, problems)
+        if problems:
+            raise DataValidationError(problems)
+        return out
+
+    def extra_columns(self, X: pd.DataFrame) -> list[str]:
+        """Columns of `X` the model does not use (ignored, and reported by the scorer)."""
+        names = set(self.feature_names_)
+        return [str(c) for c in X.columns if c not in names]
+
+    def encode(self, clean: pd.DataFrame | dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+        """The float matrix of already-read columns (categories as level codes, NaN missing) and, per
+        column, how many rows held a level never seen at fit."""
+        n = len(clean) if isinstance(clean, pd.DataFrame) else len(next(iter(clean.values()), ()))
+        out = np.empty((n, len(self.rules_)), dtype="float64", order="F")
+        unseen: dict[str, int] = {}
+        for j, rule in enumerate(self.rules_):
+            values = np.asarray(clean[rule.name])
+            if not rule.categorical:
+                out[:, j] = values.astype("float64", copy=False)
+                continue
+            # Match the distinct values to the levels, then spread: cheap however many rows there are.
+            seen, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+            codes = self._level_codes(rule, list(uniques))
+            row_codes = np.append(codes, -1)[seen]
+            col = row_codes.astype("float64")
+            col[row_codes < 0] = np.nan
+            n_unseen = int(((row_codes < 0) & (seen >= 0)).sum())
+            if n_unseen:
+                unseen[rule.name] = n_unseen
+            out[:, j] = col
+        return out, unseen
+
+    def _level_codes(self, rule: ColumnRule, values: list[Any]) -> np.ndarray:
+        exact = {v: i for i, v in enumerate(rule.levels)}
+        folded = {v.casefold(): i for i, v in enumerate(rule.levels)}
+        other = exact.get(OTHER, -1)
+        grouped = {v.casefold() for v in rule.grouped}
+        codes = []
+        for v in values:
+            t = str(v)
+            code = exact.get(t, folded.get(t.casefold(), -1))
+            if code < 0 and t.casefold() in grouped:
+                code = other
+            codes.append(code)
+        return np.asarray(codes, dtype=np.int64)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The float matrix for raw feature columns `X` (model order; extra columns ignored)."""
+        return self.encode(self.read_columns(X))[0]
+
+
+def _check_columns(X: Any, names: list[str]) -> None:
+    if not isinstance(X, pd.DataFrame):
+        raise ChurnError(f"model input must be a table (pandas DataFrame), got {type(X).__name__}")
+    problems: list[Problem] = []
+    missing = [n for n in names if n not in X.columns]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        problems.append(Problem("model input", f"is missing {len(missing)} column(s) the model needs: {shown}"))
+    dup = sorted({str(c) for c in X.columns[X.columns.duplicated()]} & set(names))
+    if dup:
+        problems.append(Problem("model input", f"has duplicated column(s): {', '.join(dup)}"))
+    if problems:
+        raise DataValidationError(problems)

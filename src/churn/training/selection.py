@@ -1,0 +1,198 @@
+"""Model selection on out-of-time validation, then a refit of the chosen settings on all data.
+
+1. **Evaluate**: every candidate (`candidate_list`) is fitted on the training rows (trees stop early on
+   the early-stopping rows, a blend picks its weight there), calibrated on the calibration rows, and
+   predicts the calibration rows and the holdout.
+2. **Choose** on validation, never on the holdout: the validation score is ROC AUC on the calibration
+   rows, which no candidate used for stopping, weighting or tuning. The best candidate with LightGBM in it
+   is chosen; the logistic regression only where it beats all of them, and then loudly.
+3. **Refit** (`refit_all`): the chosen settings on every row, holdout and validation included, with the
+   boosting rounds scaled to the number of rows, calibrated on out-of-fold predictions of the same
+   settings (folds by customer), so the registered model has seen every snapshot.
+
+The holdout metrics reported are those of the chosen candidate's evaluation fit, which never saw it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.config import Config
+from churn.features.registry import Feature
+from churn.training.metrics import holdout_metrics, ranking_metrics
+from churn.training.model import ChurnModel, ModelKind, best_blend_weight
+
+STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
+TREE_CANDIDATES = ("lightgbm", "lightgbm_stumps", "lightgbm_tuned")
+
+
+@dataclass
+class Candidate:
+    """One set of model settings to compare."""
+
+    name: str
+    kind: ModelKind
+    params: dict[str, Any]
+    note: str
+
+
+@dataclass
+class Evaluated:
+    """A candidate's evaluation fit and its scores."""
+
+    candidate: Candidate
+    model: ChurnModel
+    valid: dict[str, float]  # on the calibration rows: what selection reads
+    holdout: dict[str, float]
+    p_holdout: np.ndarray = field(repr=False)
+    p_raw_holdout: np.ndarray = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+
+@dataclass
+class Rows:
+    """Row positions of the evaluation: fit, early stopping, calibration (= selection), holdout."""
+
+    train: np.ndarray
+    early_stopping: np.ndarray
+    calibration: np.ndarray
+    holdout: np.ndarray
+
+
+def candidate_list(config: Config, tuned: dict[str, Any] | None = None) -> list[Candidate]:
+    """The configured candidates (the tuned LightGBM joins when a search ran)."""
+    mc = config.model
+    base = dict(mc.params)
+    out: list[Candidate] = []
+    for name in mc.candidates:
+        if name == "lightgbm":
+            out.append(Candidate("lightgbm", "lightgbm", base, "LightGBM, the configured regularised settings"))
+        elif name == "lightgbm_stumps":
+            out.append(Candidate("lightgbm_stumps", "lightgbm", {**base, **STUMPS},
+                                 "LightGBM of depth-1 trees: one-feature effects, suits near-additive signal"))
+    if tuned is not None:
+        out.append(Candidate("lightgbm_tuned", "lightgbm", tuned, "LightGBM with settings from the Optuna search"))
+    if "logistic" in mc.candidates or "blend" in mc.candidates:
+        out.append(Candidate("logistic", "logistic", base, "spline logistic regression"))
+    if "blend" in mc.candidates and any(c.kind == "lightgbm" for c in out):
+        out.append(Candidate("blend", "blend", base, "the best LightGBM and the logistic regression, log-odds "
+                                                      "weighted on validation"))
+    return out
+
+
+def _model(config: Config, features: list[Feature], cand: Candidate, scale_pos_weight: float | None,
+           source: dict[str, Any] | None, *, num_boost_round: int | None = None,
+           blend_weight: float | None = None) -> ChurnModel:
+    mc = config.model
+    return ChurnModel(features, cand.params, kind=cand.kind, num_boost_round=num_boost_round or mc.num_boost_round,
+                      early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
+                      scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weight=blend_weight,
+                      linear_c=mc.linear_c, source=source)
+
+
+def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    raw = model.predict_raw(X)
+    return ranking_metrics(y, raw), raw
+
+
+def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Rows,
+                        features: list[Feature], config: Config, *, scale_pos_weight: float | None,
+                        source: dict[str, Any] | None, say: Callable[[str], None]) -> list[Evaluated]:
+    """Fit each candidate on the training rows and score it on validation and holdout (module docstring)."""
+    X = frame.iloc[rows.train]
+    es = (frame.iloc[rows.early_stopping], y[rows.early_stopping]) if len(rows.early_stopping) else None
+    cal = (frame.iloc[rows.calibration], y[rows.calibration])
+    X_ho = frame.iloc[rows.holdout]
+    out: list[Evaluated] = []
+    for cand in cands:
+        if cand.kind == "blend":
+            trees = max((e for e in out if e.candidate.kind == "lightgbm"), key=lambda e: e.valid["roc_auc"])
+            linear = next(e for e in out if e.candidate.kind == "logistic")
+            model = _blend_of(trees.model, linear.model, es or cal)
+            cand = Candidate(cand.name, "blend", trees.candidate.params,
+                             f"{trees.name} and the logistic regression, trees' weight {model.blend_weight_:.1f}")
+        else:
+            say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
+            model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
+        model.calibrate(model.predict_raw(cal[0]), cal[1])
+        valid, _ = _scores(model, cal[0], cal[1])
+        p_raw = model.predict_raw(X_ho)
+        p_ho = model.calibrator_.predict(p_raw)
+        ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw)
+        say(f"candidate {cand.name}: validation ROC AUC {valid['roc_auc']:.4f}, holdout {ev.holdout['roc_auc']:.4f}")
+        out.append(ev)
+    return out
+
+
+def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, np.ndarray]) -> ChurnModel:
+    """The blend of two evaluation fits on the same rows (same preparation), weighted on `held` rows."""
+    model = copy.copy(trees)
+    model.kind = "blend"
+    model.linear_ = linear.linear_
+    model.linear_c = linear.linear_c
+    model.metadata_ = dict(trees.metadata_, kind="blend")
+    enc = model._encode(held[0])
+    model.blend_weight_ = best_blend_weight(model._parts(enc), held[1])
+    model.blend_weight = model.blend_weight_
+    model.metadata_["blend_weight"] = model.blend_weight_
+    return model
+
+
+def choose(evaluated: list[Evaluated]) -> tuple[Evaluated, str, bool]:
+    """(the chosen candidate, why, whether the logistic regression won) on validation ROC AUC."""
+    with_trees = [e for e in evaluated if e.candidate.kind != "logistic"]
+    linear = [e for e in evaluated if e.candidate.kind == "logistic"]
+    if not with_trees:
+        return linear[0], "the only candidate configured", True
+    # Ties go to the earlier candidate (the configured LightGBM first).
+    best = max(with_trees, key=lambda e: e.valid["roc_auc"])
+    scores = ", ".join(f"{e.name} {e.valid['roc_auc']:.4f}" for e in evaluated)
+    if linear and linear[0].valid["roc_auc"] > best.valid["roc_auc"]:
+        return linear[0], (f"NO CANDIDATE WITH LIGHTGBM BEATS THE LOGISTIC REGRESSION on validation ROC AUC "
+                           f"({scores})"), True
+    return best, f"best validation ROC AUC among the candidates ({scores})", False
+
+
+def scaled_rounds(best_iteration: int, fit_rows: int, rows: int, most: int) -> int:
+    """Boosting rounds for `rows` rows, from the early-stopped round on `fit_rows` (grown with the data)."""
+    return int(min(max(1, round(best_iteration * rows / max(fit_rows, 1))), most))
+
+
+def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, features: list[Feature],
+              config: Config, *, fit_rows: int, scale_pos_weight: float | None, source: dict[str, Any] | None,
+              fold_of: np.ndarray, say: Callable[[str], None]) -> tuple[ChurnModel, dict[str, Any]]:
+    """The chosen settings fitted on every row, calibrated on out-of-fold predictions (folds by customer).
+
+    `fold_of` gives each row's fold (all rows of a customer share one). Returns the model and what the refit
+    did (rows, rounds, folds) for the run's parameters.
+    """
+    mc = config.model
+    cand, w = chosen.candidate, float(chosen.model.blend_weight_)
+    most = 2 * mc.num_boost_round
+    n = len(y)
+    rounds = scaled_rounds(chosen.model.best_iteration_, fit_rows, n, most)
+    oof = np.full(n, np.nan)
+    folds = np.unique(fold_of)
+    for k in folds:
+        held = fold_of == k
+        r = scaled_rounds(chosen.model.best_iteration_, fit_rows, int((~held).sum()), most)
+        say(f"refit: calibration fold {int(k) + 1}/{len(folds)} ({int((~held).sum()):,} rows, {r} rounds)")
+        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weight=w)
+        m.fit(frame.iloc[np.flatnonzero(~held)], y[~held])
+        oof[held] = m.predict_raw(frame.iloc[np.flatnonzero(held)])
+    say(f"refit: {cand.name} on all {n:,} rows" + (f" ({rounds} rounds)" if cand.kind != "logistic" else ""))
+    model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weight=w)
+    model.fit(frame, y)
+    model.calibrate(oof, y)
+    info = {"rows": n, "rounds": rounds if cand.kind != "logistic" else 0, "calibration_folds": len(folds),
+            "customers": int(len(pd.unique(ids))), "oof_roc_auc": ranking_metrics(y, oof)["roc_auc"]}
+    return model, info
