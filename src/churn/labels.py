@@ -2,8 +2,13 @@
 
 - cancellation (contractual): the customer's `cancel_date` falls in `[as_of, as_of + horizon)`.
 - inactivity (non-contractual): no order/event of the configured kinds in `[as_of, as_of + horizon)`.
-A snapshot holds customers who signed up before as_of and had not churned before it: for cancellation,
-no cancel_date before as_of; for inactivity, some activity in the `active_within_days` before as_of.
+The population rule, written once here and used by training and scoring alike. At an as_of, a known
+customer is *current* when they signed up before as_of and had not cancelled before it, and, for inactivity
+(a non-contractual business), had some activity of the label's kinds before it. A training snapshot, and
+the scored list, holds the current customers who are *active*: for cancellation, all of them; for
+inactivity, those with activity in the `active_within_days` (default: the horizon) before as_of. A current
+customer who is not active is *lapsed*. `create_standing` gives every known customer's standing at each
+as_of; `create_spine` the active ones only (the same rule, computed the cheap way for many dates).
 """
 
 from __future__ import annotations
@@ -51,24 +56,66 @@ def _activity_sql(ds: DataSource, config: Config) -> str:
     return " UNION ALL ".join(parts)
 
 
+# A known customer's standing at an as_of; the first that applies wins. 'active' and 'lapsed' are current.
+STANDINGS = ("not_yet_customer", "cancelled", "no_history", "lapsed", "active")
+CURRENT = ("active", "lapsed")
+
+
+def window_days(config: Config) -> int:
+    """Days before as_of in which an inactivity snapshot requires activity (`active_within_days`)."""
+    return int(config.label.active_within_days or config.label.horizon_days)
+
+
+def _known_sql(ds: DataSource) -> tuple[str, str, str]:
+    """(FROM clause of known customers c x asof_dates a, signed-up condition, not-cancelled condition)."""
+    has_cancel = ds.has_column("customers", "cancel_date") or ds.derived_customers
+    not_cancelled = "(c.cancel_date IS NULL OR c.cancel_date >= a.as_of)" if has_cancel else "TRUE"
+    frm = "customers c CROSS JOIN asof_dates a"
+    return frm, "c.signup_date < a.as_of", not_cancelled
+
+
 def create_spine(ds: DataSource, config: Config, kind: LabelKind) -> None:
-    """Temp table `spine(customer_id, as_of)`: who is a customer at each as_of (needs table `asof_dates`)."""
+    """Temp table `spine(customer_id, as_of)`: the active current customers at each as_of (needs table
+    `asof_dates`); the rows `create_standing` marks 'active'."""
     con = ds.con
-    cancel = "(c.cancel_date IS NULL OR c.cancel_date >= a.as_of)" if ds.has_column("customers", "cancel_date") \
-        or ds.derived_customers else "TRUE"
+    frm, signed_up, not_cancelled = _known_sql(ds)
     # Not sorted here: the feature build reads it once, sorted (`Ctx.spine`); the labels join it.
-    inactivity = kind == "inactivity"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE spine AS SELECT c.customer_id, a.as_of FROM customers c CROSS JOIN asof_dates a "
-        f"WHERE c.customer_id IS NOT NULL AND c.signup_date < a.as_of AND {cancel}"
+        f"CREATE OR REPLACE TEMP TABLE spine AS SELECT c.customer_id, a.as_of FROM {frm} "
+        f"WHERE c.customer_id IS NOT NULL AND {signed_up} AND {not_cancelled}"
     )
-    if inactivity:
-        days = config.label.active_within_days or config.label.horizon_days
+    if kind == "inactivity":
+        # Activity in the window implies activity before as_of, so the 'current' test is implied; one
+        # window join serves every date (the last activity per date, as in `create_standing`, would need
+        # a join of each activity row with every earlier date).
         con.execute(
             "CREATE OR REPLACE TEMP TABLE spine AS SELECT s.* FROM spine s SEMI JOIN (SELECT DISTINCT t.customer_id, "
             f"a.as_of FROM ({_activity_sql(ds, config)}) t JOIN asof_dates a ON t.ts < a.as_of "
-            f"AND t.ts >= a.as_of - INTERVAL {int(days)} DAY) r ON r.customer_id = s.customer_id AND r.as_of = s.as_of"
+            f"AND t.ts >= a.as_of - INTERVAL {window_days(config)} DAY) r "
+            "ON r.customer_id = s.customer_id AND r.as_of = s.as_of"
         )
+
+
+def create_standing(ds: DataSource, config: Config, kind: LabelKind) -> None:
+    """Temp table `standing(customer_id, as_of, standing, last_activity)`: every known customer at each
+    as_of (needs table `asof_dates`), with one of STANDINGS, and for inactivity the time of their last
+    activity of the label's kinds before as_of (NULL for cancellation). Its 'active' rows are `spine`."""
+    frm, signed_up, not_cancelled = _known_sql(ds)
+    if kind == "inactivity":
+        last = (f"LEFT JOIN (SELECT t.customer_id, a.as_of, max(t.ts) AS last_ts FROM ({_activity_sql(ds, config)}) t "
+                "JOIN asof_dates a ON t.ts < a.as_of GROUP BY ALL) l ON l.customer_id = c.customer_id "
+                "AND l.as_of = a.as_of")
+        last_ts = "l.last_ts"
+        activity = (f"WHEN l.last_ts IS NULL THEN 'no_history' "
+                    f"WHEN l.last_ts < a.as_of - INTERVAL {window_days(config)} DAY THEN 'lapsed' ")
+    else:
+        last, last_ts, activity = "", "CAST(NULL AS TIMESTAMP)", ""
+    ds.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE standing AS SELECT c.customer_id, a.as_of, CASE "
+        f"WHEN NOT coalesce({signed_up}, FALSE) THEN 'not_yet_customer' "
+        f"WHEN NOT {not_cancelled} THEN 'cancelled' {activity}ELSE 'active' END AS standing, "
+        f"{last_ts} AS last_activity FROM {frm} {last} WHERE c.customer_id IS NOT NULL"
+    )
 
 
 def create_labels(ds: DataSource, config: Config, kind: LabelKind) -> None:
