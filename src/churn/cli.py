@@ -102,6 +102,8 @@ def generate(
     end: Annotated[str, typer.Option(help="Day after the last recorded activity (YYYY-MM-DD).")] = "2025-07-01",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, byte-identical tables.")] = 42,
     business: Annotated[str, typer.Option(help="subscription (cancellations) or retail (customers just stop).")] = "subscription",
+    mechanism: Annotated[str, typer.Option(
+        help="Planted churn hazard: default, additive (no interactions) or interactions.")] = "default",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a realistic synthetic data source (Parquet) with planted churn drivers."""
@@ -111,7 +113,8 @@ def generate(
         raise ChurnError(f"--business must be subscription or retail, not {business!r}")
     with bar("generating customers") as update:
         counts = gen(customers, date.fromisoformat(start), date.fromisoformat(end), seed, out_dir,
-                     overwrite=overwrite, business=business, progress=update)  # type: ignore[arg-type]
+                     overwrite=overwrite, business=business, mechanism=mechanism,  # type: ignore[arg-type]
+                     progress=update)
     t = Table(title=f"synthetic data in {out_dir}")
     t.add_column("table")
     t.add_column("rows", justify="right")

@@ -32,6 +32,9 @@ from churn.errors import ChurnError
 from churn.io import atomic_dir
 
 Business = Literal["subscription", "retail"]
+Mechanism = Literal["default", "additive", "interactions"]
+MECHANISMS: tuple[str, ...] = ("default", "additive", "interactions")
+"""Churn hazards `generate` can plant (docs/synthetic-data.md, "Mechanisms"); only the hazard differs."""
 
 CHUNK_SIZE = 50_000
 """Customers per chunk: the unit of seeding, memory and progress. Changing it changes the data."""
@@ -78,6 +81,25 @@ class Planted:
     price_short: float = 4.0  # hazard x (1 + price_short x sensitivity) for price_short_days after it
     price_long: float = 0.5  # hazard x (1 + price_long x sensitivity) afterwards
     price_billing_ticket: float = 0.5  # P(billing ticket within ~a week) = this x sensitivity
+
+    # mechanism="additive": h = base x scale x exp(eng x eng_z + comp x comp_z + price x increases + plan),
+    # log-linear in the traits, no tenure effect, no thresholds or interactions
+    additive_scale: float = 1.15  # about the default churn rate (3.4% a month)
+    additive_engagement: float = -0.60
+    additive_complaint: float = 0.45
+    additive_price_increase: float = 0.60  # per price increase received so far (any sensitivity)
+    additive_plan: tuple[float, float, float] = (0.14, 0.0, -0.16)  # log multipliers: basic, standard, premium
+
+    # mechanism="interactions": h = base x scale x product of the multipliers whose conditions all hold;
+    # the engagement effect flips sign with tenure, so a model without interactions can barely use it
+    interactions_scale: float = 0.75  # about the default churn rate
+    interactions_low_engagement_z: float = -0.4  # "low engagement": eng_z below this
+    interactions_young_low_engagement: float = 8.0  # low engagement while tenure < young_tenure_days
+    interactions_old_low_engagement: float = 0.25  # low engagement later: forgotten, still paying
+    interactions_high_complaint_z: float = 0.6  # "complains a lot": comp_z above this
+    interactions_complaint_low_engagement: float = 5.0  # complains a lot and low engagement
+    interactions_sensitive: float = 0.5  # "price-sensitive": sensitivity above this
+    interactions_price_sensitive: float = 6.0  # after a price increase, price-sensitive and eng_z < 0
 
     # decline phase before churn (and noise)
     warning_share: float = 0.80  # churners with a decline phase; the rest churn without warning
@@ -370,8 +392,84 @@ def _row_choice(u: np.ndarray, cum_rows: np.ndarray) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------------------------------ churn hazards
+@dataclass(frozen=True)
+class _Traits:
+    """The per-customer inputs of a churn hazard (1-d arrays over the chunk's customers)."""
+
+    eng_z: np.ndarray
+    comp_z: np.ndarray
+    price_sens: np.ndarray
+    plan: np.ndarray | None  # subscription plan index; None in retail (no plan effect)
+
+
+# A hazard maps (base daily hazard, traits, tenure at each segment midpoint (C, S), per campaign: segment
+# is after the customer's increase (C, S), within its first price_short_days (C, S), parameters) to the
+# daily hazard on each segment (C, S). Only the hazard differs between mechanisms, so every random draw
+# (and hence the default output) is unchanged.
+_Hazard = Callable[[float, _Traits, np.ndarray, list[np.ndarray], list[np.ndarray], Planted], np.ndarray]
+
+
+def _hazard_default(base: float, t: _Traits, ten: np.ndarray, after: list[np.ndarray],
+                    short: list[np.ndarray], p: Planted) -> np.ndarray:
+    """Multiplicative traits x tenure steps x plan x price shock scaled by sensitivity (the documented one)."""
+    trait = base * np.exp(p.hazard_engagement * t.eng_z + p.hazard_complaint * t.comp_z)
+    if t.plan is not None:
+        trait = trait * np.array(p.hazard_plan)[t.plan]
+    h = trait[:, None] * np.where(
+        ten < p.new_tenure_days,
+        p.hazard_new_tenure,
+        np.where(ten < p.young_tenure_days, p.hazard_young_tenure, 1.0),
+    )
+    sens = t.price_sens[:, None]
+    for a, s in zip(after, short, strict=True):
+        mult = np.where(s, 1 + p.price_short * sens, 1 + p.price_long * sens)
+        h = h * np.where(a, mult, 1.0)
+    return h
+
+
+def _hazard_additive(base: float, t: _Traits, ten: np.ndarray, after: list[np.ndarray],
+                     short: list[np.ndarray], p: Planted) -> np.ndarray:
+    """Log-linear in the traits and the number of increases received: no thresholds, no interactions."""
+    log_h = p.additive_engagement * t.eng_z + p.additive_complaint * t.comp_z
+    if t.plan is not None:
+        log_h = log_h + np.array(p.additive_plan)[t.plan]
+    log_h = np.broadcast_to(log_h[:, None], ten.shape)
+    for a in after:
+        log_h = log_h + p.additive_price_increase * a
+    return base * p.additive_scale * np.exp(log_h)
+
+
+def _hazard_interactions(base: float, t: _Traits, ten: np.ndarray, after: list[np.ndarray],
+                         short: list[np.ndarray], p: Planted) -> np.ndarray:
+    """Thresholds and interactions only: no trait has one direction of effect on its own.
+
+    Low engagement raises the hazard while tenure is young but lowers it afterwards (established customers
+    who barely use the product forget the subscription and keep paying), and raises it with many
+    complaints; a price increase matters only to price-sensitive customers who are not engaged.
+    """
+    low = (t.eng_z < p.interactions_low_engagement_z)[:, None]
+    young = ten < p.young_tenure_days
+    mult = np.where(low, np.where(young, p.interactions_young_low_engagement,
+                                  p.interactions_old_low_engagement), 1.0)
+    complains = (t.comp_z > p.interactions_high_complaint_z)[:, None]
+    mult = mult * np.where(low & complains, p.interactions_complaint_low_engagement, 1.0)
+    sensitive_idle = ((t.price_sens > p.interactions_sensitive) & (t.eng_z < 0))[:, None]
+    for a in after:
+        mult = mult * np.where(a & sensitive_idle, p.interactions_price_sensitive, 1.0)
+    return base * p.interactions_scale * mult
+
+
+_HAZARDS: dict[str, _Hazard] = {
+    "default": _hazard_default,
+    "additive": _hazard_additive,
+    "interactions": _hazard_interactions,
+}
+
+
 def _simulate_customers(
-    ss: np.random.SeedSequence, lo: int, hi: int, period: _Period, business: Business, p: Planted
+    ss: np.random.SeedSequence, lo: int, hi: int, period: _Period, business: Business, p: Planted,
+    mechanism: Mechanism = "default",
 ) -> _Customers:
     rng = np.random.default_rng(ss)
     n = hi - lo
@@ -429,9 +527,6 @@ def _simulate_customers(
     base = (
         p.base_monthly_hazard_subscription if business == "subscription" else p.base_monthly_hazard_retail
     ) / 30.4375
-    trait = base * np.exp(p.hazard_engagement * eng_z + p.hazard_complaint * comp_z)
-    if business == "subscription":
-        trait = trait * np.array(p.hazard_plan)[plan]
     Tf = float(T)
     cols = [a.astype(np.float64), signup + p.new_tenure_days, signup + p.young_tenure_days]
     for j in range(nc):
@@ -441,17 +536,11 @@ def _simulate_customers(
     bounds = np.sort(np.clip(np.column_stack(cols).astype(np.float64), a[:, None], Tf), axis=1)
     mid = (bounds[:, :-1] + bounds[:, 1:]) / 2
     ten = mid - signup[:, None]
-    h = trait[:, None] * np.where(
-        ten < p.new_tenure_days,
-        p.hazard_new_tenure,
-        np.where(ten < p.young_tenure_days, p.hazard_young_tenure, 1.0),
-    )
-    for j in range(nc):
-        after = increase[:, j : j + 1] & (mid >= camps[j])
-        short = after & (mid < camps[j] + p.price_short_days)
-        sens = price_sens[:, None]
-        mult = np.where(short, 1 + p.price_short * sens, 1 + p.price_long * sens)
-        h = h * np.where(after, mult, 1.0)
+    traits = _Traits(eng_z, comp_z, price_sens, plan if business == "subscription" else None)
+    # "after[j]": segment lies after campaign j and the customer was selected for its increase
+    after = [increase[:, j : j + 1] & (mid >= camps[j]) for j in range(nc)]
+    short = [after[j] & (mid < camps[j] + p.price_short_days) for j in range(nc)]
+    h = _HAZARDS[mechanism](base, traits, ten, after, short, p)
     mass = np.diff(bounds, axis=1) * h
     cum = np.cumsum(mass, axis=1)
     e = rng.exponential(1.0, n)
@@ -749,7 +838,7 @@ def _fee_changes_table(c: _Customers, digits: np.ndarray, period: _Period, p: Pl
 
 # ------------------------------------------------------------------------------------------ public API
 def _check(n_customers: int, start: date, end: date, seed: int, business: str,
-           events_per_customer: float) -> tuple[date, date]:
+           events_per_customer: float, mechanism: str = "default") -> tuple[date, date]:
     if isinstance(n_customers, bool) or not isinstance(n_customers, (int, np.integer)) or n_customers < 1:
         raise ChurnError(f"n_customers must be a whole number >= 1, got {n_customers!r}")
     dates = []
@@ -769,6 +858,8 @@ def _check(n_customers: int, start: date, end: date, seed: int, business: str,
     if not (isinstance(events_per_customer, (int, float)) and math.isfinite(events_per_customer)
             and events_per_customer >= 0):
         raise ChurnError(f"events_per_customer must be a number >= 0, got {events_per_customer!r}")
+    if not isinstance(mechanism, str) or mechanism not in MECHANISMS:
+        raise ChurnError(f"mechanism must be one of {', '.join(MECHANISMS)}; got {mechanism!r}")
     return start, end
 
 
@@ -786,6 +877,7 @@ def generate(
     overwrite: bool = False,
     business: Business = "subscription",
     events_per_customer: float = 50.0,
+    mechanism: Mechanism = "default",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Write a synthetic data source (Parquet tables) to `out`; return row counts per table.
@@ -795,9 +887,14 @@ def generate(
     up before `start`. Retail is non-contractual: no cancel_date, no fees; churners just stop.
     The folder is written to a temporary sibling and swapped into place; an existing `out` is only
     replaced with `overwrite=True`. `progress(done_customers, total)` is called after each chunk.
-    Same arguments give byte-identical files. Raises ChurnError for bad arguments.
+    `mechanism` chooses the planted churn hazard (everything else is simulated the same way):
+    "default" (tenure steps, multiplicative traits, price shocks scaled by sensitivity), "additive"
+    (log-linear in the traits and price increases: no thresholds or interactions) or "interactions"
+    (thresholds and interactions only: low engagement matters while tenure is young or with many
+    complaints; price increases matter to price-sensitive, unengaged customers). See PLANTED and
+    docs/synthetic-data.md. Same arguments give byte-identical files. Raises ChurnError for bad arguments.
     """
-    start, end = _check(n_customers, start, end, seed, business, events_per_customer)
+    start, end = _check(n_customers, start, end, seed, business, events_per_customer, mechanism)
     p = PLANTED
     period = _period(start, end, business)
     schemas = _schemas(business)
@@ -812,7 +909,7 @@ def generate(
             for k, lo, hi in _chunks(n_customers):
                 ss = np.random.SeedSequence(seed, spawn_key=(k,))
                 s_cust, s_ev, s_tk, s_or, s_sv = ss.spawn(5)
-                c = _simulate_customers(s_cust, lo, hi, period, business, p)
+                c = _simulate_customers(s_cust, lo, hi, period, business, p, mechanism)
                 digits = _id_digits(lo, hi - lo, width)
                 tables = {
                     "customers": _customers_table(c, digits, period, business, p, schemas["customers"]),
@@ -846,21 +943,23 @@ def ground_truth(
     seed: int,
     *,
     business: Business = "subscription",
+    mechanism: Mechanism = "default",
 ) -> pd.DataFrame:
-    """The hidden side of `generate` with the same arguments: one row per customer with latent traits,
-    the simulated churn day and the decline episode. For tests and model checks; never a model input.
+    """The hidden side of `generate` with the same arguments (mechanism included): one row per customer
+    with latent traits, the simulated churn day and the decline episode. For tests and model checks; never
+    a model input.
 
     Columns: customer_id, signup_day, churned, churn_date (NaT if none), engagement, complaint, purchase,
     price_sensitivity, happy_z, price_increases, episode ("none", "decline", "recovery"), episode_start,
     episode_days, episode_depth (days are counted from `start`).
     """
-    start, end = _check(n_customers, start, end, seed, business, 0.0)
+    start, end = _check(n_customers, start, end, seed, business, 0.0, mechanism)
     period = _period(start, end, business)
     width = max(7, len(str(n_customers)))
     parts = []
     for k, lo, hi in _chunks(n_customers):
         s_cust = np.random.SeedSequence(seed, spawn_key=(k,)).spawn(5)[0]
-        c = _simulate_customers(s_cust, lo, hi, period, business, PLANTED)
+        c = _simulate_customers(s_cust, lo, hi, period, business, PLANTED, mechanism)
         ids = np.arange(lo + 1, hi + 1)
         parts.append(pd.DataFrame({
             "customer_id": [f"{i:0{width}d}" for i in ids],
