@@ -252,34 +252,54 @@ def score(
     data: DataOpt = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")] = None,
     table: Annotated[Optional[Path], typer.Option(help="Score a ready feature table instead of raw data.")] = None,
-    id_col: Annotated[Optional[str], typer.Option("--id", help="--table: the customer id column.")] = None,
+    id_col: Annotated[Optional[str], typer.Option("--id", help="--table: the customer id column (also looked for in --customers).")] = None,
+    customers: Annotated[Optional[Path], typer.Option(help="Score exactly the ids in this CSV/Parquet list (column --id, customer_id or its only column).")] = None,
     config: ConfigOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write scores.csv.")] = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Score customers, pick retention incentives within budget, and write segments and a report."""
+    """Score customers, pick retention incentives within budget, and write segments and a report.
+
+    One row per current customer at --as-of (or per id of --customers), each with a status: scored, or why
+    not (lapsed, no_history, cancelled, not_yet_customer, unknown)."""
     from churn.scoring.score import score_source, score_table
 
     _quiet_libraries()
     cfg = load_config(config)
+    listed = str(customers) if customers else None
     with steps("score") as step, bar("scoring") as chunk:
         if table:
             if not id_col:
                 raise ChurnError("--table needs --id")
             run = score_table(str(table), id_col, model, str(out_root), cfg, as_of=as_of, overwrite=overwrite,
-                              csv=csv, progress=step, chunk_progress=chunk)
+                              csv=csv, progress=step, chunk_progress=chunk, customers=listed)
         else:
             if not as_of:
                 raise ChurnError("--as-of is required when scoring raw data")
             run = score_source(str(data) if data else None, as_of, model, str(out_root), cfg, overwrite=overwrite,
-                               csv=csv, progress=step, chunk_progress=chunk)
+                               csv=csv, progress=step, chunk_progress=chunk, customers=listed, customers_id=id_col)
     _print_score(run)
 
 
 def _print_score(run: Any) -> None:
+    from churn.scoring.status import STATUS_TEXT, counts_from_summary
+
     _notices(run.notices)
     s = run.summary
-    out.print(f"scored {run.n_scored:,} customers -> {run.out_dir}")
+    counts = counts_from_summary(s)
+    out.print(f"scored {run.n_scored:,} of {sum(counts.values()) or run.n_scored:,} customers -> {run.out_dir}")
+    if counts:
+        t = Table(title="customers by status")
+        t.add_column("status")
+        t.add_column("customers", justify="right")
+        t.add_column("meaning")
+        for k, v in counts.items():
+            t.add_row(k, f"{v:,}", STATUS_TEXT.get(k, ""))
+        t.add_row("total", f"{sum(counts.values()):,}", "")
+        out.print(t)
+    wb = s.get("win_back") or {}
+    if wb.get("lapsed"):
+        out.print(f"win-back list: {wb['listed']:,} of {wb['lapsed']:,} lapsed customers (segments/win_back.csv)")
     if "budget_used" in s:
         out.print(f"budget used: {s.get('budget_used', 0):,.0f} of {s.get('budget', 0):,.0f} {s.get('currency', '')}")
     for f in run.files:

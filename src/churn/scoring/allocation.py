@@ -33,13 +33,13 @@ import pandas as pd
 
 from churn.config import ChannelsConfig, Config, Incentive
 from churn.errors import ChurnError
-from churn.scoring import rules
+from churn.scoring import rules, status
 from churn.scoring.messages import normalise_language, render_messages
 from churn.scoring.tiers import RiskTiers
 from churn.scoring.value import value_from_revenue, value_parts
 
 EXACT_MAX_OPTIONS = 5_000  # campaigns with at most this many worthwhile (customer, offer) pairs: exact too
-REASON_NO_SCORE = "no score"
+REASON_NO_SCORE = status.STATUS_TEXT[status.NO_SCORE]
 REASON_CONTROL = "control group"
 REASON_NOT_ELIGIBLE = "not eligible for any incentive"
 REASON_NOT_WORTH = "no offer worth its cost"
@@ -763,11 +763,14 @@ def plan_retention(
     revenue = revenue_s.to_numpy(dtype=float)
     expected_loss = np.nan_to_num(p * value, nan=0.0)
 
-    # 2. contact rules
+    # 2. contact rules; rows without a score get none of the retention plan, and lapsed ones that the
+    # rules allow to be contacted form the win-back list
     reason = rules.contact_blocks(
         df, cooldown_days=inc_cfg.cooldown_days, contact_history=contact_history, exclusions=exclusions
     ).to_numpy(dtype=object, copy=True)
-    reason[np.isnan(p)] = REASON_NO_SCORE
+    row_status = status.statuses_of(df, p)
+    reason[np.isnan(p) & (row_status == status.SCORED)] = REASON_NO_SCORE
+    reason, win_back = status.unscored_reasons(row_status, reason)
     if "marketing_consent" not in df.columns:
         warnings.append("no 'marketing_consent' column: consent is unknown, so nobody is contacted")
     contactable = np.array([r is None for r in reason], dtype=bool)
@@ -845,6 +848,7 @@ def plan_retention(
     ch_rows = rows[has_would]
     f = forced[would[has_would]]
     out_channel[ch_rows] = np.where(pd.isna(f), channel[ch_rows], f)
+    out_channel[win_back] = channel[win_back]
     gi = np.flatnonzero(given)
     inc_cost[rows[gi]] = cost[gi, choice[gi]]
     saved[rows[gi]] = gain[gi, choice[gi]]
@@ -853,6 +857,7 @@ def plan_retention(
     contact[rows[given]] = True
 
     out = df
+    out["status"] = pd.Series(row_status, index=out.index, dtype=object)
     out["risk_tier"] = tier.array
     out["customer_value"] = value
     out["value_basis"] = pd.Series(basis.to_numpy(dtype=object), index=out.index, dtype=object)
@@ -866,6 +871,7 @@ def plan_retention(
     out["expected_saved_value"] = saved
     out["expected_net_value"] = net_val
     out["no_contact_reason"] = pd.Series(reason, index=out.index, dtype=object)
+    out["win_back"] = win_back
 
     rendered = render_messages(
         out.loc[contact],
@@ -881,6 +887,9 @@ def plan_retention(
     out["message_language"] = pd.Series(language, index=out.index, dtype=object)
 
     summary = _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings)
+    summary["status_counts"] = status.status_counts(row_status)
+    grouped = np.array([_reason_group(r) for r in reason], dtype=object)
+    summary["win_back"] = status.win_back_summary(row_status, win_back, grouped)
     return RetentionPlan(customers=out, summary=summary)
 
 

@@ -12,7 +12,10 @@ sections or figures: when one is missing, the report says so instead of failing.
 Summary keys read (all optional): budget, budget_used, currency, expected_saved_value, incentives (also
 per_incentive / by_incentive: {name: {customers, cost, expected_saved_value, expected_net_value}}),
 missing_translations (a count, a list, or a mapping). No-contact reasons and control group sizes are
-counted from the plan itself. Meta keys: model_version, as_of, data_source (or source), generated_at.
+counted from the plan itself, and so are the customers by `status` (scored, or why not; a plan without
+the column counts every row as scored) and the win-back list (`win_back`). Tiers, shares at risk and the
+region and plan breakdowns count the scored customers only. Meta keys: model_version, as_of, data_source
+(or source), generated_at.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from churn.errors import ChurnError
 from churn.io import write_text
+from churn.scoring import status
 from churn.scoring.segments import (
     NO_INCENTIVE,
     as_flag,
@@ -207,6 +211,26 @@ def _missing_translations(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _statuses(plan: pd.DataFrame) -> dict[str, Any]:
+    """Every customer of the plan by status (scored, or why not), and the win-back list's size."""
+    st = plan["status"] if "status" in plan.columns else pd.Series(status.SCORED, index=plan.index)
+    counts = status.status_counts(st)
+    total = len(plan)
+    is_lapsed = (st.astype(object) == status.LAPSED).to_numpy()
+    listed = as_flag(plan["win_back"]).to_numpy() if "win_back" in plan.columns else np.zeros(total, dtype=bool)
+    why = (texts_or_none(plan.loc[is_lapsed & ~listed, "no_contact_reason"]).fillna("(no reason)").value_counts()
+           if "no_contact_reason" in plan.columns else pd.Series(dtype=int))
+    return {
+        "rows": [{"status": k, "label": humanize(k), "meaning": status.STATUS_TEXT.get(k, k), "count": v,
+                  "share": v / total if total else 0.0} for k, v in counts.items()],
+        "total": total,
+        "unscored": total - counts.get(status.SCORED, 0),
+        "lapsed": int(is_lapsed.sum()),
+        "win_back": int(listed.sum()),
+        "not_listed": [{"label": humanize(k), "count": int(v)} for k, v in sorted(why.items())],
+    }
+
+
 def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) -> dict[str, Any]:
     """Everything the report shows, as plain numbers, text and tables (no charts, no HTML)."""
     check_columns(plan, REPORT_REQUIRED, "report")
@@ -226,7 +250,8 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
     control = as_flag(plan["holdout"]) if "holdout" in plan.columns else pd.Series(False, plan.index)
     contacted = contacted & ~control
     loss = _value_at_risk(plan)
-    n = len(plan)
+    scored = plan["_p"].notna()
+    n = int(scored.sum())  # shares of the scored: unscored rows have no tier and no risk
 
     # Tier table
     tier_rows = []
@@ -326,7 +351,7 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
                 "code": r.no_contact_reason,
                 "label": humanize(r.no_contact_reason),
                 "count": int(r.count),
-                "share": int(r.count) / n if n else 0.0,
+                "share": int(r.count) / len(plan) if len(plan) else 0.0,
             }
             for r in vc.itertuples(index=False)
         ]
@@ -411,7 +436,7 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         "headline": {
             "scored": n,
             "at_risk": int(at_risk.sum()),
-            "at_risk_share": float(at_risk.mean()) if n else 0.0,
+            "at_risk_share": float(at_risk.sum()) / n if n else 0.0,
             "at_risk_label": risky_label,
             "lowest_tier": tiers[-1] if tiers else None,
             "revenue_at_risk": total_loss,
@@ -426,8 +451,9 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         "tiers": tier_rows,
         "incentives": incentive_rows,
         "reasons": reasons,
-        "by_region": _breakdown(plan, "region", at_risk, loss),
-        "by_plan": _breakdown(plan, "plan", at_risk, loss),
+        "by_region": _breakdown(plan[scored], "region", at_risk[scored], loss[scored] if loss is not None else None),
+        "by_plan": _breakdown(plan[scored], "plan", at_risk[scored], loss[scored] if loss is not None else None),
+        "statuses": _statuses(plan),
         "has_loss": loss is not None,
         "no_contact": no_contact,
         "samples": samples,

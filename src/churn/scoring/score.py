@@ -2,6 +2,8 @@
 
 Outputs of one run go to `<out_root>/<as_of>/` (scores.parquet, segments/, segments.xlsx, report.html,
 alerts.csv, summary.json), assembled in a temporary folder and swapped into place only when complete.
+scores.parquet holds one row per current customer at as_of (or per id of a `--customers` list), each with
+a `status` (`churn.scoring.status`): only `scored` rows have a probability, reasons and a plan.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 from churn.config import Config, FeaturesConfig
 from churn.errors import ChurnError
 from churn.io import atomic_dir, ensure_writable, read_table, write_csv, write_json, write_parquet
+from churn.scoring import status
+from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
 from churn.timeline import parse_as_of
 
@@ -25,7 +29,7 @@ Progress = Callable[[str], None] | None
 ChunkProgress = Callable[[int, int], None] | None
 ATTRIBUTES = ["name", "email", "plan", "region", "country", "language", "channel", "marketing_consent",
               "monthly_fee"]
-SCORE_COLUMNS = ["customer_id", "as_of", "churn_probability", "risk_tier",
+SCORE_COLUMNS = ["customer_id", "as_of", "status", "churn_probability", "risk_tier",
                  *[f"reason_{i + 1}" for i in range(N_REASONS)], "customer_value", "expected_loss", "incentive",
                  "channel", "contact", "holdout", "model_version"]
 
@@ -115,8 +119,12 @@ def _features_config(model: Any, config: Config) -> Config:
 
 def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, config: Config, *,
                  overwrite: bool = False, csv: bool = False, progress: Progress = None,
-                 chunk_progress: ChunkProgress = None) -> ScoreRun:
-    """Validate the data, build the model's features as of the date, score, plan and write everything."""
+                 chunk_progress: ChunkProgress = None, customers: str | None = None,
+                 customers_id: str | None = None) -> ScoreRun:
+    """Validate the data, build the model's features as of the date, score, plan and write everything.
+
+    One row per current customer at as_of, or with `customers` (a CSV/Parquet list of ids, column
+    `customers_id`) one row per listed id; each with its status."""
     from churn.features.engine import build_features
     from churn.training.loading import load_model
     from churn.validation import load_source
@@ -124,6 +132,7 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     when = parse_as_of(as_of)
     run_dir = Path(out_root) / str(when.date())
     ensure_writable(run_dir, overwrite)
+    wanted = read_customer_list(customers, customers_id) if customers else None
     if progress:
         progress("loading model")
     model = load_model(model_ref)
@@ -138,6 +147,8 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
         fs = build_features(ds, [when], cfg, event_types=meta.get("event_types"), label=meta.get("label"),
                             progress=progress)
         frame = fs.to_pandas()
+        # The same population rule as the spine (and training): who else is current, or where listed ids stand.
+        frame, statuses = with_status(frame, standing_rows(ds, cfg, fs.label, wanted), when)
         cust_cols = [c for c in ATTRIBUTES if c in ds.columns("customers")]
         attrs = ds.con.execute(
             "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
@@ -145,20 +156,24 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
         notices = list(fs.notices)
     finally:
         ds.con.close()
-    if frame.empty:
-        raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score")
+    if not (statuses == status.SCORED).any():
+        counts = ", ".join(f"{k} {v:,}" for k, v in status.status_counts(statuses).items()) or "none"
+        raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score "
+                         f"(customers: {counts})")
     attrs["customer_id"] = attrs["customer_id"].astype(str)
     # Profile features (plan, fee at as_of) win over the customers table's current values.
     attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
-    base = frame.merge(attrs, on="customer_id", how="left")
+    base = frame.merge(attrs, on="customer_id", how="left")  # a left merge keeps the rows' order
     return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
-                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data))
+                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
+                   statuses=statuses)
 
 
 def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,
                 as_of: str | None = None, overwrite: bool = False, csv: bool = False, progress: Progress = None,
-                chunk_progress: ChunkProgress = None) -> ScoreRun:
-    """Score a ready feature table (one row per customer) and write the plan."""
+                chunk_progress: ChunkProgress = None, customers: str | None = None) -> ScoreRun:
+    """Score a ready feature table (one row per customer) and write the plan; with `customers` (a list of
+    ids, column `id_col` or `customer_id` or its only one) exactly the listed ids, `unknown` if not in the table."""
     from churn.training.loading import load_model
 
     when = parse_as_of(as_of) if as_of else pd.Timestamp(datetime.now(UTC).date())
@@ -175,27 +190,42 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
         raise ChurnError(f"{table}, column '{id_col}': {int(dup.sum())} duplicate ids, e.g. "
                          + ", ".join(repr(x) for x in df.loc[dup, "customer_id"].head(3)))
     df["as_of"] = when
+    statuses, notices = None, []
+    if customers:
+        wanted = read_customer_list(customers, id_col)
+        df, statuses = with_status(df, table_standing(df["customer_id"], wanted), when)
+        if not (statuses == status.SCORED).any():
+            raise ChurnError(f"{customers}: none of its {len(wanted):,} ids is in {table}; nothing to score")
+    if "status" in df.columns and "status" not in {f.name for f in model.features_}:
+        notices.append(f"{table}: its column 'status' is replaced by the scoring status in the scores")
     return _finish(model, model_ref, df, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
-                   progress=progress, chunk_progress=chunk_progress, notices=[], source=str(table))
+                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(table),
+                   statuses=statuses)
 
 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
             config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
-            notices: list[str], source: str) -> ScoreRun:
-    """Score, allocate incentives, and write the run folder atomically."""
+            notices: list[str], source: str, statuses: np.ndarray | None = None) -> ScoreRun:
+    """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
+    them, and write every row, with its status, and the run folder atomically."""
     from churn.scoring.alerts import compute_alerts
     from churn.scoring.allocation import plan_retention
     from churn.scoring.report import write_report
     from churn.scoring.segments import write_segments
 
+    base = base.reset_index(drop=True).copy(deep=False)
+    is_scored = np.ones(len(base), dtype=bool) if statuses is None else statuses == status.SCORED
+    everyone = bool(is_scored.all())
     if progress:
-        progress(f"scoring {len(base):,} customers")
-    scored = score_frame(model, base, chunk_rows=config.scoring.chunk_rows,
+        progress(f"scoring {int(is_scored.sum()):,} customers")
+    # Only the scored rows reach the model: the others have no features to score on.
+    scored = score_frame(model, base if everyone else base[is_scored], chunk_rows=config.scoring.chunk_rows,
                          reason_method=config.scoring.reason_method, progress=chunk_progress)
     # New columns on a shallow copy: concatenating would copy every feature column once more.
-    base = base.reset_index(drop=True).copy(deep=False)
     for col in scored.columns:
-        base[col] = scored[col].to_numpy()
+        base[col] = scored[col].to_numpy() if everyone else _spread(scored[col].to_numpy(), is_scored)
+    # Set after scoring: a feature of a ready table may carry the same name.
+    base["status"] = status.SCORED if statuses is None else statuses
     version = model_version(model, model_ref)
     base["model_version"] = version
     contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
@@ -222,4 +252,13 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         files.append(write_json({"summary": plan.summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, len(scores), plan.summary, files, notices)
+    return ScoreRun(run_dir, int(is_scored.sum()), plan.summary, files, notices)
+
+
+def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`values` placed at the rows where `mask` holds; missing (NaN / None) elsewhere."""
+    numeric = values.dtype.kind in "fiu"
+    out = np.full(mask.size, np.nan if numeric else None, dtype=float if numeric else object)
+    out[mask] = values
+    return out
+

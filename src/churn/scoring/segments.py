@@ -9,7 +9,12 @@ Layout written by `write_segments(plan, out_dir)`::
 
     out_dir/segments/critical__discount_20.csv   UTF-8 with BOM (Excel shows Persian, Latvian ... right)
     out_dir/segments/high__free_month.csv
+    out_dir/segments/win_back.csv                lapsed customers who may be contacted (non-contractual)
     out_dir/segments.xlsx                        "Summary" sheet, then one sheet per segment
+
+The win-back list holds the plan's `win_back` rows: lapsed customers (no recent activity, so not scored)
+whom the contact rules allow to be contacted (consent given, not excluded, not in cool-down), most recently
+active first. It is written whenever the plan has lapsed customers, even when none may be contacted.
 
 The folder is built in a temporary sibling and swapped into place (`churn.io.atomic_dir`), the workbook is
 written to a temporary file and renamed (`churn.io.atomic_path`); a failure anywhere leaves neither behind.
@@ -21,7 +26,7 @@ import contextlib
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +40,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from churn.errors import ChurnError
 from churn.io import atomic_dir, atomic_path
+from churn.scoring import status
 
 # Languages written right to left (ISO 639-1, plus a few common 639-2/3 codes).
 RTL_LANGUAGES = frozenset(
@@ -43,6 +49,8 @@ RTL_LANGUAGES = frozenset(
 
 PLAN_REQUIRED = ("customer_id", "churn_probability", "risk_tier", "contact", "holdout", "offer_message")
 NO_INCENTIVE = "no_incentive"
+WIN_BACK_FILE = "win_back.csv"
+WIN_BACK_SHEET = "Win-back"
 SUMMARY_SHEET = "Summary"
 PROBABILITY_DECIMALS = 3
 
@@ -251,6 +259,34 @@ def build_segments(plan: pd.DataFrame) -> list[Segment]:
     return segments
 
 
+def win_back_rows(plan: pd.DataFrame) -> pd.DataFrame | None:
+    """The win-back list (contact columns and last activity date), most recently active first, then by
+    id; None when the plan has no lapsed customer."""
+    if "win_back" not in plan.columns or "status" not in plan.columns:
+        return None
+    if not (plan["status"].astype(object) == status.LAPSED).any():
+        return None
+    listed = plan[as_flag(plan["win_back"])]
+    out = pd.DataFrame({"customer_id": texts_or_none(listed["customer_id"]).astype(object)})
+    for col in ("name", "email", "language", "channel"):
+        if col in plan.columns:
+            out[col] = texts_or_none(listed[col]).astype(object)
+    last = (pd.to_datetime(listed["last_activity_at"]) if "last_activity_at" in plan.columns
+            else pd.Series(pd.NaT, index=listed.index))
+    out["_t"] = last
+    out = out.sort_values(["_t", "customer_id"], ascending=[False, True], kind="mergesort", na_position="last")
+    out["last_activity"] = out.pop("_t").dt.strftime("%Y-%m-%d").astype(object)
+    return out.reset_index(drop=True)
+
+
+def win_back_segment(plan: pd.DataFrame) -> Segment | None:
+    """The win-back list as a segment (its own file and sheet), or None."""
+    rows = win_back_rows(plan)
+    if rows is None:
+        return None
+    return Segment(status.LAPSED, "win-back", WIN_BACK_FILE, WIN_BACK_SHEET, rows)
+
+
 # ------------------------------------------------------------------------------------ summary figures
 _SUMMARY_ALIASES = {
     "incentives": ("incentives", "per_incentive", "by_incentive"),
@@ -407,6 +443,22 @@ def _write_tier_table(
         _write_row(ws, r, [n, n_contact, n_hold, n - n_contact - n_hold], styles(_COUNT), col=1)
         r += 1
     _write(ws, r, 0, "Total", styles(_BOLD))
+    _write(ws, r, 1, int(tiers.notna().sum()), styles(_BOLD, _COUNT))
+    return r + 1
+
+
+def _write_status_table(ws: Worksheet, r: int, plan: pd.DataFrame, styles: _Styles) -> int:
+    """Customers by status (scored, or why not) from row `r`; returns the next free row."""
+    _write(ws, r, 0, "Customers by status", styles(_SECTION))
+    _write_row(ws, r + 1, ["Status", "Customers", "Meaning"], styles(_HEADER))
+    r += 2
+    counts = status.status_counts(plan["status"]) if "status" in plan.columns else {status.SCORED: len(plan)}
+    for name, n in counts.items():
+        _write(ws, r, 0, name)
+        _write(ws, r, 1, n, styles(_COUNT))
+        _write(ws, r, 2, status.STATUS_TEXT.get(name, ""))
+        r += 1
+    _write(ws, r, 0, "Total", styles(_BOLD))
     _write(ws, r, 1, len(plan), styles(_BOLD, _COUNT))
     return r + 1
 
@@ -475,32 +527,37 @@ def _write_segment_index(ws: Worksheet, r: int, segments: list[Segment], styles:
 
 
 def _write_summary_sheet(
-    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: dict | None, styles: _Styles
+    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: dict | None, styles: _Styles,
+    extra: Sequence[Segment] = (),
 ) -> None:
-    """Tier sizes, contacts per incentive, budget used and expected saved value, and a segment index."""
+    """Customers by status, tier sizes, contacts per incentive, budget used and expected saved value, and
+    an index of the segments (retention segments, then `extra` lists such as win-back)."""
     money = styles({"num_format": f'#,##0 "{(summary or {}).get("currency") or "EUR"}"'})
     contact = as_flag(plan["contact"]) & ~as_flag(plan["holdout"]) if "contact" in plan else None
     figures = incentive_figures(summary)
     # Each block starts one empty row below the previous one.
     r = _write_heading(ws, plan, styles)
+    r = _write_status_table(ws, r + 1, plan, styles)
     r = _write_tier_table(ws, r + 1, plan, contact, styles)
     r = _write_incentive_table(ws, r + 1, segments, figures, money, styles)
     r = _write_budget(ws, r + 1, plan, summary, contact, figures, money, styles)
-    _write_segment_index(ws, r + 1, segments, styles)
+    _write_segment_index(ws, r + 1, [*segments, *extra], styles)
     _set_widths(ws, [24, 22, 14, 36, 30])
 
 
 def write_workbook(
-    path: Path, plan: pd.DataFrame, segments: list[Segment], summary: dict | None = None
+    path: Path, plan: pd.DataFrame, segments: list[Segment], summary: dict | None = None,
+    extra: Sequence[Segment] = (),
 ) -> None:
-    """Write the segments workbook to `path`: a Summary sheet then one sheet per segment, in segment order."""
+    """Write the segments workbook to `path`: a Summary sheet then one sheet per segment, in segment order,
+    then one per `extra` list (win-back)."""
     # in_memory: no temporary files elsewhere, and zip entries get a fixed date; with the fixed document
     # date, identical plans give byte-identical workbooks. Nothing touches `path` before close().
     workbook = xlsxwriter.Workbook(str(path), {"in_memory": True})
     workbook.set_properties({"author": "churn", "created": _CREATED})
     styles = _Styles(workbook)
-    _write_summary_sheet(workbook.add_worksheet(SUMMARY_SHEET), plan, segments, summary, styles)
-    for seg in segments:
+    _write_summary_sheet(workbook.add_worksheet(SUMMARY_SHEET), plan, segments, summary, styles, extra)
+    for seg in [*segments, *extra]:
         _write_segment_sheet(workbook.add_worksheet(seg.sheet_name), seg, styles)
     workbook.close()
 
@@ -516,7 +573,7 @@ def write_segments(
 ) -> list[Path]:
     """`out_dir/segments/` with one CSV per (risk_tier, incentive) among contacted customers, plus `out_dir/segments.xlsx`.
 
-    Returns the CSV paths (riskiest tier first) followed by the workbook path. Refuses to replace an
+    Returns the CSV paths (riskiest tier first, then win_back.csv) and the workbook path. Refuses to replace an
     existing folder or workbook unless `overwrite=True`. `summary` (the retention plan summary, optional)
     adds budget, cost and expected saved value per incentive to the workbook's Summary sheet. On any error
     nothing new is left on disk (not even `out_dir`, when this call created it).
@@ -528,16 +585,18 @@ def write_segments(
         if target.exists() and not overwrite:
             raise ChurnError(f"{target} already exists; pass --overwrite to replace it")
     segments = build_segments(plan)
+    win_back = win_back_segment(plan)
+    extra = [win_back] if win_back is not None else []
     created_out_dir = not out_dir.exists()
     try:
         # Exit order: the workbook is renamed into place, then the folder is swapped in.
         with atomic_dir(seg_dir, overwrite) as tmp_dir, atomic_path(xlsx, overwrite) as tmp_xlsx:
-            for seg in segments:
+            for seg in [*segments, *extra]:
                 _write_segment_csv(seg.rows, tmp_dir / seg.file_name)
-            write_workbook(tmp_xlsx, plan, segments, summary)
+            write_workbook(tmp_xlsx, plan, segments, summary, extra)
     except BaseException:
         if created_out_dir:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only if empty: never removes anything that was there before
         raise
-    return [seg_dir / seg.file_name for seg in segments] + [xlsx]
+    return [seg_dir / seg.file_name for seg in [*segments, *extra]] + [xlsx]
