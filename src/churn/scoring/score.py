@@ -261,4 +261,3 @@ def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = np.full(mask.size, np.nan if numeric else None, dtype=float if numeric else object)
     out[mask] = values
     return out
-
