@@ -150,7 +150,7 @@ class ModelConfig(_Strict):
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     calibration_share: float = 0.5  # share of the validation snapshots used to fit the calibrator
     holdout_snapshots: int = 1  # newest snapshots reported on, never trained on
-    valid_snapshots: int = 1  # next newest: early stopping and calibration
+    valid_snapshots: int = 2  # next newest: early stopping, calibration and model selection
     # Candidates compared on validation (see churn.training.selection): lightgbm (the params above),
     # lightgbm_stumps (depth-1 trees: an additive model), blend (the best LightGBM with a spline logistic
     # regression), logistic (that regression alone: chosen only when nothing with LightGBM beats it).
@@ -160,9 +160,9 @@ class ModelConfig(_Strict):
     refit: bool = True  # refit the chosen settings on every snapshot (holdout and validation included)
     calibration_folds: int = Field(3, ge=2)  # the refit's calibration: out-of-fold predictions, by customer
     # Small data: an Optuna search over LightGBM settings joins the candidates (0 trials: never).
-    auto_tune_max_rows: int = 60_000
+    auto_tune_max_rows: int = 20_000
     auto_tune_trials: int = 20
-    auto_tune_minutes: float = 1.0
+    auto_tune_minutes: float = 0.5
     promote_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "pr_auc"
     bundle_dir: str = "models"
     max_shap_rows: int = 5000

@@ -53,8 +53,10 @@ def test_out_of_time_split_keeps_holdout_customers_out_of_fitting(synthetic):
     assert not set(ids[s.holdout]) & set(ids[fitting])
     assert_holdout_customers_unseen(ids, s)  # the same check train() runs
     dates = frame["as_of"].dt.date.astype(str).to_numpy()
-    assert set(dates[s.holdout]) == {"2025-05-01"} and set(dates[s.calibration]) == {"2025-04-01"}
-    assert set(dates[s.train]) == {"2025-01-01", "2025-02-01", "2025-03-01"}
+    # two validation snapshots by default (config), the newest the holdout, the rest train
+    assert set(dates[s.holdout]) == {"2025-05-01"} and set(dates[s.calibration]) == {"2025-03-01", "2025-04-01"}
+    assert set(dates[s.early_stopping]) == {"2025-03-01", "2025-04-01"}
+    assert set(dates[s.train]) == {"2025-01-01", "2025-02-01"}
     assert not set(ids[s.early_stopping]) & set(ids[s.calibration])  # validation split by customer
     assert 0.2 < len(s.holdout) / (frame["as_of"] == frame["as_of"].max()).sum() < 0.4
 

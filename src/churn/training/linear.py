@@ -91,8 +91,8 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
     L2 strength), `seed`. `fit` learns `blocks_`, `coef_blocks_`, `means_` and `intercept_`.
     """
 
-    def __init__(self, categorical_index: tuple[int, ...] | list[int] = (), *, n_knots: int = 6,
-                 min_level_share: float = 0.005, C: float = 0.5, seed: int = 42, max_iter: int = 500):
+    def __init__(self, categorical_index: tuple[int, ...] | list[int] = (), *, n_knots: int = 5,
+                 min_level_share: float = 0.005, C: float = 0.5, seed: int = 42, max_iter: int = 300):
         self.categorical_index = categorical_index
         self.n_knots = n_knots
         self.min_level_share = min_level_share

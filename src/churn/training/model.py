@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ModelKind = Literal["lightgbm", "blend", "logistic"]
-LINEAR_MAX_ROWS = 150_000  # the logistic regression fits on a seeded sample of at most this many rows
+LINEAR_MAX_ROWS = 50_000  # the logistic regression fits on a seeded sample of at most this many rows
 
 
 # ----------------------------------------------------------------------------------- input handling
