@@ -39,14 +39,18 @@ class ScoreRun:
     """What one scoring run wrote and decided."""
 
     out_dir: Path
-    n_scored: int
-    summary: dict[str, Any]
+    n_scored: int  # rows with status `scored`
+    summary: dict[str, Any]  # the plan summary; `status_counts` counts every row written
     files: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
 
 def model_feature_metadata(model: Any) -> dict[str, Any]:
-    """The feature-building settings a model was trained with (empty for bring-your-own tables)."""
+    """The feature-building settings a model was trained with (empty for bring-your-own tables): those its
+    fitted preparation holds."""
+    settings = getattr(model, "source_settings", None)
+    if settings:
+        return settings
     meta = getattr(model, "metadata_", {}) or {}
     return meta.get("extra", meta)
 
@@ -198,6 +202,11 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
             raise ChurnError(f"{customers}: none of its {len(wanted):,} ids is in {table}; nothing to score")
     if "status" in df.columns and "status" not in {f.name for f in model.features_}:
         notices.append(f"{table}: its column 'status' is replaced by the scoring status in the scores")
+    # Read as training read it (the model's preparation); what the model does not use is said, not an error.
+    unused = [c for c in model.preparation_.extra_columns(df) if c not in {"customer_id", "as_of", "status"}]
+    if unused:
+        notices.append(f"{table}: {len(unused)} column(s) the model does not use were ignored: "
+                       f"{', '.join(unused[:10])}{' ...' if len(unused) > 10 else ''}")
     return _finish(model, model_ref, df, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
                    progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(table),
                    statuses=statuses)
