@@ -34,6 +34,21 @@ def find_table_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def sniff_delimiter(path: Path, default: str = ",") -> str:
+    """The delimiter of a CSV export (`,` `;` tab or `|`), from its first lines (the standard library's
+    csv.Sniffer); `default` when they do not tell."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        head = fh.read(64 * 1024)
+    if "\n" in head.rstrip("\r\n"):  # a partial last line would mislead the sniffer
+        head = head[: head.rstrip("\r\n").rfind("\n")]
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return default
+
+
 def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet table into pandas; ids and other text stay text (leading zeros survive)."""
     p = Path(path)
@@ -42,9 +57,10 @@ def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -
     try:
         if p.is_dir() or p.suffix == ".parquet":
             return pd.read_parquet(p, columns=columns)
-        sep = "\t" if p.suffix == ".tsv" else ","
+        sep = "\t" if p.suffix == ".tsv" else sniff_delimiter(p)
         # dtype=str first so ids like "007" keep their zeros; numbers are converted by the caller.
-        df = pd.read_csv(p, dtype=str, sep=sep, usecols=columns, keep_default_na=False, na_values=[""])
+        df = pd.read_csv(p, dtype=str, sep=sep, usecols=columns, keep_default_na=False, na_values=[""],
+                         encoding="utf-8-sig")
         return df
     except ChurnError:
         raise
