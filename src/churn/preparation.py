@@ -248,13 +248,20 @@ class Preparation(TransformerMixin, BaseEstimator):
         return self
 
     def _learn_levels(self, rule: ColumnRule, values: np.ndarray) -> None:
-        counts = pd.Series(values, dtype=object).dropna().value_counts()
+        # One level per spelling up to case ("Gold", "gold " are one), named by its most frequent spelling.
+        text = pd.Series(values, dtype=object).dropna()
+        spellings = text.value_counts()
+        folded = text.str.casefold().value_counts()
+        name: dict[str, str] = {}
+        for spelling, _ in sorted(spellings.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+            name.setdefault(str(spelling).casefold(), str(spelling))
         # Deterministic: most frequent first, ties by name; the kept ones sorted so codes read alphabetically.
-        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        keep = [str(k) for k, n in ordered[: self.max_categories] if n >= self.min_level_count]
+        ordered = sorted(((name[k], n) for k, n in folded.items()), key=lambda kv: (-kv[1], kv[0]))
+        keep = [k for k, n in ordered[: self.max_categories] if n >= self.min_level_count]
         if not keep and ordered:  # a tiny table: keep what there is rather than nothing
-            keep = [str(k) for k, _ in ordered[: self.max_categories]]
-        rule.grouped = sorted(str(k) for k, _ in ordered if str(k) not in set(keep))
+            keep = [k for k, _ in ordered[: self.max_categories]]
+        kept = set(keep)
+        rule.grouped = sorted(k for k, _ in ordered if k not in kept)
         rule.levels = sorted(keep) + ([OTHER] if rule.grouped else [])
 
     # -- transform
@@ -310,18 +317,10 @@ class Preparation(TransformerMixin, BaseEstimator):
         return out, unseen
 
     def _level_codes(self, rule: ColumnRule, values: list[Any]) -> np.ndarray:
-        exact = {v: i for i, v in enumerate(rule.levels)}
-        folded = {v.casefold(): i for i, v in enumerate(rule.levels)}
-        other = exact.get(OTHER, -1)
-        grouped = {v.casefold() for v in rule.grouped}
-        codes = []
-        for v in values:
-            t = str(v)
-            code = exact.get(t, folded.get(t.casefold(), -1))
-            if code < 0 and t.casefold() in grouped:
-                code = other
-            codes.append(code)
-        return np.asarray(codes, dtype=np.int64)
+        code = {v.casefold(): i for i, v in enumerate(rule.levels)}
+        other = code.get(OTHER.casefold(), -1)
+        code.update({v.casefold(): other for v in rule.grouped})
+        return np.asarray([code.get(str(v).casefold(), -1) for v in values], dtype=np.int64)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The float matrix for raw feature columns `X` (model order; extra columns ignored)."""
