@@ -1,0 +1,86 @@
+"""Data-folder mode: `churn score` on a training date reproduces the registered model's in-memory
+probabilities for every scored customer, and the MLflow pyfunc's; the refit saw every snapshot."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+
+from datetime import date
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from churn.cli import app
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from churn.generate import generate
+
+    tmp = tmp_path_factory.mktemp("same-data")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlruns.db")
+    mp.setenv("CHURN_ARTIFACT_ROOT", (tmp / "artifacts").as_uri())
+    data = tmp / "data"
+    generate(1500, date(2024, 1, 1), date(2025, 7, 1), 3, data)
+    cfg = tmp / "config.yaml"
+    cfg.write_text(f"snapshots:\n  count: 5\nmodel:\n  n_jobs: 1\n  num_boost_round: 200\n  early_stopping_rounds: 20\n"
+                   f"  auto_tune_max_rows: 0\n  bundle_dir: {tmp / 'models'}\n")
+    res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    try:
+        yield {"tmp": tmp, "data": data, "cfg": cfg}
+    finally:
+        mp.undo()
+
+
+def test_scoring_a_training_date_reproduces_the_model(trained):
+    from churn.config import load_config
+    from churn.features.engine import build_features
+    from churn.training.loading import load_model
+    from churn.validation import load_source
+
+    tmp = trained["tmp"]
+    model = load_model("models:/churn/1")
+    as_of = model.metadata_["snapshots"]["holdout"][0]
+    res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
+                                   "--as-of", as_of, "--model", "models:/churn/1", "--out", str(tmp / "out")])
+    assert res.exit_code == 0, res.output
+    scores = pd.read_parquet(tmp / "out" / as_of / "scores.parquet")
+    scored = scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
+    # The same date's features through the Python API, with the settings the model's preparation holds.
+    cfg = load_config(trained["cfg"])
+    settings = model.source_settings
+    ds = load_source(str(trained["data"]), cfg)
+    try:
+        frame = build_features(ds, [pd.Timestamp(as_of)], cfg, event_types=settings["event_types"],
+                               label=settings["label"]).to_pandas()
+    finally:
+        ds.con.close()
+    expected = pd.Series(model.predict_risk(frame), index=frame["customer_id"])
+    assert len(scored) == len(expected) > 300
+    np.testing.assert_allclose(scored.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
+    pyfunc = mlflow.pyfunc.load_model("models:/churn/1")
+    np.testing.assert_allclose(pyfunc.predict(frame[[f.name for f in model.features_]]), expected.to_numpy(),
+                               rtol=0, atol=1e-9)
+
+
+def test_refit_used_every_snapshot(trained):
+    from churn.config import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    exp = client.get_experiment_by_name("churn")
+    parent = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name.startswith("train-")][0]
+    p = parent.data.params
+    # every row of the training frame, holdout and validation included, went into the registered model
+    assert int(p["refit.rows"]) == int(p["n_rows"]) > int(p["rows.train"]) + int(p["rows.holdout"])
+    assert p["chosen"] == parent.data.tags["model.chosen"] and parent.data.tags["model.chosen_why"]
+    names = {r.info.run_name for r in client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert f"candidate-{p['chosen']}" in names and "candidate-logistic" in names
