@@ -30,10 +30,11 @@ def trained(tmp_path_factory):
     data = tmp / "data"
     generate(1500, date(2024, 1, 1), date(2025, 7, 1), 3, data)
     cfg = tmp / "config.yaml"
-    cfg.write_text(f"snapshots:\n  count: 5\nmodel:\n  n_jobs: 1\n  num_boost_round: 200\n  early_stopping_rounds: 20\n"
+    cfg.write_text(f"snapshots:\n  count: 5\nmodel:\n  registered_name: same-data\n  experiment: same-data\n  n_jobs: 1\n  num_boost_round: 200\n  early_stopping_rounds: 20\n"
                    f"  auto_tune_max_rows: 0\n  bundle_dir: {tmp / 'models'}\n")
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--data", str(data)])
     assert res.exit_code == 0, res.output
+    assert "registered models:/same-data/1" in " ".join(res.output.split())
     try:
         yield {"tmp": tmp, "data": data, "cfg": cfg}
     finally:
@@ -47,10 +48,10 @@ def test_scoring_a_training_date_reproduces_the_model(trained):
     from churn.validation import load_source
 
     tmp = trained["tmp"]
-    model = load_model("models:/churn/1")
+    model = load_model("models:/same-data/1")
     as_of = model.metadata_["snapshots"]["holdout"][0]
     res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
-                                   "--as-of", as_of, "--model", "models:/churn/1", "--out", str(tmp / "out")])
+                                   "--as-of", as_of, "--model", "models:/same-data/1", "--out", str(tmp / "out")])
     assert res.exit_code == 0, res.output
     scores = pd.read_parquet(tmp / "out" / as_of / "scores.parquet")
     scored = scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
@@ -66,7 +67,10 @@ def test_scoring_a_training_date_reproduces_the_model(trained):
     expected = pd.Series(model.predict_risk(frame), index=frame["customer_id"])
     assert len(scored) == len(expected) > 300
     np.testing.assert_allclose(scored.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
-    pyfunc = mlflow.pyfunc.load_model("models:/churn/1")
+    from churn.training.tracking import mlflow_session
+
+    with mlflow_session():  # the project's store, whatever MLflow's process-wide URI says
+        pyfunc = mlflow.pyfunc.load_model("models:/same-data/1")
     np.testing.assert_allclose(pyfunc.predict(frame[[f.name for f in model.features_]]), expected.to_numpy(),
                                rtol=0, atol=1e-9)
 
@@ -75,7 +79,7 @@ def test_refit_used_every_snapshot(trained):
     from churn.config import tracking_uri
 
     client = MlflowClient(tracking_uri=tracking_uri())
-    exp = client.get_experiment_by_name("churn")
+    exp = client.get_experiment_by_name("same-data")
     parent = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name.startswith("train-")][0]
     p = parent.data.params
     # every row of the training frame, holdout and validation included, went into the registered model

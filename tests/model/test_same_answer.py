@@ -59,6 +59,7 @@ def trained(mlflow_store, tmp_path_factory):
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--table", str(table), "--target", "Churn",
                                    "--id", "customerID"])
     assert res.exit_code == 0, res.output
+    assert "registered models:/telco/1" in " ".join(res.output.split())
     return {"tmp": tmp, "df": df, "table": table, "cfg": cfg}
 
 
@@ -81,7 +82,10 @@ def test_cli_scores_equal_in_memory_and_pyfunc(trained):
     got = scores.set_index("customer_id")["churn_probability"]
     assert set(got.index) == set(expected.index)  # leading zeros kept
     np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
-    pyfunc = mlflow.pyfunc.load_model("models:/telco/1")
+    from churn.training.tracking import mlflow_session
+
+    with mlflow_session():  # the project's store, whatever MLflow's process-wide URI says
+        pyfunc = mlflow.pyfunc.load_model("models:/telco/1")
     np.testing.assert_allclose(pyfunc.predict(raw.drop(columns=["Churn"])), expected.to_numpy(), rtol=0, atol=1e-9)
     # the model read the text as training did: Yes/No as 1/0, decimal commas and percentages as numbers
     rules = {r.name: (r.kind, r.text_format) for r in model.preparation_.rules_}
