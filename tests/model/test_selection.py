@@ -74,7 +74,7 @@ def test_planted_interactions_chosen_model_has_trees_and_beats_the_logistic_regr
 def test_contributions_add_up_to_the_log_odds_for_every_kind(kind, method):
     df, y = _table(3000, 2, interactions=True)
     m = ChurnModel(FEATURES, {"num_leaves": 7, "min_child_samples": 20}, kind=kind, num_boost_round=60, n_jobs=1,
-                   blend_weight=0.6 if kind == "blend" else None).fit(df, y)
+                   blend_weights=0.6 if kind == "blend" else None).fit(df, y)
     c = m.contributions(df.head(300), method)
     raw = m.predict_raw(df.head(300))
     np.testing.assert_allclose(c.sum(axis=1), np.log(raw / (1 - raw)), rtol=0, atol=1e-8)
@@ -126,7 +126,7 @@ def test_random_raw_tables_train_and_score_the_same_in_any_dress(seed, kind, row
     frame, feats = prepare_table(df, "churn", "id")
     y = frame["churn"].to_numpy()
     m = ChurnModel(feats, {"num_leaves": 4, "min_child_samples": 5}, kind=kind, num_boost_round=20, n_jobs=1,
-                   blend_weight=0.5 if kind == "blend" else None).fit(frame, y)
+                   blend_weights=0.5 if kind == "blend" else None).fit(frame, y)
     p = m.predict_risk(df)
     assert p.shape == (n,) and np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
     dressed = df.assign(
@@ -139,3 +139,18 @@ def test_random_raw_tables_train_and_score_the_same_in_any_dress(seed, kind, row
     np.testing.assert_allclose(m.predict_risk(dressed), p, rtol=0, atol=1e-12)
     unseen = df.assign(tier="platinum")  # a level never seen reads as missing, never an error
     assert np.isfinite(m.predict_risk(unseen)).all()
+
+
+def test_stack_weights_are_non_negative_and_fit_the_held_out_rows():
+    from churn.training.model import stack_weights
+
+    rng = np.random.default_rng(8)
+    n = 20000
+    a_true = rng.normal(size=n)
+    b_true = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-2.0 + 1.5 * a_true + 0.5 * b_true)))).astype(int)
+    a, b, c = stack_weights((a_true, b_true), y)
+    assert abs(a - 1.5) < 0.15 and abs(b - 0.5) < 0.1 and abs(c + 2.0) < 0.15
+    # a part that only hurts (its log-odds point the wrong way) gets weight 0, never a negative one
+    a, b, c = stack_weights((a_true, -b_true), y)
+    assert b == 0.0 and a > 1.0

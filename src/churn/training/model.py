@@ -115,15 +115,16 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     """Calibrated churn classifier: `predict_risk(X)` is the calibrated probability of churn.
 
     Parameters are settings only. `fit` learns `preparation_`, `booster_` and `best_iteration_` (kinds
-    lightgbm and blend), `linear_` (blend and logistic), `blend_weight_` (the trees' share of the log-odds:
-    1 for lightgbm, 0 for logistic), `calibrator_`, `features_`, `feature_names_`, `categorical_levels_`
+    lightgbm and blend), `linear_` (blend and logistic), `blend_weights_` ((trees, logistic, intercept):
+    log-odds = trees x a + logistic x b + c; (1, 0, 0) for lightgbm, (0, 1, 0) for logistic), `calibrator_`, `features_`, `feature_names_`, `categorical_levels_`
     and `metadata_`.
     """
 
     def __init__(self, features: list[Feature] | None = None, params: dict[str, Any] | None = None, *,
                  kind: ModelKind = "lightgbm", num_boost_round: int = 2000, early_stopping_rounds: int = 100,
                  calibration: str = "isotonic", scale_pos_weight: float | None = None, seed: int = 42,
-                 n_jobs: int = 2, max_categories: int = 256, blend_weight: float | None = None,
+                 n_jobs: int = 2, max_categories: int = 256,
+                 blend_weights: tuple[float, float, float] | float | None = None,
                  linear_c: float = 0.5, source: dict[str, Any] | None = None):
         self.features = features
         self.params = params
@@ -135,7 +136,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
         self.max_categories = max_categories
-        self.blend_weight = blend_weight
+        self.blend_weights = blend_weights
         self.linear_c = linear_c
         self.source = source
 
@@ -145,7 +146,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """Fit on raw feature columns `X` and labels `y`.
 
         The trees stop early on `eval_set` (without it they grow `num_boost_round` rounds); a blend
-        without a fixed `blend_weight` picks its weight on `eval_set`. The calibrator is fitted on
+        without fixed `blend_weights` (a float w means (w, 1 - w, 0)) stacks its parts on `eval_set`. The calibrator is fitted on
         `calibration_set`, rows the model did not see; without them the model is uncalibrated (identity)
         until `calibrate` is called, and says so in `metadata_["calibration"]`.
         """
@@ -175,18 +176,21 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             rows = _sample(len(y_arr), LINEAR_MAX_ROWS, self.seed)
             self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c,
                                        seed=self.seed).fit(X_enc[rows], y_arr[rows])
-        self.blend_weight_ = {"lightgbm": 1.0, "logistic": 0.0}.get(self.kind, self.blend_weight)
-        if self.blend_weight_ is None:
+        fixed = {"lightgbm": (1.0, 0.0, 0.0), "logistic": (0.0, 1.0, 0.0)}.get(self.kind, self.blend_weights)
+        if isinstance(fixed, int | float):
+            fixed = (float(fixed), 1.0 - float(fixed), 0.0)
+        if fixed is None:
             if es is None:
-                raise ChurnError("a blend needs an eval_set to choose its weight, or a fixed blend_weight")
-            self.blend_weight_ = best_blend_weight(self._parts(es[0]), es[1])
+                raise ChurnError("a blend needs an eval_set to stack its parts, or fixed blend_weights")
+            fixed = stack_weights(self._parts(es[0]), es[1])
+        self.blend_weights_ = tuple(float(v) for v in fixed)
         del X_enc
         self.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
         self.metadata_: dict[str, Any] = {
             "versions": library_versions(),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "kind": self.kind,
-            "blend_weight": float(self.blend_weight_),
+            "blend_weights": list(self.blend_weights_),
             "calibration": "none",
             "n_fit_rows": len(y_arr),
             "fit_positive_rate": float(y_arr.mean()) if len(y_arr) else None,
@@ -237,7 +241,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     def log_odds_encoded(self, enc: np.ndarray) -> np.ndarray:
         """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts)."""
-        return blend_log_odds(self._parts(enc), self.blend_weight_)
+        return blend_log_odds(self._parts(enc), self.blend_weights_)
 
     def _raw_from_encoded(self, enc: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.log_odds_encoded(enc)))
@@ -276,15 +280,17 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """`contributions` of a prepared matrix (from `encode`), as (n, features + 1) with the bias last."""
         if method not in ("path", "treeshap"):
             raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
-        w = float(self.blend_weight_)
-        out = None
-        if self.booster_ is not None and w > 0:
+        a, b, c = self.blend_weights_
+        out = np.zeros((enc.shape[0], enc.shape[1] + 1))
+        if self.booster_ is not None and a != 0:
             trees = self.path_explainer().contributions(enc) if method == "path" else self.booster_.predict(
                 enc, num_iteration=self.best_iteration_, pred_contrib=True, num_threads=self.n_jobs)
-            out = trees if w == 1.0 else w * trees
-        if self.linear_ is not None and w < 1:
+            out = trees if (a, b) == (1.0, 0.0) else out + a * trees
+        if self.linear_ is not None and b != 0:
             lin = self.linear_.contributions(enc)
-            out = lin if out is None and w == 0 else out + (1.0 - w) * lin
+            out = lin if (a, b) == (0.0, 1.0) else out + b * lin
+        if c:
+            out[:, -1] += c  # the stack's intercept is part of the bias
         return out
 
     def path_explainer(self) -> PathExplainer:
@@ -313,26 +319,36 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return pd.Series(imp, index=self.feature_names_, name=kind).sort_values(ascending=False)
 
 
-def blend_log_odds(parts: tuple[np.ndarray | None, np.ndarray | None], weight: float) -> np.ndarray:
-    """w x trees' log-odds + (1 - w) x the logistic regression's (a missing part has weight 0 or 1)."""
-    trees, linear = parts
-    if linear is None or weight >= 1.0:
-        return trees
-    if trees is None or weight <= 0.0:
-        return linear
-    return weight * trees + (1.0 - weight) * linear
+def blend_log_odds(parts: tuple[np.ndarray | None, np.ndarray | None],
+                   weights: tuple[float, float, float]) -> np.ndarray:
+    """a x trees' log-odds + b x the logistic regression's + c (a part with weight 0 may be missing)."""
+    (trees, linear), (a, b, c) = parts, weights
+    out = np.full(len(trees if trees is not None else linear), float(c))
+    if a:
+        out += a * trees
+    if b:
+        out += b * linear
+    return out
 
 
-def best_blend_weight(parts: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-                      grid: tuple[float, ...] = tuple(np.round(np.arange(0.1, 0.95, 0.1), 2))) -> float:
-    """The trees' weight in (0, 1) with the lowest log loss of the blended log-odds on held-out rows `y`."""
-    y = np.asarray(y, dtype=float)
+def stack_weights(parts: tuple[np.ndarray, np.ndarray], y: np.ndarray) -> tuple[float, float, float]:
+    """(a, b, c) of a logistic regression of held-out outcomes `y` on the two parts' log-odds, with a, b >= 0
+    (a part that would take a negative weight is dropped and the other refitted alone)."""
+    from sklearn.linear_model import LogisticRegression
 
-    def loss(w: float) -> float:
-        z = blend_log_odds(parts, w)
-        return float(np.mean(np.logaddexp(0.0, z) - y * z))
-
-    return float(min(grid, key=lambda w: (loss(w), -w)))
+    Z = np.column_stack(parts)
+    y = np.asarray(y)
+    keep = [0, 1]
+    while keep:
+        lr = LogisticRegression(C=1e4, max_iter=1000).fit(Z[:, keep], y)
+        coef = lr.coef_[0]
+        if (coef > 0).all() or len(keep) == 1:
+            w = [0.0, 0.0]
+            for k, v in zip(keep, coef, strict=True):
+                w[k] = float(max(v, 0.0))
+            return w[0], w[1], float(lr.intercept_[0])
+        keep = [keep[int(np.argmax(coef))]]
+    raise AssertionError("unreachable")
 
 
 def _sample(n: int, most: int, seed: int) -> np.ndarray:

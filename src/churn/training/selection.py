@@ -5,8 +5,8 @@
    predicts the calibration rows and the holdout.
 2. **Choose** on validation, never on the holdout: ROC AUC on every validation row (the early-stopping
    and calibration rows: at a few hundred churners, halving them would double the noise of the choice;
-   the early-stopping round and the blend weight read the first half, a small advantage to the trees,
-   said here). The best candidate with LightGBM in it is chosen; the logistic regression only where it
+   the early-stopping round reads the first half, a small advantage to the trees, and the blend's three
+   stacking weights read them all, said here). The best candidate with LightGBM in it is chosen; the logistic regression only where it
    beats all of them, and then loudly.
 3. **Refit** (`refit_all`): the chosen settings on every row, holdout and validation included, with the
    boosting rounds scaled to the number of rows, calibrated on out-of-fold predictions of the same
@@ -28,7 +28,7 @@ import pandas as pd
 from churn.config import Config
 from churn.features.registry import Feature
 from churn.training.metrics import holdout_metrics, ranking_metrics
-from churn.training.model import ChurnModel, ModelKind, best_blend_weight
+from churn.training.model import ChurnModel, ModelKind, stack_weights
 
 STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
 TREE_CANDIDATES = ("lightgbm", "lightgbm_stumps", "lightgbm_tuned")
@@ -87,17 +87,17 @@ def candidate_list(config: Config, tuned: dict[str, Any] | None = None) -> list[
         out.append(Candidate("logistic", "logistic", base, "spline logistic regression"))
     if "blend" in mc.candidates and any(c.kind == "lightgbm" for c in out):
         out.append(Candidate("blend", "blend", base, "the best LightGBM and the logistic regression, log-odds "
-                                                      "weighted on validation"))
+                                                      "stacked on validation (non-negative weights)"))
     return out
 
 
 def _model(config: Config, features: list[Feature], cand: Candidate, scale_pos_weight: float | None,
            source: dict[str, Any] | None, *, num_boost_round: int | None = None,
-           blend_weight: float | None = None) -> ChurnModel:
+           blend_weights: tuple[float, float, float] | None = None) -> ChurnModel:
     mc = config.model
     return ChurnModel(features, cand.params, kind=cand.kind, num_boost_round=num_boost_round or mc.num_boost_round,
                       early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
-                      scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weight=blend_weight,
+                      scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weights=blend_weights,
                       linear_c=mc.linear_c, source=source)
 
 
@@ -121,9 +121,11 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
         if cand.kind == "blend":
             trees = max((e for e in out if e.candidate.kind == "lightgbm"), key=lambda e: e.valid["roc_auc"])
             linear = next(e for e in out if e.candidate.kind == "logistic")
-            model = _blend_of(trees.model, linear.model, es or cal)
+            model = _blend_of(trees.model, linear.model, (X_va, y[va]))
+            a, b, _ = model.blend_weights_
             cand = Candidate(cand.name, "blend", trees.candidate.params,
-                             f"{trees.name} and the logistic regression, trees' weight {model.blend_weight_:.1f}")
+                             f"{trees.name} and the logistic regression stacked: log-odds {a:.2f} x trees + "
+                             f"{b:.2f} x logistic")
         else:
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
             model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
@@ -138,16 +140,16 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
 
 
 def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, np.ndarray]) -> ChurnModel:
-    """The blend of two evaluation fits on the same rows (same preparation), weighted on `held` rows."""
+    """The blend of two evaluation fits on the same rows (same preparation), stacked on `held` rows."""
     model = copy.copy(trees)
     model.kind = "blend"
     model.linear_ = linear.linear_
     model.linear_c = linear.linear_c
     model.metadata_ = dict(trees.metadata_, kind="blend")
     enc = model._encode(held[0])
-    model.blend_weight_ = best_blend_weight(model._parts(enc), held[1])
-    model.blend_weight = model.blend_weight_
-    model.metadata_["blend_weight"] = model.blend_weight_
+    model.blend_weights_ = stack_weights(model._parts(enc), held[1])
+    model.blend_weights = model.blend_weights_
+    model.metadata_["blend_weights"] = list(model.blend_weights_)
     return model
 
 
@@ -180,7 +182,7 @@ def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.nda
     did (rows, rounds, folds) for the run's parameters.
     """
     mc = config.model
-    cand, w = chosen.candidate, float(chosen.model.blend_weight_)
+    cand, w = chosen.candidate, chosen.model.blend_weights_
     most = 2 * mc.num_boost_round
     n = len(y)
     rounds = scaled_rounds(chosen.model.best_iteration_, fit_rows, n, most)
@@ -190,11 +192,11 @@ def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.nda
         held = fold_of == k
         r = scaled_rounds(chosen.model.best_iteration_, fit_rows, int((~held).sum()), most)
         say(f"refit: calibration fold {int(k) + 1}/{len(folds)} ({int((~held).sum()):,} rows, {r} rounds)")
-        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weight=w)
+        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weights=w)
         m.fit(frame.iloc[np.flatnonzero(~held)], y[~held])
         oof[held] = m.predict_raw(frame.iloc[np.flatnonzero(held)])
     say(f"refit: {cand.name} on all {n:,} rows" + (f" ({rounds} rounds)" if cand.kind != "logistic" else ""))
-    model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weight=w)
+    model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weights=w)
     model.fit(frame, y)
     model.calibrate(oof, y)
     info = {"rows": n, "rounds": rounds if cand.kind != "logistic" else 0, "calibration_folds": len(folds),

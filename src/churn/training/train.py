@@ -394,12 +394,12 @@ def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, 
         with mlflow.start_run(experiment_id=exp_id, run_name=f"candidate-{e.name}", nested=True):
             log_params({"candidate": e.name, "kind": e.candidate.kind, "note": e.candidate.note,
                         "lgb": e.model.lgb_params_ if e.candidate.kind != "logistic" else None,
-                        "best_iteration": e.model.best_iteration_, "blend_weight": e.model.blend_weight_})
+                        "best_iteration": e.model.best_iteration_, "blend_weights": list(e.model.blend_weights_)})
             log_metrics({"valid_roc_auc": e.valid["roc_auc"], "valid_pr_auc": e.valid["pr_auc"]})
             log_metrics(e.holdout, prefix="holdout_")
             mlflow.set_tags({"chosen": str(e is chosen).lower()})
     log_params({
-        "chosen": chosen.name, "kind": chosen.candidate.kind, "blend_weight": model.blend_weight_,
+        "chosen": chosen.name, "kind": chosen.candidate.kind, "blend_weights": list(model.blend_weights_),
         "lgb": model.lgb_params_ if chosen.candidate.kind != "logistic" else None,
         "model": {k: v for k, v in mc.model_dump().items() if k != "params"},
         "n_rows": n_rows,
