@@ -129,9 +129,7 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
 
     One row per current customer at as_of, or with `customers` (a CSV/Parquet list of ids, column
     `customers_id`) one row per listed id; each with its status."""
-    from churn.features.engine import build_features
     from churn.training.loading import load_model
-    from churn.validation import load_source
 
     when = parse_as_of(as_of)
     run_dir = Path(out_root) / str(when.date())
@@ -140,6 +138,24 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     if progress:
         progress("loading model")
     model = load_model(model_ref)
+    base, statuses, notices = source_rows(model, data, when, config, wanted=wanted, progress=progress,
+                                          model_ref=model_ref)
+    return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
+                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
+                   statuses=statuses)
+
+
+def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config, *,
+                wanted: pd.Series | None = None, progress: Progress = None,
+                model_ref: str = "the model") -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """(rows, statuses, notices): the model's features as of `when` for every current customer (or every
+    id of `wanted`) joined to their customer attributes, each row's status, and the build's notices.
+
+    Only rows whose status is `scored` have features to score; `score_source` and the Python API both
+    build their input here, so both score the same rows."""
+    from churn.features.engine import build_features
+    from churn.validation import load_source
+
     meta = model_feature_metadata(model)
     if not meta.get("features_config"):
         raise ChurnError(f"model {model_ref} was trained on a ready feature table; score it with --table")
@@ -168,9 +184,7 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     # Profile features (plan, fee at as_of) win over the customers table's current values.
     attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
     base = frame.merge(attrs, on="customer_id", how="left")  # a left merge keeps the rows' order
-    return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
-                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
-                   statuses=statuses)
+    return base, statuses, notices
 
 
 def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,
