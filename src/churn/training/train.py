@@ -244,7 +244,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             run_id = run.info.run_id
             trials = tune_trials or (mc.auto_tune_trials if len(rows.train) <= mc.auto_tune_max_rows else 0)
             minutes = tune_minutes if tune_trials else (mc.auto_tune_minutes if trials else None)
-            tuned = _tune(frame, y, rows, features, config, scale_pos_weight, trials, minutes, run, say) \
+            tuned = _tune(frame, y, ids, rows, features, config, scale_pos_weight, trials, minutes, run, say) \
                 if trials > 0 else None
             evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, rows,
                                             features, config, scale_pos_weight=scale_pos_weight, source=source,
@@ -489,18 +489,24 @@ def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str]
         warn(f"isotonic calibration on {len(y_cal):,} rows may overfit; model.calibration: sigmoid is steadier")
 
 
-def _tune(frame: pd.DataFrame, y: np.ndarray, rows: Rows, features: list[Feature], config: Config,
-          scale_pos_weight: float | None, n_trials: int, minutes: float | None, run: Any,
-          say: Callable[[str], None]) -> dict[str, Any]:
-    """An Optuna search over LightGBM settings on the training rows, stopped on the early-stopping rows;
-    each trial is a nested MLflow run. Its best settings join the candidates as `lightgbm_tuned`."""
+def _tune(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, rows: Rows, features: list[Feature],
+          config: Config, scale_pos_weight: float | None, n_trials: int, minutes: float | None, run: Any,
+          say: Callable[[str], None]) -> dict[str, Any] | None:
+    """An Optuna search over LightGBM settings within the training rows (a fifth of their customers scores
+    the trials), so the validation rows that choose among the candidates stay unseen by the search; each
+    trial is a nested MLflow run. Its best settings join the candidates as `lightgbm_tuned`."""
     import mlflow
 
     from churn.training.tune import tune
 
     mc = config.model
-    prep = Preparation(features, infer=True).fit(frame.iloc[rows.train])
-    X, X_es = prep.transform(frame.iloc[rows.train]), prep.transform(frame.iloc[rows.early_stopping])
+    inner = unit_hash(ids[rows.train], mc.seed, "tune") < VALIDATION_SHARE
+    fit_rows, eval_rows = rows.train[~inner], rows.train[inner]
+    if not (0 < y[eval_rows].sum() < len(eval_rows)) or not y[fit_rows].any():
+        say("tuning skipped: too few churners in the training rows to score trials")
+        return None
+    prep = Preparation(features, infer=True).fit(frame.iloc[fit_rows])
+    X, X_es = prep.transform(frame.iloc[fit_rows]), prep.transform(frame.iloc[eval_rows])
     say(f"tuning: up to {n_trials} trial(s)" + (f" or {minutes:g} minute(s)" if minutes else ""))
     exp_id = run.info.experiment_id
 
@@ -509,7 +515,7 @@ def _tune(frame: pd.DataFrame, y: np.ndarray, rows: Rows, features: list[Feature
             mlflow.log_params(trial_params)
             mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
 
-    res = tune(X, y[rows.train], X_es, y[rows.early_stopping], base_params=dict(mc.params),
+    res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=dict(mc.params),
                categorical_index=prep.categorical_index_, feature_names=prep.feature_names_, n_trials=n_trials,
                minutes=minutes, seed=mc.seed, n_jobs=mc.n_jobs, num_boost_round=mc.num_boost_round,
                early_stopping_rounds=mc.early_stopping_rounds, scale_pos_weight=scale_pos_weight, on_trial=on_trial)
