@@ -16,6 +16,7 @@ import pytest
 
 from churn.errors import ChurnError
 from churn.scoring.report import write_report
+from churn.scoring.summary import IncentiveResult, PlanSummary
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -82,7 +83,7 @@ REASONS = [
 ]
 
 
-def make_plan(n: int = 600, seed: int = 7) -> tuple[pd.DataFrame, dict]:
+def make_plan(n: int = 600, seed: int = 7) -> tuple[pd.DataFrame, PlanSummary]:
     """A realistic retention plan and its summary: six languages (Persian too), four tiers, four offers."""
     rng = np.random.default_rng(seed)
     langs = rng.choice(list(NAMES), size=n, p=[0.35, 0.2, 0.1, 0.1, 0.1, 0.15])
@@ -159,21 +160,18 @@ def make_plan(n: int = 600, seed: int = 7) -> tuple[pd.DataFrame, dict]:
     for inc, g in sent.groupby("incentive"):
         s = float(np.round(saved[g.index].sum(), 2))
         c = float(g["incentive_cost"].sum())
-        per_incentive[inc] = {
-            "customers": len(g),
-            "cost": c,
-            "expected_saved_value": s,
-            "expected_net_value": s - c,
-        }
-    summary = {
-        "budget": 20_000.0,
-        "budget_used": float(sent["incentive_cost"].sum()),
-        "currency": "EUR",
-        "incentives": per_incentive,
-        "no_contact_reasons": plan["no_contact_reason"].value_counts().to_dict(),
-        "control_group": plan[plan["holdout"]]["risk_tier"].value_counts().to_dict(),
-        "missing_translations": {"personal_call": ["lv"]},
-    }
+        per_incentive[inc] = IncentiveResult(customers=len(g), cost=c, expected_saved_value=s,
+                                             expected_net_value=s - c)
+    summary = PlanSummary(
+        budget=20_000.0,
+        budget_used=float(sent["incentive_cost"].sum()),
+        currency="EUR",
+        incentives=per_incentive,
+        expected_saved_value=sum(r.expected_saved_value for r in per_incentive.values()),
+        no_contact_reasons=plan["no_contact_reason"].value_counts().to_dict(),
+        control_group=int(plan["holdout"].sum()),
+        missing_translations={"lv": 4},
+    )
     return plan, summary
 
 
@@ -181,7 +179,7 @@ META = {"model_version": "churn-lgbm-v3", "as_of": "2026-11-01", "data_source": 
 
 
 @pytest.fixture(scope="module")
-def plan_and_summary() -> tuple[pd.DataFrame, dict]:
+def plan_and_summary() -> tuple[pd.DataFrame, PlanSummary]:
     return make_plan()
 
 
@@ -251,7 +249,7 @@ def test_report_degrades_without_optional_columns(tmp_path):
             "model_version",
         ]
     ]
-    html = write_report(minimal, {}, {}, tmp_path / "r.html").read_text(encoding="utf-8")
+    html = write_report(minimal, None, {}, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "no region column" in html and "no plan column" in html
     assert "No budget was set" in html
     assert "Customer value is not in the data" in html

@@ -17,6 +17,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from churn.config import ChannelsConfig, Config, Eligibility, Incentive, IncentivesConfig, ValueConfig
 from churn.errors import ChurnError
 from churn.scoring.allocation import plan_retention, solve_mckp
+from churn.scoring.summary import TierControl
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 AS_OF = pd.Timestamp("2025-03-01")
@@ -87,10 +88,10 @@ def test_lower_budget_fewer_contacts_never_over_budget():
     for b, p in plans.items():
         used = p.customers["incentive_cost"].sum()
         assert used <= b + 1e-6
-        assert p.summary["budget_used"] == pytest.approx(used)
+        assert p.summary.budget_used == pytest.approx(used)
         if b < 1e9:  # binding budget: nearly all of it is spent, the rest is "budget exhausted"
             assert used >= b - 30.0
-            assert p.summary["no_contact_reasons"].get("budget exhausted", 0) > 0
+            assert p.summary.no_contact_reasons.get("budget exhausted", 0) > 0
     net_small = plans[500.0].customers["expected_net_value"].sum()
     net_big = plans[2000.0].customers["expected_net_value"].sum()
     assert net_small < net_big
@@ -105,8 +106,8 @@ def test_caps_are_respected_and_reported():
     c = plan.customers
     assert (c["incentive"] == "call").sum() == 7 and (c["incentive"] == "gift").sum() == 11
     assert (c.loc[c["incentive"] == "call", "channel"] == "call").all()  # a personal call is a call
-    assert plan.summary["incentives"]["call"]["max_customers"] == 7
-    assert plan.summary["no_contact_reasons"]["incentive cap reached"] > 0
+    assert plan.summary.incentives["call"].max_customers == 7
+    assert plan.summary.no_contact_reasons["incentive cap reached"] > 0
 
 
 def test_offers_not_worth_their_cost_are_never_made():
@@ -162,14 +163,14 @@ def test_consent_cooldown_and_exclusions_block_contact_with_reasons():
     blocked = plan.customers[plan.customers["no_contact_reason"].notna()]
     assert not blocked["contact"].any() and blocked["incentive"].isna().all()
     assert blocked["risk_tier"].notna().all() and blocked["churn_probability"].notna().all()  # still scored
-    assert plan.summary["no_contact_reasons"]["recently contacted (cool-down)"] == 2
+    assert plan.summary.no_contact_reasons["recently contacted (cool-down)"] == 2
 
 
 def test_no_consent_column_means_nobody_is_contacted():
     df = scores(20).drop(columns=["marketing_consent"])
     plan = plan_retention(df, config())
     assert not plan.customers["contact"].any()
-    assert plan.summary["warnings"]
+    assert plan.summary.warnings
 
 
 def test_consent_as_text_from_csv():
@@ -188,7 +189,7 @@ def test_control_group_is_stratified_by_tier_with_half_up_rounding():
     for tier, grp in c[contactable].groupby("risk_tier", observed=True):
         expected = int(np.floor(0.1 * len(grp) + 0.5))
         assert grp["holdout"].sum() == expected, tier
-        assert plan.summary["control_group_by_tier"][tier] == {"contactable": len(grp), "holdout": expected}
+        assert plan.summary.control_group_by_tier[tier] == TierControl(contactable=len(grp), holdout=expected)
     held = c[c["holdout"]]
     assert not held["contact"].any() and (held["no_contact_reason"] == "control group").all()
     assert held["incentive"].isna().all() and held["would_be_incentive"].notna().any()
@@ -248,7 +249,7 @@ def test_messages_rendered_in_language_with_missing_translations_counted():
     assert c.loc["C00001", "offer_message"] == "Hallo Jürgen, 20 % Rabatt."
     assert c.loc["C00002", "offer_message"] == "سلام سارا احمدی، ۲۰٪ تخفیف"
     assert c.loc["C00003", "message_language"] == "en"
-    assert plan.summary["missing_translations"] == {"sl": 2}
+    assert plan.summary.missing_translations == {"sl": 2}
 
 
 # ------------------------------------------------------------------------------------- bad input
@@ -275,7 +276,7 @@ def test_example_catalogue_loads_and_plans():
     df = scores(3000, seed=2, plan=np.random.default_rng(2).choice(["basic", "standard", "premium"], 3000))
     plan = plan_retention(df, Config(incentives=inc))
     assert plan.customers["contact"].any()
-    assert plan.summary["budget_used"] <= inc.budget
+    assert plan.summary.budget_used <= inc.budget
     fa = plan.customers[plan.customers["contact"] & (plan.customers["language"] == "fa")]
     assert (fa["message_language"] == "fa").all()
 
@@ -371,7 +372,7 @@ def test_budget_multiplier_prices_the_control_group_like_the_treated():
     cat = [incentive("a", unit_cost=3.0), incentive("b", unit_cost=9.0, cost_share_of_fee=1.0)]
     plan = plan_retention(df, config(cat, budget=1500.0, control_share=0.2), seed=3)
     c = plan.customers
-    assert plan.summary["budget_multiplier"] > 0
+    assert plan.summary.budget_multiplier > 0
     share_treated = c.loc[~c["holdout"] & c["marketing_consent"], "incentive"].notna().mean()
     share_held = c.loc[c["holdout"], "would_be_incentive"].notna().mean()
     assert abs(share_treated - share_held) < 0.08  # the control group would have been offered alike
@@ -400,7 +401,7 @@ def test_one_million_customers_plan_quickly():
     t = time.perf_counter()
     plan = plan_retention(df, cfg)
     took = time.perf_counter() - t
-    print(f"\n1,000,000 customers planned in {took:.1f} s: {plan.summary['contacted']:,} contacted, "
-          f"{plan.summary['budget_used']:,.0f} of {plan.summary['budget']:,.0f} EUR")
-    assert plan.summary["budget_used"] <= 200_000 + 1e-6
+    print(f"\n1,000,000 customers planned in {took:.1f} s: {plan.summary.contacted:,} contacted, "
+          f"{plan.summary.budget_used:,.0f} of {plan.summary.budget:,.0f} EUR")
+    assert plan.summary.budget_used <= 200_000 + 1e-6
     assert len(plan.customers) == n

@@ -3,6 +3,8 @@ win-back list (contact rules apply) in the segments and the report's counts."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from churn.scoring.population import read_customer_list
 from churn.scoring.report import report_context
 from churn.scoring.segments import write_segments
 from churn.scoring.status import counts_from_summary
+from churn.scoring.summary import PlanSummary, WinBack
 
 AS_OF = pd.Timestamp("2025-03-01")
 
@@ -124,10 +127,21 @@ def test_win_back_list_respects_every_contact_rule(plan):
 def test_summary_counts_every_status_once(plan):
     s = plan.summary
     assert counts_from_summary(s) == {"scored": 2, "lapsed": 6, "cancelled": 1, "unknown": 1}
-    assert sum(counts_from_summary(s).values()) == s["customers"] == 10
-    assert s["win_back"] == {"lapsed": 6, "listed": 2, "not_listed": {
+    assert sum(counts_from_summary(s).values()) == s.customers == 10
+    assert s.win_back == WinBack(lapsed=6, listed=2, not_listed={
+        "excluded": 1, "no marketing consent": 2, "recently contacted (cool-down)": 1})
+    assert s.contacted == 2 and s.budget_used == pytest.approx(2 * (1.0 + 0.02))  # offer + email
+    # summary.json's form: the same keys as before the summary was typed, and it reads back equal
+    as_json = json.loads(json.dumps(s.to_dict()))
+    assert list(as_json) == [
+        "currency", "budget", "budget_used", "budget_left", "budget_multiplier", "customers", "contactable",
+        "control_group", "contacted", "expected_saved_value", "expected_net_value", "incentives",
+        "no_contact_reasons", "control_group_by_tier", "tiers", "channels", "missing_translations", "warnings",
+        "message_problems", "status_counts", "win_back"]
+    assert as_json["win_back"] == {"lapsed": 6, "listed": 2, "not_listed": {
         "excluded": 1, "no marketing consent": 2, "recently contacted (cool-down)": 1}}
-    assert s["contacted"] == 2 and s["budget_used"] == pytest.approx(2 * (1.0 + 0.02))  # offer + email
+    assert counts_from_summary(as_json) == counts_from_summary(s)
+    assert PlanSummary.from_dict(as_json) == s
 
 
 def test_plan_without_status_column_counts_rows_with_a_probability_as_scored():

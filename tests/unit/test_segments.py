@@ -14,6 +14,7 @@ import xlsxwriter
 import churn.scoring.segments as segments_mod
 from churn.errors import ChurnError
 from churn.scoring.segments import contact_rows, is_rtl_language, sheet_title, slug, write_segments
+from churn.scoring.summary import IncentiveResult, PlanSummary
 
 TIERS = ["critical", "high", "medium", "low"]
 LANGS = ["en", "de", "sl", "lv", "tr", "fa"]
@@ -205,19 +206,14 @@ def test_workbook_summary_and_sheets(plan, tmp_path):
             "personal_call": "winter discount campaign for loyal customers B",
         }
     )
-    summary = {
-        "budget": 5000.0,
-        "budget_used": 1230.0,
-        "currency": "EUR",
-        "incentives": {
-            "free_month": {
-                "customers": 1,
-                "cost": 25.0,
-                "expected_saved_value": 80.0,
-                "expected_net_value": 55.0,
-            }
-        },
-    }
+    summary = PlanSummary(
+        budget=5000.0,
+        budget_used=1230.0,
+        currency="EUR",
+        expected_saved_value=80.0,
+        incentives={"free_month": IncentiveResult(customers=1, cost=25.0, expected_saved_value=80.0,
+                                                  expected_net_value=55.0)},
+    )
     paths = write_segments(plan, tmp_path, summary=summary)
     wb = openpyxl.load_workbook(tmp_path / "segments.xlsx")
     names = wb.sheetnames

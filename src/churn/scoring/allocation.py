@@ -35,6 +35,7 @@ from churn.config import ChannelsConfig, Config, Incentive
 from churn.errors import ChurnError
 from churn.scoring import rules, status
 from churn.scoring.messages import normalise_language, render_messages
+from churn.scoring.summary import IncentiveResult, PlanSummary, TierControl, TierSize, WinBack
 from churn.scoring.tiers import RiskTiers
 from churn.scoring.value import value_from_revenue, value_parts
 
@@ -567,10 +568,10 @@ def solve_mckp(
 # ============================================================================== the retention plan
 @dataclass
 class RetentionPlan:
-    """Who gets which incentive: one row per customer, plus a JSON-ready summary."""
+    """Who gets which incentive: one row per customer, plus the typed summary (`summary.to_dict()` for JSON)."""
 
     customers: pd.DataFrame
-    summary: dict = field(default_factory=dict)
+    summary: PlanSummary = field(default_factory=PlanSummary)
 
 
 def _casefold(values: pd.Series) -> pd.Series:
@@ -886,67 +887,65 @@ def plan_retention(
     out["offer_message"] = pd.Series(message, index=out.index, dtype=object)
     out["message_language"] = pd.Series(language, index=out.index, dtype=object)
 
-    summary = _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings)
-    summary["status_counts"] = status.status_counts(row_status)
     grouped = np.array([_reason_group(r) for r in reason], dtype=object)
-    summary["win_back"] = status.win_back_summary(row_status, win_back, grouped)
+    summary = _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings,
+                       status_counts=status.status_counts(row_status),
+                       win_back=status.win_back_summary(row_status, win_back, grouped))
     return RetentionPlan(customers=out, summary=summary)
 
 
-def _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings) -> dict:
-    """Budget, per-incentive results, reasons, control group and message problems; plain JSON types."""
+def _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings, *,
+             status_counts: dict[str, int], win_back: WinBack) -> PlanSummary:
+    """Budget, per-incentive results, reasons, control group and message problems (plain Python numbers)."""
     inc_cfg = config.incentives
     contact = out["contact"].to_numpy()
     holdout = out["holdout"].to_numpy()
-    per_incentive: dict[str, dict] = {}
+    per_incentive: dict[str, IncentiveResult] = {}
     for j, inc in enumerate(catalogue):
         sel = contact & (out["incentive"] == inc.name).to_numpy()
-        per_incentive[inc.name] = {
-            "customers": int(sel.sum()),
-            "cost": float(out.loc[sel, "incentive_cost"].sum()),
-            "expected_saved_value": float(out.loc[sel, "expected_saved_value"].sum()),
-            "expected_net_value": float(out.loc[sel, "expected_net_value"].sum()),
-            "max_customers": None if not np.isfinite(caps[j]) else int(caps[j]),
-            "control_group_would_get": int((holdout & (out["would_be_incentive"] == inc.name).to_numpy()).sum()),
-        }
+        per_incentive[inc.name] = IncentiveResult(
+            customers=int(sel.sum()),
+            cost=float(out.loc[sel, "incentive_cost"].sum()),
+            expected_saved_value=float(out.loc[sel, "expected_saved_value"].sum()),
+            expected_net_value=float(out.loc[sel, "expected_net_value"].sum()),
+            max_customers=None if not np.isfinite(caps[j]) else int(caps[j]),
+            control_group_would_get=int((holdout & (out["would_be_incentive"] == inc.name).to_numpy()).sum()),
+        )
     reasons: Counter = Counter()
     for r, k in out["no_contact_reason"].value_counts(dropna=True).items():
         reasons[_reason_group(r)] += int(k)
     tier_names = list(tiers.tier_names_)
-    by_tier = {}
     tier_vals = out["risk_tier"].astype(object).to_numpy()
-    for t in tier_names:
-        in_t = tier_vals == t
-        by_tier[t] = {"contactable": int((contactable & in_t).sum()), "holdout": int((holdout & in_t).sum())}
-    tiers_summary = {
-        t: {"customers": int((tier_vals == t).sum()), "min_probability": float(th) if np.isfinite(th) else None}
+    by_tier = {t: TierControl(contactable=int((contactable & (tier_vals == t)).sum()),
+                              holdout=int((holdout & (tier_vals == t)).sum())) for t in tier_names}
+    tier_sizes = {
+        t: TierSize(customers=int((tier_vals == t).sum()), min_probability=float(th) if np.isfinite(th) else None)
         for t, th in zip(tier_names, tiers.thresholds_)
-    }
-    used = float(out["incentive_cost"].sum())
-    summary: dict = {
-        "currency": inc_cfg.currency,
-        "budget": float(inc_cfg.budget),
-        "budget_used": used,
-        "budget_left": float(inc_cfg.budget) - used,
-        "budget_multiplier": float(sol.budget_multiplier),
-        "customers": len(out),
-        "contactable": int(contactable.sum()),
-        "control_group": int(holdout.sum()),
-        "contacted": int(contact.sum()),
-        "expected_saved_value": float(out["expected_saved_value"].sum()),
-        "expected_net_value": float(out["expected_net_value"].sum()),
-        "incentives": per_incentive,
-        "no_contact_reasons": dict(sorted(reasons.items())),
-        "control_group_by_tier": by_tier,
-        "tiers": tiers_summary,
-        "channels": {str(k): int(v) for k, v in out.loc[contact, "channel"].value_counts().sort_index().items()},
-        "missing_translations": dict(sorted(rendered.missing_translations.items())),
-        "warnings": warnings,
     }
     problems = {
         "unknown_placeholders": rendered.unknown_placeholders,
         "template_errors": rendered.template_errors,
         "incentives_without_messages": rendered.incentives_without_messages,
     }
-    summary["message_problems"] = {k: v for k, v in problems.items() if v}
-    return summary
+    return PlanSummary(
+        currency=inc_cfg.currency,
+        budget=float(inc_cfg.budget),
+        budget_used=float(out["incentive_cost"].sum()),
+        budget_multiplier=float(sol.budget_multiplier),
+        customers=len(out),
+        contactable=int(contactable.sum()),
+        control_group=int(holdout.sum()),
+        contacted=int(contact.sum()),
+        expected_saved_value=float(out["expected_saved_value"].sum()),
+        expected_net_value=float(out["expected_net_value"].sum()),
+        incentives=per_incentive,
+        no_contact_reasons=dict(sorted(reasons.items())),
+        control_group_by_tier=by_tier,
+        tiers=tier_sizes,
+        channels={str(k): int(v) for k, v in out.loc[contact, "channel"].value_counts().sort_index().items()},
+        missing_translations={str(k): int(v) for k, v in sorted(rendered.missing_translations.items())},
+        warnings=warnings,
+        message_problems={k: v for k, v in problems.items() if v},
+        status_counts=status_counts,
+        win_back=win_back,
+    )

@@ -9,9 +9,9 @@ part is `meta["generated_at"]`, shown only when the caller passes it.
 Optional plan columns (region, plan, name, expected_loss, customer_value, incentive_cost ...) only add
 sections or figures: when one is missing, the report says so instead of failing.
 
-Summary keys read (all optional): budget, budget_used, currency, expected_saved_value, incentives (also
-per_incentive / by_incentive: {name: {customers, cost, expected_saved_value, expected_net_value}}),
-missing_translations (a count, a list, or a mapping). No-contact reasons and control group sizes are
+The summary is the plan's `PlanSummary` (optional: without one the report says no budget was set and
+counts incentives from the plan): budget, budget used, currency, expected saved value, per-incentive results
+and missing translations are read from its attributes. No-contact reasons and control group sizes are
 counted from the plan itself, and so are the customers by `status` (scored, or why not; a plan without
 the column counts every row as scored) and the win-back list (`win_back`). Tiers, shares at risk and the
 region and plan breakdowns count the scored customers only. Meta keys: model_version, as_of, data_source
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from churn.errors import ChurnError
+from churn.features.registry import Feature
 from churn.io import write_text
 from churn.scoring import status
+from churn.scoring.summary import PlanSummary
 from churn.scoring.segments import (
     NO_INCENTIVE,
     as_flag,
     check_columns,
-    incentive_figures,
     is_rtl_language,
     starts_rtl,
     text_or_none,
@@ -188,27 +189,14 @@ def _breakdown(plan: pd.DataFrame, col: str, at_risk: pd.Series, loss: pd.Series
     return {"available": True, "column": col, "rows": rows, "hidden": max(0, len(g) - MAX_BREAKDOWN_ROWS)}
 
 
-def _missing_translations(value: Any) -> list[str]:
-    """Whatever shape the summary uses (count, list, mapping), as readable lines."""
-    if value is None:
-        return []
-    if isinstance(value, int | float):
-        return [f"{value:,.0f} message(s) used the default language"] if value else []
-    if isinstance(value, dict):  # e.g. {language: customers} or {incentive: [languages]}
-        lines = []
-        for k, v in sorted(value.items(), key=lambda kv: str(kv[0])):
-            label = f"{LANGUAGE_NAMES[k]} ({k})" if k in LANGUAGE_NAMES else str(k)
-            if isinstance(v, list | tuple | set):
-                lines.append(f"{label}: {', '.join(sorted(map(str, v)))}")
-            elif isinstance(v, int | float):
-                lines.append(f"{label}: {v:,.0f} customer(s) got the message in the default language")
-            else:
-                lines.append(f"{label}: {v}")
-        return lines
-    if isinstance(value, list | tuple | set):
-        items = sorted(value, key=str) if isinstance(value, set) else value
-        return [", ".join(map(str, x)) if isinstance(x, list | tuple) else str(x) for x in items]
-    return [str(value)]
+def _missing_translations(counts: dict[str, int]) -> list[str]:
+    """{customer language: messages sent in the default language} as readable lines."""
+    lines = []
+    for k, v in sorted(counts.items()):
+        label = f"{LANGUAGE_NAMES[k]} ({k})" if k in LANGUAGE_NAMES else str(k)
+        noun = "customer" if v == 1 else "customers"
+        lines.append(f"{label}: {v:,} {noun} got the message in the default language")
+    return lines
 
 
 def _statuses(plan: pd.DataFrame) -> dict[str, Any]:
@@ -231,14 +219,18 @@ def _statuses(plan: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) -> dict[str, Any]:
-    """Everything the report shows, as plain numbers, text and tables (no charts, no HTML)."""
+def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict | None,
+                   features: Sequence[Feature] = ()) -> dict[str, Any]:
+    """Everything the report shows, as plain numbers, text and tables (no charts, no HTML).
+
+    `features` (the model's) name and word the drivers of "Why customers are at risk"; without them the
+    drivers are named by their column."""
     check_columns(plan, REPORT_REQUIRED, "report")
-    summary, meta = dict(summary or {}), dict(meta or {})
+    meta = dict(meta or {})
     plan = plan.copy(deep=False)  # only adds helper columns; copy-on-write keeps the caller's frame intact
     plan["_p"] = pd.to_numeric(plan["churn_probability"], errors="coerce").astype(float)
     plan["_tier"] = texts_or_none(plan["risk_tier"])
-    currency = str(summary.get("currency") or meta.get("currency") or "EUR")
+    currency = summary.currency if summary else str(meta.get("currency") or "EUR")
     fmt_money = money_formatter(currency)
 
     tiers = tier_order(plan["risk_tier"], plan["_p"])
@@ -271,8 +263,8 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
             }
         )
 
-    # Incentives: the summary's figures, with counts from the plan when the summary has none.
-    figures = incentive_figures(summary)
+    # Incentives: the summary's figures, with counts from the plan when there is no summary.
+    figures = summary.incentives if summary else {}
     inc = (
         texts_or_none(plan.loc[contacted, "incentive"]).fillna(NO_INCENTIVE)
         if "incentive" in plan
@@ -286,26 +278,22 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
     )
     incentive_rows = []
     for name in sorted(set(figures) | set(counts)):
-        f = figures.get(name, {})
+        f = figures.get(name)
         incentive_rows.append(
             {
                 "name": name,
-                "customers": int(
-                    _num(f.get("customers")) if _num(f.get("customers")) is not None else counts.get(name, 0)
-                ),
-                "cost": _num(f.get("cost")) if _num(f.get("cost")) is not None else _num(plan_cost.get(name)),
-                "saved": _num(f.get("expected_saved_value")),
-                "net": _num(f.get("expected_net_value")),
+                "customers": f.customers if f else int(counts.get(name, 0)),
+                "cost": f.cost if f else _num(plan_cost.get(name)),
+                "saved": f.expected_saved_value if f else None,
+                "net": f.expected_net_value if f else None,
             }
         )
 
-    budget = _num(summary.get("budget"))
-    budget_used = _num(summary.get("budget_used"))
+    budget = summary.budget if summary else None
+    budget_used = summary.budget_used if summary else None
     if budget_used is None and any(r["cost"] is not None for r in incentive_rows):
         budget_used = sum(r["cost"] or 0.0 for r in incentive_rows)
-    saved = _num(summary.get("expected_saved_value"))
-    if saved is None and any(r["saved"] is not None for r in incentive_rows):
-        saved = sum(r["saved"] or 0.0 for r in incentive_rows)
+    saved = summary.expected_saved_value if summary else None
 
     # Reasons: how many customers in each tier have a reason among their top three.
     reason_cols = [c for c in ("reason_1", "reason_2", "reason_3") if c in plan.columns]
@@ -457,7 +445,7 @@ def report_context(plan: pd.DataFrame, summary: dict | None, meta: dict | None) 
         "has_loss": loss is not None,
         "no_contact": no_contact,
         "samples": samples,
-        "missing_translations": _missing_translations(summary.get("missing_translations")),
+        "missing_translations": _missing_translations(summary.missing_translations if summary else {}),
         "fallback_language": fallback,
         "_probabilities": plan["_p"].to_numpy(),
         "_tier_of": plan["_tier"].to_numpy(),
@@ -569,7 +557,8 @@ def render_report(ctx: dict[str, Any]) -> str:
 
 
 def write_report(
-    plan: pd.DataFrame, summary: dict, meta: dict, path: Path, *, overwrite: bool = False
+    plan: pd.DataFrame, summary: PlanSummary | None, meta: dict, path: Path, *, overwrite: bool = False,
+    features: Sequence[Feature] = (),
 ) -> Path:
     """A self-contained report.html a non-technical reader understands.
 
@@ -578,5 +567,5 @@ def write_report(
     path = Path(path)
     if path.exists() and not overwrite:  # refuse before the work, not after it
         raise ChurnError(f"{path} already exists; pass --overwrite to replace it")
-    html = render_report(report_context(plan, summary, meta))
+    html = render_report(report_context(plan, summary, meta, features))
     return write_text(html, Path(path), overwrite=overwrite)

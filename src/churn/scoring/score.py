@@ -40,7 +40,7 @@ class ScoreRun:
 
     out_dir: Path
     n_scored: int  # rows with status `scored`
-    summary: dict[str, Any]  # the plan summary; `status_counts` counts every row written
+    summary: dict[str, Any]  # PlanSummary.to_dict(), as in summary.json; `status_counts` counts every row
     files: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -271,11 +271,12 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
         files += write_segments(customers, tmp, summary=plan.summary)
-        files.append(write_report(customers, plan.summary, meta, tmp / "report.html"))
+        files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
-        files.append(write_json({"summary": plan.summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
+        summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
+        files.append(write_json({"summary": summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, int(is_scored.sum()), plan.summary, files, notices)
+    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices)
 
 
 def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from xlsxwriter.worksheet import Worksheet
 from churn.errors import ChurnError
 from churn.io import atomic_dir, atomic_path
 from churn.scoring import status
+from churn.scoring.summary import IncentiveResult, PlanSummary
 
 # Languages written right to left (ISO 639-1, plus a few common 639-2/3 codes).
 RTL_LANGUAGES = frozenset(
@@ -287,37 +288,6 @@ def win_back_segment(plan: pd.DataFrame) -> Segment | None:
     return Segment(status.LAPSED, "win-back", WIN_BACK_FILE, WIN_BACK_SHEET, rows)
 
 
-# ------------------------------------------------------------------------------------ summary figures
-_SUMMARY_ALIASES = {
-    "incentives": ("incentives", "per_incentive", "by_incentive"),
-}
-
-
-def incentive_figures(summary: dict | None) -> dict[str, dict[str, float]]:
-    """Per-incentive {customers, cost, expected_saved_value, expected_net_value} from a plan summary."""
-    if not summary:
-        return {}
-    for key in _SUMMARY_ALIASES["incentives"]:
-        val = summary.get(key)
-        if isinstance(val, dict):
-            return {str(k): dict(v) for k, v in val.items() if isinstance(v, dict)}
-        if isinstance(val, list):  # list of records with a 'name' / 'incentive' key
-            out = {}
-            for rec in val:
-                if isinstance(rec, dict) and (rec.get("name") or rec.get("incentive")):
-                    out[str(rec.get("name") or rec.get("incentive"))] = dict(rec)
-            return out
-    return {}
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if pd.isna(f) else f
-
-
 def _first(plan: pd.DataFrame, col: str) -> Any:
     if col not in plan.columns or plan.empty:
         return None
@@ -464,7 +434,8 @@ def _write_status_table(ws: Worksheet, r: int, plan: pd.DataFrame, styles: _Styl
 
 
 def _write_incentive_table(
-    ws: Worksheet, r: int, segments: list[Segment], figures: dict[str, dict], money: Format, styles: _Styles
+    ws: Worksheet, r: int, segments: list[Segment], figures: dict[str, IncentiveResult], money: Format,
+    styles: _Styles,
 ) -> int:
     """Customers, cost and expected values per incentive from row `r`; returns the next free row."""
     _write(ws, r, 0, "Contacts by incentive", styles(_SECTION))
@@ -475,10 +446,10 @@ def _write_incentive_table(
     for seg in segments:
         counts[seg.incentive] = counts.get(seg.incentive, 0) + len(seg.rows)
     for name in sorted(set(counts) | set(figures)):
-        fig = figures.get(name, {})
+        fig = figures.get(name)
         _write(ws, r, 0, name)
-        _write(ws, r, 1, counts.get(name, int(_num(fig.get("customers")) or 0)), styles(_COUNT))
-        values = [_num(fig.get(k)) for k in ("cost", "expected_saved_value", "expected_net_value")]
+        _write(ws, r, 1, counts.get(name, fig.customers if fig else 0), styles(_COUNT))
+        values = [fig.cost, fig.expected_saved_value, fig.expected_net_value] if fig else [None] * 3
         _write_row(ws, r, values, money, col=2)
         r += 1
     return r
@@ -488,19 +459,18 @@ def _write_budget(
     ws: Worksheet,
     r: int,
     plan: pd.DataFrame,
-    summary: dict | None,
+    summary: PlanSummary | None,
     contact: pd.Series | None,
-    figures: dict[str, dict],
+    figures: dict[str, IncentiveResult],
     money: Format,
     styles: _Styles,
 ) -> int:
     """Budget, budget used and left, and expected saved value from row `r`; returns the next free row."""
-    budget = _num((summary or {}).get("budget"))
-    used = _num((summary or {}).get("budget_used"))
+    budget = summary.budget if summary else None
+    used = summary.budget_used if summary else None
     if used is None and "incentive_cost" in plan.columns and contact is not None:
         used = float(pd.to_numeric(plan.loc[contact, "incentive_cost"], errors="coerce").sum())
-    saved_vals = [_num(f.get("expected_saved_value")) for f in figures.values()]
-    saved = sum(v for v in saved_vals if v is not None) if any(v is not None for v in saved_vals) else None
+    saved = summary.expected_saved_value if summary else None
     _write(ws, r, 0, "Budget", styles(_SECTION))
     for label, v in [
         ("Budget", budget),
@@ -527,14 +497,14 @@ def _write_segment_index(ws: Worksheet, r: int, segments: list[Segment], styles:
 
 
 def _write_summary_sheet(
-    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: dict | None, styles: _Styles,
+    ws: Worksheet, plan: pd.DataFrame, segments: list[Segment], summary: PlanSummary | None, styles: _Styles,
     extra: Sequence[Segment] = (),
 ) -> None:
     """Customers by status, tier sizes, contacts per incentive, budget used and expected saved value, and
     an index of the segments (retention segments, then `extra` lists such as win-back)."""
-    money = styles({"num_format": f'#,##0 "{(summary or {}).get("currency") or "EUR"}"'})
+    money = styles({"num_format": f'#,##0 "{summary.currency if summary else "EUR"}"'})
     contact = as_flag(plan["contact"]) & ~as_flag(plan["holdout"]) if "contact" in plan else None
-    figures = incentive_figures(summary)
+    figures = summary.incentives if summary else {}
     # Each block starts one empty row below the previous one.
     r = _write_heading(ws, plan, styles)
     r = _write_status_table(ws, r + 1, plan, styles)
@@ -546,7 +516,7 @@ def _write_summary_sheet(
 
 
 def write_workbook(
-    path: Path, plan: pd.DataFrame, segments: list[Segment], summary: dict | None = None,
+    path: Path, plan: pd.DataFrame, segments: list[Segment], summary: PlanSummary | None = None,
     extra: Sequence[Segment] = (),
 ) -> None:
     """Write the segments workbook to `path`: a Summary sheet then one sheet per segment, in segment order,
@@ -569,7 +539,7 @@ def _write_segment_csv(rows: pd.DataFrame, path: Path) -> None:
 
 
 def write_segments(
-    plan: pd.DataFrame, out_dir: Path, *, overwrite: bool = False, summary: dict | None = None
+    plan: pd.DataFrame, out_dir: Path, *, overwrite: bool = False, summary: PlanSummary | None = None
 ) -> list[Path]:
     """`out_dir/segments/` with one CSV per (risk_tier, incentive) among contacted customers, plus `out_dir/segments.xlsx`.
 

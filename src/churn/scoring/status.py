@@ -15,17 +15,20 @@ customer list (`--customers`) writes exactly the listed ids, so every status can
 scored have no probability, tier, reasons or retention incentive. Lapsed customers with consent, and not
 blocked by another contact rule, form the win-back list (`win_back`).
 
-The plan summary carries the counts under exactly one key, `status_counts` ({status: customers}, in the
-order of STATUSES, statuses with no customer left out), and the win-back figures under `win_back`;
-`counts_from_summary` reads them back (no other spellings are guessed).
+The plan summary (`churn.scoring.summary.PlanSummary`) carries the counts in `status_counts` ({status:
+customers}, in the order of STATUSES, statuses with no customer left out) and the win-back figures in
+`win_back`; `counts_from_summary` reads them from a summary or from its JSON form (summary.json).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from churn.scoring.summary import PlanSummary, WinBack
 
 SCORED = "scored"
 LAPSED = "lapsed"
@@ -56,10 +59,13 @@ def status_counts(status: pd.Series | np.ndarray) -> dict[str, int]:
     return {s: int(vc[s]) for s in order}
 
 
-def counts_from_summary(summary: dict[str, Any] | None) -> dict[str, int]:
-    """The status counts of a plan summary (`summary["status_counts"]`); empty when it has none."""
-    counts = (summary or {}).get("status_counts")
-    return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {}
+def counts_from_summary(summary: PlanSummary | Mapping[str, Any] | None) -> dict[str, int]:
+    """The status counts of a plan summary, or of its JSON form (`status_counts`); empty when it has none."""
+    if isinstance(summary, PlanSummary):
+        counts: Any = summary.status_counts
+    else:  # summary.json read back: the one key PlanSummary.to_dict writes
+        counts = (summary or {}).get("status_counts")
+    return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, Mapping) else {}
 
 
 def statuses_of(frame: pd.DataFrame, probability: np.ndarray) -> np.ndarray:
@@ -87,9 +93,9 @@ def unscored_reasons(status: np.ndarray, block: np.ndarray) -> tuple[np.ndarray,
     return reason, win_back
 
 
-def win_back_summary(status: np.ndarray, win_back: np.ndarray, reason: np.ndarray) -> dict[str, Any]:
+def win_back_summary(status: np.ndarray, win_back: np.ndarray, reason: np.ndarray) -> WinBack:
     """Lapsed customers, how many are on the win-back list, and why the others are not."""
     lapsed = status == LAPSED
     blocked = pd.Series(reason[lapsed & ~win_back], dtype=object).value_counts()
-    return {"lapsed": int(lapsed.sum()), "listed": int(win_back.sum()),
-            "not_listed": {str(k): int(v) for k, v in sorted(blocked.items())}}
+    return WinBack(lapsed=int(lapsed.sum()), listed=int(win_back.sum()),
+                   not_listed={str(k): int(v) for k, v in sorted(blocked.items())})

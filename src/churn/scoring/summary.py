@@ -1,0 +1,99 @@
+"""The retention plan's summary as typed records: what the segments workbook, the report and the CLI read.
+
+`plan_retention` builds a `PlanSummary`; readers use its attributes. `PlanSummary.to_dict()` is what
+summary.json stores (same keys, same order as ever, plain JSON types) and `PlanSummary.from_dict` reads it
+back, so a summary written by one run can be handed to the report or the workbook of another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IncentiveResult:
+    """What one incentive of the catalogue costs and is expected to save in this plan."""
+
+    customers: int  # contacted customers who get it
+    cost: float  # incentive plus contact cost, summed over them
+    expected_saved_value: float  # sum of p x value x save rate
+    expected_net_value: float  # saved minus cost
+    max_customers: int | None = None  # the catalogue's cap, None when uncapped
+    control_group_would_get: int = 0  # control-group customers it would have gone to
+
+
+@dataclass(frozen=True)
+class TierControl:
+    """Contactable customers in a tier and how many of them were held out as the control group."""
+
+    contactable: int
+    holdout: int
+
+
+@dataclass(frozen=True)
+class TierSize:
+    """A risk tier's size and the lowest churn probability that lands in it (None: no lower bound)."""
+
+    customers: int
+    min_probability: float | None
+
+
+@dataclass(frozen=True)
+class WinBack:
+    """Lapsed customers, how many are on the win-back list, and why the others are not ({reason: count})."""
+
+    lapsed: int = 0
+    listed: int = 0
+    not_listed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """Budget, per-incentive results, reasons, control group, statuses and message problems of one plan.
+
+    Example:
+        >>> s = PlanSummary(currency="EUR", budget=1000.0, budget_used=250.0)
+        >>> s.budget_left, s.to_dict()["budget_used"]
+        (750.0, 250.0)
+    """
+
+    currency: str = "EUR"
+    budget: float = 0.0
+    budget_used: float = 0.0
+    budget_left: float | None = None  # None: budget - budget_used
+    budget_multiplier: float = 0.0  # net value one more unit of budget would buy, at the margin
+    customers: int = 0  # rows of the plan (every status)
+    contactable: int = 0
+    control_group: int = 0
+    contacted: int = 0
+    expected_saved_value: float = 0.0
+    expected_net_value: float = 0.0
+    incentives: dict[str, IncentiveResult] = field(default_factory=dict)
+    no_contact_reasons: dict[str, int] = field(default_factory=dict)
+    control_group_by_tier: dict[str, TierControl] = field(default_factory=dict)
+    tiers: dict[str, TierSize] = field(default_factory=dict)
+    channels: dict[str, int] = field(default_factory=dict)  # contacted customers per channel
+    missing_translations: dict[str, int] = field(default_factory=dict)  # language -> messages sent in default
+    warnings: list[str] = field(default_factory=list)
+    message_problems: dict[str, Any] = field(default_factory=dict)
+    status_counts: dict[str, int] = field(default_factory=dict)  # every row by status, in STATUSES order
+    win_back: WinBack = field(default_factory=WinBack)
+
+    def __post_init__(self) -> None:
+        if self.budget_left is None:  # frozen: set through object.__setattr__, once, at construction
+            object.__setattr__(self, "budget_left", self.budget - self.budget_used)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to summary.json (nested records become plain dicts)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlanSummary:
+        """Read a summary back from its JSON form (`summary.json`'s "summary"); unknown keys are refused."""
+        d = dict(d)
+        d["incentives"] = {k: IncentiveResult(**v) for k, v in (d.get("incentives") or {}).items()}
+        d["control_group_by_tier"] = {k: TierControl(**v) for k, v in (d.get("control_group_by_tier") or {}).items()}
+        d["tiers"] = {k: TierSize(**v) for k, v in (d.get("tiers") or {}).items()}
+        d["win_back"] = WinBack(**(d.get("win_back") or {}))
+        return cls(**d)
