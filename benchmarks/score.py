@@ -74,9 +74,10 @@ def prepare_table(customers: int) -> Path:
     return path
 
 
-def prepare_model() -> Path:
-    """A bundle trained with the default config on 20k generated customers."""
-    models = OUT / "models"
+def prepare_model(kind: str | None = None) -> Path:
+    """A bundle trained with the default config on 20k generated customers (`kind`: the candidate forced
+    with model.force_candidate, so each model kind's scoring cost can be measured)."""
+    models = OUT / (f"models-{kind}" if kind else "models")
     existing = sorted(models.glob("churn-*")) if models.exists() else []
     if existing:
         return existing[-1]
@@ -90,7 +91,8 @@ def prepare_model() -> Path:
     if not (data / "events.parquet").exists():
         generate(20_000, date(2024, 1, 1), date(2025, 7, 1), 42, data, overwrite=True, events_per_customer=120)
     cfg = load_config()
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"bundle_dir": str(models)})})
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"bundle_dir": str(models),
+                                                                        "force_candidate": kind})})
     res = train_from_data(cfg, str(data))
     return Path(res.bundle_path)
 
@@ -117,10 +119,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--kind", choices=["lightgbm", "blend", "logistic"], default=None,
+                    help="force this candidate in the scored model (default: whatever validation chooses)")
     a = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     table = prepare_table(a.customers)
-    model = prepare_model()
+    model = prepare_model(a.kind)
     import pyarrow.parquet as pq
 
     rows = pq.ParquetFile(table).metadata.num_rows

@@ -184,6 +184,8 @@ class TierLevel(_Strict):
 class TiersConfig(_Strict):
     """Risk tiers, riskiest first; the last tier catches everyone else."""
 
+    # Register this candidate whatever validation says (the choice and every score are still logged).
+    force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic"] | None = None
     method: Literal["probability", "quantile"] = "probability"
     levels: list[TierLevel] = [
         TierLevel(name="critical", min_probability=0.5),

@@ -154,3 +154,14 @@ def test_stack_weights_are_non_negative_and_fit_the_held_out_rows():
     # a part that only hurts (its log-odds point the wrong way) gets weight 0, never a negative one
     a, b, c = stack_weights((a_true, -b_true), y)
     assert b == 0.0 and a > 1.0
+
+
+def test_a_forced_candidate_is_registered_whatever_validation_says():
+    from churn.errors import ChurnError
+
+    ev, chosen, _ = _select(interactions=True)
+    forced, why, linear_won = choose(list(ev.values()), "logistic")
+    assert forced.name == "logistic" and "forced by model.force_candidate" in why and not linear_won
+    assert chosen.name != "logistic"  # validation alone would not have chosen it
+    with pytest.raises(ChurnError, match="lightgbm_tuned.*not among the candidates"):
+        choose(list(ev.values()), "lightgbm_tuned")

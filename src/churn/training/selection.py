@@ -153,8 +153,18 @@ def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, n
     return model
 
 
-def choose(evaluated: list[Evaluated]) -> tuple[Evaluated, str, bool]:
-    """(the chosen candidate, why, whether the logistic regression won) on validation ROC AUC."""
+def choose(evaluated: list[Evaluated], force: str | None = None) -> tuple[Evaluated, str, bool]:
+    """(the chosen candidate, why, whether the logistic regression won) on validation ROC AUC, or the
+    `force`d candidate (model.force_candidate)."""
+    if force is not None:
+        named = [e for e in evaluated if e.name == force]
+        if not named:
+            from churn.errors import ChurnError
+
+            raise ChurnError(f"model.force_candidate '{force}' is not among the candidates fitted: "
+                             f"{', '.join(e.name for e in evaluated)} (see model.candidates)")
+        scores = ", ".join(f"{e.name} {e.valid['roc_auc']:.4f}" for e in evaluated)
+        return named[0], f"forced by model.force_candidate (validation ROC AUC: {scores})", False
     with_trees = [e for e in evaluated if e.candidate.kind != "logistic"]
     linear = [e for e in evaluated if e.candidate.kind == "logistic"]
     if not with_trees:

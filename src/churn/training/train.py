@@ -249,7 +249,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, rows,
                                             features, config, scale_pos_weight=scale_pos_weight, source=source,
                                             say=say)
-            chosen, why, linear_won = choose(evaluated)
+            chosen, why, linear_won = choose(evaluated, mc.force_candidate)
             say(f"chosen: {chosen.name} ({why})")
             if linear_won:
                 warn(f"the logistic regression was chosen: {why}")
