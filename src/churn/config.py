@@ -33,7 +33,35 @@ class TableSource(_Strict):
     path: str | None = None  # file or folder of parts; default: <sources.path>/<table>.{parquet,csv}
     columns: dict[str, str] = Field(default_factory=dict)  # our name -> their name
     date_format: str | None = None  # strptime format for text dates, e.g. "%d/%m/%Y"
-    csv_delimiter: str | None = None
+    # Text dates like 03/04/2024: day first (European) or month first (US). None: from the data (a first
+    # part above 12 means day first, a second part above 12 month first), day first when it cannot tell.
+    day_first: bool | None = None
+    # CSV dialect; None: detected from the file's first 64 KiB (see churn.readers).
+    csv_delimiter: Literal[",", ";", "\t", "|"] | None = None
+    csv_quote: Literal['"', "'"] | None = None
+    encoding: str | None = None  # default UTF-8 (BOM or not); legacy exports: cp1250, latin-1, cp1252 ...
+    # Numbers written as text: decimal separator and thousands grouping. None: detected per column.
+    decimal_separator: Literal[".", ","] | None = None
+    thousands_separator: Literal[",", ".", " ", "'", ""] | None = None
+    sheet: str | None = None  # Excel workbooks: the sheet holding the table (default: the first)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        import codecs
+
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown encoding {v!r}; e.g. utf-8, cp1250, latin-1, cp1252") from None
+        return v
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> TableSource:
+        if self.decimal_separator and self.decimal_separator == self.thousands_separator:
+            raise ValueError("decimal_separator and thousands_separator must differ")
+        return self
 
 
 class SourcesConfig(_Strict):
@@ -156,6 +184,8 @@ class ModelConfig(_Strict):
     # regression), logistic (that regression alone: chosen only when nothing with LightGBM beats it).
     candidates: list[Literal["lightgbm", "lightgbm_stumps", "blend", "logistic"]] = Field(
         default_factory=lambda: ["lightgbm", "lightgbm_stumps", "blend", "logistic"])
+    # Register this candidate whatever validation says (the choice and every score are still logged).
+    force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic"] | None = None
     linear_c: float = Field(0.5, gt=0)  # inverse L2 strength of the spline logistic regression
     refit: bool = True  # refit the chosen settings on every snapshot (holdout and validation included)
     calibration_folds: int = Field(3, ge=2)  # the refit's calibration: out-of-fold predictions, by customer
@@ -184,8 +214,6 @@ class TierLevel(_Strict):
 class TiersConfig(_Strict):
     """Risk tiers, riskiest first; the last tier catches everyone else."""
 
-    # Register this candidate whatever validation says (the choice and every score are still logged).
-    force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic"] | None = None
     method: Literal["probability", "quantile"] = "probability"
     levels: list[TierLevel] = [
         TierLevel(name="critical", min_probability=0.5),

@@ -19,7 +19,7 @@ import pandas as pd
 
 from churn.errors import ChurnError
 
-TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
+TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".xlsx")
 
 
 def find_table_file(folder: Path, name: str) -> Path | None:
@@ -34,40 +34,19 @@ def find_table_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def sniff_delimiter(path: Path, default: str = ",") -> str:
-    """The delimiter of a CSV export (`,` `;` tab or `|`), from its first lines (the standard library's
-    csv.Sniffer); `default` when they do not tell."""
-    import csv
+def sniff_delimiter(path: str | os.PathLike[str], default: str = ",") -> str:
+    """The delimiter of a CSV export (`,` `;` tab or `|`); see `churn.readers` (one place for dialects)."""
+    from churn.readers import sniff_delimiter as _sniff
 
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        head = fh.read(64 * 1024)
-    if "\n" in head.rstrip("\r\n"):  # a partial last line would mislead the sniffer
-        head = head[: head.rstrip("\r\n").rfind("\n")]
-    try:
-        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return default
+    return _sniff(path, default)
 
 
-def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet table into pandas; ids and other text stay text (leading zeros survive)."""
-    p = Path(path)
-    if not p.exists():
-        raise ChurnError(f"{p}: file does not exist")
-    try:
-        if p.is_dir() or p.suffix == ".parquet":
-            return pd.read_parquet(p, columns=columns)
-        sep = "\t" if p.suffix == ".tsv" else sniff_delimiter(p)
-        # dtype=str first so ids like "007" keep their zeros; numbers are converted by the caller.
-        df = pd.read_csv(p, dtype=str, sep=sep, usecols=columns, keep_default_na=False, na_values=[""],
-                         encoding="utf-8-sig")
-        return df
-    except ChurnError:
-        raise
-    except ValueError as exc:
-        raise ChurnError(f"{p}: cannot read table: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file, say which
-        raise ChurnError(f"{p}: cannot read table ({type(exc).__name__}: {exc})") from None
+def read_table(path: str | os.PathLike[str], columns: list[str] | None = None, **options: Any) -> pd.DataFrame:
+    """Read a CSV (any common dialect, .csv.gz), Excel or Parquet table into pandas; ids and other text stay
+    text (leading zeros survive). `options`: delimiter, quote, encoding, sheet (see `churn.readers`)."""
+    from churn.readers import read_table as _read
+
+    return _read(path, columns, **options)
 
 
 def ensure_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:

@@ -10,12 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import duckdb
+
 from churn.config import Config, TableSource
 from churn.contract import ACTIVITY, CONTRACT, Column
 from churn.errors import DataValidationError, Problem
-from churn.sources import DataSource, TableInfo, _lit, _q, native_type, register_typed, typed_expr
+from churn.sources import (
+    DataSource,
+    TableInfo,
+    _lit,
+    _q,
+    explain_duckdb_error,
+    native_type,
+    register_typed,
+    typed_expr,
+)
 
 MAX_EXAMPLES = 3
+# No amount, fee, duration or score of a real customer reaches this; beyond it sums lose their cents.
+MAX_MAGNITUDE = 1e12
 
 
 @dataclass
@@ -36,7 +49,7 @@ def _check_view(ds: DataSource, info: TableInfo, config: Config) -> str:
     spec = CONTRACT[info.name]
     src = config.sources.tables.get(info.name, TableSource())
     typed = [
-        f"{typed_expr(col, info.mapping[col.name], info.raw_types[info.mapping[col.name]], src, ds.timezone)}"
+        f"{typed_expr(col, info.mapping[col.name], info.raw_types[info.mapping[col.name]], src, ds.timezone, info=info)}"
         f" AS {_tc(col.name)}"
         for col in spec.columns
         if col.name in info.mapping
@@ -67,6 +80,12 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
         if not native and col.type != "id":  # any non-blank text is a valid id
             rules.append(_Rule(col.name, _parse_message(col), f"{present} AND {typed} IS NULL",
                                [info.mapping[col.name]]))
+        if col.type == "number":
+            # NaN and infinities parse as numbers ("nan", "inf", or a float column) but break every sum.
+            rules.append(_Rule(col.name, "not a finite number (NaN or infinite)",
+                               f"(isnan({typed}) OR isinf({typed}))", [info.mapping[col.name]]))
+            rules.append(_Rule(col.name, f"implausibly large number (magnitude above {MAX_MAGNITUDE:.0e})",
+                               f"abs({typed}) > {MAX_MAGNITUDE} AND isfinite({typed})", [info.mapping[col.name]]))
         if col.min is not None:
             rules.append(_Rule(col.name, f"value below {col.min:g}", f"{typed} < {col.min}", [info.mapping[col.name]]))
         if col.max is not None:
@@ -87,10 +106,11 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
 def _parse_message(col: Column) -> str:
     """What we expected when a value did not parse."""
     return {
-        "timestamp": "unparseable date/time (expected e.g. 2024-06-01 or 2024-06-01T10:00:00+02:00; "
-        "set sources.tables.<table>.date_format for other layouts)",
+        "timestamp": "unparseable date/time (expected e.g. 2024-06-01, 2024-06-01T10:00:00+02:00, 01.06.2024 or "
+        "01/06/2024; set sources.tables.<table>.date_format or day_first for other layouts)",
         "date": "unparseable date",
-        "number": "not a number",
+        "number": "not a number (expected e.g. 12.5, 12,5 or 1.234,5; set sources.tables.<table>."
+        "decimal_separator / thousands_separator if the layout was guessed wrongly)",
         "bool": "not a yes/no value (expected true/false, yes/no, 1/0)",
         "id": "empty id",
         "text": "unreadable text",
@@ -256,9 +276,15 @@ def load_source(data: str | None, config: Config, now: datetime | None = None) -
     from churn.sources import open_source
 
     ds = open_source(data, config)
-    problems = validate(ds, config, now)
+    try:
+        # CSV views are parsed lazily: a bad line far into a file surfaces in these queries.
+        problems = validate(ds, config, now)
+        if not problems:
+            register_typed(ds, config)
+    except duckdb.Error as exc:
+        ds.con.close()
+        raise explain_duckdb_error(exc, ds.tables) from None
     if problems:
         ds.con.close()
         raise DataValidationError(problems)
-    register_typed(ds, config)
     return ds

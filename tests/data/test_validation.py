@@ -123,27 +123,37 @@ def test_unparseable_dates(tmp_path):
 
 def test_date_format_reads_other_layouts(tmp_path):
     tables = valid()
+    # Slashed dates read day first unless the data or the config says otherwise (a notice says so).
     tables["orders"] = [{"customer_id": "001", "ordered_at": "03/02/2024", "amount": 10}]
-    with pytest.raises(DataValidationError, match="unparseable"):
-        load(write_source(tmp_path / "a", tables))
-    ds = load(write_source(tmp_path / "b", tables),
-              make_config({"sources": {"tables": {"orders": {"date_format": "%d/%m/%Y"}}}}))
+    ds = load(write_source(tmp_path / "a", tables))
     try:
         assert str(ds.con.execute("SELECT ordered_at FROM orders").fetchone()[0]) == "2024-02-03 00:00:00"
+        assert any("day first" in n and "orders.day_first" in n for n in ds.notices)
     finally:
         ds.con.close()
+    for settings, expected in (({"date_format": "%d/%m/%Y"}, "2024-02-03"), ({"day_first": False}, "2024-03-02")):
+        ds = load(write_source(tmp_path / str(len(expected) + len(settings)) / next(iter(settings)), tables),
+                  make_config({"sources": {"tables": {"orders": settings}}}))
+        try:
+            assert str(ds.con.execute("SELECT ordered_at FROM orders").fetchone()[0]) == f"{expected} 00:00:00"
+        finally:
+            ds.con.close()
+    # A layout none of the known ones reads is still an error that points at date_format.
+    tables["orders"] = [{"customer_id": "001", "ordered_at": "2024/02/03 noon", "amount": 10}]
+    with pytest.raises(DataValidationError, match="unparseable.*date_format"):
+        load(write_source(tmp_path / "c", tables))
 
 
 def test_negative_amounts_and_other_ranges(tmp_path):
     tables = valid()
     tables["orders"] += [{"customer_id": "001", "ordered_at": "2024-02-04", "amount": -5},
-                         {"customer_id": "001", "ordered_at": "2024-02-05", "amount": "12,50"}]
+                         {"customer_id": "001", "ordered_at": "2024-02-05", "amount": "12.50 EUR"}]
     tables["tickets"][0]["satisfaction"] = 7
     err = failures(tmp_path, tables)
     by = {(p.column, p.message.split(" (")[0]): p for p in err.problems}
     assert set(by) == {("amount", "value below 0"), ("amount", "not a number"), ("satisfaction", "value above 5")}
     assert by[("amount", "value below 0")].examples == ["line 3: amount='-5'"]
-    assert by[("amount", "not a number")].examples == ["line 4: amount='12,50'"]
+    assert by[("amount", "not a number")].examples == ["line 4: amount='12.50 EUR'"]
     assert by[("satisfaction", "value above 5")].file == str(tmp_path / "tickets.csv")
 
 
@@ -239,7 +249,7 @@ def test_ticket_closed_before_opened_and_cancel_before_signup(tmp_path):
 
 def test_every_problem_at_once(tmp_path):
     tables = valid()
-    tables["customers"].append({"customer_id": "002", "signup_date": "01/02/2024"})
+    tables["customers"].append({"customer_id": "002", "signup_date": "01/02/24 noon"})
     tables["events"].append({"customer_id": "999", "timestamp": "2024-13-01", "event_type": "login"})
     tables["orders"].append({"customer_id": "001", "ordered_at": "2024-02-03", "amount": -1})
     tables["tickets"].append({"customer_id": "001", "opened_at": "2024-02-03", "closed_at": "2024-02-01"})
