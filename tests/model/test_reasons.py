@@ -67,7 +67,7 @@ def test_render_reason_fills_context_and_handles_missing_values() -> None:
                 reason="no activity in {value:.0f} days (usually every {event_gap_typical_days:.0f})",
                 reason_missing="no product activity on record")
     assert render_reason(f, {"days_since_last_event": 41.0, "event_gap_typical_days": 3.2}) == \
-        "no activity in 41 days (usually every 3)"
+        "no activity in 41 days (usually every 3)"  # this test's own template, without units
     assert render_reason(f, {"days_since_last_event": 41.0, "event_gap_typical_days": float("nan")}) == \
         "no activity in 41 days"
     assert render_reason(f, {"days_since_last_event": None}) == "no product activity on record"
@@ -81,7 +81,7 @@ def test_only_risk_raising_features_become_reasons() -> None:
     contrib = pd.DataFrame({"a": [0.5, -0.1], "b": [0.9, -0.2], "c": [-0.3, 0.0], "d": [0.1, -0.5],
                             "bias": [-2.0, -2.0]})
     r = reason_codes(feats, X, contrib)
-    assert list(r.iloc[0]) == ["b=2", "a=1", "d=4"]
+    assert list(r.iloc[0]) == ["b=2", "a=1", "d=4", "b", "a", "d"]
     assert r.iloc[1].isna().all()
 
 
@@ -94,6 +94,10 @@ _TEMPLATES = [
     "broken {value",
     "{0} positional",
     "{value.real:.0f} attribute",
+    "0: none at all || 1: just one ({gap:.0f hour|hours}) || {value:.1f thing|things} ({gap:,.0f day|days})",
+    "1: a single one || {value:+.0%} change",
+    "0: nothing || {value!r} as repr",
+    "{value:.0f bad spec|x} and {gap:q unit|units}",
     None,
 ]
 _VALUES = [0.0, 1.0, 2.5, -3.25, 41.0, 1234567.891, float("nan"), None, "basic", "Ärger", 7, True, pd.NA]

@@ -52,21 +52,26 @@ def declare(ctx: Ctx) -> list[Feature]:
     f: list[Feature] = []
     for w in cfg.windows:
         f.append(Feature(f"events_{w}d", FAMILY, f"product events in the last {w} days", w,
-                         reason=f"only {{value:.0f}} product events in the last {w} days"))
+                         reason=f"0: no product events in the last {w} days || "
+                                f"only {{value:.0f product event|product events}} in the last {w} days"))
         f.append(Feature(f"active_days_{w}d", FAMILY, f"days with any product activity in the last {w} days", w,
-                         reason=f"active on only {{value:.0f}} of the last {w} days"))
+                         reason=f"0: not active on any of the last {w} days || "
+                                f"active on only {{value:.0f}} of the last {w} days"))
         if has_dur:
             f.append(Feature(f"duration_hours_{w}d", FAMILY, f"hours of use in the last {w} days", w,
-                             reason=f"{{value:.1f}} hours of use in the last {w} days"))
+                             reason=f"0: no use in the last {w} days || "
+                                    f"only {{value:.1f hour|hours}} of use in the last {w} days"))
         for t in ctx.event_types:
             f.append(Feature(f"events_{ident(t)}_{w}d", FAMILY, f"'{t}' events in the last {w} days", w,
-                             reason=f"{{value:.0f}} '{t}' events in the last {w} days"))
+                             reason=f"0: no '{t}' events in the last {w} days || "
+                                    f"{{value:.0f '{t}' event|'{t}' events}} in the last {w} days"))
     f += [
         Feature("days_since_last_event", FAMILY, "days since the last product activity",
-                reason="no activity in {value:.0f} days (usually every {event_gap_typical_days:.0f})",
+                reason="0: active in the last day || no activity in {value:.0f day|days}"
+                       " (usually active every {event_gap_typical_days:.0f day|days})",
                 reason_missing="no product activity on record"),
         Feature("event_gap_typical_days", FAMILY, "typical days between active days (last 90 days)", 90,
-                reason="active only every {value:.0f} days"),
+                reason="0: active every day || 1: active every day || active only every {value:.0f} days"),
         Feature("events_trend_30d", FAMILY,
                 "change in activity, last 30 days vs the 30 before (-1 = stopped, 0 = steady)", 60,
                 reason="activity {value:+.0%} vs the month before"),
@@ -74,7 +79,8 @@ def declare(ctx: Ctx) -> list[Feature]:
                 "last 30 days' activity relative to the 90-day average (1 = steady, below 1 = fading)", 90,
                 reason="activity at {value:.0%} of its usual level"),
         Feature("weeks_active_share", FAMILY, f"share of the last {cfg.weeks_active} weeks with any activity",
-                cfg.weeks_active * 7, reason="active in only {value:.0%} of recent weeks"),
+                cfg.weeks_active * 7, reason="0: not active in any recent week || "
+                                             "active in only {value:.0%} of recent weeks"),
     ]
     return f
 

@@ -34,9 +34,10 @@ def declare(ctx: Ctx) -> list[Feature]:
         Feature("survey_detractor", FAMILY, "1 if the last survey answer was a detractor score",
                 reason="answered the last survey as a detractor"),
         Feature("days_since_last_survey", FAMILY, "days since the last survey answer",
-                reason="last gave feedback {value:.0f} days ago"),
+                reason="0: gave feedback today || last gave feedback {value:.0f day|days} ago"),
         Feature("surveys_365d", FAMILY, "survey answers in the last 365 days", 365,
-                reason="{value:.0f} survey answers in the last year"),
+                reason="0: no survey answers in the last year || "
+                       "{value:.0f survey answer|survey answers} in the last year"),
     ]
 
 

@@ -27,7 +27,8 @@ def _has_fee_history(ctx: Ctx) -> bool:
 def declare(ctx: Ctx) -> list[Feature]:
     """The profile features present in this data."""
     cols = set(ctx.ds.columns("customers"))
-    f = [Feature("tenure_days", FAMILY, "days since the customer signed up", reason="customer for only {value:.0f} days")]
+    f = [Feature("tenure_days", FAMILY, "days since the customer signed up",
+                 reason="0: became a customer today || customer for only {value:.0f day|days}")]
     for c in _categoricals(ctx):
         f.append(Feature(c, FAMILY, f"customer {c.replace('_', ' ')}", kind="categorical", reason=f"{c}: {{value}}"))
     if _has_fee_history(ctx) or "monthly_fee" in cols:
@@ -37,9 +38,9 @@ def declare(ctx: Ctx) -> list[Feature]:
             Feature("fee_change_90d", FAMILY, "change of the monthly fee over the last 90 days", 90,
                     reason="price changed by {value:+,.2f} in the last 90 days"),
             Feature("fee_increases_365d", FAMILY, "price increases in the last 365 days", 365,
-                    reason="{value:.0f} price increases in the last year"),
+                    reason="{value:.0f price increase|price increases} in the last year"),
             Feature("days_since_fee_change", FAMILY, "days since the last price change",
-                    reason="price changed {value:.0f} days ago"),
+                    reason="0: price changed today || price changed {value:.0f day|days} ago"),
         ]
     for c in ctx.config.features.profile.numerics:
         if c in cols:

@@ -24,23 +24,27 @@ def declare(ctx: Ctx) -> list[Feature]:
     f: list[Feature] = []
     for w in cfg.windows:
         f.append(Feature(f"orders_{w}d", FAMILY, f"orders in the last {w} days", w,
-                         reason=f"only {{value:.0f}} orders in the last {w} days"))
+                         reason=f"0: no orders in the last {w} days || "
+                                f"only {{value:.0f order|orders}} in the last {w} days"))
         f.append(Feature(f"spend_{w}d", FAMILY, f"amount spent in the last {w} days", w,
-                         reason=f"spent {{value:,.0f}} in the last {w} days"))
+                         reason=f"0: spent nothing in the last {w} days || "
+                                f"spent {{value:,.0f}} in the last {w} days"))
     f += [
         Feature(f"avg_order_value_{big}d", FAMILY, f"average order value (last {big} days)", big,
                 reason="average order of {value:,.0f}"),
         Feature("spend_trend_90d", FAMILY, "change in spend, last 90 days vs the 90 before (-1 = stopped)", 180,
                 reason="spending {value:+.0%} vs the quarter before"),
         Feature("days_since_last_order", FAMILY, "days since the last order",
-                reason="no order in {value:.0f} days (usually every {order_gap_mean_days:.0f})",
+                reason="0: ordered in the last day || no order in {value:.0f day|days}"
+                       " (usually one every {order_gap_mean_days:.0f day|days})",
                 reason_missing="has never ordered"),
         Feature("orders_lifetime", FAMILY, "days with an order, over the whole history",
-                reason="{value:.0f} orders in total"),
+                reason="0: no orders yet || {value:.0f order|orders} in total"),
         Feature("order_gap_mean_days", FAMILY, "average days between orders",
-                reason="orders only every {value:.0f} days"),
+                reason="0: orders almost every day || orders only every {value:.0f day|days}"),
         Feature("order_gap_std_days", FAMILY, "variability of the days between orders",
-                reason="irregular ordering (gaps vary by {value:.0f} days)"),
+                reason="0: ordering gaps vary by less than a day || "
+                       "irregular ordering (gaps vary by {value:.0f day|days})"),
         Feature("order_overdue_ratio", FAMILY, "days since the last order divided by the usual gap (above 1 = overdue)",
                 reason="next order overdue: {value:.1f}x the usual gap"),
     ]
@@ -51,7 +55,8 @@ def declare(ctx: Ctx) -> list[Feature]:
         h = ctx.horizon_days
         f += [
             Feature("btyd_expected_orders", FAMILY, f"orders expected in the next {h} days (BG/NBD model)", None,
-                    reason=f"expected to place only {{value:.1f}} orders in the next {h} days"),
+                    reason=f"0: expected to place no orders in the next {h} days || "
+                           f"expected to place only {{value:.1f}} orders in the next {h} days"),
             Feature("btyd_p_no_order", FAMILY, f"probability of no order in the next {h} days (BG/NBD model)", None,
                     reason=f"{{value:.0%}} likely to place no order in the next {h} days"),
         ]

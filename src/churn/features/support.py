@@ -22,24 +22,31 @@ def declare(ctx: Ctx) -> list[Feature]:
     f: list[Feature] = []
     for w in windows:
         f.append(Feature(f"tickets_{w}d", FAMILY, f"support tickets opened in the last {w} days", w,
-                         reason=f"{{value:.0f}} support tickets in the last {w} days"))
+                         reason=f"0: no support tickets in the last {w} days || "
+                                f"{{value:.0f support ticket|support tickets}} in the last {w} days"))
         if _has(ctx, "is_complaint"):
             f.append(Feature(f"complaints_{w}d", FAMILY, f"complaints in the last {w} days", w,
-                             reason=f"{{value:.0f}} complaints in the last {w} days"))
+                             reason=f"0: no complaints in the last {w} days || "
+                                    f"{{value:.0f complaint|complaints}} in the last {w} days"))
     if _has(ctx, "closed_at"):
         f += [
             Feature("open_tickets", FAMILY, "support tickets still unresolved", None,
-                    reason="{value:.0f} unresolved support tickets"),
+                    reason="0: no unresolved support tickets || "
+                           "{value:.0f unresolved support ticket|unresolved support tickets}"),
             Feature("oldest_open_ticket_days", FAMILY, "days the oldest unresolved ticket has been open", None,
-                    reason="a ticket unresolved for {value:.0f} days"),
+                    reason="0: a ticket opened today is unresolved || "
+                           "a ticket unresolved for {value:.0f day|days}"),
             Feature(f"resolution_days_mean_{big}d", FAMILY, f"average days to resolve a ticket (last {big} days)",
-                    big, reason="tickets took {value:.1f} days to resolve on average"),
+                    big, reason="0: tickets were resolved the same day || "
+                                "tickets took {value:.1f} days to resolve on average"),
             Feature(f"resolution_days_max_{big}d", FAMILY, f"longest time to resolve a ticket (last {big} days)",
-                    big, reason="a ticket took {value:.0f} days to resolve"),
+                    big, reason="0: a ticket was resolved the same day || "
+                                "a ticket took {value:.0f day|days} to resolve"),
         ]
         if _has(ctx, "is_complaint"):
             f.append(Feature("open_complaints", FAMILY, "complaints still unresolved", None,
-                             reason="{value:.0f} unresolved complaints"))
+                             reason="0: no unresolved complaints || "
+                                    "{value:.0f unresolved complaint|unresolved complaints}"))
     if _has(ctx, "satisfaction"):
         f += [
             Feature("satisfaction_last", FAMILY, "satisfaction (1-5) given on the last resolved ticket", None,
@@ -48,11 +55,11 @@ def declare(ctx: Ctx) -> list[Feature]:
                     big, reason="average support rating {value:.1f} out of 5"),
         ]
     f.append(Feature("days_since_last_ticket", FAMILY, "days since the last support ticket",
-                     reason="contacted support {value:.0f} days ago"))
+                     reason="0: contacted support today || contacted support {value:.0f day|days} ago"))
     if _has(ctx, "is_complaint"):
         f += [
             Feature("days_since_last_complaint", FAMILY, "days since the last complaint",
-                    reason="complained {value:.0f} days ago"),
+                    reason="0: complained today || complained {value:.0f day|days} ago"),
             Feature("repeat_complainer", FAMILY, "1 if two or more complaints in the last 90 days", 90,
                     reason="complained repeatedly in the last 90 days"),
         ]

@@ -2,8 +2,17 @@
 
 Ranking uses per-row contributions of the model (decision-path attribution by default, TreeSHAP on
 request); wording comes from each feature's template in the registry, filled with the customer's own
-values, e.g. "no activity in 41 days (usually every 3)". `render_many` renders a whole group of rows at
-once, formatting each distinct value once, with the same text `render_reason` gives row by row.
+values, e.g. "no activity in 41 days (usually every 3 days)". `render_many` renders a whole group of rows
+at once, formatting each distinct value once, with the same text `render_reason` gives row by row.
+
+Templates are `str.format` templates with two additions, so reasons read naturally:
+
+* a unit after the format spec, singular and plural: `{value:.0f day|days}` gives "1 day", "41 days"
+  (singular exactly when the number shows as "1");
+* forms for zero and one, separated by ` || `: `0: no orders in the last 90 days || only {value:.0f} orders
+  in the last 90 days` says "no orders ..." when the value shows as zero ("0", "0.0", "0%") in the default
+  form's first `{value}`, and "1: ..." likewise when it shows as exactly "1". The form without a prefix is
+  the default.
 """
 
 from __future__ import annotations
@@ -19,8 +28,70 @@ import pandas as pd
 from churn.features.registry import Feature
 
 N_REASONS = 3
-_FORMATTER = string.Formatter()  # its convert_field applies !r / !s / !a exactly as str.format does
 _PAREN_WITH_FIELD = re.compile(r"\s*\([^()]*\{[^}]+\}[^()]*\)")
+_FORM_SEP = " || "
+_FORM_KEY = re.compile(r"^(0|1): ")
+_ZERO = re.compile(r"[+-]?0+(?:\.0+)?%?")  # a number that shows as zero
+_ONE = re.compile(r"\+?1")  # shows as exactly one (so "1.0 hours" stays plural)
+
+
+def _split_unit(spec: str) -> tuple[str, str | None, str | None]:
+    """`.0f day|days` -> (".0f", "day", "days"); a spec without a unit -> (spec, None, None)."""
+    num, sep, unit = spec.partition(" ")
+    if not sep or "|" not in unit:
+        return spec, None, None
+    one, _, many = unit.partition("|")
+    return num, one, many
+
+
+def _with_unit(text: str, one: str | None, many: str | None) -> str:
+    return text if one is None else f"{text} {one if text in ('1', '+1') else many}"
+
+
+class _UnitFormatter(string.Formatter):
+    """`str.format` plus the unit suffix of `_split_unit` (convert_field applies !r / !s / !a as usual)."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        num, one, many = _split_unit(format_spec)
+        return _with_unit(format(value, num), one, many)
+
+
+_FORMATTER = _UnitFormatter()
+
+
+def _forms(template: str) -> tuple[str, dict[str, str]]:
+    """(default form, {"0"/"1": form}) of a template with ` || `-separated forms."""
+    default, keyed = None, {}
+    for part in template.split(_FORM_SEP):
+        m = _FORM_KEY.match(part)
+        if m:
+            keyed[m.group(1)] = part[m.end():]
+        else:
+            default = part
+    if default is None:  # only keyed forms: the last one is the default
+        default = template.split(_FORM_SEP)[-1]
+        default = default[_FORM_KEY.match(default).end():]
+    return default, keyed
+
+
+def _decider(default: str) -> tuple[str, str | None]:
+    """(number spec, conversion) of the default form's first `{value}`: how a value shows for the choice."""
+    try:
+        for _, name, spec, conversion in string.Formatter().parse(default):
+            if name == "value":
+                return _split_unit(spec or "")[0], conversion
+    except ValueError:
+        pass
+    return "", None
+
+
+def _form_of(shown: str) -> str | None:
+    """"0" when a formatted value shows as zero, "1" when as exactly one, else None."""
+    if _ZERO.fullmatch(shown):
+        return "0"
+    if _ONE.fullmatch(shown):
+        return "1"
+    return None
 
 
 def _fields(template: str) -> list[str]:
@@ -38,6 +109,15 @@ def render_reason(feature: Feature, row: dict[str, object]) -> str:
     if _missing(value):
         return feature.reason_missing or f"no data: {feature.description}"
     template = feature.reason or f"{feature.description}: {{value}}"
+    default, keyed = _forms(template)
+    template = default
+    if keyed:
+        spec, conversion = _decider(default)
+        try:
+            shown = format(_FORMATTER.convert_field(value, conversion), spec)
+        except (ValueError, TypeError):
+            shown = ""
+        template = keyed.get(_form_of(shown) or "", default)
     ctx = {"value": value}
     try:
         fields = _fields(template)
@@ -50,7 +130,7 @@ def render_reason(feature: Feature, row: dict[str, object]) -> str:
         # A context value (e.g. the usual gap) is unknown: drop the parenthesis that would show it.
         template = _PAREN_WITH_FIELD.sub("", template)
     try:
-        return template.format(**ctx)
+        return _FORMATTER.format(template, **ctx)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError):
         return f"{feature.description}: {value}"
 
@@ -66,9 +146,11 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
 
 def _format_column(values: np.ndarray, spec: str, conversion: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Each value formatted with `spec` (computed once per distinct value), and where formatting failed."""
+    spec, one, many = _split_unit(spec)
+
     def fmt(v: object) -> tuple[str, bool]:
         try:
-            return format(_FORMATTER.convert_field(_py(v), conversion), spec), False
+            return _with_unit(format(_FORMATTER.convert_field(_py(v), conversion), spec), one, many), False
         except (ValueError, TypeError):
             return "", True
 
@@ -87,6 +169,9 @@ def _format_column(values: np.ndarray, spec: str, conversion: str | None) -> tup
         done = [fmt(u) for u in items]
         texts[:-1] = [t for t, _ in done]
         failed[:-1] = [f for _, f in done]
+    else:
+        if one is not None:  # per distinct value, like the numbers themselves
+            texts[:-1] = [_with_unit(t, one, many) for t in texts[:-1]]
     texts[-1] = ""
     out, bad = texts[codes], failed[codes]
     for i in np.flatnonzero(codes < 0):  # missing values are formatted as themselves (NaN -> "nan")
@@ -132,19 +217,31 @@ def render_many(feature: Feature, cols: dict[str, np.ndarray]) -> np.ndarray:
     out = np.empty(n, dtype=object)
     missing = _missing_mask(value)
     out[missing] = feature.reason_missing or f"no data: {feature.description}"
-    template = feature.reason or f"{feature.description}: {{value}}"
-    try:
-        ctx = [f for f in _fields(template) if f != "value"]
-    except ValueError:
-        ctx = []
-    ctx_missing = np.zeros(n, dtype=bool)
-    for name in ctx:
-        ctx_missing |= _missing_mask(cols[name]) if name in cols else True
-    for rows, tpl in ((~missing & ~ctx_missing, template),
-                      (~missing & ctx_missing, _PAREN_WITH_FIELD.sub("", template))):
-        if rows.any():
-            sub = {k: c[rows] for k, c in cols.items() if k != feature.name}
-            out[rows] = _render_rows(feature, tpl, sub, value[rows])
+    default, keyed = _forms(feature.reason or f"{feature.description}: {{value}}")
+    form = np.full(n, "", dtype=object)  # "" default, "0" / "1" the zero / one form
+    present = np.flatnonzero(~missing)
+    if keyed and present.size:
+        shown, failed = _format_column(value[present], *_decider(default))
+        codes, uniques = pd.factorize(shown)
+        # Once per distinct text; a zero or one without its own form takes the default.
+        kinds = np.array([k if (k := _form_of(u)) in keyed else "" for u in uniques], dtype=object)
+        form[present] = np.where(failed, "", kinds[codes])
+    for key, template in (("", default), *keyed.items()):
+        chosen = ~missing & (form == key) if keyed else ~missing
+        if not chosen.any():
+            continue
+        try:
+            ctx = [f for f in _fields(template) if f != "value"]
+        except ValueError:
+            ctx = []
+        ctx_missing = np.zeros(n, dtype=bool)
+        for name in ctx:
+            ctx_missing |= _missing_mask(cols[name]) if name in cols else True
+        for rows, tpl in ((chosen & ~ctx_missing, template),
+                          (chosen & ctx_missing, _PAREN_WITH_FIELD.sub("", template))):
+            if rows.any():
+                sub = {k: c[rows] for k, c in cols.items() if k != feature.name}
+                out[rows] = _render_rows(feature, tpl, sub, value[rows])
     return out
 
 
@@ -177,7 +274,8 @@ def _top_positive(c: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
 
 def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame | np.ndarray,
                  n: int = N_REASONS, *, names: list[str] | None = None) -> pd.DataFrame:
-    """`reason_1..n` per row: the n features with the largest positive contributions, in plain words.
+    """`reason_1..n` per row: the n features with the largest positive contributions, in plain words, and
+    `reason_1_feature..reason_n_feature`: which feature each reason speaks for (the report groups by it).
 
     `contrib` is a frame with one column per feature, or a matrix whose columns are `names`.
     """
@@ -194,6 +292,7 @@ def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame
     k = min(n, len(names))
     top = _top_positive(c, k)
     out = np.full((len(X), n), None, dtype=object)
+    driver = np.full((len(X), n), None, dtype=object)
     needed: dict[str, list[str]] = {}
     for name in names:
         try:
@@ -214,7 +313,18 @@ def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame
                 if col not in cols:
                     cols[col] = X[col].to_numpy()
             out[rows, j] = render_many(feat, {col: cols[col][rows] for col in needed[feat.name]})
-    return pd.DataFrame(out, columns=[f"reason_{i + 1}" for i in range(n)], index=X.index)
+            driver[rows, j] = feat.name
+    return pd.DataFrame(np.hstack([out, driver]), index=X.index, columns=reason_columns(n) + driver_columns(n))
+
+
+def reason_columns(n: int = N_REASONS) -> list[str]:
+    """`reason_1..n`: the reason texts."""
+    return [f"reason_{i + 1}" for i in range(n)]
+
+
+def driver_columns(n: int = N_REASONS) -> list[str]:
+    """`reason_1_feature..reason_n_feature`: the feature behind each reason text."""
+    return [f"reason_{i + 1}_feature" for i in range(n)]
 
 
 def _py(v: object) -> object:
