@@ -235,11 +235,11 @@ def promote(
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: from config).")] = None,
 ) -> None:
     """Move alias 'champion' to the challenger if it beats the champion on the same holdout."""
-    from churn.training.registry import promote as do_promote
+    from churn.pipeline import promote_model
 
     _quiet_libraries()
     cfg = load_config(config)
-    res = do_promote(name or cfg.model.registered_name, cfg)
+    res = promote_model(cfg, name)
     for k, v in res.items():
         out.print(f"{k}: {v}")
 
@@ -262,22 +262,20 @@ def score(
 
     One row per current customer at --as-of (or per id of --customers), each with a status: scored, or why
     not (lapsed, no_history, cancelled, not_yet_customer, unknown)."""
-    from churn.scoring.score import score_source, score_table
+    from churn.pipeline import score_to_folder
 
     _quiet_libraries()
     cfg = load_config(config)
-    listed = str(customers) if customers else None
     with steps("score") as step, bar("scoring") as chunk:
-        if table:
-            if not id_col:
-                raise ChurnError("--table needs --id")
-            run = score_table(str(table), id_col, model, str(out_root), cfg, as_of=as_of, overwrite=overwrite,
-                              csv=csv, progress=step, chunk_progress=chunk, customers=listed)
-        else:
-            if not as_of:
-                raise ChurnError("--as-of is required when scoring raw data")
-            run = score_source(str(data) if data else None, as_of, model, str(out_root), cfg, overwrite=overwrite,
-                               csv=csv, progress=step, chunk_progress=chunk, customers=listed, customers_id=id_col)
+        # Said in the options' own words here; the pipeline checks the same for API callers.
+        if table and not id_col:
+            raise ChurnError("--table needs --id")
+        if not table and not as_of:
+            raise ChurnError("--as-of is required when scoring raw data")
+        run = score_to_folder(cfg, model, str(out_root), data=str(data) if data else None, as_of=as_of,
+                              table=str(table) if table else None, id_col=id_col,
+                              customers=str(customers) if customers else None, csv=csv, overwrite=overwrite,
+                              progress=step, chunk_progress=chunk)
     _print_score(run)
 
 

@@ -112,3 +112,49 @@ def train_from_table(config: Config, table: str, target: str, id_col: str, *, ti
                  data_fingerprint=fp, config_path=config.source_file, tune_trials=tune_trials,
                  tune_minutes=tune_minutes, promote=promote,
                  extra_metadata={"source": "table", "id_col": id_col, "time_col": time_col}, progress=progress)
+
+
+def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str | None = None,
+                    as_of: str | None = None, table: str | None = None, id_col: str | None = None,
+                    customers: str | None = None, csv: bool = False, overwrite: bool = False,
+                    progress: Progress = None, chunk_progress: Callable[[int, int], None] | None = None) -> Any:
+    """What `churn score` does: score raw data as of a date (or a ready feature table with `table` and
+    `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun."""
+    from churn.scoring.score import score_source, score_table
+
+    if table:
+        if not id_col:
+            raise ChurnError("a feature table needs its id column")
+        return score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite, csv=csv,
+                           progress=progress, chunk_progress=chunk_progress, customers=customers)
+    if not as_of:
+        raise ChurnError("an as-of date is required when scoring raw data")
+    return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv, progress=progress,
+                        chunk_progress=chunk_progress, customers=customers, customers_id=id_col)
+
+
+def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
+    """What `churn promote` does: move alias `champion` to the challenger if it wins on the same holdout."""
+    from churn.training.registry import promote
+
+    return promote(name or config.model.registered_name, config)
+
+
+def score_customers(model: Any, data: str | None, as_of: str, config: Config, *,
+                    progress: Progress = None) -> pd.DataFrame:
+    """Every current customer as of `as_of` with status, churn probability and reason codes, in memory
+    (nothing written): the rows `churn score` plans for, before the plan. Rows not scored (lapsed, no
+    history...) have no probability."""
+    from churn.scoring.score import _spread, model_version, score_frame, source_rows
+    from churn.scoring.status import SCORED
+
+    rows, statuses, _ = source_rows(model, data, parse_as_of(as_of), config, progress=progress)
+    rows = rows.reset_index(drop=True)
+    scored = statuses == SCORED
+    values = score_frame(model, rows[scored], chunk_rows=config.scoring.chunk_rows,
+                         reason_method=config.scoring.reason_method)
+    for col in values.columns:  # rows without a score keep a missing value, as in scores.parquet
+        rows[col] = _spread(values[col].to_numpy(), scored)
+    rows["status"] = statuses
+    rows["model_version"] = model_version(model, "in memory")
+    return rows
