@@ -136,7 +136,9 @@ class FeatureSet:
                         if writer is not None:
                             writer.close()
                 return p
-            parts = Path(tempfile.mkdtemp(prefix=f".{p.name}.parts-", dir=p.parent))
+            # Parts are copied, not renamed, so they live in the system's temp folder: a run killed here
+            # leaves nothing in the output folder.
+            parts = Path(tempfile.mkdtemp(prefix="churn-feature-parts-"))
             try:
                 with open(tmp, "wb") as out:
                     for i, d in enumerate(self.as_of):
