@@ -20,6 +20,9 @@ import pandas as pd
 
 from churn.errors import ChurnError
 
+# Consent is given only by an explicit yes in one of the common encodings (yes/y, true/t, 1 or 1.0 written
+# any way, any case, surrounded by spaces). Blank, no/false/0 and anything unrecognised mean no consent:
+# contacting without consent is the costly mistake, so doubt never counts as a yes.
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "1.0"}
 REASON_EXCLUDED = "excluded"
 REASON_NO_CONSENT = "no marketing consent"
@@ -35,7 +38,10 @@ def has_consent(scores: pd.DataFrame) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(col):
         return (pd.to_numeric(col, errors="coerce") == 1).fillna(False).to_numpy(dtype=bool)
     words = col.astype("string").str.strip().str.lower()
-    return words.isin(TRUE_WORDS).fillna(False).to_numpy(dtype=bool)
+    yes = words.isin(TRUE_WORDS).fillna(False).to_numpy(dtype=bool)
+    # Numbers written as text by spreadsheets ("1.00", "01"): equal to one is a yes.
+    numeric = pd.to_numeric(words.where(words.str.fullmatch(r"[+]?\d+(\.\d+)?").fillna(False)), errors="coerce")
+    return yes | (numeric == 1).fillna(False).to_numpy(dtype=bool)
 
 
 def _ids(frame: pd.DataFrame, table: str) -> pd.Series:
