@@ -37,6 +37,7 @@ from churn.errors import ChurnError
 from churn.features.registry import Feature
 from churn.io import write_text
 from churn.scoring import status
+from churn.scoring.drivers import risk_drivers
 from churn.scoring.summary import PlanSummary
 from churn.scoring.segments import (
     NO_INCENTIVE,
@@ -295,20 +296,14 @@ def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict |
         budget_used = sum(r["cost"] or 0.0 for r in incentive_rows)
     saved = summary.expected_saved_value if summary else None
 
-    # Reasons: how many customers in each tier have a reason among their top three.
-    reason_cols = [c for c in ("reason_1", "reason_2", "reason_3") if c in plan.columns]
+    # Reasons: per tier, the drivers (features) most often among the customers' top three reasons.
     reasons = []
     for row in tier_rows:
-        if not reason_cols or not row["customers"]:
+        if not row["customers"]:
             continue
-        sub = plan.loc[plan["_tier"] == row["tier"], reason_cols]
-        texts = texts_or_none(sub.to_numpy().ravel())
-        long = texts.dropna()
-        # Count each reason once per customer even if it were listed twice.
-        ids = np.repeat(np.arange(len(sub)), len(reason_cols))[texts.notna().to_numpy()]
-        per_customer = pd.DataFrame({"id": ids, "reason": long.to_numpy()}).drop_duplicates()
-        top = per_customer["reason"].value_counts()
-        top = top.reset_index().sort_values(["count", "reason"], ascending=[False, True], kind="mergesort")
+        drivers = risk_drivers(plan.loc[plan["_tier"] == row["tier"]], features, top=TOP_REASONS)
+        if not drivers:
+            continue
         reasons.append(
             {
                 "tier": row["tier"],
@@ -316,12 +311,14 @@ def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict |
                 "customers": row["customers"],
                 "reasons": [
                     {
-                        "text": r.reason,
-                        "rtl": starts_rtl(r.reason),
-                        "count": int(r.count),
-                        "share": int(r.count) / row["customers"],
+                        "text": d.label,
+                        "family": d.family,
+                        "typical": d.typical,
+                        "rtl": starts_rtl(d.label),
+                        "count": d.customers,
+                        "share": d.share,
                     }
-                    for r in top.head(TOP_REASONS).itertuples(index=False)
+                    for d in drivers
                 ],
             }
         )
