@@ -43,7 +43,7 @@ def default_root() -> Path:
     return Path(tempfile.gettempdir()) / "churn-notebooks"
 
 
-def quick(config: Config, rounds: int = 300) -> Config:
+def quick(config: Config, rounds: int = 100) -> Config:
     """`config` with a fast model for small examples: no automatic tuning, fewer boosting rounds, one thread.
 
     Example:
