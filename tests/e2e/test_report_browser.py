@@ -1,13 +1,20 @@
-"""The marketing report: rendered in a real browser (system Chromium via Playwright), plus fast checks.
+"""The marketing report: the real report of `churn demo` rendered in a real browser (system Chromium via
+Playwright), plus fast checks on a hand-built plan (escaping, right-to-left text, missing columns).
 
-The browser test needs /usr/bin/chromium; install it with `scripts/install-chromium.sh` (as root). When it is
-missing the test FAILS with that instruction instead of skipping, so a green run always means the report
-was really rendered.
+The browser tests need /usr/bin/chromium; install it with `scripts/install-chromium.sh` (as root). When it is
+missing they FAIL with that instruction instead of skipping, so a green run always means the report was
+really rendered. The demo report's screenshot is saved next to the demo's outputs (its path is printed) and,
+when CHURN_SCREENSHOT is set, copied there too.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +318,123 @@ def test_report_renders_in_chromium(plan_and_summary, tmp_path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 50_000  # a full page with charts, not a blank frame
+
+
+# ------------------------------------------------------------------------------ the real demo report
+AWKWARD = re.compile(r"\bonly 0(?![.\d])|(?<![\d.,+-])1 (?:\w+ )?days\b|\b0\.0 hours\b")
+
+
+def _need_browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test needs the system Chromium. "
+            "Install it with `sudo scripts/install-chromium.sh` (apt-get install chromium), then re-run."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - dev extra missing
+        pytest.fail(f"playwright (Python) is not installed ({exc}); install the dev extras")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11)."""
+    work = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
+           "CHURN_ARTIFACT_ROOT": (work / "mlartifacts").as_uri()}
+    churn = Path(sys.executable).with_name("churn")
+    done = subprocess.run([str(churn), "demo", "--customers", "3000", "--seed", "11", "--workdir", str(work)],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    reports = sorted((work / "outputs").rglob("report.html"))
+    assert len(reports) == 1, reports
+    run_dir = reports[0].parent
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["summary"]
+    return run_dir, summary
+
+
+def _count(text: str) -> int:
+    """'1,234' -> 1234 (the report writes counts with thousands separators)."""
+    return int(text.strip().replace(",", ""))
+
+
+@pytest.mark.slow
+def test_demo_report_renders_in_chromium_with_the_summary_counts(demo_run):
+    sync_playwright = _need_browser()
+    run_dir, summary = demo_run
+    report = run_dir / "report.html"
+    shot = run_dir / "report.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            console_errors: list[str] = []
+            page_errors: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report.as_uri(), wait_until="load")
+
+            images = page.eval_on_selector_all(
+                "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth,"
+                             " shown: e.getBoundingClientRect().width}))"
+            )
+            # risk distribution, tiers, incentives: every chart the page has is decoded and laid out
+            assert len(images) == 3, images
+            for img in images:
+                assert img["complete"] and img["w"] > 0 and img["shown"] > 100, f"chart did not render: {img}"
+
+            def shown(selector: str) -> int:
+                return _count(page.locator(selector).inner_text())
+
+            assert shown('[data-count="scored"]') == summary["status_counts"]["scored"]
+            assert shown('[data-count="customers"]') == summary["customers"]
+            assert shown('[data-count="contacted"]') == summary["contacted"]
+            assert shown('[data-count="control_group"]') == summary["control_group"]
+            for st, n in summary["status_counts"].items():
+                assert shown(f'[data-status="{st}"]') == n, st
+            for tier, t in summary["tiers"].items():
+                assert shown(f'[data-tier="{tier}"]') == t["customers"], tier
+            for name, inc in summary["incentives"].items():
+                assert shown(f'[data-incentive="{name}"]') == inc["customers"], name
+            budget = page.locator("#budget").inner_text()
+            assert f"€{summary['budget_used']:,.0f} of €{summary['budget']:,.0f}" in budget
+
+            # Why customers are at risk: drivers, each listed once per tier, in plain words
+            why = page.locator("#reasons")
+            signals = why.locator("tbody tr td:first-child").all_inner_texts()
+            assert signals and "typically:" in why.inner_text()
+            for table in why.locator("table").all():
+                names = [t.split("\n")[0] for t in table.locator("tbody tr td:first-child").all_inner_texts()]
+                assert len(names) == len(set(names)), names
+            assert not AWKWARD.search(page.locator("body").inner_text())
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+
+    assert console_errors == [] and page_errors == [], (console_errors, page_errors)
+    assert all(u.startswith(("file://", "data:")) for u in requests), requests
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a full page with charts
+    print(f"\nscreenshot of the demo report: {shot}")
+    if os.environ.get("CHURN_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["CHURN_SCREENSHOT"])
+
+
+@pytest.mark.slow
+def test_demo_reasons_read_naturally_in_scores_and_segments(demo_run):
+    run_dir, _ = demo_run
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    texts = pd.concat([scores[c] for c in ("reason_1", "reason_2", "reason_3")]).dropna()
+    assert len(texts) > 1000
+    bad = texts[texts.str.contains(AWKWARD)]
+    assert bad.empty, bad.value_counts().head(10)
+    # every reason names its feature
+    for i in (1, 2, 3):
+        assert (scores[f"reason_{i}"].isna() == scores[f"reason_{i}_feature"].isna()).all()
+    for csv in (run_dir / "segments").glob("*.csv"):
+        seg = pd.read_csv(csv, dtype=str, encoding="utf-8-sig")
+        for c in [c for c in seg.columns if c.startswith("reason_")]:
+            assert not seg[c].dropna().str.contains(AWKWARD).any(), csv.name
