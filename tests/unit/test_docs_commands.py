@@ -1,0 +1,155 @@
+"""Every shell command in README.md and docs/*.md is checked, so the docs cannot describe a CLI that is gone.
+
+A command is taken from a fenced block marked bash, sh or console (continuation lines joined, `$ ` prompts
+and trailing comments dropped) or from a cron block (the five time fields dropped). Then, by its program:
+
+* `churn COMMAND ...`: `churn COMMAND --help` must exist and list every `--option` the line uses; the cheap
+  ones of the README (generate, validate, features) also run for real on a tiny generated data set
+  (`test_cheap_commands_run_for_real`), and `churn demo` runs in tests/e2e/test_report_browser.py;
+* `make TARGET`: `make -n TARGET` must succeed (the target exists);
+* `mlflow COMMAND ...`: `mlflow COMMAND --help` must list every option used;
+* `.venv/bin/python -m pytest PATHS`: the paths exist; `airflow dags test`: the DAG in docs/operations.md
+  compiles and its commands pass these checks;
+* PostgreSQL's `createuser` / `createdb` (after `sudo -u postgres`): the installed tool's `--help` lists
+  every option used; `export VAR=value`: well formed;
+* anything else fails the test: add a check for it here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BIN = Path(sys.executable).parent
+PG_BIN = Path("/usr/lib/postgresql/15/bin")  # the PostgreSQL client tools of this machine's OS packages
+SHELL_BLOCK = re.compile(r"^```(bash|sh|console|cron)\n(.*?)^```", re.S | re.M)
+ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb", "OMP_NUM_THREADS": "1"}
+
+
+def commands() -> list[tuple[str, str]]:
+    """(where, command) for every command line of every shell or cron block in the docs."""
+    out = []
+    for doc in DOCS:
+        for lang, body in SHELL_BLOCK.findall(doc.read_text(encoding="utf-8")):
+            joined = re.sub(r"\\\n\s*", " ", body)
+            for line in joined.splitlines():
+                line = line.strip()
+                if line.startswith("$ "):
+                    line = line[2:]
+                if not line or line.startswith("#"):
+                    continue
+                if lang == "cron":
+                    line = " ".join(line.split()[5:])  # minute hour day month weekday command
+                line = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+                out.append((f"{doc.relative_to(ROOT)}", line))
+    return out
+
+
+def _words(line: str) -> list[str]:
+    """The words of the first command of a line, without leading VAR=value assignments and `cd X &&`."""
+    parts = re.split(r"\s*(?:&&|;|\|)\s*", line)
+    for part in parts:
+        words = shlex.split(part.replace("[", " ").replace("]", " "))
+        while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+            words = words[1:]
+        if words and words[0] != "cd":
+            return words
+    return []
+
+
+@functools.cache
+def _help(*argv: str) -> str:
+    done = subprocess.run(list(argv) + ["--help"], capture_output=True, text=True, env=ENV, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, f"{' '.join(argv)} --help failed: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+def _check_options(argv: list[str], words: list[str], line: str) -> None:
+    text = _help(*argv)
+    for w in words:
+        if w.startswith("--"):
+            opt = w.split("=", 1)[0]
+            assert re.search(rf"{re.escape(opt)}\b", text), f"{line!r}: {' '.join(argv)} has no option {opt}"
+
+
+def check(line: str) -> None:
+    """Check one documented command (see the module docstring)."""
+    words = _words(line)
+    assert words, line
+    if words[0] == "sudo":  # sudo [-u USER] COMMAND ...
+        words = words[3:] if words[1] == "-u" else words[1:]
+    prog = Path(words[0]).name
+    if prog == "churn":
+        assert len(words) > 1 and not words[1].startswith("-") or words[1:] == ["--help"], line
+        _check_options([str(BIN / "churn"), *words[1:2]] if words[1] != "--help" else [str(BIN / "churn")],
+                       words[2:], line)
+    elif prog == "make":
+        for target in [w for w in words[1:] if not w.startswith("-") and "=" not in w] or [""]:
+            done = subprocess.run(["make", "-n", *([target] if target else [])], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0, f"{line!r}: {done.stderr}"
+    elif prog == "mlflow":
+        _check_options([str(BIN / "mlflow"), words[1]], words[2:], line)
+    elif prog in ("python", "python3") and words[1:3] == ["-m", "pytest"]:
+        for w in words[3:]:
+            if not w.startswith("-") and "/" in w:
+                assert (ROOT / w.split("::")[0]).exists(), f"{line!r}: {w} does not exist"
+    elif prog in ("createuser", "createdb"):
+        tool = PG_BIN / prog
+        assert tool.exists(), f"{line!r}: {tool} is not installed"
+        _check_options([str(tool)], words[1:], line)
+    elif prog == "export":
+        assert len(words) == 2 and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S+", words[1]), line
+    elif prog == "airflow":
+        assert words[1:3] == ["dags", "test"], line  # the DAG itself is compiled in its own test
+    else:
+        pytest.fail(f"no check for {line!r}: add one to tests/unit/test_docs_commands.py")
+
+
+def test_the_docs_have_commands() -> None:
+    where = {w for w, _ in commands()}
+    assert {"README.md", "docs/operations.md", "docs/architecture.md"} <= where
+
+
+@pytest.mark.parametrize(("where", "line"), commands(), ids=lambda v: v[:60])
+def test_documented_command_exists(where: str, line: str) -> None:
+    check(line)
+
+
+def test_airflow_dag_in_the_docs_compiles_and_runs_documented_commands() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    dags = re.findall(r"```python\n(.*?)^```", text, re.S | re.M)
+    assert dags, "docs/operations.md has no Airflow DAG"
+    for src in dags:
+        compile(src, "docs/operations.md", "exec")
+        for cmd in re.findall(r'bash_command="([^"]+)"', src):
+            check(cmd)
+
+
+def test_cheap_commands_run_for_real(tmp_path: Path) -> None:
+    """The README's generate, validate and features commands, run as written but on 300 customers (in the
+    other docs they are checked against --help: they name folders of the reader's own)."""
+    ran = set()
+    for where, line in commands():
+        if where != "README.md":
+            continue
+        words = _words(line)
+        if Path(words[0]).name != "churn" or words[1] not in ("generate", "validate", "features") or "[" in line:
+            continue
+        words = [str(BIN / "churn"), *words[1:]]
+        if "--customers" in words:
+            words[words.index("--customers") + 1] = "300"  # small size, same command
+        done = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=300)
+        assert done.returncode == 0, f"{line!r}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
+        ran.add(words[1])
+    assert ran == {"generate", "validate", "features"}
