@@ -3,13 +3,23 @@
 `<bundle_dir>/<name>-<version>/` holds model.joblib, features.json and manifest.json (sha256 of every other
 file, the feature list, library versions, metrics, created-at, MLflow run id). It is written atomically;
 loading verifies every hash and warns when library versions differ from the ones it was trained with.
+
+A bundle is code: model.joblib is a pickle, and unpickling runs whatever it names. Loading therefore refuses
+(with a ChurnError, before unpickling) a bundle whose manifest is missing or malformed, that holds a file the
+manifest does not list, or whose files do not match their hashes; it unpickles with an allow-list of the
+modules a churn model is made of (not a sandbox: a defence in depth). When the environment variable
+`CHURN_BUNDLE_KEY` is set, manifests are signed with HMAC-SHA256 under that key (`manifest.sig`) and unsigned
+or wrongly signed bundles are refused, so a swapped file with a rewritten manifest is caught. Load bundles
+only from stores you trust.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import os
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +35,26 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 FEATURES_FILE = "features.json"
+SIGNATURE_FILE = "manifest.sig"
+KEY_ENV = "CHURN_BUNDLE_KEY"
 BUNDLE_FORMAT = 1
+# What a pickled ChurnModel may reference: the project, its numeric libraries and a few plain builtins. A
+# pickle naming anything else (os.system, builtins.eval, subprocess...) is refused before it can run.
+ALLOWED_MODULES = ("churn", "numpy", "pandas", "sklearn", "lightgbm", "scipy", "joblib", "collections",
+                   "datetime", "copyreg", "_codecs", "zoneinfo", "pytz", "dateutil")
+ALLOWED_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
+                    "bytearray", "bool", "slice", "range", "object", "NoneType", "type"}
+
+
+def bundle_key() -> bytes | None:
+    """The HMAC key for bundle manifests (`CHURN_BUNDLE_KEY`), or None when unset or empty."""
+    key = os.environ.get(KEY_ENV, "")
+    return key.encode() if key else None
+
+
+def sign(data: bytes, key: bytes) -> str:
+    """Hex HMAC-SHA256 of `data` under `key`."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -74,39 +103,96 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
         # Imported here: MLflow (behind tracking) costs seconds to import, and loading a bundle needs none.
         from churn.training.tracking import jsonable
 
-        (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(jsonable(manifest), indent=2, sort_keys=True, default=str) + "\n"
+        (tmp / MANIFEST).write_text(text)
+        key = bundle_key()
+        if key is not None:
+            (tmp / SIGNATURE_FILE).write_text(sign(text.encode(), key) + "\n")
     log.info("bundle written to %s", path)
     return path
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of the bundle at `path` (ChurnError when absent or unreadable)."""
+    """The manifest of the bundle at `path` (ChurnError when absent, unreadable or malformed)."""
     p = Path(path) / MANIFEST
     if not p.is_file():
         raise ChurnError(f"{path}: not a model bundle (no {MANIFEST})")
     try:
-        return json.loads(p.read_text())
+        manifest = json.loads(p.read_bytes())
     except (OSError, ValueError) as exc:
-        raise ChurnError(f"{p}: cannot read the bundle manifest ({exc})") from None
+        raise ChurnError(f"{p}: cannot read the bundle manifest ({exc}); the bundle is corrupt") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ChurnError(f"{p}: malformed bundle manifest (no 'files' mapping of names to sha256); "
+                         "the bundle is corrupt")
+    return manifest
+
+
+def _check_signature(path: Path) -> None:
+    """With `CHURN_BUNDLE_KEY` set, the manifest must carry a valid HMAC signature."""
+    key = bundle_key()
+    if key is None:
+        return
+    sig_file = path / SIGNATURE_FILE
+    if not sig_file.is_file():
+        raise ChurnError(f"model bundle {path} is not signed ({SIGNATURE_FILE} missing) and {KEY_ENV} is set: "
+                         "refusing an unsigned bundle")
+    expected = sign((path / MANIFEST).read_bytes(), key)
+    if not hmac.compare_digest(sig_file.read_text().strip(), expected):
+        raise ChurnError(f"model bundle {path}: the manifest's signature does not match under {KEY_ENV} "
+                         "(the manifest was changed, or signed with another key): refusing it")
 
 
 def verify_bundle(path: str | Path) -> dict[str, Any]:
-    """Check every file listed in the manifest exists and matches its sha256; returns the manifest."""
+    """Check the manifest (and its signature when `CHURN_BUNDLE_KEY` is set), that every listed file exists
+    and matches its sha256, and that the folder holds no file the manifest does not list; returns it."""
     path = Path(path)
     manifest = read_manifest(path)
-    files = manifest.get("files") or {}
+    _check_signature(path)
+    files = manifest["files"]
     if MODEL_FILE not in files:
         raise ChurnError(f"{path}: the manifest lists no {MODEL_FILE}")
     problems = []
     for fname, digest in sorted(files.items()):
         f = path / fname
-        if not f.is_file():
+        if Path(fname).name != fname or fname in (MANIFEST, SIGNATURE_FILE):
+            problems.append(f"the manifest lists an invalid file name {fname!r}")
+        elif not f.is_file():
             problems.append(f"{fname} is missing")
         elif sha256_file(f) != digest:
             problems.append(f"{fname} does not match its sha256 in {MANIFEST} (changed or corrupted)")
+    extra = sorted(str(p.relative_to(path)) for p in path.rglob("*")
+                   if p.name not in files and p.name not in (MANIFEST, SIGNATURE_FILE) or p.parent != path)
+    if extra:
+        problems.append(f"files not listed in {MANIFEST}: {', '.join(extra[:10])}")
     if problems:
         raise ChurnError(f"model bundle {path} failed its integrity check: " + "; ".join(problems))
     return manifest
+
+
+def _allowed(module: str, name: str) -> bool:
+    if module == "builtins":
+        return name in ALLOWED_BUILTINS
+    return module.split(".")[0] in ALLOWED_MODULES
+
+
+def safe_load(file: Path) -> Any:
+    """Unpickle a joblib file, refusing any global outside the allow-list before it is imported or run."""
+    from joblib import numpy_pickle
+
+    class _Restricted(numpy_pickle.NumpyUnpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if not _allowed(module, name):
+                raise ChurnError(f"{file} is not a churn model: its pickle references {module}.{name}, which no "
+                                 "churn model contains; refusing to load it (it could run code)")
+            return super().find_class(module, name)
+
+    with open(file, "rb") as fh:
+        # joblib's own check of the stream (compression, old formats), as joblib.load does.
+        with numpy_pickle._validate_fileobject_and_memmap(fh, str(file), None) as (fobj, _):
+            if isinstance(fobj, str):
+                raise ChurnError(f"{file}: an old joblib format, not a churn model")
+            return _Restricted(str(file), fobj, True).load()
 
 
 def version_differences(saved: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -124,7 +210,9 @@ def load_bundle(path: str | Path) -> ChurnModel:
         msg = ", ".join(f"{k} {a} (trained) vs {b} (installed)" for k, (a, b) in sorted(diffs.items()))
         warnings.warn(f"model bundle {path}: library versions differ: {msg}", UserWarning, stacklevel=2)
     try:
-        model = joblib.load(path / MODEL_FILE)
+        model = safe_load(path / MODEL_FILE)
+    except ChurnError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a broken pickle is the user's file
         raise ChurnError(f"{path / MODEL_FILE}: cannot load the model ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, ChurnModel):

@@ -1,14 +1,77 @@
-"""`load_model`: one way to get a ChurnModel from a registry alias, a version, a run or a bundle folder."""
+"""`load_model`: one way to get a ChurnModel from a registry alias, a version, a run or a bundle folder.
+
+MLflow models are code too (pickles): training records the sha256 of every file of the logged model as the
+run's and the model version's tag `churn.model_sha256` (HMAC-signed under `CHURN_BUNDLE_KEY` when set, tag
+`churn.model_sha256_sig`). `models:/` and `runs:/` loads download the files, check them against that record
+and refuse a model without one, before anything is unpickled.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from churn.errors import ChurnError
 from churn.training.model import ChurnModel
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
+HASH_TAG = "churn.model_sha256"
+HASH_SIG_TAG = "churn.model_sha256_sig"
+_MLFLOW_METADATA = {"MLmodel", "registered_model_meta"}
+
+
+def artifact_hashes(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file under a downloaded MLflow model folder, by relative path (MLmodel and
+    registered_model_meta excluded: MLflow's own metadata, no code, which MLflow writes or rewrites itself,
+    e.g. on a models:/ download)."""
+    from churn.training.bundle import sha256_file
+
+    root = Path(folder)
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in _MLFLOW_METADATA}
+
+
+def hash_tags(hashes: dict[str, str]) -> dict[str, str]:
+    """The tags that record `hashes` (and their HMAC under CHURN_BUNDLE_KEY, when set)."""
+    from churn.training.bundle import bundle_key, sign
+
+    text = json.dumps(hashes, sort_keys=True)
+    tags = {HASH_TAG: text}
+    key = bundle_key()
+    if key is not None:
+        tags[HASH_SIG_TAG] = sign(text.encode(), key)
+    return tags
+
+
+def check_hashes(uri: str, folder: Path, tags: dict[str, str]) -> None:
+    """Refuse the downloaded model in `folder` unless its files match the hashes recorded at training."""
+    import hmac
+
+    from churn.training.bundle import KEY_ENV, bundle_key, sign
+
+    text = tags.get(HASH_TAG)
+    if not text:
+        raise ChurnError(f"{uri}: no artifact hashes were recorded at training (tag {HASH_TAG}); refusing to load "
+                         "a model whose files cannot be checked (it is a pickle, i.e. code)")
+    key = bundle_key()
+    if key is not None and not hmac.compare_digest(tags.get(HASH_SIG_TAG, ""), sign(text.encode(), key)):
+        raise ChurnError(f"{uri}: the recorded artifact hashes are not signed under {KEY_ENV} (unsigned, changed, "
+                         "or another key): refusing it")
+    try:
+        recorded = json.loads(text)
+    except ValueError:
+        raise ChurnError(f"{uri}: the recorded artifact hashes (tag {HASH_TAG}) are unreadable") from None
+    found = artifact_hashes(folder)
+    problems = [f"{f} changed since training" for f in sorted(recorded) if f in found and found[f] != recorded[f]]
+    problems += [f"{f} is missing" for f in sorted(recorded) if f not in found]
+    problems += [f"{f} was not there at training" for f in sorted(found) if f not in recorded]
+    if problems:
+        raise ChurnError(f"{uri} failed its integrity check against the hashes recorded at training: "
+                         + "; ".join(problems))
 
 
 def load_model(uri_or_path: str) -> ChurnModel:
@@ -32,9 +95,12 @@ def _load_mlflow(uri: str) -> ChurnModel:
 
     from churn.training.tracking import mlflow_session
 
-    with mlflow_session() as client:
+    with mlflow_session() as client, tempfile.TemporaryDirectory(prefix="churn-load-") as tmp:
         try:
-            pyfunc = mlflow.pyfunc.load_model(uri)
+            tags = _recorded_tags(client, uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            check_hashes(uri, Path(local), tags)
+            pyfunc = mlflow.pyfunc.load_model(local)
         except MlflowException as exc:
             raise ChurnError(f"cannot load model {uri}: {exc.message}") from None
         except OSError as exc:
@@ -52,6 +118,20 @@ def _load_mlflow(uri: str) -> ChurnModel:
         if name and version:
             meta["registered_name"], meta["registered_version"] = name, version
     return model
+
+
+def _recorded_tags(client: Any, uri: str) -> dict[str, str]:
+    """The tags recorded at training for `uri`: the model version's for models:/, the run's for runs:/."""
+    m = re.match(r"^models:/([^/@]+)(?:/(\d+)|@(.+))$", uri)
+    if m:
+        name, ver, alias = m.groups()
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, ver)
+        return dict(mv.tags or {})
+    m = re.match(r"^runs:/([^/]+)/", uri)
+    if m:
+        return dict(client.get_run(m.group(1)).data.tags)
+    raise ChurnError(f"cannot load model {uri}: only models:/<name>/<version>, models:/<name>@<alias> and "
+                     "runs:/<run id>/<path> URIs (or a bundle folder) are supported")
 
 
 def _registered_version(client, uri: str) -> tuple[str | None, str | None]:

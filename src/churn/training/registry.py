@@ -2,12 +2,13 @@
 
 The challenger and the current champion are compared on the challenger's holdout (the newest snapshot it
 never trained on), kept as the run artifact `holdout/holdout.parquet` with the challenger's own holdout
-predictions. The champion is scored on those rows with its own model. Aliases only, never stages.
+predictions; that artifact holds no customer ids, names or e-mails (`holdout_artifact`). The champion is scored on those rows with its own model. Aliases only, never stages.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ HOLDOUT_ARTIFACT_DIR = "holdout"
 HOLDOUT_FILE = "holdout.parquet"
 LABEL_COLUMN = "__label__"
 RISK_COLUMN = "__risk__"
+PSEUDONYM_COLUMN = "__customer_pseudonym__"
+MIN_GROUP = 5  # a text value shared by fewer holdout rows is blanked in the logged holdout
+PERSONAL_NAME = re.compile(r"name|e-?mail|phone|mobile|address|street|zip|postcode|birth|iban|ssn|passport",
+                           re.IGNORECASE)
 LOWER_IS_BETTER = {"log_loss", "brier"}
 
 
@@ -155,9 +160,32 @@ def _log_decision(client: MlflowClient, run_id: str, name: str, version: str, ou
         client.log_batch(run_id, metrics=metrics)
 
 
-def holdout_artifact(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray, folder: Path) -> Path:
-    """Write the holdout (features, label, the model's holdout predictions) for later comparison."""
-    out = frame.copy()
+def holdout_artifact(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray, folder: Path, *,
+                     id_col: str | None = None, features: list[str] | None = None,
+                     key: bytes | None = None) -> Path:
+    """Write the holdout (model inputs, label, the model's holdout predictions) for later comparison,
+    with nothing personal in it.
+
+    The id column is dropped (with `key`, replaced by keyed pseudonyms, so rows can be joined by whoever
+    holds the key and by no one else). Other columns are kept so a champion trained on other features can
+    still be scored on the same rows, except contact details: text columns named like names, e-mails,
+    phones or addresses are dropped, and in every other text column a value seen in fewer than
+    `MIN_GROUP` rows is blanked (a unique value - a name, an e-mail, an id - could single a customer out;
+    a plan or a region shared by many cannot).
+    """
+    from churn.io import pseudonymise
+
+    inputs = set(features or [])
+    out = frame.drop(columns=[c for c in frame.columns if c == id_col
+                              or (c not in inputs and PERSONAL_NAME.search(str(c)))]).copy()
+    for c in out.columns:
+        col = out[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        counts = col.astype(str).map(col.astype(str).value_counts())
+        out[c] = col.where(counts >= MIN_GROUP)
+    if id_col and key is not None and id_col in frame.columns:
+        out.insert(0, PSEUDONYM_COLUMN, pseudonymise(frame[id_col], key).to_numpy())
     out[LABEL_COLUMN] = np.asarray(y, dtype="int64")
     out[RISK_COLUMN] = np.asarray(risk, dtype="float64")
     path = Path(folder) / HOLDOUT_ARTIFACT_DIR / HOLDOUT_FILE

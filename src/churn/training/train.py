@@ -440,32 +440,64 @@ def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, 
 def _register(client: Any, run_id: str, model: ChurnModel, config: Config, config_path: str | None, tmp: Path,
               holdout_df: pd.DataFrame, y_ho: np.ndarray, p_ho: np.ndarray, metrics: dict[str, float], scheme: str,
               warns: list[str], say: Callable[[str], None], warn: Callable[[str], None]) -> dict[str, str]:
-    """Log the artifacts and the pyfunc, register it (alias challenger) and export the bundle."""
+    """Log the artifacts and the pyfunc, register it (alias challenger), record the logged model's file
+    hashes (checked by every models:/ and runs:/ load) and export the bundle.
+
+    The holdout artifact carries no customer ids, names or e-mails (ids pseudonymised under
+    CHURN_PSEUDONYM_KEY when set, else dropped). If the tracking store fails on the way (a server gone), the
+    bundle is still written, as `<name>-unregistered-<run>`, the run is ended as failed where the store
+    still answers, and the error says so.
+    """
+    import contextlib
+
     import mlflow
 
+    from churn.io import checkpoint, pseudonym_key
     from churn.training import registry
     from churn.training.bundle import export_bundle
+    from churn.training.loading import artifact_hashes, hash_tags
     from churn.training.pyfunc import log_pyfunc
 
     mc = config.model
-    registry.holdout_artifact(holdout_df, y_ho, p_ho, tmp)
-    mlflow.log_artifacts(str(tmp))
-    if config_path:
-        if Path(config_path).is_file():
-            mlflow.log_artifact(str(config_path), "config")
-        else:
-            warn(f"config file {config_path} not found; not logged")
-    say(f"logging the model and registering it as '{mc.registered_name}'")
-    info = log_pyfunc(model, registered_model_name=mc.registered_name)
-    version = str(info.registered_model_version)
-    model_uri = f"models:/{mc.registered_name}/{version}"
+    registry.holdout_artifact(holdout_df, y_ho, p_ho, tmp, id_col=(model.metadata_.get("keys") or {}).get("id"),
+                              features=[f.name for f in model.features_], key=pseudonym_key())
+    checkpoint("register")
+    try:
+        mlflow.log_artifacts(str(tmp))
+        if config_path:
+            if Path(config_path).is_file():
+                mlflow.log_artifact(str(config_path), "config")
+            else:
+                warn(f"config file {config_path} not found; not logged")
+        say(f"logging the model and registering it as '{mc.registered_name}'")
+        info = log_pyfunc(model, registered_model_name=mc.registered_name)
+        version = str(info.registered_model_version)
+        # The files as the store now holds them: what every later models:/ or runs:/ load must match.
+        with tempfile.TemporaryDirectory(prefix="churn-logged-") as dl:
+            hashes = artifact_hashes(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=dl))
+        tags = hash_tags(hashes)
+        mlflow.set_tags(tags)
+        for k, v in tags.items():
+            client.set_model_version_tag(mc.registered_name, version, k, v)
+        model_uri = f"models:/{mc.registered_name}/{version}"
+        registry.set_alias(client, mc.registered_name, registry.CHALLENGER, version)
+        for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
+            if np.isfinite(metrics.get(k, np.nan)):
+                client.set_model_version_tag(mc.registered_name, version, f"holdout_{k}", f"{metrics[k]:.6f}")
+        client.set_model_version_tag(mc.registered_name, version, "evaluation", scheme)
+    except Exception as exc:  # noqa: BLE001 - any store failure: keep the model, then say what happened
+        bundle = Path(mc.bundle_dir) / f"{mc.registered_name}-unregistered-{run_id[:8]}"
+        export_bundle(model, bundle, name=mc.registered_name, version=None, run_id=run_id, model_uri=None)
+        # Popped from MLflow's run stack first, so the failing store cannot replace this error on the way out.
+        with contextlib.suppress(Exception):
+            mlflow.end_run("FAILED")
+        detail = str(getattr(exc, "message", None) or exc).splitlines()[0][:300]
+        raise ChurnError(f"the MLflow tracking store {client.tracking_uri} failed while logging run {run_id} "
+                         f"({type(exc).__name__}: {detail}); the model was NOT registered, but it was saved as "
+                         f"the bundle {bundle}: score with --model {bundle}, or train again once the store "
+                         "answers") from None
     model.metadata_["registered_version"] = version
     model.metadata_["model_uri"] = model_uri
-    registry.set_alias(client, mc.registered_name, registry.CHALLENGER, version)
-    for k in ("roc_auc", "pr_auc", "log_loss", "brier"):
-        if np.isfinite(metrics.get(k, np.nan)):
-            client.set_model_version_tag(mc.registered_name, version, f"holdout_{k}", f"{metrics[k]:.6f}")
-    client.set_model_version_tag(mc.registered_name, version, "evaluation", scheme)
     bundle = Path(mc.bundle_dir) / f"{mc.registered_name}-{version}"
     if bundle.exists():
         alt = bundle.with_name(f"{bundle.name}-{run_id[:8]}")

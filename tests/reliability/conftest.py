@@ -1,0 +1,50 @@
+"""Shared fixtures for the reliability tests: one small generated data source and a model trained on it
+through the real CLI into a SQLite MLflow store, all in a temporary work folder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # 2 shared cores: no OpenMP oversubscription in tests
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHURN = [sys.executable, "-m", "churn.cli"]
+
+
+def churn_env(work: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `churn` subprocess working in `work` (its own SQLite store and artifacts)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
+           "CHURN_ARTIFACT_ROOT": (work / "mlartifacts").as_uri(), "PYTHONHASHSEED": "0"}
+    env.pop("CHURN_KILL_AT", None)
+    env.pop("CHURN_PAUSE_AT", None)
+    return {**env, **extra}
+
+
+def run_churn(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `churn <args>` in `work` and wait for it."""
+    return subprocess.run([*CHURN, *args], cwd=work, env=churn_env(work, **env), capture_output=True, text=True,
+                          timeout=600)
+
+
+def start_churn(work: Path, *args: str, **env: str) -> subprocess.Popen:
+    """Start `churn <args>` in `work` without waiting."""
+    return subprocess.Popen([*CHURN, *args], cwd=work, env=churn_env(work, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder with data/ (400 generated customers, seed 5) and models/churn-1 (trained by the CLI)."""
+    work = tmp_path_factory.mktemp("reliability")
+    r = run_churn(work, "generate", "--out", "data", "--customers", "400", "--start", "2024-01-01",
+                  "--end", "2024-10-01", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    r = run_churn(work, "train", "--data", "data")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (work / "models" / "churn-1" / "manifest.json").is_file()
+    return work
