@@ -100,11 +100,14 @@ def signal_vs_churn(frame: pd.DataFrame, features: Sequence[Feature], *, per_fam
         x = frame[row.feature]
         if x.dtype == object:
             level = x.fillna("(missing)").astype(str)
+            order = sorted(level.unique())
         else:
-            # Quantile bins (fewer when values repeat); missing values form their own level.
+            # Quantile bins (fewer when values repeat), lowest first; missing values form their own level.
             binned = pd.qcut(pd.to_numeric(x, errors="coerce"), bins, duplicates="drop")
             level = binned.astype(str).where(binned.notna(), "(missing)")
-        rates = frame.groupby(level, sort=False)[LABEL].agg(rows="size", churn_rate="mean").reset_index(names="level")
+            order = [str(c) for c in binned.cat.categories] + ["(missing)"]
+        rates = frame.groupby(level)[LABEL].agg(rows="size", churn_rate="mean")
+        rates = rates.reindex([o for o in order if o in rates.index]).reset_index(names="level")
         rates.insert(0, "feature", row.feature)
         rates.insert(0, "family", row.family)
         rates["auc"] = row.auc
