@@ -22,11 +22,12 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it.
 _EXPORTS = {
     **dict.fromkeys(
-        ["load_config", "open_source", "validation_report", "ValidationReport", "latest_date", "build_features",
-         "build_training_frame", "train", "train_table", "load_model", "score", "score_frame", "plan_retention",
-         "compare_budgets", "score_to_folder", "promote"], "churn.api"),
-    **dict.fromkeys(["activity_by_month", "churn_rate_by", "signal_strength", "signal_vs_churn", "plot_signals"],
-                    "churn.explore"),
+        ["load_config", "open_source", "validation_report", "ValidationReport", "latest_date",
+         "build_features", "build_training_frame", "train", "train_table", "load_model", "score",
+         "score_frame", "plan_retention", "compare_budgets", "score_to_folder", "promote"], "churn.api"),
+    **dict.fromkeys(
+        ["activity_by_month", "churn_rate_by", "signal_strength", "signal_vs_churn", "plot_signals"],
+        "churn.explore"),
     **dict.fromkeys(["read_run", "RunReport"], "churn.runs"),
     **dict.fromkeys(["segment_preview"], "churn.planning"),
     **dict.fromkeys(["workspace", "Workspace", "champion"], "churn.workspaces"),

@@ -56,7 +56,8 @@ def load_config(path: PathLike | None = None) -> Config:
 
 
 @contextmanager
-def open_source(data: PathLike | None = None, config: Config | PathLike | None = None) -> Iterator[DataSource]:
+def open_source(data: PathLike | None = None,
+                config: Config | PathLike | None = None) -> Iterator[DataSource]:
     """Open and validate a data source (raising one error that lists every problem); the typed tables are
     DuckDB views on `ds.con`, closed when the block ends.
 
@@ -86,7 +87,8 @@ class ValidationReport:
     notices: list[str] = field(default_factory=list)
 
 
-def validation_report(data: PathLike | None = None, config: Config | PathLike | None = None) -> ValidationReport:
+def validation_report(data: PathLike | None = None,
+                      config: Config | PathLike | None = None) -> ValidationReport:
     """Check a source against the data contract; problems are returned, not raised.
 
     Example:
@@ -108,7 +110,8 @@ def validation_report(data: PathLike | None = None, config: Config | PathLike | 
             return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end,
                                     label_kind(ds, cfg), list(ds.notices))
     except DataValidationError as exc:
-        return ValidationReport(False, pd.DataFrame(columns=["table", "file", "rows"]), _problem_frame(exc.problems))
+        no_tables = pd.DataFrame(columns=["table", "file", "rows"])
+        return ValidationReport(False, no_tables, _problem_frame(exc.problems))
 
 
 def _problem_frame(problems: Sequence[Any]) -> pd.DataFrame:
@@ -227,7 +230,8 @@ def score_frame(model: ChurnModel | str | PathLike, frame: pd.DataFrame,
     from churn.scoring.score import score_frame as run
 
     cfg = _cfg(config)
-    return run(_model(model), frame, chunk_rows=cfg.scoring.chunk_rows, reason_method=cfg.scoring.reason_method)
+    return run(_model(model), frame, chunk_rows=cfg.scoring.chunk_rows,
+               reason_method=cfg.scoring.reason_method)
 
 
 def plan_retention(scores: pd.DataFrame, config: Config | PathLike | None = None, *,

@@ -25,7 +25,8 @@ def activity_by_month(ds: DataSource) -> pd.DataFrame:
     """
     parts = [(t, CONTRACT[t].time_column) for t in ACTIVITY if t in ds.tables]
     union = " UNION ALL ".join(
-        f"SELECT '{t}' AS tbl, customer_id, date_trunc('month', {col}) AS month FROM {t} WHERE {col} IS NOT NULL"
+        f"SELECT '{t}' AS tbl, customer_id, date_trunc('month', {col}) AS month FROM {t} "
+        f"WHERE {col} IS NOT NULL"
         for t, col in parts)
     counts = ds.con.execute(f"SELECT month, tbl, count(*) AS n FROM ({union}) GROUP BY 1, 2").df()
     table = counts.pivot(index="month", columns="tbl", values="n").fillna(0).astype("int64")
@@ -44,7 +45,10 @@ def churn_rate_by(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     Example:
         >>> churn_rate_by(training.frame, "plan")  # doctest: +SKIP
     """
-    key = frame["as_of"].dt.to_period("M").dt.to_timestamp() if by == "month" else frame[by].fillna("(missing)")
+    if by == "month":
+        key = frame["as_of"].dt.to_period("M").dt.to_timestamp()
+    else:
+        key = frame[by].fillna("(missing)")
     out = frame.groupby(key.rename(by), sort=True, observed=True)[LABEL].agg(rows="size", churners="sum",
                                                                             churn_rate="mean")
     out["churners"] = out["churners"].astype("int64")
@@ -121,7 +125,8 @@ def plot_signals(table: pd.DataFrame, base_rate: float | None = None) -> Any:
     returns the matplotlib figure.
 
     Example:
-        >>> plot_signals(signal_vs_churn(tf.frame, tf.features), base_rate=tf.frame["churned"].mean())  # doctest: +SKIP
+        >>> table = signal_vs_churn(tf.frame, tf.features)  # doctest: +SKIP
+        >>> plot_signals(table, base_rate=tf.frame["churned"].mean())  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 

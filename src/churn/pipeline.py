@@ -117,7 +117,8 @@ def train_from_table(config: Config, table: str, target: str, id_col: str, *, ti
 def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str | None = None,
                     as_of: str | None = None, table: str | None = None, id_col: str | None = None,
                     customers: str | None = None, csv: bool = False, overwrite: bool = False,
-                    progress: Progress = None, chunk_progress: Callable[[int, int], None] | None = None) -> Any:
+                    progress: Progress = None,
+                    chunk_progress: Callable[[int, int], None] | None = None) -> Any:
     """What `churn score` does: score raw data as of a date (or a ready feature table with `table` and
     `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun."""
     from churn.scoring.score import score_source, score_table
@@ -125,12 +126,13 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
     if table:
         if not id_col:
             raise ChurnError("a feature table needs its id column")
-        return score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite, csv=csv,
-                           progress=progress, chunk_progress=chunk_progress, customers=customers)
+        return score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite,
+                           csv=csv, progress=progress, chunk_progress=chunk_progress, customers=customers)
     if not as_of:
         raise ChurnError("an as-of date is required when scoring raw data")
-    return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv, progress=progress,
-                        chunk_progress=chunk_progress, customers=customers, customers_id=id_col)
+    return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
+                        progress=progress, chunk_progress=chunk_progress, customers=customers,
+                        customers_id=id_col)
 
 
 def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:

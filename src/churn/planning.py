@@ -28,7 +28,7 @@ def budget_table(plans: dict[str, Any]) -> pd.DataFrame:
         for inc, n in c.loc[contacted, "incentive"].value_counts().sort_index().items():
             col[f"incentive: {inc}"] = int(n)
         cols[name] = col
-    return pd.DataFrame(cols).fillna(0)
+    return pd.DataFrame(cols).fillna(0).round(2)
 
 
 def with_budget(config: Config, budget: float) -> Config:

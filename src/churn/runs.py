@@ -26,7 +26,8 @@ class RunReport:
 
     `candidates`: one row per candidate model with its holdout metrics and `valid_roc_auc` (what the
     choice read); `calibration`: observed churn rate against mean predicted probability per bin;
-    `lift`: churn rate and lift per risk decile of the holdout; `importance`: gain per feature and its family (largest first);
+    `lift`: churn rate and lift per risk decile of the holdout; `importance`: gain per feature and its
+    family (largest first);
     `plots`: the run's PNG plots, downloaded to a local folder.
     """
 
@@ -47,7 +48,8 @@ def candidate_table(metrics: dict[str, float]) -> pd.DataFrame:
     validation ROC AUC the choice read (best first).
 
     Example:
-        >>> metrics = {"candidate_lightgbm_stumps_roc_auc": 0.8, "candidate_lightgbm_stumps_valid_roc_auc": 0.7}
+        >>> metrics = {"candidate_lightgbm_stumps_roc_auc": 0.8,
+        ...            "candidate_lightgbm_stumps_valid_roc_auc": 0.7}
         >>> candidate_table(metrics).to_dict("index")
         {'lightgbm_stumps': {'roc_auc': 0.8, 'valid_roc_auc': 0.7}}
     """

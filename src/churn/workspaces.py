@@ -81,7 +81,8 @@ def workspace(root: str | Path | None = None, *, customers: int = 2000, seed: in
     wanted = {"customers": customers, "seed": seed, "start": str(START), "end": str(END)}
     marker = base / _PARAMS_FILE
     # Same parameters, same tables (the generator is seeded): skip the work on a re-run.
-    if not (marker.is_file() and json.loads(marker.read_text()) == wanted and (data / "customers.parquet").exists()):
+    same = marker.is_file() and json.loads(marker.read_text()) == wanted
+    if not (same and (data / "customers.parquet").exists()):
         generate(customers, START, END, seed, data, overwrite=True, events_per_customer=EVENTS_PER_CUSTOMER)
         marker.write_text(json.dumps(wanted))
     uri = tracking_uri or f"sqlite:///{base / 'mlruns.db'}"

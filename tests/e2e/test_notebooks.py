@@ -31,11 +31,12 @@ def test_stored_without_outputs_and_with_a_parameters_cell(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs before committing"
+    assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs first"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "workdir = None" in tagged[0].source and "customers =" in tagged[0].source
     # Thin: the notebooks call the package and define nothing of their own.
-    assert not any(line.lstrip().startswith(("def ", "class ", "lambda")) for c in code for line in c.source.splitlines())
+    lines = [line.lstrip() for c in code for line in c.source.splitlines()]
+    assert not any(line.startswith(("def ", "class ", "lambda")) for line in lines)
 
 
 def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> nbformat.NotebookNode:
