@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser clean bench
+.PHONY: demo test install browser clean bench prereqs
 
-$(BIN)/python:
+prereqs:
+	@bash scripts/check-prereqs.sh $(PYTHON)
+
+$(BIN)/python: | prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
@@ -26,7 +29,7 @@ browser:
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/churn demo
 
-test: $(STAMP) browser
+test: prereqs $(STAMP) browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
