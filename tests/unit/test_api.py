@@ -170,3 +170,17 @@ def test_promote_then_score_to_folder_as_the_cli(ws, trained, scores, tmp_path):
     assert set(written.index) == set(memory.index)
     np.testing.assert_allclose(written.loc[memory.index, "churn_probability"], memory["churn_probability"],
                                rtol=0, atol=1e-12)
+
+
+def test_train_on_a_ready_table(ws, tmp_path):
+    """Bring-your-own features: the training frame written as CSV trains under its own registered name."""
+    frame = churn.build_training_frame(ws.data, ws.config).frame
+    table = tmp_path / "features.csv"
+    frame.to_csv(table, index=False)
+    model_settings = ws.config.model.model_copy(update={"registered_name": "churn_table"})
+    cfg = ws.config.model_copy(update={"model": model_settings})
+    result = churn.train_table(table, "churned", "customer_id", cfg, time_col="as_of")
+    assert result.model_uri == "models:/churn_table/1" and result.chosen in result.candidates
+    latest = frame[frame["as_of"] == frame["as_of"].max()].head(50)
+    probs = churn.score_frame(result.model_uri, latest, cfg)["churn_probability"]
+    assert probs.between(0, 1).all() and probs.nunique() > 1
