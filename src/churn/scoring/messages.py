@@ -100,6 +100,15 @@ def _is_missing(v: object) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
+def _plain_names(template: str) -> bool:
+    """Whether every field of the template is a plain name ('{first_name}', '{fee:.2f}'), not an attribute,
+    index or positional field."""
+    try:
+        return all(f.isidentifier() for _, f, _, _ in string.Formatter().parse(template) if f is not None)
+    except ValueError:
+        return False
+
+
 def _tidy(text: str) -> str:
     text = _SPACES.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
@@ -120,6 +129,10 @@ def render_template(
     vals = _SafeValues({k: ("" if _is_missing(v) else v) for k, v in values.items()})
     empty = any(f in vals and (vals[f] == "") for f in fields)
     try:
+        if not _plain_names(template):
+            # '{name.__class__}', '{name.upper}' or '{x[0]}' would let a template reach into the values'
+            # attributes (and print object reprs to customers): such templates are substituted by name only.
+            raise ValueError("attribute, index or positional field")
         text = template.format_map(vals)
         fallback = False
     except (ValueError, KeyError, IndexError, AttributeError, TypeError):
