@@ -430,7 +430,6 @@ def test_later_as_of_sees_what_was_excluded(tmp_path):
 
 def test_btyd_features_when_enabled(tmp_path):
     """BG/NBD on: fitted per as_of from purchase summaries; buyers get values, non-buyers stay unknown."""
-    pytest.importorskip("churn.features.btyd")
     import numpy as np
 
     rng = np.random.default_rng(7)
@@ -460,7 +459,6 @@ def test_btyd_features_when_enabled(tmp_path):
 
 
 def test_btyd_skipped_with_a_notice_when_too_few_buyers(tmp_path):
-    pytest.importorskip("churn.features.btyd")
     fs = build(write_source(tmp_path, TABLES), ["2024-06-01"], make_config(btyd=True))
     try:
         df = fs.to_pandas()

@@ -64,8 +64,15 @@ def test_rows_are_each_customers_position_whatever_the_hashes(spine_ctx, hashes)
 
 def test_features_are_the_same_with_or_without_the_background_thread(tmp_path, monkeypatch):
     # Compiled passes run on a background thread only where numba's threading layer allows two threads at
-    # once (OpenMP, TBB); with its workqueue they run inline. Both must give the same features.
+    # once (OpenMP, TBB); with its workqueue they run inline. Both must give the same features. Which layer
+    # numba picked is the machine's business, not something to assert: without a second thread there is
+    # nothing to compare, which is said as a skip.
+    import numba
+
     from churn.features import context
+
+    if not context.background_ok():
+        pytest.skip(f"numba's '{numba.threading_layer()}' threading layer runs compiled passes inline only")
 
     tables = {
         "customers": [{"customer_id": f"{i:04d}", "signup_date": "2024-01-01", "cancel_date": None,
@@ -81,7 +88,7 @@ def test_features_are_the_same_with_or_without_the_background_thread(tmp_path, m
     cfg = make_config(btyd=True)
     dates = ["2024-04-01", "2024-06-01"]
     threaded = build(folder, dates, cfg)
-    assert threaded.to_pandas().shape[0] > 0 and context.background_ok()
+    assert threaded.to_pandas().shape[0] > 0
     monkeypatch.setattr(context, "background_ok", lambda: False)
     inline = build(folder, dates, cfg)
     pd.testing.assert_frame_equal(threaded.to_pandas(), inline.to_pandas(), check_exact=True)

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from churn.config import ValueConfig
-from churn.scoring.value import DAYS_PER_MONTH, customer_value, monthly_revenue, value_basis
+from churn.scoring.value import customer_value, monthly_revenue, value_basis
+
+# Expectations by hand: a month is a twelfth of a 365-day year (365 / 12 = 30.41666... days).
 
 
 def test_fee_based_value_is_fee_times_lifetime_times_margin():
@@ -19,8 +21,7 @@ def test_fee_based_value_is_fee_times_lifetime_times_margin():
 def test_spend_based_value_annualises_the_window():
     df = pd.DataFrame({"spend_365d": [1200.0]})
     v = customer_value(df, ValueConfig(method="spend", lifetime_months=24))
-    assert v.iloc[0] == pytest.approx(1200.0 / 365 * DAYS_PER_MONTH * 24)  # 100 a month x 24 = 2400
-    assert v.iloc[0] == pytest.approx(2400.0)
+    assert v.iloc[0] == pytest.approx(2400.0)  # 1,200 a year is 100 a month; x 24 months
 
 
 def test_auto_picks_per_customer_and_unknown_is_zero():
@@ -33,26 +34,28 @@ def test_auto_picks_per_customer_and_unknown_is_zero():
     cfg = ValueConfig(lifetime_months=12)
     assert value_basis(df, cfg).tolist() == ["fee", "spend", "spend", "unknown", "fee"]
     v = customer_value(df, cfg)
-    per_month_365 = 365.0 / 365 * DAYS_PER_MONTH
-    assert v.tolist() == pytest.approx([360.0, per_month_365 * 12, 2 * per_month_365 * 12, 0.0, 0.0])
+    # 30 x 12; 365 a year is 365 over 12 months; 730 a year twice that; nothing known; a zero fee.
+    assert v.tolist() == pytest.approx([360.0, 365.0, 730.0, 0.0, 0.0])
     assert not v.isna().any()
 
 
 def test_short_tenure_annualises_over_tenure_with_a_floor():
     df = pd.DataFrame({"spend_365d": [300.0, 300.0, 300.0], "tenure_days": [60.0, 5.0, 1000.0]})
     rev = monthly_revenue(df, ValueConfig(method="spend"))
-    assert rev.tolist() == pytest.approx([300 / 60 * DAYS_PER_MONTH, 300 / 30 * DAYS_PER_MONTH, 300 / 365 * DAYS_PER_MONTH])
+    # 300 in 60 days is 5 a day: 152.08 a month; 5 days of tenure count as the 30-day floor (10 a day);
+    # 1,000 days of tenure use the whole 365-day window: 300 a year is 25 a month.
+    assert rev.tolist() == pytest.approx([152.0833333, 304.1666667, 25.0])
 
 
 def test_average_order_value_times_orders_when_no_spend_column():
     df = pd.DataFrame({"avg_order_value": [50.0], "orders_365d": [6.0]})
-    assert monthly_revenue(df, ValueConfig(method="spend")).iloc[0] == pytest.approx(300 / 365 * DAYS_PER_MONTH)
+    assert monthly_revenue(df, ValueConfig(method="spend")).iloc[0] == pytest.approx(25.0)  # 6 x 50 a year
 
 
 def test_other_window_used_when_configured_one_missing():
     df = pd.DataFrame({"spend_90d": [90.0], "spend_365d": [730.0]})
     rev = monthly_revenue(df, ValueConfig(method="spend", spend_window_days=180))
-    assert rev.iloc[0] == pytest.approx(730 / 365 * DAYS_PER_MONTH)  # the longest available window
+    assert rev.iloc[0] == pytest.approx(60.8333333)  # the longest available window: 730 a year over 12
 
 
 def test_text_numbers_refunds_and_missing_columns_never_give_nan():
