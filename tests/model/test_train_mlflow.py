@@ -248,3 +248,20 @@ def test_few_snapshots_fall_back_with_warning_and_tuning_logs_trials(mlflow_stor
     assert {c.info.run_name for c in children} - {c.info.run_name for c in trials} == {
         f"candidate-{name}" for name in res.candidates}
     assert "tune_best_valid_log_loss" in run.data.metrics
+
+
+def test_bootstrap_auc_matches_sklearn_with_ties_and_row_weights():
+    from sklearn.metrics import roc_auc_score
+
+    from churn.training.train import _weighted_auc, auc_difference
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.1).astype(int)
+    p = np.round(y + rng.normal(0, 1, 3000), 1)  # many ties
+    q = 0.5 * y + rng.normal(0, 1, 3000)
+    assert auc_difference(y, p, q, n_boot=10)[0] == pytest.approx(roc_auc_score(y, p) - roc_auc_score(y, q), abs=1e-12)
+    w = rng.integers(0, 4, 3000)
+    order = np.argsort(p, kind="mergesort")
+    ties = np.flatnonzero(np.r_[True, p[order][1:] != p[order][:-1]])
+    rows = np.repeat(np.arange(3000), w)  # integer weights are repeated rows
+    assert _weighted_auc(order, ties, y, w.astype(float)) == pytest.approx(roc_auc_score(y[rows], p[rows]), abs=1e-12)
