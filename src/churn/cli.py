@@ -211,7 +211,19 @@ def train(
 
 def _print_train(res: Any, uri: str) -> None:
     _notices(list(res.warnings))
-    t = Table(title=f"model {res.registered_name} v{res.version} (holdout)")
+    if res.candidates:
+        c = Table(title="candidates (chosen on validation; holdout for information)")
+        for col in ("candidate", "validation ROC AUC", "holdout ROC AUC", "holdout PR AUC"):
+            c.add_column(col, justify="left" if col == "candidate" else "right")
+        for name, m in res.candidates.items():
+            mark = " (chosen)" if name == res.chosen else ""
+            c.add_row(name + mark, f"{m.get('valid_roc_auc', float('nan')):.4f}", f"{m.get('roc_auc', float('nan')):.4f}",
+                      f"{m.get('pr_auc', float('nan')):.4f}")
+        out.print(c)
+        out.print(f"chosen: {res.chosen}: {res.chosen_why}", highlight=False)
+        if res.refit:
+            out.print(f"registered model: {res.chosen} refit on all {res.refit.get('rows', 0):,} rows")
+    t = Table(title=f"model {res.registered_name} v{res.version}: holdout of the chosen candidate's evaluation fit")
     t.add_column("metric")
     t.add_column("model", justify="right")
     t.add_column("logistic", justify="right")

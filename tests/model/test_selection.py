@@ -165,3 +165,18 @@ def test_a_forced_candidate_is_registered_whatever_validation_says():
     assert chosen.name != "logistic"  # validation alone would not have chosen it
     with pytest.raises(ChurnError, match="lightgbm_tuned.*not among the candidates"):
         choose(list(ev.values()), "lightgbm_tuned")
+
+
+def test_few_calibration_rows_get_a_sigmoid_not_isotonic_steps():
+    from churn.training.selection import calibration_method
+
+    assert calibration_method("isotonic", 150) == "sigmoid"
+    assert calibration_method("isotonic", 5000) == "isotonic"
+    assert calibration_method("sigmoid", 5000) == "sigmoid"
+    df, y = _table(3000, 6, interactions=False)
+    n = len(y)
+    rows = Rows(np.arange(0, 1800), np.arange(1800, 2100), np.arange(2100, 2400), np.arange(2400, n))
+    cfg = _config()
+    ev = evaluate_candidates(candidate_list(cfg)[:1], df, y, rows, FEATURES, cfg, scale_pos_weight=None,
+                             source=None, say=lambda m: None)
+    assert ev[0].model.metadata_["calibration"] == "sigmoid"  # 300 calibration rows

@@ -101,6 +101,15 @@ def _model(config: Config, features: list[Feature], cand: Candidate, scale_pos_w
                       linear_c=mc.linear_c, source=source)
 
 
+ISOTONIC_MIN_ROWS = 1000  # fewer calibration rows: isotonic steps overfit, Platt scaling is steadier
+
+
+def calibration_method(configured: str, rows: int) -> str:
+    """The calibration to fit on `rows` rows: the configured one, but sigmoid instead of isotonic below
+    ISOTONIC_MIN_ROWS."""
+    return "sigmoid" if configured == "isotonic" and rows < ISOTONIC_MIN_ROWS else configured
+
+
 def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     raw = model.predict_raw(X)
     return ranking_metrics(y, raw), raw
@@ -129,7 +138,7 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
         else:
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
             model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
-        model.calibrate(model.predict_raw(cal[0]), cal[1])
+        model.calibrate(model.predict_raw(cal[0]), cal[1], calibration_method(config.model.calibration, len(cal[1])))
         valid, _ = _scores(model, X_va, y[va])
         p_raw = model.predict_raw(X_ho)
         p_ho = model.calibrator_.predict(p_raw)
@@ -208,7 +217,7 @@ def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.nda
     say(f"refit: {cand.name} on all {n:,} rows" + (f" ({rounds} rounds)" if cand.kind != "logistic" else ""))
     model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weights=w)
     model.fit(frame, y)
-    model.calibrate(oof, y)
+    model.calibrate(oof, y, calibration_method(mc.calibration, n))
     info = {"rows": n, "rounds": rounds if cand.kind != "logistic" else 0, "calibration_folds": len(folds),
             "customers": int(len(pd.unique(ids))), "oof_roc_auc": ranking_metrics(y, oof)["roc_auc"]}
     return model, info

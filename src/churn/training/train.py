@@ -518,7 +518,8 @@ def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str]
     if pos < 30:
         warn(f"calibration fitted on only {pos} churners; probabilities may be noisy")
     if method == "isotonic" and len(y_cal) < 1000:
-        warn(f"isotonic calibration on {len(y_cal):,} rows may overfit; model.calibration: sigmoid is steadier")
+        warn(f"only {len(y_cal):,} calibration rows: the evaluation fits are calibrated with a sigmoid (isotonic "
+             "steps would overfit); the registered model's calibration uses every row's out-of-fold prediction")
 
 
 def _tune(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, rows: Rows, features: list[Feature],
