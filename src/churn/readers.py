@@ -194,7 +194,8 @@ def _sniff(text: str, default: str) -> tuple[str, str]:
         pass
     scores = {c: _consistency(text, c, quote) for c in DELIMITERS}
     best = max(scores, key=lambda c: (scores[c], c == default))
-    if sniffed is not None and scores[sniffed] >= scores[best]:
+    # A delimiter that leaves the header one column is no delimiter (a one-column list: the default).
+    if sniffed is not None and scores[sniffed][1] >= 2 and scores[sniffed] >= scores[best]:
         return sniffed, quote
     if scores[best][1] >= 2 and scores[best][0] > 0.5:
         return best, quote
@@ -248,6 +249,19 @@ def sniff_delimiter(path: str | os.PathLike[str], default: str = ",") -> str:
     complete = len(raw) < SNIFF_BYTES
     text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=complete)
     return _sniff(_complete_lines(text.removeprefix("\ufeff"), complete), default)[0]
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """Column names of a Parquet file (the first part of a folder), as stored: DuckDB renames a repeated
+    name (``Timestamp`` next to ``timestamp`` becomes ``Timestamp_1``), so the header check reads them here."""
+    import pyarrow.parquet as pq
+
+    first = min(path.glob("*.parquet")) if path.is_dir() else path
+    try:
+        return list(pq.read_schema(first).names)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file is the user's file
+        raise ChurnError(f"{first}: not a readable Parquet file ({type(exc).__name__}: {exc}); is it complete "
+                         "(not truncated)?") from None
 
 
 def read_excel(path: Path, sheet: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
@@ -328,3 +342,37 @@ def read_table(path: str | os.PathLike[str], columns: list[str] | None = None, *
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file, say which
         hint = "; is the Parquet file complete (not truncated)?" if is_parquet(p) else ""
         raise ChurnError(f"{p}: cannot read table ({type(exc).__name__}: {exc}){hint}") from None
+
+
+_SLASHED_DATE = r"^\s*(\d{1,2})[/-](\d{1,2})[/-]\d{4}"
+_TIME_LAYOUTS = ("", " %H:%M", " %H:%M:%S", "T%H:%M:%S", " %H:%M:%S.%f")
+
+
+def parse_dates(values: pd.Series, *, day_first: bool | None = None) -> pd.Series:
+    """Text or datetime values as UTC instants (NaT where unreadable), read as the source loader reads them.
+
+    ISO 8601 (any precision, offsets honoured; naive means UTC) first; then day-first layouts (31.12.2024,
+    31/12/2024 10:00) or, when the values show a second part above 12 and no first part above 12 (or
+    `day_first` is False), month-first slashed ones. dateutil's guessing is not used: it reads "May" as
+    0001-05-01 and 05.03.2024 as the 3rd of May.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True)
+    text = values.astype("string").str.strip()
+    text = text.where(text != "")
+    out = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    rest = out.isna() & text.notna()
+    if not rest.any():
+        return out
+    if day_first is None:
+        parts = text[rest].str.extract(_SLASHED_DATE).astype(float)
+        first, second = (parts[0] > 12).any(), (parts[1] > 12).any()
+        day_first = not (second and not first)
+    layouts = ["%d.%m.%Y", "%d.%m.%y"] + [f"%d{s}%m{s}%Y" if day_first else f"%m{s}%d{s}%Y" for s in "/-"]
+    for layout in (d + t for d in layouts for t in _TIME_LAYOUTS):
+        if not rest.any():
+            break
+        parsed = pd.to_datetime(text[rest], errors="coerce", utc=True, format=layout)
+        out[rest] = parsed
+        rest = out.isna() & text.notna()
+    return out

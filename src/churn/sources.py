@@ -113,6 +113,7 @@ def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, src: Ta
     number of data row 1 (0 for Parquet, whose rows have no lines)."""
     raw_view = f"raw_{name}"
     if readers.is_parquet(path):
+        readers.check_header(path, readers.parquet_columns(path))
         target = path / "*.parquet" if path.is_dir() else path
         con.execute(f"CREATE VIEW {raw_view} AS SELECT * FROM read_parquet({_lit(str(target))})")
         return raw_view, 0

@@ -60,15 +60,12 @@ def is_excluded(scores: pd.DataFrame, exclusions: pd.DataFrame | None) -> np.nda
 
 def _utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
     """Timestamps as naive UTC (naive input is taken as UTC); unreadable ones are an error."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = pd.to_datetime(values, utc=True)
-    else:
-        # ISO 8601 in any mix of precision and offsets; anything else parsed value by value.
-        out = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-        retry = out.isna() & values.notna()
-        if retry.any():
-            out[retry] = pd.to_datetime(values[retry], errors="coerce", utc=True, format="mixed")
-    bad = out.isna() & values.notna()
+    from churn.readers import parse_dates
+
+    # ISO 8601 in any mix of precision and offsets, then day-first layouts: as data folders are read.
+    out = parse_dates(values)
+    blank = values.astype("string").str.strip().fillna("") == ""
+    bad = out.isna() & ~blank
     if bad.any():
         ex = [repr(v) for v in values[bad].astype(str).head(3)]
         raise ChurnError(
@@ -94,6 +91,8 @@ def days_since_contact(scores: pd.DataFrame, contact_history: pd.DataFrame | Non
             "contacted_at": _utc_naive(contact_history["contacted_at"], "contact history", "contacted_at"),
         }
     ).dropna()
+    if hist.empty:  # only blank contact times (found by the loader fuzz: an all-NaT column crashed below)
+        return nan
     last = hist.groupby("customer_id", sort=False)["contacted_at"].max()
     ids = scores["customer_id"].astype("string").str.strip()
     last_contact = pd.Series(ids.map(last).to_numpy(), index=scores.index)
