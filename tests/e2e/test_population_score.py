@@ -44,16 +44,9 @@ def small_config(bundle_dir: Path, **label: object) -> Config:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def work(mlflow_store):
     """A working folder with its own MLflow store (SQLite), for the module's two trainings."""
-    root = tmp_path_factory.mktemp("population")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlruns.db")
-    mp.setenv("CHURN_ARTIFACT_ROOT", (root / "artifacts").as_uri())
-    try:
-        yield root
-    finally:
-        mp.undo()
+    return mlflow_store
 
 
 @pytest.fixture(scope="module")

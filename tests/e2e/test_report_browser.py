@@ -15,7 +15,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -266,55 +269,30 @@ def test_report_degrades_without_optional_columns(tmp_path):
 # -------------------------------------------------------------------------------------- browser check
 @pytest.mark.slow
 def test_report_renders_in_chromium(plan_and_summary, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser test needs the system Chromium. "
-            "Install it with `sudo scripts/install-chromium.sh` (apt-get install chromium), then re-run."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - dev extra missing
-        pytest.fail(f"playwright (Python) is not installed ({exc}); install the dev extras")
-
     plan, summary = plan_and_summary
     report = write_report(
         plan, summary, {**META, "generated_at": "2026-11-02T08:00"}, tmp_path / "report.html"
     )
     shot = tmp_path / "report.png"
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            console_errors: list[str] = []
-            page_errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report.as_uri(), wait_until="load")
+    with open_in_chromium(report) as page:
+        images = page.eval_on_selector_all(
+            "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth}))"
+        )
+        assert len(images) >= 3, images
+        for img in images:
+            assert img["complete"] and img["w"] > 0, f"chart did not render: {img['alt']}"
 
-            images = page.eval_on_selector_all(
-                "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth}))"
-            )
-            assert len(images) >= 3, images
-            for img in images:
-                assert img["complete"] and img["w"] > 0, f"chart did not render: {img['alt']}"
+        persian = page.locator('p.msg[lang="fa"]').first
+        assert persian.count() == 1
+        assert persian.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        assert PERSIAN_DISCOUNT in page.locator('p.msg[lang="fa"]').all_inner_texts()
+        english = page.locator('p.msg[lang="en"]').first
+        assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
+        assert "Customers at risk" in page.locator("#headline").inner_text()
 
-            persian = page.locator('p.msg[lang="fa"]').first
-            assert persian.count() == 1
-            assert persian.evaluate("e => getComputedStyle(e).direction") == "rtl"
-            assert PERSIAN_DISCOUNT in page.locator('p.msg[lang="fa"]').all_inner_texts()
-            english = page.locator('p.msg[lang="en"]').first
-            assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
-            assert "Customers at risk" in page.locator("#headline").inner_text()
+        page.screenshot(path=str(shot), full_page=True)
 
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-
-    assert console_errors == [] and page_errors == [], (console_errors, page_errors)
-    assert all(u.startswith(("file://", "data:")) for u in requests), requests
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 50_000  # a full page with charts, not a blank frame
@@ -322,6 +300,29 @@ def test_report_renders_in_chromium(plan_and_summary, tmp_path):
 
 # ------------------------------------------------------------------------------ the real demo report
 AWKWARD = re.compile(r"\bonly 0(?![.\d])|(?<![\d.,+-])1 (?:\w+ )?days\b|\b0\.0 hours\b")
+
+
+@contextmanager
+def open_in_chromium(report: Path) -> Iterator[Any]:
+    """A headless Chromium page showing `report`; on leaving, the page must have logged no console or page
+    error and requested nothing but the file itself and inline data."""
+    sync_playwright = _need_browser()
+    console_errors: list[str] = []
+    page_errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report.as_uri(), wait_until="load")
+            yield page
+        finally:
+            browser.close()
+    assert console_errors == [] and page_errors == [], (console_errors, page_errors)
+    assert all(u.startswith(("file://", "data:")) for u in requests), requests
 
 
 def _need_browser():
@@ -361,61 +362,45 @@ def _count(text: str) -> int:
 
 @pytest.mark.slow
 def test_demo_report_renders_in_chromium_with_the_summary_counts(demo_run):
-    sync_playwright = _need_browser()
     run_dir, summary = demo_run
     report = run_dir / "report.html"
     shot = run_dir / "report.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            console_errors: list[str] = []
-            page_errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report.as_uri(), wait_until="load")
+    with open_in_chromium(report) as page:
+        images = page.eval_on_selector_all(
+            "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth,"
+                         " shown: e.getBoundingClientRect().width}))"
+        )
+        # risk distribution, tiers, incentives: every chart the page has is decoded and laid out
+        assert len(images) == 3, images
+        for img in images:
+            assert img["complete"] and img["w"] > 0 and img["shown"] > 100, f"chart did not render: {img}"
 
-            images = page.eval_on_selector_all(
-                "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth,"
-                             " shown: e.getBoundingClientRect().width}))"
-            )
-            # risk distribution, tiers, incentives: every chart the page has is decoded and laid out
-            assert len(images) == 3, images
-            for img in images:
-                assert img["complete"] and img["w"] > 0 and img["shown"] > 100, f"chart did not render: {img}"
+        def shown(selector: str) -> int:
+            return _count(page.locator(selector).inner_text())
 
-            def shown(selector: str) -> int:
-                return _count(page.locator(selector).inner_text())
+        assert shown('[data-count="scored"]') == summary["status_counts"]["scored"]
+        assert shown('[data-count="customers"]') == summary["customers"]
+        assert shown('[data-count="contacted"]') == summary["contacted"]
+        assert shown('[data-count="control_group"]') == summary["control_group"]
+        for st, n in summary["status_counts"].items():
+            assert shown(f'[data-status="{st}"]') == n, st
+        for tier, t in summary["tiers"].items():
+            assert shown(f'[data-tier="{tier}"]') == t["customers"], tier
+        for name, inc in summary["incentives"].items():
+            assert shown(f'[data-incentive="{name}"]') == inc["customers"], name
+        budget = page.locator("#budget").inner_text()
+        assert f"€{summary['budget_used']:,.0f} of €{summary['budget']:,.0f}" in budget
 
-            assert shown('[data-count="scored"]') == summary["status_counts"]["scored"]
-            assert shown('[data-count="customers"]') == summary["customers"]
-            assert shown('[data-count="contacted"]') == summary["contacted"]
-            assert shown('[data-count="control_group"]') == summary["control_group"]
-            for st, n in summary["status_counts"].items():
-                assert shown(f'[data-status="{st}"]') == n, st
-            for tier, t in summary["tiers"].items():
-                assert shown(f'[data-tier="{tier}"]') == t["customers"], tier
-            for name, inc in summary["incentives"].items():
-                assert shown(f'[data-incentive="{name}"]') == inc["customers"], name
-            budget = page.locator("#budget").inner_text()
-            assert f"€{summary['budget_used']:,.0f} of €{summary['budget']:,.0f}" in budget
+        # Why customers are at risk: drivers, each listed once per tier, in plain words
+        why = page.locator("#reasons")
+        signals = why.locator("tbody tr td:first-child").all_inner_texts()
+        assert signals and "typically:" in why.inner_text()
+        for table in why.locator("table").all():
+            names = [t.split("\n")[0] for t in table.locator("tbody tr td:first-child").all_inner_texts()]
+            assert len(names) == len(set(names)), names
+        assert not AWKWARD.search(page.locator("body").inner_text())
+        page.screenshot(path=str(shot), full_page=True)
 
-            # Why customers are at risk: drivers, each listed once per tier, in plain words
-            why = page.locator("#reasons")
-            signals = why.locator("tbody tr td:first-child").all_inner_texts()
-            assert signals and "typically:" in why.inner_text()
-            for table in why.locator("table").all():
-                names = [t.split("\n")[0] for t in table.locator("tbody tr td:first-child").all_inner_texts()]
-                assert len(names) == len(set(names)), names
-            assert not AWKWARD.search(page.locator("body").inner_text())
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-
-    assert console_errors == [] and page_errors == [], (console_errors, page_errors)
-    assert all(u.startswith(("file://", "data:")) for u in requests), requests
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a full page with charts
     print(f"\nscreenshot of the demo report: {shot}")

@@ -20,13 +20,10 @@ from churn.cli import app
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(mlflow_store):
     from churn.generate import generate
 
-    tmp = tmp_path_factory.mktemp("same-data")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlruns.db")
-    mp.setenv("CHURN_ARTIFACT_ROOT", (tmp / "artifacts").as_uri())
+    tmp = mlflow_store
     data = tmp / "data"
     generate(1500, date(2024, 1, 1), date(2025, 7, 1), 3, data)
     cfg = tmp / "config.yaml"
@@ -35,10 +32,7 @@ def trained(tmp_path_factory):
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--data", str(data)])
     assert res.exit_code == 0, res.output
     assert "registered models:/same-data/1" in " ".join(res.output.split())
-    try:
-        yield {"tmp": tmp, "data": data, "cfg": cfg}
-    finally:
-        mp.undo()
+    return {"tmp": tmp, "data": data, "cfg": cfg}
 
 
 def test_scoring_a_training_date_reproduces_the_model(trained):

@@ -1,5 +1,5 @@
-"""Shared fixtures for model tests: a synthetic frame with a planted signal, a small fast config, and a
-real MLflow SQLite store per test module (creating one costs ~10 s of migrations, so modules share it)."""
+"""Shared fixtures for model tests: a synthetic frame with a planted signal and a small fast config (the MLflow
+store per module, `mlflow_store`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -38,16 +38,3 @@ def make_config():
 def synthetic():
     """(frame, features): 2,000 customers x 5 monthly snapshots."""
     return synthetic_training_frame(N_CUSTOMERS, N_SNAPSHOTS, seed=7)
-
-
-@pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory):
-    """A fresh SQLite tracking store + artifact root for one test module (env restored afterwards)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlruns.db")
-    mp.setenv("CHURN_ARTIFACT_ROOT", (root / "artifacts").as_uri())
-    try:
-        yield root
-    finally:
-        mp.undo()
