@@ -272,6 +272,25 @@ class IncentivesConfig(_Strict):
     default_language: str = "en"
     channels: ChannelsConfig = ChannelsConfig()
     catalogue: list[Incentive] = []
+    # Customer columns the segment files carry to reach a customer (besides the id and the campaign's own
+    # columns); no other customer attribute leaves the plan. E.g. [name, email, phone]; [] for ids only.
+    contact_columns: list[str] = ["name", "email"]
+
+    @field_validator("contact_columns")
+    @classmethod
+    def _contact_columns(cls, v: list[str]) -> list[str]:
+        reserved = {"customer_id", "language", "message_language", "channel", "incentive", "offer_message",
+                    "reason_1", "reason_2", "reason_3", "risk_tier", "churn_probability", "last_activity"}
+        names = [str(c).strip() for c in v]
+        if any(not c for c in names):
+            raise ValueError("a contact column name is empty")
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            raise ValueError(f"listed twice: {', '.join(dup)}")
+        clash = [c for c in names if c in reserved]
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: always in a segment file (not a customer contact column)")
+        return names
 
 
 class ScoringConfig(_Strict):
@@ -281,6 +300,9 @@ class ScoringConfig(_Strict):
     reason_method: Literal["path", "treeshap"] = "path"
     alert_probability_rise: float = 0.15
     write_csv: bool = False
+    # Replace customer ids in every output (scores, segments, alerts, report) by keyed pseudonyms
+    # p<24 hex> (HMAC-SHA256 under the CHURN_PSEUDONYM_KEY environment variable; scoring refuses without it).
+    pseudonymise_ids: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- root

@@ -1,8 +1,9 @@
 """Marketing segments: one contact list per (risk tier, incentive), as CSV files and one Excel workbook.
 
 Input is the retention plan (one row per scored customer). Only customers the plan contacts are listed
-(`contact` true and not in the control group). Each list holds contact columns only, never model internals
-or customer value, sorted by churn probability (highest first) then customer id, so identical plans give
+(`contact` true and not in the control group). Each list holds the id, the configured contact columns
+(`incentives.contact_columns`, default name and email) and the campaign's columns (language, channel, offer,
+reasons, tier, probability), never other customer attributes, model internals or customer value, sorted by churn probability (highest first) then customer id, so identical plans give
 identical files.
 
 Layout written by `write_segments(plan, out_dir)`::
@@ -49,6 +50,8 @@ RTL_LANGUAGES = frozenset(
 )
 
 PLAN_REQUIRED = ("customer_id", "churn_probability", "risk_tier", "contact", "holdout", "offer_message")
+# Customer attributes a segment carries unless configured otherwise (`incentives.contact_columns`).
+DEFAULT_CONTACT = ("name", "email")
 NO_INCENTIVE = "no_incentive"
 WIN_BACK_FILE = "win_back.csv"
 WIN_BACK_SHEET = "Win-back"
@@ -193,16 +196,17 @@ def sheet_title(tier: str, incentive: str) -> str:
     return _SHEET_EDGES.sub("", _clip_utf16(title, 31)) or "segment"
 
 
-def contact_columns(plan: pd.DataFrame) -> list[str]:
-    """The columns a segment file holds, in order (name and email only when the plan has them)."""
+def contact_columns(plan: pd.DataFrame, contact: Sequence[str] = DEFAULT_CONTACT) -> list[str]:
+    """The columns a segment file holds, in order: the id, the configured `contact` columns the plan has
+    (name and email by default), then the campaign's own columns. No other customer attribute."""
     cols = ["customer_id"]
-    cols += [c for c in ("name", "email") if c in plan.columns]
+    cols += [c for c in contact if c in plan.columns]
     cols += ["language", "message_language", "channel", "incentive", "offer_message"]
     cols += ["reason_1", "reason_2", "reason_3", "risk_tier", "churn_probability"]
     return cols
 
 
-def contact_rows(plan: pd.DataFrame) -> pd.DataFrame:
+def contact_rows(plan: pd.DataFrame, contact: Sequence[str] = DEFAULT_CONTACT) -> pd.DataFrame:
     """Contacted customers (contact and not control group) with contact columns only, sorted.
 
     `language` is the customer's preferred language (the message language when the plan has none);
@@ -213,7 +217,7 @@ def contact_rows(plan: pd.DataFrame) -> pd.DataFrame:
     contacted = plan[as_flag(plan["contact"]) & ~as_flag(plan["holdout"])]
     out = pd.DataFrame(index=contacted.index)
     out["customer_id"] = texts_or_none(contacted["customer_id"]).astype(object)
-    for col in ("name", "email"):
+    for col in contact:
         if col in plan.columns:
             out[col] = texts_or_none(contacted[col]).astype(object)
     msg_lang = contacted["message_language"] if "message_language" in plan.columns else None
@@ -238,12 +242,13 @@ def contact_rows(plan: pd.DataFrame) -> pd.DataFrame:
         ["_p", "customer_id"], ascending=[False, True], kind="mergesort", na_position="last"
     )
     out["churn_probability"] = out.pop("_p").round(PROBABILITY_DECIMALS)
-    return out[contact_columns(plan)].reset_index(drop=True)
+    return out[contact_columns(plan, contact)].reset_index(drop=True)
 
 
-def build_segments(plan: pd.DataFrame) -> list[Segment]:
-    """Split the contacted customers into segments, riskiest tier first, incentives alphabetically."""
-    rows = contact_rows(plan)
+def build_segments(plan: pd.DataFrame, contact: Sequence[str] = DEFAULT_CONTACT) -> list[Segment]:
+    """Split the contacted customers into segments, riskiest tier first, incentives alphabetically; each
+    row carries the id, the `contact` columns and the campaign's columns (`contact_columns`)."""
+    rows = contact_rows(plan, contact)
     order = {t: i for i, t in enumerate(tier_order(plan["risk_tier"], plan["churn_probability"]))}
     keys = sorted(
         {(t, i) for t, i in zip(rows["risk_tier"], rows["incentive"], strict=True)},
@@ -260,17 +265,17 @@ def build_segments(plan: pd.DataFrame) -> list[Segment]:
     return segments
 
 
-def win_back_rows(plan: pd.DataFrame) -> pd.DataFrame | None:
-    """The win-back list (contact columns and last activity date), most recently active first, then by
-    id; None when the plan has no lapsed customer."""
+def win_back_rows(plan: pd.DataFrame, contact: Sequence[str] = DEFAULT_CONTACT) -> pd.DataFrame | None:
+    """The win-back list (id, the `contact` columns, language, channel and last activity date), most
+    recently active first, then by id; None when the plan has no lapsed customer."""
     if "win_back" not in plan.columns or "status" not in plan.columns:
         return None
     if not (plan["status"].astype(object) == status.LAPSED).any():
         return None
     listed = plan[as_flag(plan["win_back"])]
     out = pd.DataFrame({"customer_id": texts_or_none(listed["customer_id"]).astype(object)})
-    for col in ("name", "email", "language", "channel"):
-        if col in plan.columns:
+    for col in (*contact, "language", "channel"):
+        if col in plan.columns and col not in out.columns:
             out[col] = texts_or_none(listed[col]).astype(object)
     last = (pd.to_datetime(listed["last_activity_at"]) if "last_activity_at" in plan.columns
             else pd.Series(pd.NaT, index=listed.index))
@@ -280,9 +285,9 @@ def win_back_rows(plan: pd.DataFrame) -> pd.DataFrame | None:
     return out.reset_index(drop=True)
 
 
-def win_back_segment(plan: pd.DataFrame) -> Segment | None:
+def win_back_segment(plan: pd.DataFrame, contact: Sequence[str] = DEFAULT_CONTACT) -> Segment | None:
     """The win-back list as a segment (its own file and sheet), or None."""
-    rows = win_back_rows(plan)
+    rows = win_back_rows(plan, contact)
     if rows is None:
         return None
     return Segment(status.LAPSED, "win-back", WIN_BACK_FILE, WIN_BACK_SHEET, rows)
@@ -539,13 +544,15 @@ def _write_segment_csv(rows: pd.DataFrame, path: Path) -> None:
 
 
 def write_segments(
-    plan: pd.DataFrame, out_dir: Path, *, overwrite: bool = False, summary: PlanSummary | None = None
+    plan: pd.DataFrame, out_dir: Path, *, overwrite: bool = False, summary: PlanSummary | None = None,
+    contact: Sequence[str] = DEFAULT_CONTACT,
 ) -> list[Path]:
     """`out_dir/segments/` with one CSV per (risk_tier, incentive) among contacted customers, plus `out_dir/segments.xlsx`.
 
     Returns the CSV paths (riskiest tier first, then win_back.csv) and the workbook path. Refuses to replace an
     existing folder or workbook unless `overwrite=True`. `summary` (the retention plan summary, optional)
-    adds budget, cost and expected saved value per incentive to the workbook's Summary sheet. On any error
+    adds budget, cost and expected saved value per incentive to the workbook's Summary sheet. `contact`: the
+    customer columns the lists carry (`incentives.contact_columns`). On any error
     nothing new is left on disk (not even `out_dir`, when this call created it).
     """
     out_dir = Path(out_dir)
@@ -554,8 +561,8 @@ def write_segments(
     for target in (seg_dir, xlsx):
         if target.exists() and not overwrite:
             raise ChurnError(f"{target} already exists; pass --overwrite to replace it")
-    segments = build_segments(plan)
-    win_back = win_back_segment(plan)
+    segments = build_segments(plan, contact)
+    win_back = win_back_segment(plan, contact)
     extra = [win_back] if win_back is not None else []
     created_out_dir = not out_dir.exists()
     try:
