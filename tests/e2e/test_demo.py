@@ -50,6 +50,62 @@ def test_demo_writes_every_output(demo_run) -> None:
     assert summary["budget_used"] <= summary["budget"] + 1e-6
 
 
+def test_demo_outputs_hold_what_the_summary_says(demo_run) -> None:
+    """The real demo outputs checked against each other and against the data, not just for existence."""
+    work, res = demo_run
+    run_dir = res.score.out_dir
+    cfg = load_config()
+    doc = json.loads((run_dir / "summary.json").read_text())
+    summary, as_of = doc["summary"], pd.Timestamp(doc["meta"]["as_of"])
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+
+    # One row per current customer at as_of: signed up before it and not cancelled by then.
+    customers = pd.read_parquet(res.data_dir / "customers.parquet").astype({"customer_id": str})
+    signup = pd.to_datetime(customers["signup_date"])
+    cancel = pd.to_datetime(customers["cancel_date"])
+    current = customers.loc[(signup < as_of) & (cancel.isna() | (cancel > as_of)), "customer_id"]
+    assert scores["customer_id"].is_unique and set(scores["customer_id"]) == set(current)
+    assert scores["status"].value_counts().to_dict() == summary["status_counts"]
+
+    scored = scores[scores["status"] == "scored"]
+    assert len(scored) == res.score.n_scored
+    p = scored["churn_probability"]
+    assert p.notna().all() and ((p > 0) & (p < 1)).all()  # calibrated: never a certain 0 or 1
+    # Tiers from the configured thresholds, riskiest first, by hand.
+    levels = cfg.tiers.levels
+    expected = p.map(lambda v: next(lv.name for lv in levels if v >= lv.min_probability))
+    assert (scored["risk_tier"].astype(str) == expected).all()
+
+    # Spend, recomputed from the catalogue's prices and the channels' contact costs, within the budget.
+    sent = scores[scores["contact"].astype(bool) & ~scores["holdout"].astype(bool)]
+    offers = {o.name: o for o in cfg.incentives.catalogue}
+    assert len(sent) == summary["contacted"] > 0 and sent["incentive"].isin(list(offers)).all()
+    customers = customers.set_index("customer_id")
+    fee = customers.loc[sent["customer_id"], "monthly_fee"].fillna(0.0).to_numpy()
+    cost = (sent["incentive"].map({k: o.unit_cost for k, o in offers.items()}).to_numpy()
+            + sent["incentive"].map({k: o.cost_share_of_fee for k, o in offers.items()}).to_numpy() * fee
+            + sent["channel"].map(cfg.incentives.channels.contact_cost).fillna(0.0).to_numpy())
+    assert cost.sum() == pytest.approx(summary["budget_used"], abs=0.01)
+    assert cost.sum() <= summary["budget"] + 1e-6 and summary["budget"] == cfg.incentives.budget
+
+    # Segment files: exactly the contacted customers, each with consent, in the file of its tier and offer.
+    rows = []
+    for f in sorted((run_dir / "segments").glob("*.csv")):
+        if f.name != "win_back.csv":
+            rows.append(pd.read_csv(f, dtype={"customer_id": str}, encoding="utf-8-sig").assign(_file=f.name))
+    seg = pd.concat(rows)
+    assert seg["customer_id"].is_unique and set(seg["customer_id"]) == set(sent["customer_id"])
+    consent = customers.loc[seg["customer_id"], "marketing_consent"]
+    assert consent.astype(str).str.lower().isin(["true", "1", "yes", "y"]).all()
+    by_id = scores.set_index("customer_id")
+    for (tier, offer), part in seg.groupby(["risk_tier", "incentive"]):
+        assert set(by_id.loc[part["customer_id"], "risk_tier"].astype(str)) == {tier}
+        assert set(by_id.loc[part["customer_id"], "incentive"]) == {offer}
+        assert part["_file"].nunique() == 1
+    assert list(seg.columns[:3]) == ["customer_id", "name", "email"]
+    assert not {"plan", "monthly_fee", "marketing_consent", "customer_value"} & set(seg.columns)
+
+
 def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None:
     work, res = demo_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns.db'}")
