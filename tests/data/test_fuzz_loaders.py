@@ -457,3 +457,159 @@ def test_contact_history_loads_or_names_the_column_and_examples(tmp_path_factory
         days = math.floor((as_of - max(times)) / timedelta(days=1))
         blocked = days < cooldown
         assert (r is not None) == blocked, (cid, r, days)
+
+
+# ------------------------------------------------------------------------------ churn score --table
+@pytest.fixture(scope="module")
+def fuzz_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small model trained by `churn train --table` (own MLflow store): tenure, fee, plan, consent."""
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    tmp = tmp_path_factory.mktemp("fuzz-model")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlruns.db")
+    mp.setenv("CHURN_ARTIFACT_ROOT", (tmp / "artifacts").as_uri())
+    rng = np.random.default_rng(3)
+    n = 400
+    tenure, fee = rng.integers(0, 72, n), np.round(rng.uniform(10, 100, n), 2)
+    churn = rng.random(n) < 1 / (1 + np.exp(1 + 0.04 * tenure - 0.02 * fee))
+    pd.DataFrame({"cid": [f"{i:05d}" for i in range(n)], "tenure": tenure, "fee": fee,
+                  "plan": rng.choice(["basic", "plus"], n), "consent": rng.choice(["yes", "no"], n),
+                  "churn": np.where(churn, "yes", "no")}).to_csv(tmp / "train.csv", index=False)
+    cfg = tmp / "config.yaml"
+    cfg.write_text("model:\n  registered_name: fuzz\n  experiment: fuzz\n  n_jobs: 1\n  num_boost_round: 30\n"
+                   "  early_stopping_rounds: 10\n  auto_tune_max_rows: 0\n  candidates: [lightgbm]\n"
+                   f"  refit: false\n  bundle_dir: {tmp / 'models'}\nengine:\n  threads: 1\n")
+    try:
+        res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--table", str(tmp / "train.csv"),
+                                       "--target", "churn", "--id", "cid"])
+        assert res.exit_code == 0, res.output
+        from churn.training.loading import load_model
+
+        bundle = tmp / "models" / "fuzz-1"
+        yield {"tmp": tmp, "cfg": cfg, "bundle": bundle, "model": load_model(str(bundle))}
+    finally:
+        mp.undo()
+
+
+FEATURES = ["cid", "tenure", "fee", "plan", "consent"]
+
+
+@st.composite
+def feature_tables(draw: st.DrawFn) -> tuple[list[str], list[list[str | None]], Dress]:
+    """Ready feature tables in the model's columns, with the damage real ones carry."""
+    n = draw(st.integers(0, 6))
+    ids = draw(st.lists(st.sampled_from(["00001", "1", "007", "7", "x" * 400, "Ω"]), min_size=n, max_size=n))
+    cells = {
+        "tenure": st.sampled_from(["12", "0", "71", "3.5", "12,5", "", "NaN", "inf", "-4", "1e308", "abc", "12 months"]),
+        "fee": st.sampled_from(["19.99", "19,99", "1.234,50", "", "NaN", "-inf", "1e300", "free", "20 %"]),
+        "plan": st.one_of(st.sampled_from(["basic", "plus", "BASIC ", "", "new-plan"]), st.just("p" * 5000)),
+        "consent": st.sampled_from(["yes", "no", "Y", "1", "0", "", "maybe", "TRUE"]),
+    }
+    header = list(FEATURES)
+    damage = draw(st.sampled_from(["none"] * 6 + ["drop_feature", "dup_column", "drop_id"]))
+    rows = [[i] + [draw(cells[c]) or None for c in FEATURES[1:]] for i in ids]
+    if damage == "drop_feature":
+        k = draw(st.integers(1, 4))
+        header.pop(k)
+        rows = [r[:k] + r[k + 1:] for r in rows]
+    elif damage == "dup_column":
+        header.append("Fee")
+        rows = [r + [r[2]] for r in rows]
+    elif damage == "drop_id":
+        header, rows = header[1:], [r[1:] for r in rows]
+    return header, rows, draw(dresses)
+
+
+def _read_and_score(path: Path, model: Any) -> np.ndarray:
+    """What `churn score --table --id cid` does with the table before writing anything."""
+    df = read_table(path)
+    if df.empty:
+        raise ChurnError(f"{path}: the table has no rows to score")
+    if "cid" not in df.columns:
+        raise ChurnError(f"{path}: id column 'cid' not found")
+    return np.asarray(model.predict_risk(df.rename(columns={"cid": "customer_id"})), dtype=float)
+
+
+@FUZZ
+@given(feature_tables())
+def test_score_table_reads_or_names_the_column(fuzz_model: dict[str, Any], drawn: tuple) -> None:
+    header, rows, dress = drawn
+    TRIED["score --table (in-process)"] += 1
+    folder = _fresh(fuzz_model["tmp"], "fuzz_table")
+    if dress.fmt.startswith("parquet") and len({h.casefold() for h in header}) < len(header):
+        dress.fmt = "csv"
+    dress.encoding = "utf-8"
+    path = write(folder / "features", header, rows, dress)
+    try:
+        p = _read_and_score(path, fuzz_model["model"])
+    except ChurnError as exc:
+        msg = str(exc)
+        # The file, or the column the problem is in (the model's preparation names columns, not files).
+        assert str(path) in msg or any(f"'{c}'" in msg or c in msg for c in header + FEATURES), msg
+        event(f"score --table: refused ({msg.split(':')[-1][:40].strip()})")
+        return
+    event("score --table: scored")
+    assert len(p) == len([r for r in rows if dress.fmt != "xlsx" or any(v is not None for v in r)])
+    assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+
+
+CLI_CASES = 40
+
+
+@settings(max_examples=CLI_CASES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(feature_tables())
+def test_cli_score_table_exits_cleanly_and_writes_nothing_on_error(fuzz_model: dict[str, Any], drawn: tuple
+                                                                    ) -> None:
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    header, rows, dress = drawn
+    TRIED["churn score --table (CLI)"] += 1
+    folder = _fresh(fuzz_model["tmp"], "fuzz_cli")
+    if dress.fmt.startswith("parquet") and len({h.casefold() for h in header}) < len(header):
+        dress.fmt = "csv"
+    dress.encoding = "utf-8"
+    path = write(folder / "features", header, rows, dress)
+    out = folder / "out"
+    res = CliRunner().invoke(app, ["score", "--config", str(fuzz_model["cfg"]), "--table", str(path), "--id", "cid",
+                                   "--model", str(fuzz_model["bundle"]), "--as-of", "2026-01-01",
+                                   "--out", str(out)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    if res.exit_code == 0:
+        event("CLI: scored")
+        assert (out / "2026-01-01" / "scores.parquet").is_file()
+    else:
+        event("CLI: refused")
+        assert "error:" in res.output, res.output
+        # Nothing written: no run folder, and no temporary leftovers in the output root.
+        assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("empty.csv", b""),
+    ("header_only.csv", b"cid;tenure;fee;plan;consent\r\n"),
+    ("truncated.parquet", b"PAR1\x15\x04\x15"),
+    ("latin1.csv", "cid;tenure;fee;plan;consent\n1;3;9,5;Café;yes\n".encode("latin-1")),
+    ("dup_ids.csv", b"cid,tenure,fee,plan,consent\n007,1,2,basic,yes\n007,1,2,basic,yes\n"),
+])
+def test_cli_fixed_bad_tables(fuzz_model: dict[str, Any], tmp_path: Path, name: str, content: bytes) -> None:
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["score", "--config", str(fuzz_model["cfg"]), "--table", str(path), "--id", "cid",
+                                   "--model", str(fuzz_model["bundle"]), "--as-of", "2026-01-01",
+                                   "--out", str(out)])
+    assert res.exit_code != 0, res.output
+    assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit))
+    assert name in " ".join(res.output.split()), res.output  # the message names the file
+    assert not out.exists() or not any(out.iterdir())
