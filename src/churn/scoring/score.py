@@ -19,7 +19,17 @@ import pandas as pd
 
 from churn.config import Config, FeaturesConfig
 from churn.errors import ChurnError
-from churn.io import atomic_dir, ensure_writable, read_table, write_csv, write_json, write_parquet
+from churn.io import (
+    PSEUDONYM_KEY_ENV,
+    atomic_dir,
+    ensure_writable,
+    pseudonym_key,
+    pseudonymise,
+    read_table,
+    write_csv,
+    write_json,
+    write_parquet,
+)
 from churn.scoring import status
 from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
@@ -29,6 +39,10 @@ Progress = Callable[[str], None] | None
 ChunkProgress = Callable[[int, int], None] | None
 ATTRIBUTES = ["name", "email", "plan", "region", "country", "language", "channel", "marketing_consent",
               "monthly_fee"]
+# Customer attributes scores.parquet may carry (what the plan was decided on): nothing that identifies or
+# reaches a person. Names, e-mails and other contact columns go to segment files only, when configured.
+SCORE_ATTRIBUTES = ["plan", "region", "country", "language", "channel", "marketing_consent", "monthly_fee",
+                    "last_activity_at"]  # the last one: when a lapsed (unscored) customer was last active
 SCORE_COLUMNS = ["customer_id", "as_of", "status", "churn_probability", "risk_tier",
                  *[f"reason_{i + 1}" for i in range(N_REASONS)], "customer_value", "expected_loss", "incentive",
                  "channel", "contact", "holdout", "model_version"]
@@ -133,6 +147,7 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
 
     when = parse_as_of(as_of)
     run_dir = Path(out_root) / str(when.date())
+    output_key(config)  # refused before any work when pseudonyms are asked for without a key
     ensure_writable(run_dir, overwrite)
     wanted = read_customer_list(customers, customers_id) if customers else None
     if progress:
@@ -169,11 +184,17 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         frame = fs.to_pandas()
         # The same population rule as the spine (and training): who else is current, or where listed ids stand.
         frame, statuses = with_status(frame, standing_rows(ds, cfg, fs.label, wanted), when)
-        cust_cols = [c for c in ATTRIBUTES if c in ds.columns("customers")]
+        have = ds.columns("customers")
+        asked = [*ATTRIBUTES, *(c for c in config.incentives.contact_columns if c not in ATTRIBUTES)]
+        cust_cols = [c for c in asked if c in have]
+        absent = [c for c in config.incentives.contact_columns if c not in have]
         attrs = ds.con.execute(
             "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
         ).df() if cust_cols else pd.DataFrame({"customer_id": frame["customer_id"]})
         notices = list(fs.notices)
+        if absent:
+            notices.append(f"incentives.contact_columns: {', '.join(absent)} not in the customers table; the "
+                           "segment files leave them out")
     finally:
         ds.con.close()
     if not (statuses == status.SCORED).any():
@@ -196,6 +217,7 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
 
     when = parse_as_of(as_of) if as_of else pd.Timestamp(datetime.now(UTC).date())
     run_dir = Path(out_root) / str(when.date())
+    output_key(config)  # refused before any work when pseudonyms are asked for without a key
     ensure_writable(run_dir, overwrite)
     model = load_model(model_ref)
     df = read_table(table)
@@ -239,7 +261,9 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     from churn.scoring.report import write_report
     from churn.scoring.segments import write_segments
 
+    key = output_key(config)
     base = base.reset_index(drop=True).copy(deep=False)
+    from_input = set(base.columns)  # what the data brought (features, raw table columns, attributes)
     is_scored = np.ones(len(base), dtype=bool) if statuses is None else statuses == status.SCORED
     everyone = bool(is_scored.all())
     if progress:
@@ -259,11 +283,18 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     if progress:
         progress("allocating retention incentives")
     plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed)
-    customers = _riskiest_first(plan.customers)
+    planned = plan.customers
+    if key is not None:  # every output below names customers by pseudonym only
+        planned = planned.assign(customer_id=pseudonymise(planned["customer_id"], key).to_numpy())
+    customers = _riskiest_first(planned)
     previous = _previous_scores(out_root, when)
     alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
-    feature_cols = [f.name for f in model.features_]
-    extra = [c for c in customers.columns if c not in SCORE_COLUMNS and c not in feature_cols]
+    # Scores: the keys, the model's verdict, the plan's columns and the non-personal attributes the plan was
+    # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
+    feature_cols = {f.name for f in model.features_}
+    personal = {"name", "email", *config.incentives.contact_columns}
+    extra = [c for c in customers.columns if c not in SCORE_COLUMNS and c not in feature_cols and c not in personal
+             and (c not in from_input or c in SCORE_ATTRIBUTES)]
     scores = customers[[c for c in SCORE_COLUMNS if c in customers.columns] + extra]
     # No wall-clock time in the outputs: the same inputs must give byte-identical files.
     meta = {"model_version": version, "model": model_ref, "as_of": str(when.date()), "source": source}
@@ -273,13 +304,25 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         files = [write_parquet(scores, tmp / "scores.parquet")]
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
-        files += write_segments(customers, tmp, summary=plan.summary)
+        files += write_segments(customers, tmp, summary=plan.summary, contact=config.incentives.contact_columns)
         files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
         files.append(write_json({"summary": summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
     return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices)
+
+
+def output_key(config: Config) -> bytes | None:
+    """The key for pseudonymising ids in outputs when `scoring.pseudonymise_ids` is on (else None); refuses
+    clearly when it is on and CHURN_PSEUDONYM_KEY is unset."""
+    if not config.scoring.pseudonymise_ids:
+        return None
+    key = pseudonym_key()
+    if key is None:
+        raise ChurnError(f"scoring.pseudonymise_ids is on but {PSEUDONYM_KEY_ENV} is not set: set it to a secret key "
+                         "(the same one every run, so outputs still join), or turn scoring.pseudonymise_ids off")
+    return key
 
 
 def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
