@@ -18,6 +18,7 @@ from churn.scoring.score import SCORE_COLUMNS, score_source, score_table
 
 pytestmark = pytest.mark.slow
 AS_OF = "2024-09-01"
+MODEL = lambda work: str(work / "models" / "churn-1")  # noqa: E731 - the fixture's CLI-trained bundle
 CAMPAIGN = ["language", "message_language", "channel", "incentive", "offer_message", "reason_1", "reason_2",
             "reason_3", "risk_tier", "churn_probability"]
 
@@ -45,8 +46,7 @@ def _customers(work: Path) -> pd.DataFrame:
 
 
 def test_default_outputs_keep_personal_data_in_segments_only(trained: Path, tmp_path: Path) -> None:
-    run = score_source(str(trained / "data"), AS_OF, str(trained / "models" / "churn-1"), str(tmp_path / "out"),
-                       load_config())
+    run = score_source(str(trained / "data"), AS_OF, MODEL(trained), str(tmp_path / "out"), load_config())
     scores = pd.read_parquet(run.out_dir / "scores.parquet")
     customers = _customers(trained)
     # No name, e-mail or raw activity: no model feature, no activity window column, no source column that
@@ -56,7 +56,8 @@ def test_default_outputs_keep_personal_data_in_segments_only(trained: Path, tmp_
     features = {f.name for f in load_model(str(trained / "models" / "churn-1")).features_}
     assert not {"name", "email"} & set(scores.columns)
     assert not (features - set(SCORE_COLUMNS)) & set(scores.columns)  # 'channel': the plan's, not the input's
-    assert not [c for c in scores.columns if c.split("_")[0] in ("events", "orders", "spend", "sessions", "tickets")]
+    activity = ("events", "orders", "spend", "sessions", "tickets")
+    assert not [c for c in scores.columns if c.split("_")[0] in activity]
     text = set(scores.astype(str).to_numpy().ravel())
     assert not text & set(customers["email"].dropna()) and not text & set(customers["name"].dropna())
     # Segments: the id, name and e-mail (the default contact columns), then the campaign's columns.
@@ -70,16 +71,14 @@ def test_default_outputs_keep_personal_data_in_segments_only(trained: Path, tmp_
 
 def test_configured_contact_columns_are_the_only_ones(trained: Path, tmp_path: Path) -> None:
     cfg = _default_with("incentives", contact_columns=["email"])
-    run = score_source(str(trained / "data"), AS_OF, str(trained / "models" / "churn-1"), str(tmp_path / "out"),
-                       cfg)
+    run = score_source(str(trained / "data"), AS_OF, MODEL(trained), str(tmp_path / "out"), cfg)
     seg = _segments(run.out_dir)
     contact = seg[seg["_file"] != "win_back.csv"]
     assert list(contact.columns[:-1]) == ["customer_id", "email", *CAMPAIGN]
     assert "name" not in seg.columns
     # A configured column the customers table lacks is said, not an error.
     cfg = _default_with("incentives", contact_columns=["phone"])
-    run = score_source(str(trained / "data"), AS_OF, str(trained / "models" / "churn-1"), str(tmp_path / "o2"),
-                       cfg)
+    run = score_source(str(trained / "data"), AS_OF, MODEL(trained), str(tmp_path / "o2"), cfg)
     assert any("phone not in the customers table" in n for n in run.notices), run.notices
     assert list(_segments(run.out_dir).columns[:2]) == ["customer_id", "language"]
 
@@ -115,8 +114,8 @@ def test_pseudonymised_ids_in_every_output(trained: Path, tmp_path: Path, monkey
     expected = raw.assign(customer_id=raw["customer_id"].map(pseudonym))
     pairs = expected.set_index("customer_id")["churn_probability"]
     assert set(got["customer_id"]) == set(pairs.index)
-    pd.testing.assert_series_equal(got.set_index("customer_id")["churn_probability"], pairs.loc[got["customer_id"]],
-                                   check_names=False)
+    pd.testing.assert_series_equal(got.set_index("customer_id")["churn_probability"],
+                                   pairs.loc[got["customer_id"]], check_names=False)
     raw_ids = set(raw["customer_id"])
     seg = _segments(run.out_dir)
     assert seg["customer_id"].str.fullmatch(r"p[0-9a-f]{24}").all() and not raw_ids & set(seg["customer_id"])

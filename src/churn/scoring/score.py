@@ -293,7 +293,8 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
     feature_cols = {f.name for f in model.features_}
     personal = {"name", "email", *config.incentives.contact_columns}
-    extra = [c for c in customers.columns if c not in SCORE_COLUMNS and c not in feature_cols and c not in personal
+    extra = [c for c in customers.columns
+             if c not in SCORE_COLUMNS and c not in feature_cols and c not in personal
              and (c not in from_input or c in SCORE_ATTRIBUTES)]
     scores = customers[[c for c in SCORE_COLUMNS if c in customers.columns] + extra]
     # No wall-clock time in the outputs: the same inputs must give byte-identical files.
@@ -304,7 +305,8 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         files = [write_parquet(scores, tmp / "scores.parquet")]
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
-        files += write_segments(customers, tmp, summary=plan.summary, contact=config.incentives.contact_columns)
+        files += write_segments(customers, tmp, summary=plan.summary,
+                                contact=config.incentives.contact_columns)
         files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
@@ -320,8 +322,9 @@ def output_key(config: Config) -> bytes | None:
         return None
     key = pseudonym_key()
     if key is None:
-        raise ChurnError(f"scoring.pseudonymise_ids is on but {PSEUDONYM_KEY_ENV} is not set: set it to a secret key "
-                         "(the same one every run, so outputs still join), or turn scoring.pseudonymise_ids off")
+        raise ChurnError(f"scoring.pseudonymise_ids is on but {PSEUDONYM_KEY_ENV} is not set: set it to a "
+                         "secret key (the same one every run, so outputs still join), or turn "
+                         "scoring.pseudonymise_ids off")
     return key
 
 

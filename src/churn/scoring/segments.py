@@ -3,8 +3,8 @@
 Input is the retention plan (one row per scored customer). Only customers the plan contacts are listed
 (`contact` true and not in the control group). Each list holds the id, the configured contact columns
 (`incentives.contact_columns`, default name and email) and the campaign's columns (language, channel, offer,
-reasons, tier, probability), never other customer attributes, model internals or customer value, sorted by churn probability (highest first) then customer id, so identical plans give
-identical files.
+reasons, tier, probability), never other customer attributes, model internals or customer value, sorted
+by churn probability (highest first) then customer id, so identical plans give identical files.
 
 Layout written by `write_segments(plan, out_dir)`::
 
