@@ -15,9 +15,12 @@ import pytest
 
 from churn.config import load_config
 from churn.demo import run_demo
-from churn.scoring.score import SCORE_COLUMNS
 
 pytestmark = pytest.mark.slow
+# The scores.parquet layout expected, written out (not read from the module under test).
+SCORE_COLUMNS = ["customer_id", "as_of", "status", "churn_probability", "risk_tier", "reason_1", "reason_2",
+                 "reason_3", "customer_value", "expected_loss", "incentive", "channel", "contact", "holdout",
+                 "model_version"]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,11 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.scoring.alerts import ALERT_COLUMNS, compute_alerts
+from churn.scoring.alerts import compute_alerts
+
+# The alerts.csv layout expected, written out (not read from the module under test).
+ALERT_COLUMNS = ["customer_id", "previous_probability", "current_probability", "probability_rise",
+                 "previous_tier", "current_tier", "risk_rose", "moved_up_tier", "why"]
 
 TIERS = ["critical", "high", "medium", "low"]
 
