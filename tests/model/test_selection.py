@@ -19,7 +19,8 @@ from churn.config import Config
 from churn.features.registry import Feature
 from churn.training.metrics import ranking_metrics
 from churn.training.model import ChurnModel
-from churn.training.selection import Rows, candidate_list, choose, evaluate_candidates
+from churn.training.selection import candidate_list, choose, evaluate_candidates
+from churn.training.splits import Split
 from churn.training.table import prepare_table
 
 FEATURES = [Feature(f"x{i}", "table", f"x{i}") for i in range(5)] + [Feature("seg", "table", "seg", kind="categorical")]
@@ -47,7 +48,7 @@ def _config() -> Config:
 def _select(interactions: bool):
     df, y = _table(12000, 5, interactions)
     n = len(y)
-    rows = Rows(np.arange(0, int(0.5 * n)), np.arange(int(0.5 * n), int(0.6 * n)),
+    rows = Split("test", np.arange(0, int(0.5 * n)), np.arange(int(0.5 * n), int(0.6 * n)),
                 np.arange(int(0.6 * n), int(0.7 * n)), np.arange(int(0.7 * n), n))
     cfg = _config()
     ev = evaluate_candidates(candidate_list(cfg), df, y, rows, FEATURES, cfg, scale_pos_weight=None, source=None,
@@ -175,7 +176,7 @@ def test_few_calibration_rows_get_a_sigmoid_not_isotonic_steps():
     assert calibration_method("sigmoid", 5000) == "sigmoid"
     df, y = _table(3000, 6, interactions=False)
     n = len(y)
-    rows = Rows(np.arange(0, 1800), np.arange(1800, 2100), np.arange(2100, 2400), np.arange(2400, n))
+    rows = Split("test", np.arange(0, 1800), np.arange(1800, 2100), np.arange(2100, 2400), np.arange(2400, n))
     cfg = _config()
     ev = evaluate_candidates(candidate_list(cfg)[:1], df, y, rows, FEATURES, cfg, scale_pos_weight=None,
                              source=None, say=lambda m: None)

@@ -29,6 +29,7 @@ from churn.config import Config
 from churn.features.registry import Feature
 from churn.training.metrics import holdout_metrics, ranking_metrics
 from churn.training.model import ChurnModel, ModelKind, stack_weights
+from churn.training.splits import Split
 
 STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
 TREE_CANDIDATES = ("lightgbm", "lightgbm_stumps", "lightgbm_tuned")
@@ -58,16 +59,6 @@ class Evaluated:
     @property
     def name(self) -> str:
         return self.candidate.name
-
-
-@dataclass
-class Rows:
-    """Row positions of the evaluation: fit, early stopping, calibration (= selection), holdout."""
-
-    train: np.ndarray
-    early_stopping: np.ndarray
-    calibration: np.ndarray
-    holdout: np.ndarray
 
 
 def candidate_list(config: Config, tuned: dict[str, Any] | None = None) -> list[Candidate]:
@@ -115,7 +106,7 @@ def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> tuple[dict[str
     return ranking_metrics(y, raw), raw
 
 
-def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Rows,
+def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Split,
                         features: list[Feature], config: Config, *, scale_pos_weight: float | None,
                         source: dict[str, Any] | None, say: Callable[[str], None]) -> list[Evaluated]:
     """Fit each candidate on the training rows and score it on validation and holdout (module docstring)."""

@@ -37,7 +37,7 @@ from churn.training.metrics import (
     reliability_table,
 )
 from churn.training.model import ChurnModel
-from churn.training.selection import Evaluated, Rows, candidate_list, choose, evaluate_candidates, refit_all
+from churn.training.selection import Evaluated, candidate_list, choose, evaluate_candidates, refit_all
 from churn.training.splits import (  # noqa: F401 - re-exported: `from churn.training.train import split_...`
     VALIDATION_SHARE,
     Split,
@@ -220,18 +220,17 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
         warn(f"{len(ignored)} column(s) in the frame are not declared features and were ignored: "
              f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
     split = make_split(ids, frame, time_col, config, holdout_customer_share, warn)
-    has_time = split.scheme == "out_of_time" or bool(split.snapshots)
+    has_time = time_col is not None and time_col in frame.columns
     for note in split.notes:
         say(note)
-    rows = Rows(split.train, split.early_stopping, split.calibration, split.holdout)
-    n_pos, n_neg = int(y[rows.train].sum()), int(len(rows.train) - y[rows.train].sum())
+    n_pos, n_neg = int(y[split.train].sum()), int(len(split.train) - y[split.train].sum())
     if n_pos == 0:
         raise ChurnError("the training rows hold no churners")
     scale_pos_weight = (n_neg / n_pos) if mc.imbalance == "balanced" else None
     say(f"class balance in training rows: {n_pos:,} churners / {n_neg:,} others "
-        f"({n_pos / len(rows.train):.2%}); imbalance handling: {mc.imbalance}"
+        f"({n_pos / len(split.train):.2%}); imbalance handling: {mc.imbalance}"
         + (f" (scale_pos_weight {scale_pos_weight:.2f}, undone by calibration)" if scale_pos_weight else ""))
-    _check_calibration_rows(y[rows.calibration], mc.calibration, warn)
+    _check_calibration_rows(y[split.calibration], mc.calibration, warn)
     if n_pos < 200:
         warn(f"only {n_pos} churners in the training rows: metrics will be noisy; the regularised candidates "
              "and the blend with a logistic regression are what small data needs")
@@ -242,27 +241,27 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
         run = _open_run(client, mc.experiment, say)
         with run:
             run_id = run.info.run_id
-            trials = tune_trials or (mc.auto_tune_trials if len(rows.train) <= mc.auto_tune_max_rows else 0)
+            trials = tune_trials or (mc.auto_tune_trials if len(split.train) <= mc.auto_tune_max_rows else 0)
             minutes = tune_minutes if tune_trials else (mc.auto_tune_minutes if trials else None)
-            tuned = _tune(frame, y, ids, rows, features, config, scale_pos_weight, trials, minutes, run, say) \
+            tuned = _tune(frame, y, ids, split, features, config, scale_pos_weight, trials, minutes, run, say) \
                 if trials > 0 else None
-            evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, rows,
+            evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, split,
                                             features, config, scale_pos_weight=scale_pos_weight, source=source,
                                             say=say)
             chosen, why, linear_won = choose(evaluated, mc.force_candidate)
             say(f"chosen: {chosen.name} ({why})")
             if linear_won:
                 warn(f"the logistic regression was chosen: {why}")
-            heuristic_col, heuristic_why = pick_heuristic_feature(clean.iloc[rows.train], y[rows.train], features)
+            heuristic_col, heuristic_why = pick_heuristic_feature(clean.iloc[split.train], y[split.train], features)
             say("fitting baselines (plain logistic regression, one-feature heuristic)")
-            p_lr, p_heur = _fit_baselines(clean, y, rows.train, rows.holdout, features, heuristic_col, mc.seed)
-            y_ho = y[rows.holdout]
+            p_lr, p_heur = _fit_baselines(clean, y, split.train, split.holdout, features, heuristic_col, mc.seed)
+            y_ho = y[split.holdout]
             if mc.refit:
-                model, refit = refit_all(chosen, frame, y, ids, features, config, fit_rows=len(rows.train),
+                model, refit = refit_all(chosen, frame, y, ids, features, config, fit_rows=len(split.train),
                                          scale_pos_weight=scale_pos_weight, source=source,
                                          fold_of=refit_folds(ids, config), say=say)
             else:
-                model, refit = chosen.model, {"rows": len(rows.train), "rounds": chosen.model.best_iteration_}
+                model, refit = chosen.model, {"rows": len(split.train), "rounds": chosen.model.best_iteration_}
             if chosen.candidate.kind != "logistic" and chosen.model.best_iteration_ >= mc.num_boost_round:
                 warn(f"early stopping did not trigger within {mc.num_boost_round} rounds; consider raising "
                      "model.num_boost_round or the learning rate")
@@ -272,7 +271,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
                 warn("the holdout holds only one class: ranking metrics are undefined")
             metrics = dict(chosen.holdout)
             econ = incentive_economics(config)
-            value, value_source = customer_value(frame.iloc[rows.holdout], config)
+            value, value_source = customer_value(frame.iloc[split.holdout], config)
             curve = profit_curve(y_ho, chosen.p_holdout, value, econ.save_rate, econ.cost)
             metrics.update(profit_summary(curve))
             metrics["best_iteration"] = float(chosen.model.best_iteration_)
@@ -293,9 +292,9 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
 
             fp = _fingerprint(frame, id_col, time_col if has_time else None, label_col, data_fingerprint)
             model.metadata_.update(_metadata(
-                config, split, rows, refit, chosen, why, evaluated, metrics, baseline, fp, extra_metadata, warns,
+                config, split, refit, chosen, why, evaluated, metrics, baseline, fp, extra_metadata, warns,
                 run_id, label_col, id_col, time_col if has_time else None, scale_pos_weight, n_pos))
-            _log_run(run_id, config, model, chosen, why, evaluated, split, rows, refit, metrics, baseline, beaten,
+            _log_run(run_id, config, model, chosen, why, evaluated, split, refit, metrics, baseline, beaten,
                      fp, scale_pos_weight, n_pos, n_neg, heuristic_col, heuristic_why, value_source, econ,
                      tune_trials, tune_minutes, label_col, id_col, time_col if has_time else None, len(frame))
             with tempfile.TemporaryDirectory(prefix="churn-train-") as tmpd:
@@ -344,7 +343,7 @@ def _fingerprint(frame: pd.DataFrame, id_col: str, time_col: str | None, label_c
     return {**fp, **extra} if extra else fp
 
 
-def _metadata(config: Config, split: Split, rows: Rows, refit: dict[str, Any], chosen: Evaluated, why: str,
+def _metadata(config: Config, split: Split, refit: dict[str, Any], chosen: Evaluated, why: str,
               evaluated: list[Evaluated], metrics: dict[str, float], baseline: dict[str, Any], fp: dict[str, Any],
               extra_metadata: dict | None, warns: list[str], run_id: str, label_col: str, id_col: str,
               time_col: str | None, scale_pos_weight: float | None, n_pos: int) -> dict[str, Any]:
@@ -358,15 +357,15 @@ def _metadata(config: Config, split: Split, rows: Rows, refit: dict[str, Any], c
         "keys": {"id": id_col, "time": time_col},
         "evaluation": split.scheme,
         "snapshots": split.snapshots,
-        "rows": {"train": len(rows.train), "early_stopping": len(rows.early_stopping),
-                 "calibration": len(rows.calibration), "holdout": len(rows.holdout), "refit": refit.get("rows")},
+        "rows": {"train": len(split.train), "early_stopping": len(split.early_stopping),
+                 "calibration": len(split.calibration), "holdout": len(split.holdout), "refit": refit.get("rows")},
         "chosen": {"candidate": chosen.name, "kind": chosen.candidate.kind, "why": why,
                    "note": chosen.candidate.note, "refit": refit},
         "candidates": {e.name: {"valid_roc_auc": e.valid["roc_auc"], **e.holdout} for e in evaluated},
         "metrics_are": "holdout metrics of the chosen candidate's evaluation fit (trained without the holdout); "
                        "the registered model is that candidate refit on every row",
         "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
-        "train_positive_rate": n_pos / max(len(rows.train), 1),
+        "train_positive_rate": n_pos / max(len(split.train), 1),
         "metrics": metrics, "baseline_metrics": baseline,
         "mlflow": {"run_id": run_id, "experiment": mc.experiment},
         "registered_name": mc.registered_name,
@@ -377,7 +376,7 @@ def _metadata(config: Config, split: Split, rows: Rows, refit: dict[str, Any], c
 
 
 def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, why: str,
-             evaluated: list[Evaluated], split: Split, rows: Rows, refit: dict[str, Any], metrics: dict[str, float],
+             evaluated: list[Evaluated], split: Split, refit: dict[str, Any], metrics: dict[str, float],
              baseline: dict[str, Any], beaten: dict[str, Any], fp: dict[str, Any], scale_pos_weight: float | None,
              n_pos: int, n_neg: int, heuristic_col: str, heuristic_why: str, value_source: str, econ: Any,
              tune_trials: int, tune_minutes: float | None, label_col: str, id_col: str, time_col: str | None,
@@ -405,8 +404,8 @@ def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, 
         "n_rows": n_rows,
         "n_features": len(model.features_),
         "n_categorical": sum(f.kind == "categorical" for f in model.features_),
-        "rows": {"train": len(rows.train), "early_stopping": len(rows.early_stopping),
-                 "calibration": len(rows.calibration), "holdout": len(rows.holdout)},
+        "rows": {"train": len(split.train), "early_stopping": len(split.early_stopping),
+                 "calibration": len(split.calibration), "holdout": len(split.holdout)},
         "refit": refit, "evaluation": split.scheme,
         "snapshots": {k: ",".join(v) for k, v in split.snapshots.items()},
         "imbalance": mc.imbalance, "scale_pos_weight": scale_pos_weight,
@@ -417,7 +416,7 @@ def _log_run(run_id: str, config: Config, model: ChurnModel, chosen: Evaluated, 
         "economics": {"save_rate": econ.save_rate, "cost": econ.cost},
     })
     log_metrics(metrics)
-    log_metrics({"train_positive_rate": n_pos / max(len(rows.train), 1)})
+    log_metrics({"train_positive_rate": n_pos / max(len(split.train), 1)})
     for e in evaluated:
         log_metrics({"valid_roc_auc": e.valid["roc_auc"], **e.holdout}, prefix=f"candidate_{e.name}_")
     for bname, bm in baseline.items():
@@ -522,7 +521,7 @@ def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str]
              "steps would overfit); the registered model's calibration uses every row's out-of-fold prediction")
 
 
-def _tune(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, rows: Rows, features: list[Feature],
+def _tune(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, rows: Split, features: list[Feature],
           config: Config, scale_pos_weight: float | None, n_trials: int, minutes: float | None, run: Any,
           say: Callable[[str], None]) -> dict[str, Any] | None:
     """An Optuna search over LightGBM settings within the training rows (a fifth of their customers scores
