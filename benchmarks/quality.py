@@ -172,6 +172,16 @@ def markdown(rows: Sequence[dict[str, Any]], mechanisms: Sequence[str]) -> str:
             med = [_fmt(_median(float(r[k]) for r in rs)) for k in METRICS]
             n_chosen = "" if cand == CHOSEN_ROW else f"{sum(bool(r['chosen']) for r in rs)}/{len(rs)}"
             lines.append(f"| {mech} | {cand} | {' | '.join(med)} | {n_chosen} |")
+    lines += ["", "| mechanism | best candidate by median ROC AUC | its median minus the chosen model's median |",
+              "|---|---|---:|"]
+    for mech in mechanisms:
+        mine = [r for r in rows if r["mechanism"] == mech]
+        med = {c: _median(float(r["roc_auc"]) for r in mine if r["candidate"] == c)
+               for c in {r["candidate"] for r in mine}}
+        cands = {c: v for c, v in med.items() if c not in (CHOSEN_ROW, BASELINE_ROW)}
+        if cands and CHOSEN_ROW in med:
+            best = max(cands, key=lambda c: cands[c])
+            lines.append(f"| {mech} | {best} | {_fmt(cands[best] - med[CHOSEN_ROW])} |")
     gaps = selection_gaps(rows)
     lines += ["", "| mechanism | seeds | chosen: best ROC AUC minus chosen (median, worst) "
               "| chosen minus logistic candidate (median, worst) | chosen minus plain logistic baseline (median, "
@@ -196,6 +206,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--mechanisms", default=",".join(MECHANISMS), help="Comma-separated, from: "
                     + ", ".join(MECHANISMS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/quality.csv"), help="CSV of all rows.")
+    ap.add_argument("--summarise", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="Run nothing: print the tables of these earlier runs' CSVs together (e.g. seeds run apart).")
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.mechanisms = [m.strip() for m in args.mechanisms.split(",") if m.strip()]
@@ -210,6 +222,16 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of an earlier run's CSV, with the types `markdown` reads."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["seed"] = int(r["seed"])
+        r["chosen"] = r["chosen"] == "True"
+    return rows
+
+
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """All rows, in run order, to `path` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +244,11 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every mechanism x seed, write the CSV and print the Markdown tables."""
     args = _parse(argv)
+    if args.summarise:
+        rows = [r for path in args.summarise for r in read_csv(path)]
+        present = [m for m in MECHANISMS if any(r["mechanism"] == m for r in rows)]
+        print(markdown(rows, present))
+        return 0
     scenarios = [scenario(m, args.customers, args.small_customers) for m in args.mechanisms]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="churn-quality-") as tmp:
