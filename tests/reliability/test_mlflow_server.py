@@ -66,10 +66,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
 
 
 def _server_env(uri: str) -> dict[str, str]:
-    # Artifacts go through the server (mlflow-artifacts:/), as they do with a shared tracking server; no
-    # retries and a short timeout, so a vanished server fails the run in seconds.
-    return {"MLFLOW_TRACKING_URI": uri, "CHURN_ARTIFACT_ROOT": "mlflow-artifacts:/churn",
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    # No CHURN_ARTIFACT_ROOT: artifacts go where the server says (proxied, its --artifacts-destination), not to
+    # a folder of the client; no retries and a short timeout, so a vanished server fails the run in seconds.
+    return {"MLFLOW_TRACKING_URI": uri, "CHURN_ARTIFACT_ROOT": "", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def test_training_logs_to_a_real_server_and_survives_it_going_away(server, tmp_path: Path) -> None:
@@ -88,7 +88,8 @@ def test_training_logs_to_a_real_server_and_survives_it_going_away(server, tmp_p
     assert mv.version == "1" and "challenger" in client.get_registered_model("churn").aliases
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["roc_auc"] > 0.5
-    assert client.list_artifacts(mv.run_id)  # artifacts uploaded through the server
+    assert client.list_artifacts(mv.run_id)  # artifacts uploaded through the server, into its store
+    assert any((tmp_path / "server" / "artifacts").rglob("*")) and not (work / "mlartifacts").exists()
     assert (work / "models" / "churn-1" / "manifest.json").is_file()
 
     # 2. Paused just before logging the model; the server killed; the run resumed.

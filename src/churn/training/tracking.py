@@ -63,14 +63,18 @@ def mlflow_session(uri: str | None = None) -> Iterator[MlflowClient]:
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """The id of experiment `name`, created with artifact_location=artifact_root() when new."""
+    """The id of experiment `name`, created with artifact_location=artifact_root() when new; against a
+    tracking server (http/https) without CHURN_ARTIFACT_ROOT, where the server says (its proxied artifact
+    store), not a folder on this machine."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=churn_config.artifact_root())
+        remote = str(client.tracking_uri).startswith(("http://", "https://"))
+        location = None if remote and not os.environ.get("CHURN_ARTIFACT_ROOT") else churn_config.artifact_root()
+        return client.create_experiment(name, artifact_location=location)
     except Exception:  # another process may have created it meanwhile: look again, re-raise if still absent
         exp = client.get_experiment_by_name(name)
         if exp is None:
