@@ -184,6 +184,7 @@ _COMMA_EVIDENCE = (r"[+-]?\d*,(?:\d{1,2}|\d{4,})", r"[+-]?\d{1,3}(?:[. \x{00a0}'
 _DOT_EVIDENCE = (r"[+-]?\d*\.(?:\d{1,2}|\d{4,})(?:[eE][+-]?\d+)?", r"[+-]?\d{1,3}(?:[, \x{00a0}']\d{3})+\.\d+",
                  r"[+-]?\d{1,3}(?:,\d{3}){2,}")
 _AMBIGUOUS_COMMA = r"[+-]?\d{1,3}(?:,\d{3})+"
+_GROUP_CHARS = r"\d[, '\x{00a0}\x{202f}]\d"  # a digit group separator between digits
 _SLASHED = r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}(?:[ T].*)?"
 _DATE_PARTS = r"^(\d{1,2})[/-](\d{1,2})[/-]"
 _TIMES = ("", " %H:%M", " %H:%M:%S", "T%H:%M:%S", " %H:%M:%S.%f")
@@ -219,8 +220,9 @@ def _detect_layouts(con: duckdb.DuckDBPyConnection, info: TableInfo, src: TableS
             comma = " OR ".join(f"regexp_full_match({t}, {_lit(r)})" for r in _COMMA_EVIDENCE)
             dot = " OR ".join(f"regexp_full_match({t}, {_lit(r)})" for r in _DOT_EVIDENCE)
             amb = f"regexp_full_match({t}, {_lit(_AMBIGUOUS_COMMA)})"
+            grouped = f"regexp_matches({t}, {_lit(_GROUP_CHARS)})"
             aggs += [f"count(*) FILTER (WHERE {comma})", f"count(*) FILTER (WHERE {dot})",
-                     f"count(*) FILTER (WHERE {amb})"]
+                     f"count(*) FILTER (WHERE {amb})", f"count(*) FILTER (WHERE {grouped})"]
             plan.append(("number", col.name, theirs))
         elif col.type in ("timestamp", "date") and not src.date_format and src.day_first is None:
             slashed = f"regexp_full_match({t}, {_lit(_SLASHED)})"
@@ -229,19 +231,24 @@ def _detect_layouts(con: duckdb.DuckDBPyConnection, info: TableInfo, src: TableS
 
             aggs += [f"count(*) FILTER (WHERE {slashed})",
                      f"count(*) FILTER (WHERE {slashed} AND {part(1)} > 12)",
-                     f"count(*) FILTER (WHERE {slashed} AND {part(2)} > 12)"]
+                     f"count(*) FILTER (WHERE {slashed} AND {part(2)} > 12)", "0"]
             plan.append(("date", col.name, theirs))
     found: tuple = ()
     if aggs:
         found = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT * FROM {info.raw_view} LIMIT {SAMPLE_ROWS})"
                             ).fetchone() or ()
     for i, (kind, ours, theirs) in enumerate(plan):
-        a, b, c = found[3 * i: 3 * i + 3]
+        a, b, c, g = found[4 * i: 4 * i + 4]
         if kind == "number":
             # A decimal comma shows as a comma not followed by exactly three digits (12,5) or as dot groups
             # before a comma (1.234,5); "1,234" alone could be either: semicolon exports are European.
             decimal = "," if (a and not b) or (c and not a and not b and delimiter == ";") else "."
-            info.number_styles[theirs] = (decimal, _thousands_class(decimal, src.thousands_separator))
+            thousands = _thousands_class(decimal, src.thousands_separator)
+            if decimal == "." and not g and src.thousands_separator is None:
+                # Plain numbers in the sample: a straight cast, no per-value pattern match (50M-row exports).
+                # A grouped value further down then shows up as "not a number" with its line.
+                thousands = ""
+            info.number_styles[theirs] = (decimal, thousands)
         else:
             if b and not c:
                 day_first = True

@@ -613,3 +613,80 @@ def test_cli_fixed_bad_tables(fuzz_model: dict[str, Any], tmp_path: Path, name: 
     assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit))
     assert name in " ".join(res.output.split()), res.output  # the message names the file
     assert not out.exists() or not any(out.iterdir())
+
+
+# ------------------------------------------------------------------- --customers lists and exclusions
+LIST_IDS = ["007", "7", "42", "A-1", "Ω-9", "x" * 300, " 8 ", "", None]
+
+
+@st.composite
+def id_lists(draw: st.DrawFn) -> tuple[list[Any], str, bool, Dress]:
+    """A list of ids (text, or integers in Parquet), its column name, an extra column, and a dress."""
+    as_ints = draw(st.integers(0, 5)) == 0
+    if as_ints:
+        ids: list[Any] = draw(st.lists(st.one_of(st.integers(0, 10**12), st.none()), max_size=8))
+    else:
+        ids = draw(st.lists(st.sampled_from(LIST_IDS), max_size=8))
+    col = draw(st.sampled_from(["customer_id", "Kundennummer"]))
+    extra = draw(st.booleans())
+    dress = draw(dresses.filter(lambda d: d.fmt not in ("parquet-truncated",)))
+    if as_ints:
+        dress.fmt = "parquet"
+    dress.encoding = "utf-8"
+    return ids, col, extra, dress
+
+
+def _write_list(folder: Path, ids: list[Any], col: str, extra: bool, dress: Dress) -> Path:
+    if dress.fmt == "parquet":
+        frame = pd.DataFrame({col: pd.array(ids, dtype="Int64") if ids and all(
+            v is None or isinstance(v, int) for v in ids) and any(isinstance(v, int) for v in ids) else ids})
+        if extra:
+            frame["note"] = "x"
+        path = folder / "list.parquet"
+        frame.to_parquet(path, index=False)
+        return path
+    header = [col] + (["note"] if extra else [])
+    return write(folder / "list", header, [[v] + (["x"] if extra else []) for v in ids], dress)
+
+
+@FUZZ
+@given(id_lists())
+def test_customer_lists_load_or_name_file_and_rows(tmp_path_factory: pytest.TempPathFactory, drawn: tuple) -> None:
+    from churn.scoring.population import read_customer_list
+
+    ids, col, extra, dress = drawn
+    TRIED["--customers list"] += 1
+    folder = _fresh(tmp_path_factory.getbasetemp(), "fuzz_list")
+    path = _write_list(folder, ids, col, extra, dress)
+    text = [None if v is None or str(v).strip() == "" else str(v).strip() for v in ids]
+    if dress.fmt == "xlsx":
+        # Documented: fully blank rows of a sheet are not rows (a one-column list: blank ids vanish).
+        text = [t for t, v in zip(text, ids) if extra or t is not None]
+    findable = col == "customer_id" or not extra  # else the id column must be named with --id
+    expect_ok = findable and bool(text) and None not in text and len(set(text)) == len(text)
+    try:
+        got = read_customer_list(path)
+    except ChurnError as exc:
+        assert str(path) in str(exc), str(exc)
+        assert not expect_ok, f"{exc} for {ids!r} in {dress}"
+        return
+    assert expect_ok, f"{ids!r} {col} extra={extra} {dress} loaded as {got.tolist()}"
+    assert got.tolist() == text  # text ids as written (trimmed), 007 and 7 distinct, integers as digits
+
+
+@FUZZ
+@given(id_lists(), st.lists(st.sampled_from(["007", "7", "42", "A-1", "8", "Ω-9", "1000000"]), min_size=1,
+                            max_size=6, unique=True))
+def test_exclusions_load_and_match_ids_as_text(tmp_path_factory: pytest.TempPathFactory, drawn: tuple,
+                                              scored: list[str]) -> None:
+    from churn.scoring.rules import is_excluded
+
+    ids, col, extra, dress = drawn
+    TRIED["exclusions"] += 1
+    folder = _fresh(tmp_path_factory.getbasetemp(), "fuzz_exclusions")
+    col = "customer_id"  # the exclusions table is documented to hold `customer_id`
+    path = _write_list(folder, ids, col, extra, dress)
+    table = read_table(path)
+    got = is_excluded(pd.DataFrame({"customer_id": scored}), table)
+    listed = {str(v).strip() for v in ids if v is not None and str(v).strip()}
+    assert got.tolist() == [s in listed for s in scored]  # "007" never excludes "7", nor the reverse
