@@ -103,7 +103,7 @@ def assert_counted_everywhere(scores: pd.DataFrame, summary: dict, report: str, 
     cells = [[c.strip() for c in line.split("│")][1:3] for line in stdout.splitlines() if "│" in line]
     for status, n in counts.items():
         label = status.replace("_", " ").capitalize()
-        assert re.search(rf'<td>{label}</td><td>[^<]*</td><td class="n">{n:,}</td>', report), status
+        assert re.search(rf'<td>{label}</td><td>[^<]*</td><td class="n" data-status="{status}">{n:,}</td>', report), status
         assert [status, f"{n:,}"] in cells
     assert f"scored {counts.get('scored', 0):,} of {len(scores):,} customers" in stdout
 
