@@ -18,10 +18,11 @@ import csv
 import gzip
 import io
 import math
+import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ from churn.scoring.rules import contact_blocks
 from churn.validation import load_source
 
 CASES = 1000
-FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_CASES", CASES)), derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+# FUZZ_CASES lowers the count for a quick local look; CI runs the full 1,000.
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_CASES", CASES)), derandomize=True, deadline=None,
+                database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 TRIED: Counter[str] = Counter()  # cases per loader, printed at the end of the module (pytest -s)
 
@@ -441,8 +443,8 @@ def test_contact_history_loads_or_names_the_column_and_examples(tmp_path_factory
         reason = contact_blocks(scores, cooldown_days=cooldown, contact_history=hist)
     except ChurnError as exc:
         assert bad, str(exc)
-        assert "contacted_at" in str(exc) and repr(bad[0].text) in str(exc) or any(
-            repr(b.text) in str(exc) for b in bad), str(exc)
+        # The column, and the first unreadable value in file order among the examples.
+        assert "contacted_at" in str(exc) and repr(bad[0].text) in str(exc), str(exc)
         return
     assert not bad or cooldown == 0 or len(hist) == 0, f"{[b.text for b in bad]} accepted"
     if cooldown == 0:

@@ -7,8 +7,6 @@ files: a customer without consent is never in a contact segment, whatever else i
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -32,10 +30,6 @@ def _expected(v: object) -> bool:
     if any(v is y or (type(v) is type(y) and v == y) for y in YES):
         return True
     return False
-
-
-def _is_missing(v: object) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
 values = st.one_of(st.sampled_from(YES), st.sampled_from(NO), st.sampled_from(UNCLEAR),
