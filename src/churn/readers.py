@@ -330,11 +330,15 @@ def read_table(path: str | os.PathLike[str], columns: list[str] | None = None, *
         raise ChurnError(f"{p}: file does not exist")
     try:
         if is_parquet(p):
-            return pd.read_parquet(p, columns=columns)
-        if is_excel(p):
-            return read_excel(p, sheet, columns)
-        dialect = detect_dialect(p, delimiter=delimiter, quote=quote, encoding=encoding, setting=setting)
-        return read_csv_frame(p, dialect, columns, setting)
+            df = pd.read_parquet(p, columns=columns)
+        elif is_excel(p):
+            df = read_excel(p, sheet, columns)
+        else:
+            dialect = detect_dialect(p, delimiter=delimiter, quote=quote, encoding=encoding, setting=setting)
+            df = read_csv_frame(p, dialect, columns, setting)
+        # Later checks on the frame (contact history, exclusions) name the file in their errors.
+        df.attrs["source"] = str(p)
+        return df
     except ChurnError:
         raise
     except ValueError as exc:

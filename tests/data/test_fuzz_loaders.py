@@ -444,7 +444,7 @@ def test_contact_history_loads_or_names_the_column_and_examples(tmp_path_factory
     except ChurnError as exc:
         assert bad, str(exc)
         # The column, and the first unreadable value in file order among the examples.
-        assert "contacted_at" in str(exc) and repr(bad[0].text) in str(exc), str(exc)
+        assert str(path) in str(exc) and "contacted_at" in str(exc) and repr(bad[0].text) in str(exc), str(exc)
         return
     assert not bad or cooldown == 0 or len(hist) == 0, f"{[b.text for b in bad]} accepted"
     if cooldown == 0:

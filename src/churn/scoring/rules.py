@@ -44,6 +44,12 @@ def has_consent(scores: pd.DataFrame) -> np.ndarray:
     return yes | (numeric == 1).fillna(False).to_numpy(dtype=bool)
 
 
+def _label(frame: pd.DataFrame, what: str) -> str:
+    """How errors name a table: its file (set by `churn.io.read_table`) and what it is for."""
+    source = frame.attrs.get("source")
+    return f"{source} ({what})" if source else what
+
+
 def _ids(frame: pd.DataFrame, table: str) -> pd.Series:
     if "customer_id" not in frame.columns:
         raise ChurnError(f"{table}: needs a 'customer_id' column; it has {list(frame.columns)[:10]}")
@@ -54,7 +60,7 @@ def is_excluded(scores: pd.DataFrame, exclusions: pd.DataFrame | None) -> np.nda
     """True where the customer id is on the exclusion list."""
     if exclusions is None or len(exclusions) == 0:
         return np.zeros(len(scores), dtype=bool)
-    ids = set(_ids(exclusions, "exclusions").dropna())
+    ids = set(_ids(exclusions, _label(exclusions, "exclusions")).dropna())
     return scores["customer_id"].astype("string").str.strip().isin(ids).fillna(False).to_numpy(dtype=bool)
 
 
@@ -81,14 +87,16 @@ def days_since_contact(scores: pd.DataFrame, contact_history: pd.DataFrame | Non
         return nan
     if "contacted_at" not in contact_history.columns:
         raise ChurnError(
-            f"contact history: needs a 'contacted_at' column; it has {list(contact_history.columns)[:10]}"
+            f"{_label(contact_history, 'contact history')}: needs a 'contacted_at' column; it has "
+            f"{list(contact_history.columns)[:10]}"
         )
     if "as_of" not in scores.columns:
         raise ChurnError("scores: an 'as_of' column is needed to apply the contact cool-down")
     hist = pd.DataFrame(
         {
-            "customer_id": _ids(contact_history, "contact history"),
-            "contacted_at": _utc_naive(contact_history["contacted_at"], "contact history", "contacted_at"),
+            "customer_id": _ids(contact_history, _label(contact_history, "contact history")),
+            "contacted_at": _utc_naive(contact_history["contacted_at"], _label(contact_history, "contact history"),
+                                       "contacted_at"),
         }
     ).dropna()
     if hist.empty:  # only blank contact times (found by the loader fuzz: an all-NaT column crashed below)
