@@ -34,6 +34,7 @@ from churn.errors import ChurnError
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+LEGACY_CANDIDATES = ("cp1250", "cp1252", "latin_1", "iso8859_2", "cp1257", "cp1254", "cp1256", "cp1251", "utf_16")
 LEGACY_HINT = "cp1250 for Central European systems, latin-1 or cp1252 for Western European ones"
 
 
@@ -95,7 +96,9 @@ def guess_encoding(sample: bytes) -> str | None:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - installed with requests, which mlflow needs
         return None
-    best = from_bytes(sample).best()
+    # Only the code pages business exports in this project's markets use: unrestricted, a short European
+    # sample is sometimes "detected" as Korean (johab) or another far-fetched one.
+    best = from_bytes(sample, cp_isolation=list(LEGACY_CANDIDATES)).best()
     return best.encoding if best is not None else None
 
 
@@ -104,7 +107,7 @@ def encoding_error(path: Path, data: bytes, position: int, setting: str | None) 
     line = data[:position].count(b"\n") + 1
     bad = data[position:position + 4]
     guess = guess_encoding(data[max(0, position - 4096):position + 4096])
-    suggest = f"it looks like {guess}; " if guess and guess not in ("utf_8", "ascii") else ""
+    suggest = f"it looks like {guess} (a guess); " if guess and guess not in ("utf_8", "ascii") else ""
     where = (f"set {setting}: <encoding>" if setting else "save it as UTF-8")
     return ChurnError(
         f"{path}: line {line} is not valid UTF-8 (bytes {bad!r}); {suggest}legacy exports need their encoding "

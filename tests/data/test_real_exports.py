@@ -231,3 +231,24 @@ def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
         load(tmp_path)
     with pytest.raises(ChurnError, match="events.csv: the file is empty"):
         read_table(tmp_path / "events.csv")
+
+
+def test_cli_validate_reads_the_issues_export_and_refuses_a_legacy_one_cleanly(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    data = tmp_path / "data"
+    _write(data / "orders.csv", "Kunde;Datum;Betrag\n007;05.01.2024;12,50\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({**ISSUE_CONFIG, "engine": {"threads": 1, "memory_limit": "1GB"}}))
+    res = CliRunner().invoke(app, ["validate", "--data", str(data), "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "valid" in res.output and "orders" in res.output
+    _write(data / "customers.csv", SLOVENE.replace("1;", "007;", 1), encoding="cp1250")
+    res = CliRunner().invoke(app, ["validate", "--data", str(data), "--config", str(cfg)])
+    text = "".join(res.output.split())  # Rich wraps long lines anywhere, even inside a file name
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "customers.csv:line2isnotvalidUTF-8" in text and "setsources.tables.customers.encoding" in text
+    assert "itlookslikecp1250" in text
