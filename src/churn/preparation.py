@@ -37,13 +37,31 @@ NA_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
 OTHER = "(other)"
 MAX_EXAMPLES = 3
 
-TextFormat = Literal["plain", "thousands", "decimal_comma", "percent"]
-_FORMATS: dict[str, re.Pattern[str]] = {
+TextFormat = Literal["plain", "thousands", "decimal_comma", "european", "percent"]
+_PATTERNS = {
     "plain": re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"),
-    "thousands": re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"),
-    "decimal_comma": re.compile(r"^[+-]?\d+(,\d+)?$"),
+    "comma_groups": re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"),  # 1,234.5
+    "decimal_comma": re.compile(r"^[+-]?\d+(,\d+)?$"),  # 1,5
+    "dot_groups": re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$"),  # 1.234,5
     "percent": re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)\s?%$"),
 }
+# Each format and the spellings it reads, in the order a column's format is decided (plain first, so
+# "1.234" alone is one point two three four unless the column was learnt as European).
+_FORMATS: dict[str, tuple[str, ...]] = {
+    "plain": ("plain",),
+    "thousands": ("plain", "comma_groups"),
+    "decimal_comma": ("decimal_comma",),
+    "european": ("decimal_comma", "dot_groups"),
+    "percent": ("percent",),
+}
+
+
+def _matches(values: pd.Series, fmt: str) -> pd.Series:
+    """Which stripped, non-blank text values are written in number format `fmt`."""
+    out = pd.Series(False, index=values.index)
+    for name in _FORMATS[fmt]:
+        out |= values.str.match(_PATTERNS[name])
+    return out
 
 
 def truth_value(v: object) -> bool | None:
@@ -66,18 +84,12 @@ def _examples(s: pd.Series, mask: np.ndarray) -> list[str]:
 
 
 def number_format(values: pd.Series) -> TextFormat | None:
-    """The one text format all non-blank `values` are written in ('plain' first), or None."""
+    """The first number format (see _FORMATS) all non-blank `values` are written in, or None."""
     if values.empty:
         return "plain"
-    plain = values.str.match(_FORMATS["plain"])
-    if plain.all():
-        return "plain"
-    if (plain | values.str.match(_FORMATS["thousands"])).all():
-        return "thousands"
-    if values.str.match(_FORMATS["decimal_comma"]).all():
-        return "decimal_comma"
-    if values.str.match(_FORMATS["percent"]).all():
-        return "percent"
+    for fmt in _FORMATS:
+        if _matches(values, fmt).all():
+            return fmt  # type: ignore[return-value]
     return None
 
 
@@ -87,9 +99,11 @@ def parse_numbers(text: pd.Series, fmt: TextFormat) -> pd.Series:
         text = text.str.replace(",", "", regex=False)
     elif fmt == "decimal_comma":
         text = text.str.replace(",", ".", regex=False)
+    elif fmt == "european":
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     elif fmt == "percent":
         text = text.str.rstrip("%").str.strip()
-    return pd.to_numeric(text, errors="coerce").astype("float64")
+    return pd.to_numeric(text.where(_matches(text, "plain")), errors="coerce").astype("float64")
 
 
 def parse_number_text(s: pd.Series) -> pd.Series | None:
@@ -170,11 +184,12 @@ def _read_number(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.
     blank = text.str.lower().isin(NA_WORDS).to_numpy()
     out = np.full(len(s), np.nan)
     filled = text[~blank]
-    # The format training saw; a file written wholly in another number style is still read (harmless).
-    fmt = rule.text_format or "plain"
-    if not filled.str.match(_FORMATS[fmt]).all():
-        fmt = number_format(filled) or fmt
-    out[~blank] = parse_numbers(filled, fmt).to_numpy()
+    # The format training saw, or the one most values are written in (a file written in another number
+    # style is harmless); values in neither are the ones reported.
+    learned = rule.text_format or "plain"
+    fmt = learned if _matches(filled, learned).all() else max(
+        _FORMATS, key=lambda f: (int(_matches(filled, f).sum()), f == learned))
+    out[~blank] = parse_numbers(filled, fmt).to_numpy()  # type: ignore[arg-type]
     bad = np.isnan(out) & ~blank
     if bad.any():
         problems.append(Problem("model input", "holds text where the model expects a number", column=rule.name,

@@ -90,3 +90,24 @@ def test_prepared_table_trains_a_model():
     m.fit(frame, frame["y"])
     p = m.predict_risk(frame)
     assert np.corrcoef(p, x)[0, 1] > 0.5
+
+
+def test_number_styles_read_at_scoring_and_only_bad_values_named():
+    from churn.features.registry import Feature
+    from churn.preparation import Preparation
+
+    fee = [Feature("fee", "t", "fee")]
+    plain = Preparation(fee, infer=True).fit(pd.DataFrame({"fee": ["19.99", "5.00", "7.5"] * 10}))
+    # another export's style is harmless: decimal commas, European groups, thousands separators
+    got = plain.transform(pd.DataFrame({"fee": ["19,99", "1.234,5", "5"]})).ravel()
+    assert got.tolist() == [19.99, 1234.5, 5.0]
+    assert plain.transform(pd.DataFrame({"fee": ["1,234.5", "12"]})).ravel().tolist() == [1234.5, 12.0]
+    # one unreadable value is reported alone, with its row
+    with pytest.raises(ChurnError, match=r"column 'fee'.*\(1 rows\); e\.g\. row 2: 'abc'"):
+        plain.transform(pd.DataFrame({"fee": ["19,99", "abc", "3,5"]}))
+    with pytest.raises(ChurnError, match=r"column 'fee'.*'inf'"):
+        plain.transform(pd.DataFrame({"fee": ["1.5", "inf"]}))
+    # a column learnt as European reads "1.234" as a thousand and more, not as one point two
+    euro = Preparation(fee, infer=True).fit(pd.DataFrame({"fee": ["1.234,5", "12,5"] * 5}))
+    assert euro.rules_[0].text_format == "european"
+    assert euro.transform(pd.DataFrame({"fee": ["1.234", "7,25"]})).ravel().tolist() == [1234.0, 7.25]
