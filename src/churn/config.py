@@ -187,7 +187,21 @@ class ModelConfig(_Strict):
         default_factory=lambda: ["lightgbm", "lightgbm_stumps", "blend", "logistic"])
     # Register this candidate whatever validation says (the choice and every score are still logged).
     force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic"] | None = None
-    linear_c: float = Field(0.5, gt=0)  # inverse L2 strength of the spline logistic regression
+    # Inverse L2 strengths tried for the spline logistic regression; the one with the lowest log loss on the
+    # early-stopping rows is kept (small data wants the stronger penalties). One value: no search.
+    linear_c: list[float] = Field(default_factory=lambda: [0.02, 0.1, 0.5], min_length=1)
+
+    @field_validator("linear_c", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int | float) else v
+
+    @field_validator("linear_c")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(c <= 0 for c in v):
+            raise ValueError("linear_c values must be > 0")
+        return v
     refit: bool = True  # refit the chosen settings on every snapshot (holdout and validation included)
     calibration_folds: int = Field(3, ge=2)  # the refit's calibration: out-of-fold predictions, by customer
     # Small data: an Optuna search over LightGBM settings joins the candidates (0 trials: never).
