@@ -41,7 +41,7 @@ STATUSES = (SCORED, LAPSED, NO_HISTORY, CANCELLED, NOT_YET_CUSTOMER, UNKNOWN, NO
 
 # Plain words for the CLI, the report and the no-contact reasons.
 STATUS_TEXT = {
-    SCORED: "scored",
+    SCORED: "a churn probability, a risk tier and reasons",
     LAPSED: "lapsed: no recent activity",
     NO_HISTORY: "no activity before the scoring date",
     CANCELLED: "cancelled before the scoring date",
