@@ -190,6 +190,16 @@ class ModelConfig(_Strict):
     # Inverse L2 strengths tried for the spline logistic regression; the one with the lowest log loss on the
     # early-stopping rows is kept (small data wants the stronger penalties). One value: no search.
     linear_c: list[float] = Field(default_factory=lambda: [0.02, 0.1, 0.5], min_length=1)
+    # Knots of each number's spline tried with each penalty: 2 is a straight line (what a few hundred
+    # churners can support), more bend with the data.
+    linear_knots: list[int] = Field(default_factory=lambda: [2, 5], min_length=1)
+
+    @field_validator("linear_knots")
+    @classmethod
+    def _knots(cls, v: list[int]) -> list[int]:
+        if any(k < 2 for k in v):
+            raise ValueError("linear_knots values must be >= 2 (2: straight lines)")
+        return v
 
     @field_validator("linear_c", mode="before")
     @classmethod

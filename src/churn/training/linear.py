@@ -1,8 +1,8 @@
 """A regularised logistic regression with real preparation, on the prepared matrix the trees read.
 
 Each feature becomes a block of columns: numbers a cubic B-spline basis on knots at their quantiles
-(clipped at the outer knots, so an extreme value at scoring acts like the largest seen) or, with too few
-distinct values for a curve, one standardised column; a missing-value indicator where training had
+(clipped at the outer knots, so an extreme value at scoring acts like the largest seen) or, with two
+knots or too few distinct values for a curve, one standardised column clipped to the training range; a missing-value indicator where training had
 missing values; categories one column per level seen at least `min_level_share` of the rows, the rest one
 "rare" column, missing its own. An L2-penalised logistic regression fits all blocks.
 
@@ -60,8 +60,8 @@ class _Block:
         filled = np.where(miss, self.median, x)
         if self.kind == "spline":
             cols = self.spline.transform(np.clip(filled, self.lo, self.hi).reshape(-1, 1))
-        else:
-            cols = ((filled - self.mean) / self.scale).reshape(-1, 1)
+        else:  # clipped to the training range too: a value far outside it acts like the extreme seen
+            cols = ((np.clip(filled, self.lo, self.hi) - self.mean) / self.scale).reshape(-1, 1)
         return np.column_stack([cols, miss.astype(float)]) if self.missing else cols
 
 
@@ -99,7 +99,8 @@ def _fit_block(x: np.ndarray, categorical: bool, n_knots: int, min_level_share: 
         spline.fit(np.clip(filled, lo, hi).reshape(-1, 1))
         return _Block("spline", median=median, missing=bool(miss.any()), spline=spline, lo=lo, hi=hi)
     mean, scale = float(filled.mean()), float(filled.std() or 1.0)
-    return _Block("linear", median=median, mean=mean, scale=scale, missing=bool(miss.any()))
+    return _Block("linear", median=median, mean=mean, scale=scale, missing=bool(miss.any()),
+                  lo=float(filled.min()) if len(filled) else 0.0, hi=float(filled.max()) if len(filled) else 0.0)
 
 
 class SplineLogit(ClassifierMixin, BaseEstimator):

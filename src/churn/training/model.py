@@ -125,7 +125,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                  calibration: str = "isotonic", scale_pos_weight: float | None = None, seed: int = 42,
                  n_jobs: int = 2, max_categories: int = 256,
                  blend_weights: tuple[float, float, float] | float | None = None,
-                 linear_c: float = 0.5, source: dict[str, Any] | None = None):
+                 linear_c: float = 0.5, linear_knots: int = 5, source: dict[str, Any] | None = None):
         self.features = features
         self.params = params
         self.kind = kind
@@ -138,6 +138,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.max_categories = max_categories
         self.blend_weights = blend_weights
         self.linear_c = linear_c
+        self.linear_knots = linear_knots
         self.source = source
 
     # -- fitting
@@ -174,7 +175,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.linear_ = None
         if self.kind != "lightgbm":
             rows = _sample(len(y_arr), LINEAR_MAX_ROWS, self.seed)
-            self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c,
+            self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
                                        seed=self.seed).fit(X_enc[rows], y_arr[rows])
         fixed = {"lightgbm": (1.0, 0.0, 0.0), "logistic": (0.0, 1.0, 0.0)}.get(self.kind, self.blend_weights)
         if isinstance(fixed, int | float):

@@ -84,12 +84,14 @@ def candidate_list(config: Config, tuned: dict[str, Any] | None = None) -> list[
 
 def _model(config: Config, features: list[Feature], cand: Candidate, scale_pos_weight: float | None,
            source: dict[str, Any] | None, *, num_boost_round: int | None = None,
-           blend_weights: tuple[float, float, float] | None = None, linear_c: float | None = None) -> ChurnModel:
+           blend_weights: tuple[float, float, float] | None = None, linear_c: float | None = None,
+           linear_knots: int | None = None) -> ChurnModel:
     mc = config.model
     return ChurnModel(features, cand.params, kind=cand.kind, num_boost_round=num_boost_round or mc.num_boost_round,
                       early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
                       scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weights=blend_weights,
-                      linear_c=linear_c or mc.linear_c[-1], source=source)
+                      linear_c=linear_c or mc.linear_c[-1], linear_knots=linear_knots or mc.linear_knots[-1],
+                      source=source)
 
 
 ISOTONIC_MIN_ROWS = 1000  # fewer calibration rows: isotonic steps overfit, Platt scaling is steadier
@@ -144,16 +146,17 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
 def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.DataFrame, y: np.ndarray,
                held: tuple[pd.DataFrame, np.ndarray], source: dict[str, Any] | None,
                say: Callable[[str], None]) -> ChurnModel:
-    """The logistic regression at each configured penalty (`model.linear_c`), the one with the lowest log
-    loss on the `held` rows kept."""
+    """The logistic regression at each configured penalty and knot count (`model.linear_c`,
+    `model.linear_knots`), the one with the lowest log loss on the `held` rows kept."""
     best, best_loss = None, np.inf
-    for c in config.model.linear_c:
-        model = _model(config, features, cand, None, source, linear_c=c).fit(X, y)
-        z = model.log_odds_encoded(model._encode(held[0]))
-        loss = float(np.mean(np.logaddexp(0.0, z) - np.asarray(held[1]) * z))
-        say(f"candidate {cand.name}: C={c:g}, early-stopping log loss {loss:.5f}")
-        if loss < best_loss:
-            best, best_loss = model, loss
+    for knots in config.model.linear_knots:
+        for c in config.model.linear_c:
+            model = _model(config, features, cand, None, source, linear_c=c, linear_knots=knots).fit(X, y)
+            z = model.log_odds_encoded(model._encode(held[0]))
+            loss = float(np.mean(np.logaddexp(0.0, z) - np.asarray(held[1]) * z))
+            say(f"candidate {cand.name}: {knots} knots, C={c:g}: early-stopping log loss {loss:.5f}")
+            if loss < best_loss:
+                best, best_loss = model, loss
     return best
 
 
@@ -162,7 +165,7 @@ def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, n
     model = copy.copy(trees)
     model.kind = "blend"
     model.linear_ = linear.linear_
-    model.linear_c = linear.linear_c
+    model.linear_c, model.linear_knots = linear.linear_c, linear.linear_knots
     model.metadata_ = dict(trees.metadata_, kind="blend")
     enc = model._encode(held[0])
     model.blend_weights_ = stack_weights(model._parts(enc), held[1])
@@ -210,7 +213,7 @@ def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.nda
     did (rows, rounds, folds) for the run's parameters.
     """
     mc = config.model
-    cand, w, c = chosen.candidate, chosen.model.blend_weights_, chosen.model.linear_c
+    cand, w, c, knots = chosen.candidate, chosen.model.blend_weights_, chosen.model.linear_c, chosen.model.linear_knots
     most = 2 * mc.num_boost_round
     n = len(y)
     rounds = scaled_rounds(chosen.model.best_iteration_, fit_rows, n, most)
@@ -220,12 +223,13 @@ def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.nda
         held = fold_of == k
         r = scaled_rounds(chosen.model.best_iteration_, fit_rows, int((~held).sum()), most)
         say(f"refit: calibration fold {int(k) + 1}/{len(folds)} ({int((~held).sum()):,} rows, {r} rounds)")
-        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weights=w, linear_c=c)
+        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weights=w, linear_c=c,
+                   linear_knots=knots)
         m.fit(frame.iloc[np.flatnonzero(~held)], y[~held])
         oof[held] = m.predict_raw(frame.iloc[np.flatnonzero(held)])
     say(f"refit: {cand.name} on all {n:,} rows" + (f" ({rounds} rounds)" if cand.kind != "logistic" else ""))
     model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weights=w,
-                   linear_c=c)
+                   linear_c=c, linear_knots=knots)
     model.fit(frame, y)
     model.calibrate(oof, y, calibration_method(mc.calibration, n))
     info = {"rows": n, "rounds": rounds if cand.kind != "logistic" else 0, "calibration_folds": len(folds),
