@@ -322,8 +322,8 @@ class ScoringConfig(_Strict):
     # Reason-code attribution: "path" (decision-path, fast enough for millions of rows) or "treeshap"
     # (exact SHAP via LightGBM pred_contrib, ~20x slower).
     reason_method: Literal["path", "treeshap"] = "path"
-    alert_probability_rise: float = 0.15
-    write_csv: bool = False
+    alert_probability_rise: float = 0.15  # alerts.csv: a rise of probability this large since the last run
+    write_csv: bool = False  # also write scores.csv beside scores.parquet (as --csv does)
     # Replace customer ids in every output (scores, segments, alerts, report) by keyed pseudonyms
     # p<24 hex> (HMAC-SHA256 under the CHURN_PSEUDONYM_KEY environment variable; scoring refuses without it).
     pseudonymise_ids: bool = False

@@ -34,8 +34,7 @@ def run_demo(config: Config, *, workdir: Path = Path("."), customers: int = 20_0
     """Generate data, train on monthly snapshots (promoting the model), score the latest date, write outputs."""
     from churn.generate import generate
     from churn.labels import data_range
-    from churn.pipeline import train_from_data
-    from churn.scoring.score import score_source
+    from churn.pipeline import score_to_folder, train_from_data
     from churn.validation import load_source
 
     t0 = time.perf_counter()
@@ -58,6 +57,6 @@ def run_demo(config: Config, *, workdir: Path = Path("."), customers: int = 20_0
         _, data_end = data_range(ds)
     finally:
         ds.con.close()
-    res_score = score_source(str(data_dir), str(data_end.date()), f"models:/{cfg.model.registered_name}@champion",
-                             str(workdir / cfg.output_dir), cfg, overwrite=True, progress=progress)
+    res_score = score_to_folder(cfg, f"models:/{cfg.model.registered_name}@champion", str(workdir / cfg.output_dir),
+                                data=str(data_dir), as_of=str(data_end.date()), overwrite=True, progress=progress)
     return DemoResult(res_train, res_score, tracking_uri(), data_dir, time.perf_counter() - t0)
