@@ -37,20 +37,32 @@ def _label(name: str, feature: Feature | None) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _context(feature: Feature) -> list[str]:
+    """The other columns a feature's reason template names."""
+    try:
+        return [f for f in _fields(feature.reason or "") if f != "value"]
+    except ValueError:
+        return []
+
+
+def driver_inputs(plan: pd.DataFrame, features: Sequence[Feature] = ()) -> list[str]:
+    """The columns of `plan` that `risk_drivers` reads (select them before splitting a large plan: each
+    group is then a narrow copy, not every column of every customer)."""
+    wanted = set(reason_columns(N_REASONS)) | set(driver_columns(N_REASONS))
+    for f in features:
+        wanted |= {f.name, *_context(f)}
+    return [c for c in plan.columns if c in wanted]
+
+
 def _typical(group: pd.DataFrame, rows: np.ndarray, feature: Feature | None, texts: pd.Series) -> str | None:
     """The reason for the median customer with this driver, or the driver's most common reason text."""
     if feature is not None and feature.name in group.columns:
-        sub = group.iloc[rows]
         if feature.kind == "numeric":
-            try:
-                context = [f for f in _fields(feature.reason or "") if f != "value"]
-            except ValueError:
-                context = []
             # The median of each number: a value some customer of the group really has, not a mean between.
-            row = {c: pd.to_numeric(sub[c], errors="coerce").median() for c in [feature.name, *context]
-                   if c in sub.columns}
+            row = {c: pd.to_numeric(group[c].iloc[rows], errors="coerce").median()
+                   for c in [feature.name, *_context(feature)] if c in group.columns}
         else:
-            mode = sub[feature.name].dropna().astype(str).mode()
+            mode = group[feature.name].iloc[rows].dropna().astype(str).mode()
             row = {feature.name: mode.iloc[0] if len(mode) else None}
         return render_reason(feature, row)
     common = texts.dropna().value_counts()
@@ -73,24 +85,29 @@ def risk_drivers(group: pd.DataFrame, features: Sequence[Feature] = (), *, top: 
         return []
     known = {f.name: f for f in features}
     key_cols = by_feature or texts_cols  # older plans: count the texts themselves
-    keys = group[key_cols].to_numpy(dtype=object)
+    # Integer codes of each customer's (up to three) drivers: a million customers' reasons as objects in
+    # a long frame cost gigabytes; the codes cost 24 MB.
+    codes, uniques = pd.factorize(group[key_cols].to_numpy(dtype=object).ravel(), use_na_sentinel=True)
+    codes = codes.reshape(n, len(key_cols))
+    first = codes >= 0
+    for j in range(1, codes.shape[1]):  # a customer counts once per driver
+        first[:, j] &= ~(codes[:, :j] == codes[:, [j]]).any(axis=1)
+    counts = np.bincount(codes[first], minlength=len(uniques))
+    order = sorted(np.flatnonzero(counts), key=lambda u: (-int(counts[u]), str(uniques[u])))[:top]
     texts = group[texts_cols[: len(key_cols)]].to_numpy(dtype=object)
-    ids = np.repeat(np.arange(n), len(key_cols))
-    long = pd.DataFrame({"id": ids, "key": keys.ravel(), "text": texts.ravel()})
-    long = long[long["key"].notna()].drop_duplicates(["id", "key"])  # a customer counts once per driver
-    counts = long.groupby("key", sort=False)["id"].nunique()
-    order = sorted(counts.index, key=lambda k: (-int(counts[k]), str(k)))[:top]
     out = []
-    for key in order:
-        mine = long[long["key"] == key]
+    for u in order:
+        key = uniques[u]
+        has = codes == u
         feature = known.get(key) if by_feature else None
-        k = int(counts[key])
+        k = int(counts[u])
         out.append(Driver(
             name=str(key),
             label=_label(str(key), feature) if by_feature else str(key),
             family=feature.family if feature else None,
             customers=k,
             share=k / n,
-            typical=_typical(group, mine["id"].to_numpy(), feature, mine["text"]) if by_feature else None,
+            typical=_typical(group, np.flatnonzero(has.any(axis=1)), feature, pd.Series(texts[has]))
+            if by_feature else None,
         ))
     return out

@@ -37,7 +37,7 @@ from churn.errors import ChurnError
 from churn.features.registry import Feature
 from churn.io import write_text
 from churn.scoring import status
-from churn.scoring.drivers import risk_drivers
+from churn.scoring.drivers import driver_inputs, risk_drivers
 from churn.scoring.summary import PlanSummary
 from churn.scoring.segments import (
     NO_INCENTIVE,
@@ -298,10 +298,11 @@ def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict |
 
     # Reasons: per tier, the drivers (features) most often among the customers' top three reasons.
     reasons = []
+    driving = plan[driver_inputs(plan, features)]
     for row in tier_rows:
         if not row["customers"]:
             continue
-        drivers = risk_drivers(plan.loc[plan["_tier"] == row["tier"]], features, top=TOP_REASONS)
+        drivers = risk_drivers(driving.loc[(plan["_tier"] == row["tier"]).to_numpy()], features, top=TOP_REASONS)
         if not drivers:
             continue
         reasons.append(
