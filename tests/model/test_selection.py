@@ -181,29 +181,3 @@ def test_few_calibration_rows_get_a_sigmoid_not_isotonic_steps():
     ev = evaluate_candidates(candidate_list(cfg)[:1], df, y, rows, FEATURES, cfg, scale_pos_weight=None,
                              source=None, say=lambda m: None)
     assert ev[0].model.metadata_["calibration"] == "sigmoid"  # 300 calibration rows
-
-
-def test_a_blend_is_scored_on_cross_fitted_weights_not_in_sample():
-    """Two parts with no signal: stacking weights fitted on the rows they score look better than chance;
-    fitted on the other half, they do not, so the choice is not won by the in-sample fit."""
-    from sklearn.metrics import roc_auc_score
-
-    from churn.training.model import blend_log_odds, stack_weights
-    from churn.training.selection import cross_fitted_blend
-
-    in_sample, crossed = [], []
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        y = (rng.random(300) < 0.2).astype(int)
-        a, b = rng.normal(size=300), rng.normal(size=300)
-        in_sample.append(roc_auc_score(y, blend_log_odds((a, b), stack_weights((a, b), y))))
-        crossed.append(roc_auc_score(y, cross_fitted_blend((a, b), y)))
-    assert np.mean(in_sample) > 0.52 and abs(np.mean(crossed) - 0.5) < 0.03
-    assert all(i > c for i, c in zip(in_sample, crossed, strict=True))
-    # halves by customer: rows of one customer are never split between fitting and scoring
-    rng = np.random.default_rng(1)
-    groups = np.repeat([f"c{i:03d}" for i in range(150)], 2)
-    y = (rng.random(300) < 0.2).astype(int)
-    a = y + rng.normal(size=300)
-    z = cross_fitted_blend((a, rng.normal(size=300)), y, groups)
-    assert roc_auc_score(y, z) > 0.7

@@ -5,9 +5,8 @@
    predicts the calibration rows and the holdout.
 2. **Choose** on validation, never on the holdout: ROC AUC on every validation row (the early-stopping
    and calibration rows: at a few hundred churners, halving them would double the noise of the choice;
-   the early-stopping round reads the first half, a small advantage to the trees; the blend's stacking
-   weights are fitted on them too, so its score comes from weights fitted on the other half of the
-   customers). The best candidate with LightGBM in it is chosen; the logistic regression only where it
+   the early-stopping round reads the first half, a small advantage to the trees, and the blend's three
+   stacking weights read them all, said here). The best candidate with LightGBM in it is chosen; the logistic regression only where it
    beats all of them, and then loudly.
 3. **Refit** (`refit_all`): the chosen settings on every row, holdout and validation included, with the
    boosting rounds scaled to the number of rows, calibrated on out-of-fold predictions of the same
@@ -29,7 +28,7 @@ import pandas as pd
 from churn.config import Config
 from churn.features.registry import Feature
 from churn.training.metrics import holdout_metrics, ranking_metrics
-from churn.training.model import ChurnModel, ModelKind, blend_log_odds, stack_weights
+from churn.training.model import ChurnModel, ModelKind, stack_weights
 from churn.training.splits import Split
 
 STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
@@ -111,10 +110,8 @@ def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> tuple[dict[str
 
 def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Split,
                         features: list[Feature], config: Config, *, scale_pos_weight: float | None,
-                        source: dict[str, Any] | None, say: Callable[[str], None],
-                        groups: np.ndarray | None = None) -> list[Evaluated]:
-    """Fit each candidate on the training rows and score it on validation and holdout (module docstring).
-    `groups` (each row's customer) keeps a customer's rows in one half when a blend is cross-fitted."""
+                        source: dict[str, Any] | None, say: Callable[[str], None]) -> list[Evaluated]:
+    """Fit each candidate on the training rows and score it on validation and holdout (module docstring)."""
     X = frame.iloc[rows.train]
     es = (frame.iloc[rows.early_stopping], y[rows.early_stopping]) if len(rows.early_stopping) else None
     cal = (frame.iloc[rows.calibration], y[rows.calibration])
@@ -127,7 +124,6 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
             trees = max((e for e in out if e.candidate.kind == "lightgbm"), key=lambda e: e.valid["roc_auc"])
             linear = next(e for e in out if e.candidate.kind == "logistic")
             model = _blend_of(trees.model, linear.model, (X_va, y[va]))
-            parts = model._parts(model._encode(X_va))
             a, b, _ = model.blend_weights_
             cand = Candidate(cand.name, "blend", trees.candidate.params,
                              f"{trees.name} and the logistic regression stacked: log-odds {a:.2f} x trees + "
@@ -138,10 +134,7 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
             model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
         model.calibrate(model.predict_raw(cal[0]), cal[1], calibration_method(config.model.calibration, len(cal[1])))
-        # A blend's weights are fitted on the validation rows: its score there comes from weights fitted on
-        # the other half of the customers, or the in-sample stack would win the choice by construction.
-        valid = ranking_metrics(y[va], cross_fitted_blend(parts, y[va], None if groups is None else groups[va])) \
-            if cand.kind == "blend" else _scores(model, X_va, y[va])[0]
+        valid, _ = _scores(model, X_va, y[va])
         p_raw = model.predict_raw(X_ho)
         p_ho = model.calibrator_.predict(p_raw)
         ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw)
@@ -165,26 +158,6 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
             if loss < best_loss:
                 best, best_loss = model, loss
     return best
-
-
-def cross_fitted_blend(parts: tuple[np.ndarray, np.ndarray], y: np.ndarray,
-                       groups: np.ndarray | None = None) -> np.ndarray:
-    """The blend's log-odds on held-out rows, each half's from stacking weights fitted on the other half
-    (halves by customer when `groups` is given, else alternate rows)."""
-    if groups is None:
-        half = np.arange(len(y)) % 2
-    else:
-        codes = pd.factorize(pd.Series(groups, dtype=object).astype(str), sort=True)[0]
-        half = codes % 2
-    y = np.asarray(y)
-    z = np.empty(len(y))
-    for k in (0, 1):
-        fit, held = half != k, half == k
-        if not (0 < y[fit].sum() < fit.sum()):  # a half with one class cannot fit a stack: use all rows
-            fit = np.ones(len(y), dtype=bool)
-        w = stack_weights((parts[0][fit], parts[1][fit]), y[fit])
-        z[held] = blend_log_odds((parts[0][held], parts[1][held]), w)
-    return z
 
 
 def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, np.ndarray]) -> ChurnModel:

@@ -247,7 +247,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
                 if trials > 0 else None
             evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"]), frame, y, split,
                                             features, config, scale_pos_weight=scale_pos_weight, source=source,
-                                            say=say, groups=ids)
+                                            say=say)
             chosen, why, linear_won = choose(evaluated, mc.force_candidate)
             say(f"chosen: {chosen.name} ({why})")
             if linear_won:
