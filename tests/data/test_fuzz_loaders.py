@@ -535,16 +535,23 @@ def _read_and_score(path: Path, model: Any) -> np.ndarray:
     return np.asarray(model.predict_risk(df.rename(columns={"cid": "customer_id"})), dtype=float)
 
 
+def _feature_table(fuzz_model: dict[str, Any], name: str, drawn: tuple) -> Path:
+    """Write a drawn feature table into a fresh folder: UTF-8, and CSV where Parquet cannot hold its header
+    (two names differing in case)."""
+    header, rows, dress = drawn
+    folder = _fresh(fuzz_model["tmp"], name)
+    if dress.fmt.startswith("parquet") and len({h.casefold() for h in header}) < len(header):
+        dress.fmt = "csv"
+    dress.encoding = "utf-8"
+    return write(folder / "features", header, rows, dress)
+
+
 @FUZZ
 @given(feature_tables())
 def test_score_table_reads_or_names_the_column(fuzz_model: dict[str, Any], drawn: tuple) -> None:
     header, rows, dress = drawn
     TRIED["score --table (in-process)"] += 1
-    folder = _fresh(fuzz_model["tmp"], "fuzz_table")
-    if dress.fmt.startswith("parquet") and len({h.casefold() for h in header}) < len(header):
-        dress.fmt = "csv"
-    dress.encoding = "utf-8"
-    path = write(folder / "features", header, rows, dress)
+    path = _feature_table(fuzz_model, "fuzz_table", drawn)
     try:
         p = _read_and_score(path, fuzz_model["model"])
     except ChurnError as exc:
@@ -572,12 +579,8 @@ def test_cli_score_table_exits_cleanly_and_writes_nothing_on_error(fuzz_model: d
 
     header, rows, dress = drawn
     TRIED["churn score --table (CLI)"] += 1
-    folder = _fresh(fuzz_model["tmp"], "fuzz_cli")
-    if dress.fmt.startswith("parquet") and len({h.casefold() for h in header}) < len(header):
-        dress.fmt = "csv"
-    dress.encoding = "utf-8"
-    path = write(folder / "features", header, rows, dress)
-    out = folder / "out"
+    path = _feature_table(fuzz_model, "fuzz_cli", drawn)
+    out = path.parent / "out"
     res = CliRunner().invoke(app, ["score", "--config", str(fuzz_model["cfg"]), "--table", str(path), "--id", "cid",
                                    "--model", str(fuzz_model["bundle"]), "--as-of", "2026-01-01",
                                    "--out", str(out)])
