@@ -30,10 +30,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from churn.errors import ChurnError, DataValidationError, Problem
 from churn.features.registry import Feature
+from churn.yesno import FALSE_WORDS, NA_WORDS, TRUE_WORDS
 
-TRUE_WORDS = frozenset({"1", "1.0", "true", "yes", "y", "t"})
-FALSE_WORDS = frozenset({"0", "0.0", "false", "no", "n", "f"})
-NA_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
 OTHER = "(other)"
 MAX_EXAMPLES = 3
 
@@ -62,14 +60,6 @@ def _matches(values: pd.Series, fmt: str) -> pd.Series:
     for name in _FORMATS[fmt]:
         out |= values.str.match(_PATTERNS[name])
     return out
-
-
-def truth_value(v: object) -> bool | None:
-    """True/False for yes/no style values (yes/no, y/n, true/false, t/f, 1/0; any case), None otherwise."""
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    w = str(v).strip().lower()
-    return True if w in TRUE_WORDS else False if w in FALSE_WORDS else None
 
 
 def _text(s: pd.Series) -> pd.Series:

@@ -27,9 +27,8 @@ from churn.config import Config, EngineConfig, TableSource
 from churn.contract import ACTIVITY, CONTRACT, Column, TableSpec
 from churn.errors import ChurnError
 from churn.io import find_table_file
+from churn.yesno import FALSE_WORDS, TRUE_WORDS
 
-TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0")
-FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
 
 
 @dataclass
@@ -346,8 +345,8 @@ def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone:
         if native_type(col, raw_type):
             return r
         low = f"LOWER(TRIM(CAST({r} AS VARCHAR)))"
-        trues = ", ".join(_lit(w) for w in TRUE_WORDS)
-        falses = ", ".join(_lit(w) for w in FALSE_WORDS)
+        trues = ", ".join(_lit(w) for w in sorted(TRUE_WORDS))
+        falses = ", ".join(_lit(w) for w in sorted(FALSE_WORDS))
         return f"CASE WHEN {low} IN ({trues}) THEN TRUE WHEN {low} IN ({falses}) THEN FALSE ELSE NULL END"
     return f"NULLIF(CAST({r} AS VARCHAR), '')"
 

@@ -19,17 +19,17 @@ import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
+from churn.yesno import TRUE_WORDS
 
-# Consent is given only by an explicit yes in one of the common encodings (yes/y, true/t, 1 or 1.0 written
-# any way, any case, surrounded by spaces). Blank, no/false/0 and anything unrecognised mean no consent:
-# contacting without consent is the costly mistake, so doubt never counts as a yes.
-TRUE_WORDS = {"true", "t", "yes", "y", "1", "1.0"}
 REASON_EXCLUDED = "excluded"
 REASON_NO_CONSENT = "no marketing consent"
 
 
 def has_consent(scores: pd.DataFrame) -> np.ndarray:
     """True where marketing consent is explicitly given; null, unknown text or no column is False."""
+    # Consent is given only by an explicit yes in one of the common encodings (churn.yesno.TRUE_WORDS, any
+    # case, surrounded by spaces). Blank, no/false/0 and anything unrecognised mean no consent: contacting
+    # without consent is the costly mistake, so doubt never counts as a yes.
     if "marketing_consent" not in scores.columns:
         return np.zeros(len(scores), dtype=bool)
     col = scores["marketing_consent"]

@@ -19,7 +19,8 @@ from pandas.api import types as ptypes
 
 from churn.errors import ChurnError
 from churn.features.registry import Feature
-from churn.preparation import FALSE_WORDS, NA_WORDS, TRUE_WORDS, infer_kind, parse_number_text  # noqa: F401
+from churn.preparation import infer_kind, parse_number_text  # noqa: F401 - parse_number_text re-exported
+from churn.yesno import FALSE_WORDS, TRUE_WORDS
 
 log = logging.getLogger(__name__)
 
