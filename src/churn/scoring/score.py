@@ -61,12 +61,8 @@ class ScoreRun:
 
 def model_feature_metadata(model: Any) -> dict[str, Any]:
     """The feature-building settings a model was trained with (empty for bring-your-own tables): those its
-    fitted preparation holds."""
-    settings = getattr(model, "source_settings", None)
-    if settings:
-        return settings
-    meta = getattr(model, "metadata_", {}) or {}
-    return meta.get("extra", meta)
+    fitted preparation holds. (A model without a preparation predates it and could not score anyway.)"""
+    return model.source_settings
 
 
 def model_version(model: Any, ref: str) -> str:

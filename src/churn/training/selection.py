@@ -103,9 +103,8 @@ def calibration_method(configured: str, rows: int) -> str:
     return "sigmoid" if configured == "isotonic" and rows < ISOTONIC_MIN_ROWS else configured
 
 
-def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    raw = model.predict_raw(X)
-    return ranking_metrics(y, raw), raw
+def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+    return ranking_metrics(y, model.predict_raw(X))
 
 
 def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Split,
@@ -134,7 +133,7 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
             model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
         model.calibrate(model.predict_raw(cal[0]), cal[1], calibration_method(config.model.calibration, len(cal[1])))
-        valid, _ = _scores(model, X_va, y[va])
+        valid = _scores(model, X_va, y[va])
         p_raw = model.predict_raw(X_ho)
         p_ho = model.calibrator_.predict(p_raw)
         ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw)
