@@ -174,7 +174,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                 num_boost_round=self.num_boost_round, early_stopping_rounds=self.early_stopping_rounds)
         self.linear_ = None
         if self.kind != "lightgbm":
-            rows = _sample(len(y_arr), LINEAR_MAX_ROWS, self.seed)
+            rows = sample_rows(np.arange(len(y_arr)), LINEAR_MAX_ROWS, self.seed)
             self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
                                        seed=self.seed).fit(X_enc[rows], y_arr[rows])
         fixed = {"lightgbm": (1.0, 0.0, 0.0), "logistic": (0.0, 1.0, 0.0)}.get(self.kind, self.blend_weights)
@@ -352,10 +352,11 @@ def stack_weights(parts: tuple[np.ndarray, np.ndarray], y: np.ndarray) -> tuple[
     raise AssertionError("unreachable")
 
 
-def _sample(n: int, most: int, seed: int) -> np.ndarray:
-    if n <= most:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
+def sample_rows(idx: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """At most `most` of the row positions `idx`, drawn without replacement (seeded), in order."""
+    if len(idx) <= most:
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, most, replace=False))
 
 
 def _labels(y: Any, what: str) -> np.ndarray:

@@ -36,7 +36,7 @@ from churn.training.metrics import (
     ranking_metrics,
     reliability_table,
 )
-from churn.training.model import ChurnModel
+from churn.training.model import ChurnModel, sample_rows
 from churn.training.selection import Evaluated, candidate_list, choose, evaluate_candidates, refit_all
 from churn.training.splits import (  # noqa: F401 - re-exported: `from churn.training.train import split_...`
     VALIDATION_SHARE,
@@ -121,15 +121,9 @@ def check_frame(frame: pd.DataFrame, features: list[Feature], *, id_col: str, ti
 
 
 # -------------------------------------------------------------------------------------------- helpers
-def _sample(idx: np.ndarray, n: int, seed: int) -> np.ndarray:
-    if len(idx) <= n:
-        return idx
-    return np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
-
-
 def _fit_baselines(clean: pd.DataFrame, y: np.ndarray, fit_idx: np.ndarray, pred_idx: np.ndarray,
                    features: list[Feature], heuristic_col: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = _sample(fit_idx, BASELINE_MAX_ROWS, seed)
+    idx = sample_rows(fit_idx, BASELINE_MAX_ROWS, seed)
     Xf, yf = clean.iloc[idx], y[idx]
     Xp = clean.iloc[pred_idx]
     lr = logistic_baseline(features, seed=seed).fit(Xf, yf)
