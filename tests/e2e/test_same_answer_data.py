@@ -55,7 +55,7 @@ def test_scoring_a_training_date_reproduces_the_model(trained):
     ds = load_source(str(trained["data"]), cfg)
     try:
         frame = build_features(ds, [pd.Timestamp(as_of)], cfg, event_types=settings["event_types"],
-                               label=settings["label"]).to_pandas()
+                               label=settings["label"], btyd_params=settings["btyd_params"]).to_pandas()
     finally:
         ds.con.close()
     expected = pd.Series(model.predict_risk(frame), index=frame["customer_id"])
@@ -67,6 +67,42 @@ def test_scoring_a_training_date_reproduces_the_model(trained):
         pyfunc = mlflow.pyfunc.load_model("models:/same-data/1")
     np.testing.assert_allclose(pyfunc.predict(frame[[f.name for f in model.features_]]), expected.to_numpy(),
                                rtol=0, atol=1e-9)
+
+
+def test_a_later_date_is_scored_with_the_bgnbd_fit_frozen_at_training(trained):
+    """After the training dates, BG/NBD is not refitted: the CLI's scores are the model applied to features
+    predicted with the stored parameters (the newest training date's fit), not with a fit at that date."""
+    from churn.config import load_config
+    from churn.features.engine import build_features
+    from churn.training.loading import load_model
+    from churn.validation import load_source
+
+    tmp = trained["tmp"]
+    model = load_model("models:/same-data/1")
+    settings = model.source_settings
+    assert sorted(settings["btyd_params"]) == ["a", "alpha", "b", "r"]
+    assert all(v > 0 for v in settings["btyd_params"].values())
+    later = "2025-07-01"
+    assert pd.Timestamp(later) > pd.Timestamp(model.metadata_["snapshots"]["holdout"][0])
+    res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
+                                   "--as-of", later, "--model", "models:/same-data/1", "--out", str(tmp / "later")])
+    assert res.exit_code == 0, res.output
+    scores = pd.read_parquet(tmp / "later" / later / "scores.parquet")
+    scored = scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
+    cfg = load_config(trained["cfg"])
+    frames = {}
+    for name, params in (("frozen", settings["btyd_params"]), ("refit", None)):
+        ds = load_source(str(trained["data"]), cfg)
+        try:
+            frames[name] = build_features(ds, [pd.Timestamp(later)], cfg, event_types=settings["event_types"],
+                                          label=settings["label"], btyd_params=params).to_pandas()
+        finally:
+            ds.con.close()
+    frozen = frames["frozen"]
+    np.testing.assert_allclose(scored.loc[frozen["customer_id"]].to_numpy(), model.predict_risk(frozen),
+                               rtol=0, atol=1e-9)
+    # A fit at the scoring date would have given other values (so the comparison above can tell them apart).
+    assert not np.allclose(frozen["btyd_p_no_order"].fillna(-1), frames["refit"]["btyd_p_no_order"].fillna(-1))
 
 
 def test_refit_used_every_snapshot(trained):

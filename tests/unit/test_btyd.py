@@ -56,9 +56,7 @@ def _rfm(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _with_params(params) -> BetaGeo:
     """A model carrying given parameters (to compare formulas at identical parameters)."""
-    model = BetaGeo()
-    model.params_ = BGParams(*map(float, params))
-    return model
+    return BetaGeo.from_params(BGParams(*map(float, params)))
 
 
 def simulate_bgnbd(params: BGParams, T: np.ndarray, horizon: float, rng: np.random.Generator):

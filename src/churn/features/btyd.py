@@ -441,6 +441,16 @@ class BetaGeo(_EstimatorParams):
         self.log_likelihood_ = float(-(f_opt - penalty) - (w @ x) / n_customers * np.log(scale))
         return self
 
+    @classmethod
+    def from_params(cls, params: BGParams | dict[str, float]) -> BetaGeo:
+        """A model that predicts with given parameters (e.g. frozen at training), without fitting."""
+        p = BGParams(**params) if isinstance(params, dict) else BGParams(*params)
+        if not all(np.isfinite(v) and v > 0 for v in p):
+            raise ValueError(f"BG/NBD parameters must be finite and positive, got {p._asdict()}")
+        model = cls()
+        model.params_ = BGParams(*(float(v) for v in p))
+        return model
+
     # -- predictions ---------------------------------------------------------------------------------
 
     def _fitted_params(self) -> BGParams:

@@ -31,6 +31,10 @@ class Ctx:
     zero_fill: set[str] = field(default_factory=set)  # counts: no rows means 0, not unknown
     dates: list[pd.Timestamp] = field(default_factory=list)  # the as_of dates being built
     notices: list[str] = field(default_factory=list)  # things the user should know (e.g. a model not fitted)
+    # BG/NBD parameters (r, alpha in days, a, b) frozen at training: predict with them at every date instead
+    # of fitting, so a customer's features depend on their own purchases only. None: fit per date.
+    btyd_params: dict[str, float] | None = None
+    btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)  # per date, when fitted
     # Per-date columns (`per_date_columns`): (each spine row's position(s) in what the family read, the columns).
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, Any]]]] = field(
         default_factory=list)

@@ -65,6 +65,8 @@ class FeatureSet:
     # as_of literal -> the SELECT of that date's feature rows (see `_assemble`).
     date_select: Callable[[str], str] = field(repr=False)
     notices: list[str] = field(default_factory=list)
+    # BG/NBD parameters per date fitted by this build (filled as the dates' columns are computed).
+    btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)
 
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
@@ -152,11 +154,15 @@ class FeatureSet:
         return p
 
     def metadata(self) -> dict[str, Any]:
-        """What a model must remember to rebuild these features identically at scoring time."""
+        """What a model must remember to rebuild these features identically at scoring time (call after the
+        rows were read: the BG/NBD fits are made as the dates' columns are computed)."""
+        newest = max(self.btyd_fitted) if self.btyd_fitted else None
         return {
             "label": self.label,
             "event_types": self.event_types,
             "features": [f.to_dict() for f in self.registry],
+            # The newest training date's BG/NBD fit, frozen for scoring (docs/model-selection.md says why).
+            "btyd_params": self.btyd_fitted[newest] if newest is not None else {},
         }
 
 
@@ -173,9 +179,14 @@ def build_features(
     *,
     event_types: list[str] | None = None,
     label: LabelKind | None = None,
+    btyd_params: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FeatureSet:
-    """Build every enabled family at each as_of date; the result reads each date's rows with one query."""
+    """Build every enabled family at each as_of date; the result reads each date's rows with one query.
+
+    `event_types`, `label` and `btyd_params` are what training chose (the model's preparation), given at
+    scoring so the features are built the same way; None: decided from this data (`btyd_params` {}: training
+    fitted no BG/NBD, its features stay missing)."""
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
@@ -189,7 +200,8 @@ def build_features(
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
     notices = list(ds.notices)
-    ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates, notices=notices)
+    ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates, notices=notices,
+              btyd_params=btyd_params)
     ctx.event_types = event_types if event_types is not None else (
         engagement.discover_event_types(ctx) if "events" in ds.tables else [])
     registry = Registry()
@@ -207,6 +219,7 @@ def build_features(
         raise ChurnError("no feature family could be built from this data")
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
+                      btyd_fitted=ctx.btyd_fitted,
                       date_select=_assemble(ctx, registry), notices=notices)
 
 
@@ -307,9 +320,9 @@ class TrainingFrame:
 
     def source_settings(self) -> dict[str, Any]:
         """What scoring must reuse to build the same features (stored in the model's fitted preparation):
-        label kind, event types chosen, horizon, and the feature and label configuration (survey scale
-        frozen)."""
-        keep = ("label", "event_types", "horizon_days", "label_config", "features_config")
+        label kind, event types chosen, horizon, the feature and label configuration (survey scale
+        frozen) and the BG/NBD parameters."""
+        keep = ("label", "event_types", "horizon_days", "label_config", "features_config", "btyd_params")
         return {k: self.metadata[k] for k in keep if k in self.metadata}
 
 

@@ -1,6 +1,8 @@
 """Purchase frequency: how often and how much a customer buys, and whether the next order is overdue.
 
-Also buy-till-you-die features from a BG/NBD model fitted, per as_of date, on purchases before it only.
+Also buy-till-you-die features from a BG/NBD model: at training fitted per as_of date on purchases before it
+only; at scoring predicted with the parameters of the newest training date's fit, stored in the model (no
+step across customers then, so a customer's score does not depend on who else is in the data or bucket).
 """
 
 from __future__ import annotations
@@ -112,28 +114,37 @@ _Fit = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 
 def _btyd_fits(ctx: Ctx, in_spine: np.ndarray,
                histories: Callable[[pd.Timestamp, np.ndarray], tuple[np.ndarray, ...]]) -> dict[pd.Timestamp, _Fit]:
-    """BG/NBD fitted per as_of on the buyers in that snapshot (the spine; purchases before as_of only),
-    and predicted once per distinct whole-day history (x, t_x, T), which equal histories share."""
+    """BG/NBD per as_of, predicted once per distinct whole-day history (x, t_x, T), which equal histories
+    share: with the parameters frozen at training (`ctx.btyd_params`, at scoring), else fitted on the buyers
+    in that snapshot (the spine; purchases before as_of only) and recorded in `ctx.btyd_fitted`."""
     from churn.features.btyd import BetaGeo
 
+    if ctx.btyd_params == {}:  # training could fit no date: the model learnt these columns as missing
+        ctx.notices.append("BG/NBD: no fit was stored with the model (none at training); features left missing")
+        return {}
+    frozen = BetaGeo.from_params(ctx.btyd_params) if ctx.btyd_params else None
     fits: dict[pd.Timestamp, _Fit] = {}
     for when in ctx.dates:
         rows = in_spine[ctx.date_slice(when)]
         cols = dict(zip(("_x", "_t_x", "_T"), histories(when, rows[rows >= 0]), strict=True))
         rows = np.flatnonzero(cols["_x"] >= 0)  # the buyers, as positions in cols
-        if len(rows) < 30:
-            ctx.notices.append(f"BG/NBD skipped at {when.date()}: fewer than 30 buyers")
+        if not len(rows) or (frozen is None and len(rows) < 30):
+            why = "no buyers" if frozen else "fewer than 30 buyers"
+            ctx.notices.append(f"BG/NBD skipped at {when.date()}: {why}")
             continue
         k = int(cols["_T"][rows].max()) + 1
         keys, n = np.unique(_keys(cols, rows, k), return_counts=True)
         # Sorted by (x, t_x, T): the fit sums the histories in a fixed order, so it is the same fit
         # whatever order the rows came in.
         x, t_x, big_t = (keys // (k * k)).astype(float), (keys // k % k).astype(float), (keys % k).astype(float)
-        try:
-            model = BetaGeo().fit(x, t_x, big_t, weights=n.astype(float))
-        except (ValueError, FloatingPointError) as exc:
-            ctx.notices.append(f"BG/NBD not fitted at {when.date()}: {exc}")
-            continue
+        model = frozen
+        if model is None:
+            try:
+                model = BetaGeo().fit(x, t_x, big_t, weights=n.astype(float))
+            except (ValueError, FloatingPointError) as exc:
+                ctx.notices.append(f"BG/NBD not fitted at {when.date()}: {exc}")
+                continue
+            ctx.btyd_fitted[when] = model.params_._asdict()
         fits[when] = (keys, model.expected_purchases(ctx.horizon_days, x, t_x, big_t),
                       model.prob_no_purchase(ctx.horizon_days, x, t_x, big_t), k)
     return fits

@@ -176,7 +176,7 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
     ds = load_source(data, cfg)
     try:
         fs = build_features(ds, [when], cfg, event_types=meta.get("event_types"), label=meta.get("label"),
-                            progress=progress)
+                            btyd_params=meta.get("btyd_params"), progress=progress)
         frame = fs.to_pandas()
         # The same population rule as the spine (and training): who else is current, or where listed ids stand.
         frame, statuses = with_status(frame, standing_rows(ds, cfg, fs.label, wanted), when)
