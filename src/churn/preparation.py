@@ -10,7 +10,7 @@ and the Spark scale-out can broadcast it to every partition. It learns, per feat
 - a category's levels: the `max_categories` most frequent, levels seen fewer than `min_level_count`
   times grouped into OTHER, matched case- and space-insensitively; a level never seen is missing;
 - for raw-data models, the source settings a feature build must reuse (`source`: label kind, event
-  types chosen, feature and label configuration with the survey scale frozen).
+  types chosen, feature and label configuration with the survey scale frozen, the BG/NBD parameters).
 
 Harmless differences at scoring are accepted (integer vs float, "Yes"/"yes"/" YES ", column order, extra
 columns, which are reported); a value that cannot be read the way training read it is an error naming the
