@@ -180,6 +180,9 @@ class ModelConfig(_Strict):
     calibration_share: float = 0.5  # share of the validation snapshots used to fit the calibrator
     holdout_snapshots: int = 1  # newest snapshots reported on, never trained on
     valid_snapshots: int = 2  # next newest: early stopping, calibration and model selection
+    # Share of customers whose validation-snapshot rows validate and whose rows never train the evaluation
+    # fits: a customer's training label would otherwise overlap the window validation scores them on.
+    valid_customer_share: float = Field(0.3, gt=0.0, lt=1.0)
     # Candidates compared on validation (see churn.training.selection): lightgbm (the params above),
     # lightgbm_stumps (depth-1 trees: an additive model), blend (the best LightGBM with a spline logistic
     # regression), logistic (that regression alone: chosen only when nothing with LightGBM beats it).

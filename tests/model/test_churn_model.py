@@ -58,6 +58,8 @@ def test_out_of_time_split_keeps_holdout_customers_out_of_fitting(synthetic):
     assert set(dates[s.early_stopping]) == {"2025-03-01", "2025-04-01"}
     assert set(dates[s.train]) == {"2025-01-01", "2025-02-01"}
     assert not set(ids[s.early_stopping]) & set(ids[s.calibration])  # validation split by customer
+    # validation customers never train the evaluation fits (their training label would overlap validation's)
+    assert not set(ids[s.train]) & set(ids[np.concatenate([s.early_stopping, s.calibration])])
     assert 0.2 < len(s.holdout) / (frame["as_of"] == frame["as_of"].max()).sum() < 0.4
 
 

@@ -153,7 +153,8 @@ def make_split(ids: np.ndarray, frame: pd.DataFrame, time_col: str | None, confi
     if has_time and n_snap >= need:
         split = split_out_of_time(ids, times, holdout_snapshots=mc.holdout_snapshots,
                                   valid_snapshots=valid, calibration_share=mc.calibration_share,
-                                  holdout_customer_share=holdout_customer_share, seed=mc.seed)
+                                  holdout_customer_share=holdout_customer_share, seed=mc.seed,
+                                  valid_customer_share=mc.valid_customer_share)
     else:
         split = split_grouped(ids, calibration_share=mc.calibration_share, seed=mc.seed)
         if has_time:
