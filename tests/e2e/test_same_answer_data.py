@@ -35,29 +35,40 @@ def trained(mlflow_store):
     return {"tmp": tmp, "data": data, "cfg": cfg}
 
 
-def test_scoring_a_training_date_reproduces_the_model(trained):
+def _cli_scores(trained, as_of: str, out: str) -> pd.Series:
+    """`churn score` of the registered model at `as_of`: the scored customers' probabilities."""
+    res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
+                                   "--as-of", as_of, "--model", "models:/same-data/1", "--out",
+                                   str(trained["tmp"] / out)])
+    assert res.exit_code == 0, res.output
+    scores = pd.read_parquet(trained["tmp"] / out / as_of / "scores.parquet")
+    return scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
+
+
+def _api_features(trained, settings: dict, as_of: str, btyd_params) -> pd.DataFrame:
+    """The date's features through the Python API, with the model's build settings (`btyd_params` given)."""
     from churn.config import load_config
     from churn.features.engine import build_features
-    from churn.training.loading import load_model
     from churn.validation import load_source
 
-    tmp = trained["tmp"]
-    model = load_model("models:/same-data/1")
-    as_of = model.metadata_["snapshots"]["holdout"][0]
-    res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
-                                   "--as-of", as_of, "--model", "models:/same-data/1", "--out", str(tmp / "out")])
-    assert res.exit_code == 0, res.output
-    scores = pd.read_parquet(tmp / "out" / as_of / "scores.parquet")
-    scored = scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
-    # The same date's features through the Python API, with the settings the model's preparation holds.
     cfg = load_config(trained["cfg"])
-    settings = model.source_settings
     ds = load_source(str(trained["data"]), cfg)
     try:
-        frame = build_features(ds, [pd.Timestamp(as_of)], cfg, event_types=settings["event_types"],
-                               label=settings["label"], btyd_params=settings["btyd_params"]).to_pandas()
+        return build_features(ds, [pd.Timestamp(as_of)], cfg, event_types=settings["event_types"],
+                              label=settings["label"], btyd_params=btyd_params).to_pandas()
     finally:
         ds.con.close()
+
+
+def test_scoring_a_training_date_reproduces_the_model(trained):
+    from churn.training.loading import load_model
+
+    model = load_model("models:/same-data/1")
+    as_of = model.metadata_["snapshots"]["holdout"][0]
+    scored = _cli_scores(trained, as_of, "out")
+    # The same date's features through the Python API, with the settings the model's preparation holds.
+    settings = model.source_settings
+    frame = _api_features(trained, settings, as_of, settings["btyd_params"])
     expected = pd.Series(model.predict_risk(frame), index=frame["customer_id"])
     assert len(scored) == len(expected) > 300
     np.testing.assert_allclose(scored.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
@@ -72,32 +83,17 @@ def test_scoring_a_training_date_reproduces_the_model(trained):
 def test_a_later_date_is_scored_with_the_bgnbd_fit_frozen_at_training(trained):
     """After the training dates, BG/NBD is not refitted: the CLI's scores are the model applied to features
     predicted with the stored parameters (the newest training date's fit), not with a fit at that date."""
-    from churn.config import load_config
-    from churn.features.engine import build_features
     from churn.training.loading import load_model
-    from churn.validation import load_source
 
-    tmp = trained["tmp"]
     model = load_model("models:/same-data/1")
     settings = model.source_settings
     assert sorted(settings["btyd_params"]) == ["a", "alpha", "b", "r"]
     assert all(v > 0 for v in settings["btyd_params"].values())
     later = "2025-07-01"
     assert pd.Timestamp(later) > pd.Timestamp(model.metadata_["snapshots"]["holdout"][0])
-    res = CliRunner().invoke(app, ["score", "--config", str(trained["cfg"]), "--data", str(trained["data"]),
-                                   "--as-of", later, "--model", "models:/same-data/1", "--out", str(tmp / "later")])
-    assert res.exit_code == 0, res.output
-    scores = pd.read_parquet(tmp / "later" / later / "scores.parquet")
-    scored = scores[scores["status"] == "scored"].set_index("customer_id")["churn_probability"]
-    cfg = load_config(trained["cfg"])
-    frames = {}
-    for name, params in (("frozen", settings["btyd_params"]), ("refit", None)):
-        ds = load_source(str(trained["data"]), cfg)
-        try:
-            frames[name] = build_features(ds, [pd.Timestamp(later)], cfg, event_types=settings["event_types"],
-                                          label=settings["label"], btyd_params=params).to_pandas()
-        finally:
-            ds.con.close()
+    scored = _cli_scores(trained, later, "later")
+    frames = {name: _api_features(trained, settings, later, params)
+              for name, params in (("frozen", settings["btyd_params"]), ("refit", None))}
     frozen = frames["frozen"]
     np.testing.assert_allclose(scored.loc[frozen["customer_id"]].to_numpy(), model.predict_risk(frozen),
                                rtol=0, atol=1e-9)
