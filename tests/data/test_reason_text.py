@@ -49,6 +49,7 @@ def say(registry: Registry, name: str, value: object, **context: object) -> str:
         ("days_since_last_event", np.nan, {}, "no product activity on record"),
         ("events_30d_vs_90d", 0.0, {}, "no activity in the last 30 days, after an active quarter"),
         ("events_30d_vs_90d", 0.15, {}, "activity at 15% of its usual level"),
+        ("events_30d_vs_90d", np.nan, {}, "no activity in the last 90 days"),  # no 90-day average to compare
         ("orders_90d", 0.0, {}, "no orders in the last 90 days"),
         ("orders_90d", 1.0, {}, "only 1 order in the last 90 days"),
         ("days_since_last_order", 12.0, {"order_gap_mean_days": 1.0},

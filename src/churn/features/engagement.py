@@ -78,7 +78,8 @@ def declare(ctx: Ctx) -> list[Feature]:
         Feature("events_30d_vs_90d", FAMILY,
                 "last 30 days' activity relative to the 90-day average (1 = steady, below 1 = fading)", 90,
                 reason="0: no activity in the last 30 days, after an active quarter || "
-                       "activity at {value:.0%} of its usual level"),
+                       "activity at {value:.0%} of its usual level",
+                reason_missing="no activity in the last 90 days"),
         Feature("weeks_active_share", FAMILY, f"share of the last {cfg.weeks_active} weeks with any activity",
                 cfg.weeks_active * 7, reason="0: not active in any recent week || "
                                              "active in only {value:.0%} of recent weeks"),
