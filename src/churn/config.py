@@ -177,7 +177,7 @@ class ModelConfig(_Strict):
     early_stopping_rounds: int = 100
     imbalance: Literal["none", "balanced"] = "none"
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
-    calibration_share: float = 0.5  # share of the validation snapshots used to fit the calibrator
+    calibration_share: float = 0.5  # share of the validation customers whose rows fit the calibrator
     holdout_snapshots: int = 1  # newest snapshots reported on, never trained on
     valid_snapshots: int = 2  # next newest: early stopping, calibration and model selection
     # Share of customers whose validation-snapshot rows validate and whose rows never train the evaluation

@@ -92,11 +92,19 @@ def test_frozen_parameters_must_be_positive():
 
 
 def test_no_fit_at_training_leaves_the_features_missing_at_scoring(tmp_path):
-    """Too few buyers at training: the model learnt the BG/NBD columns as missing, so scoring (given the
-    empty fit) leaves them missing too rather than fitting where training could not."""
-    folder = write_source(tmp_path, _tables(80))
+    """Too few buyers at training: the build stores no parameters ({}), the model learnt the BG/NBD columns
+    as missing, so scoring (given that empty fit) leaves them missing too rather than fitting where training
+    could not."""
     cfg = make_config({"features": {"families": ["purchases"]}, "label": {"horizon_days": HORIZON}}, btyd=True)
-    fs = build(folder, [AS_OF], cfg, btyd_params={})
+    few = build(write_source(tmp_path / "young", _tables(25)), [AS_OF], cfg)  # 15 buyers: below the 30 a fit needs
+    try:
+        assert few.to_pandas()[BTYD].isna().all().all()
+        stored = few.metadata()["btyd_params"]
+    finally:
+        few.ds.con.close()
+    assert stored == {}
+    folder = write_source(tmp_path, _tables(80))
+    fs = build(folder, [AS_OF], cfg, btyd_params=stored)
     try:
         assert fs.to_pandas()[BTYD].isna().all().all()
         assert any("no fit was stored" in n for n in fs.notices), fs.notices

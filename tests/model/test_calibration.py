@@ -49,7 +49,8 @@ def test_balanced_weighting_is_undone_by_calibration(synthetic):
     """scale_pos_weight inflates raw probabilities; calibration brings Brier back down on the holdout."""
     frame, features = synthetic
     s = split_out_of_time(frame["customer_id"].to_numpy(dtype=object), frame["as_of"], holdout_snapshots=1,
-                          valid_snapshots=1, calibration_share=0.5, holdout_customer_share=0.3, seed=42)
+                          valid_snapshots=1, calibration_share=0.5, holdout_customer_share=0.3, seed=42,
+                          valid_customer_share=0.3)
     y = frame["churned"].to_numpy()
     spw = (y[s.train] == 0).sum() / y[s.train].sum()
     m = ChurnModel(features, {"learning_rate": 0.1, "num_leaves": 15}, num_boost_round=300,

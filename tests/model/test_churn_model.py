@@ -24,7 +24,8 @@ def _split(frame):
     mc = MODEL
     return split_out_of_time(frame["customer_id"].to_numpy(dtype=object), frame["as_of"],
                              holdout_snapshots=mc.holdout_snapshots, valid_snapshots=mc.valid_snapshots,
-                             calibration_share=mc.calibration_share, holdout_customer_share=0.3, seed=mc.seed)
+                             calibration_share=mc.calibration_share, holdout_customer_share=0.3, seed=mc.seed,
+                             valid_customer_share=mc.valid_customer_share)
 
 
 def _fit(frame, features, **kw):

@@ -5,8 +5,9 @@ columns -> one table per as_of date in customer order, keyed by (customer_id, as
 output file or pandas. Every family (engagement, support, purchases, feedback, profile) has DuckDB read or
 list each customer's rows once for all dates, placed on the spine by a hash lookup of the customers, and a
 compiled (numba) pass or array take per date writes the date's spine rows directly. BG/NBD is fitted per
-as_of on the distinct purchase histories (its likelihood compiled too). The compiled work and the fits run
-on one background thread while DuckDB lists the next family (`Ctx.later`).
+as_of on the distinct purchase histories (its likelihood compiled too), unless the parameters a model
+stored are given (scoring). The compiled work and the fits run on one background thread while DuckDB lists
+the next family (`Ctx.later`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Purchase frequency: how often and how much a customer buys, and whether the next order is overdue.
 
 Also buy-till-you-die features from a BG/NBD model: at training fitted per as_of date on purchases before it
-only; at scoring predicted with the parameters of the newest training date's fit, stored in the model (no
-step across customers then, so a customer's score does not depend on who else is in the data or bucket).
+only; when scoring raw data with a model (`churn score --data`, `churn.score`) predicted with the
+parameters of the newest training date's fit, stored in the model (no step across customers then, so a
+customer's score does not depend on who else is in the data or bucket). A feature build without a model
+(`churn features`, `churn.build_features`) fits per date, as training does.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def declare(ctx: Ctx) -> list[Feature]:
 
 
 def build(ctx: Ctx) -> None:
-    """List each customer's orders once (DuckDB), fit BG/NBD per as_of on the buyers in that snapshot, and
-    declare the per-date columns of the compiled pass (`purchases_kernel`)."""
+    """List each customer's orders once (DuckDB), fit BG/NBD per as_of on the buyers in that snapshot (or
+    take the parameters given in `ctx.btyd_params`), and declare the per-date columns of the compiled pass
+    (`purchases_kernel`)."""
     # Here, not at the top: numba takes ~1 s to import and load; the engine starts that in the background.
     from churn.features import purchases_kernel as pk
 

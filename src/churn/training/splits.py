@@ -56,7 +56,7 @@ def _dates(values: pd.Series) -> list[str]:
 
 def split_out_of_time(ids: np.ndarray, times: pd.Series, *, holdout_snapshots: int, valid_snapshots: int,
                       calibration_share: float, holdout_customer_share: float, seed: int,
-                      valid_customer_share: float = 0.3) -> Split:
+                      valid_customer_share: float) -> Split:
     """Out-of-time split (see the module docstring); holdout customers never appear in fitting rows, and
     validation customers never in training rows."""
     t = pd.Series(pd.to_datetime(times).to_numpy())

@@ -165,7 +165,10 @@ def make_split(ids: np.ndarray, frame: pd.DataFrame, time_col: str | None, confi
     assert_holdout_customers_unseen(ids, split)
     for part in ("train", "early_stopping", "calibration", "holdout"):
         if len(getattr(split, part)) == 0:
-            raise ChurnError(f"the {part.replace('_', ' ')} split is empty; need more customers or snapshots")
+            raise ChurnError(f"the {part.replace('_', ' ')} split is empty; need more customers or snapshots"
+                             + (f" (validation reads {mc.valid_customer_share:.0%} of the customers: "
+                                "model.valid_customer_share)" if part in ("early_stopping", "calibration")
+                                and split.scheme == "out_of_time" else ""))
     return split
 
 
@@ -507,8 +510,9 @@ def _register(client: Any, run_id: str, model: ChurnModel, config: Config, confi
 def _check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str], None]) -> None:
     pos = int(y_cal.sum())
     if pos == 0 or pos == len(y_cal):
-        raise ChurnError(f"the calibration split ({len(y_cal):,} rows) holds only one class; need more data or a "
-                         "larger model.calibration_share")
+        raise ChurnError(f"the calibration split ({len(y_cal):,} rows, {pos} churners) holds only one class; need "
+                         "more data, a larger model.valid_customer_share (the customers validation reads) or a "
+                         "larger model.calibration_share (their share that calibrates)")
     if pos < 30:
         warn(f"calibration fitted on only {pos} churners; probabilities may be noisy")
     if method == "isotonic" and len(y_cal) < 1000:
