@@ -35,6 +35,7 @@ class Ctx:
     # of fitting, so a customer's features depend on their own purchases only. None: fit per date.
     btyd_params: dict[str, float] | None = None
     btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)  # per date, when fitted
+    btyd_done: Future | None = None  # the background work that fills `btyd_fitted`
     # Per-date columns (`per_date_columns`): (each spine row's position(s) in what the family read, the columns).
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, Any]]]] = field(
         default_factory=list)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,9 @@ class FeatureSet:
     # as_of literal -> the SELECT of that date's feature rows (see `_assemble`).
     date_select: Callable[[str], str] = field(repr=False)
     notices: list[str] = field(default_factory=list)
-    # BG/NBD parameters per date fitted by this build (filled as the dates' columns are computed).
+    # BG/NBD parameters per date fitted by this build, filled by the background work `btyd_done`.
     btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)
+    btyd_done: Future | None = field(default=None, repr=False)
 
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
@@ -155,8 +156,9 @@ class FeatureSet:
         return p
 
     def metadata(self) -> dict[str, Any]:
-        """What a model must remember to rebuild these features identically at scoring time (call after the
-        rows were read: the BG/NBD fits are made as the dates' columns are computed)."""
+        """What a model must remember to rebuild these features identically at scoring time."""
+        if self.btyd_done is not None:
+            self.btyd_done.result()  # the BG/NBD fits run on the build's background thread
         newest = max(self.btyd_fitted) if self.btyd_fitted else None
         return {
             "label": self.label,
@@ -220,7 +222,7 @@ def build_features(
         raise ChurnError("no feature family could be built from this data")
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
-                      btyd_fitted=ctx.btyd_fitted,
+                      btyd_fitted=ctx.btyd_fitted, btyd_done=ctx.btyd_done,
                       date_select=_assemble(ctx, registry), notices=notices)
 
 

@@ -91,6 +91,7 @@ def build(ctx: Ctx) -> None:
         return day, amt, dis, fits
 
     prepared = ctx.later(prepare)
+    ctx.btyd_done = prepared
 
     def columns(when: pd.Timestamp, at: np.ndarray) -> dict[str, np.ndarray]:
         """One date's columns from the pass for these list rows, and each buyer's BG/NBD predictions from
