@@ -11,6 +11,8 @@ joblib as one object.
 
 from __future__ import annotations
 
+import copy
+
 import logging
 import platform
 from dataclasses import dataclass, field
@@ -174,9 +176,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                 num_boost_round=self.num_boost_round, early_stopping_rounds=self.early_stopping_rounds)
         self.linear_ = None
         if self.kind != "lightgbm":
-            rows = sample_rows(np.arange(len(y_arr)), LINEAR_MAX_ROWS, self.seed)
-            self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
-                                       seed=self.seed).fit(X_enc[rows], y_arr[rows])
+            self._fit_linear(X_enc, y_arr)
         fixed = {"lightgbm": (1.0, 0.0, 0.0), "logistic": (0.0, 1.0, 0.0)}.get(self.kind, self.blend_weights)
         if isinstance(fixed, int | float):
             fixed = (float(fixed), 1.0 - float(fixed), 0.0)
@@ -201,6 +201,25 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         if calibration_set is not None:
             self.calibrate(self.predict_raw(calibration_set[0]), _labels(calibration_set[1], "calibration"))
         return self
+
+    def _fit_linear(self, X_enc: np.ndarray, y_arr: np.ndarray) -> None:
+        """The logistic-regression part on the prepared training matrix (a seeded sample of at most
+        LINEAR_MAX_ROWS rows)."""
+        rows = sample_rows(np.arange(len(y_arr)), LINEAR_MAX_ROWS, self.seed)
+        self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
+                                   seed=self.seed).fit(X_enc[rows], y_arr[rows])
+
+    def with_linear(self, linear_c: float, linear_knots: int, X_enc: np.ndarray, y: Any) -> ChurnModel:
+        """This fitted logistic model with its regression refitted at another penalty and knot count on the
+        prepared matrix `X_enc` of the rows it was fitted on: a fresh `fit` at those settings, without fitting
+        the preparation again (the preparation depends on the rows only)."""
+        if self.kind != "logistic":
+            raise ValueError("with_linear is for a logistic model (a blend's stack depends on its trees)")
+        model = copy.copy(self)
+        model.metadata_ = dict(self.metadata_)
+        model.linear_c, model.linear_knots = linear_c, linear_knots
+        model._fit_linear(X_enc, _labels(y, "training"))
+        return model
 
     def calibrate(self, raw: np.ndarray, y: np.ndarray, method: str | None = None) -> ChurnModel:
         """Fit the calibrator on raw probabilities of rows the model did not see (held-out or out-of-fold)."""

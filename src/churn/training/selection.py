@@ -146,16 +146,20 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
                held: tuple[pd.DataFrame, np.ndarray], source: dict[str, Any] | None,
                say: Callable[[str], None]) -> ChurnModel:
     """The logistic regression at each configured penalty and knot count (`model.linear_c`,
-    `model.linear_knots`), the one with the lowest log loss on the `held` rows kept."""
+    `model.linear_knots`), the one with the lowest log loss on the `held` rows kept. The preparation is
+    fitted once: it depends on the rows, not on these settings."""
+    settings = [(knots, c) for knots in config.model.linear_knots for c in config.model.linear_c]
+    first = _model(config, features, cand, None, source, linear_c=settings[0][1],
+                   linear_knots=settings[0][0]).fit(X, y)
+    X_enc, held_enc = first.preparation_.transform(X), first._encode(held[0])
     best, best_loss = None, np.inf
-    for knots in config.model.linear_knots:
-        for c in config.model.linear_c:
-            model = _model(config, features, cand, None, source, linear_c=c, linear_knots=knots).fit(X, y)
-            z = model.log_odds_encoded(model._encode(held[0]))
-            loss = float(np.mean(np.logaddexp(0.0, z) - np.asarray(held[1]) * z))
-            say(f"candidate {cand.name}: {knots} knots, C={c:g}: early-stopping log loss {loss:.5f}")
-            if loss < best_loss:
-                best, best_loss = model, loss
+    for knots, c in settings:
+        model = first if (knots, c) == settings[0] else first.with_linear(c, knots, X_enc, y)
+        z = model.log_odds_encoded(held_enc)
+        loss = float(np.mean(np.logaddexp(0.0, z) - np.asarray(held[1]) * z))
+        say(f"candidate {cand.name}: {knots} knots, C={c:g}: early-stopping log loss {loss:.5f}")
+        if loss < best_loss:
+            best, best_loss = model, loss
     return best
 
 
