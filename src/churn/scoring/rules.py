@@ -85,18 +85,15 @@ def days_since_contact(scores: pd.DataFrame, contact_history: pd.DataFrame | Non
     nan = pd.Series(np.nan, index=scores.index, dtype=float)
     if contact_history is None or len(contact_history) == 0:
         return nan
+    table = _label(contact_history, "contact history")
     if "contacted_at" not in contact_history.columns:
-        raise ChurnError(
-            f"{_label(contact_history, 'contact history')}: needs a 'contacted_at' column; it has "
-            f"{list(contact_history.columns)[:10]}"
-        )
+        raise ChurnError(f"{table}: needs a 'contacted_at' column; it has {list(contact_history.columns)[:10]}")
     if "as_of" not in scores.columns:
         raise ChurnError("scores: an 'as_of' column is needed to apply the contact cool-down")
     hist = pd.DataFrame(
         {
-            "customer_id": _ids(contact_history, _label(contact_history, "contact history")),
-            "contacted_at": _utc_naive(contact_history["contacted_at"], _label(contact_history, "contact history"),
-                                       "contacted_at"),
+            "customer_id": _ids(contact_history, table),
+            "contacted_at": _utc_naive(contact_history["contacted_at"], table, "contacted_at"),
         }
     ).dropna()
     if hist.empty:  # only blank contact times (found by the loader fuzz: an all-NaT column crashed below)
