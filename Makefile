@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser clean bench prereqs
+.PHONY: demo test test-deep lint install browser clean bench prereqs
 
 prereqs:
 	@bash scripts/check-prereqs.sh $(PYTHON)
@@ -29,8 +29,18 @@ browser:
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/churn demo
 
+# Every core (pytest-xdist); groups of tests that share a mutable fixture stay on one worker (loadgroup).
+# Hypothesis draws ~200 examples a property here (profile `ci`); `make test-deep` draws 1,000 (`deep`).
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
+
 test: prereqs $(STAMP) browser
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	$(PYTEST)
+
+test-deep: prereqs $(STAMP) browser
+	HYPOTHESIS_PROFILE=deep $(PYTEST)
+
+lint: $(STAMP)
+	$(BIN)/ruff check --select F,E9 src tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

@@ -1,8 +1,8 @@
 """Property-based fuzzing of every loader (issue 16): each input either loads as documented or raises
 `ChurnError` naming the file (and, for bad values, the column and example rows). Nothing else may escape.
 
-Loaders fuzzed in-process, each with at least 1,000 derandomised cases (hypothesis replays the same ones in
-CI): `read_table` (--table, contact history, exclusions and --customers lists), the data-folder loader
+Loaders fuzzed in-process, each with the Hypothesis profile's count of derandomised cases (200 in `make test`,
+1,000 in `make test-deep`; the same ones replay every run): `read_table` (--table, contact history, exclusions and --customers lists), the data-folder loader
 (`load_source`: DuckDB) and the contact-history rules (`contact_blocks`). The drawn tables mix real export
 dresses (delimiters, quoting, BOM, CRLF, gzip, Excel, Parquet, legacy encodings) with the damage real exports
 carry: wrong types, missing and duplicated columns, empty and header-only files, mixed date formats and
@@ -38,10 +38,9 @@ from churn.io import read_table
 from churn.scoring.rules import contact_blocks
 from churn.validation import load_source
 
-CASES = 1000
-# FUZZ_CASES lowers the count for a quick local look; CI runs the full 1,000.
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_CASES", CASES)), derandomize=True, deadline=None,
-                database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+# The profile's count (200 in `make test`, 1,000 in `make test-deep`); FUZZ_CASES overrides it for a quick look.
+CASES = int(os.environ.get("FUZZ_CASES", settings.default.max_examples))
+FUZZ = settings(max_examples=CASES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 TRIED: Counter[str] = Counter()  # cases per loader, printed at the end of the module (pytest -s)
 
@@ -565,10 +564,10 @@ def test_score_table_reads_or_names_the_column(fuzz_model: dict[str, Any], drawn
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
 
 
-CLI_CASES = 40
+CLI_CASES = settings.default.max_examples // 5  # each a CLI run
 
 
-@settings(max_examples=CLI_CASES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=CLI_CASES,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(feature_tables())
 def test_cli_score_table_exits_cleanly_and_writes_nothing_on_error(fuzz_model: dict[str, Any], drawn: tuple

@@ -248,7 +248,7 @@ def _features(folder: Path, tables: dict[str, list[dict[str, Any]]], fmt: str, a
         fs.ds.con.close()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=settings.default.max_examples // 10, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_rows_at_or_after_as_of_never_change_features(s: Scenario, rnd) -> None:
     """Features at as_of depend on the set of rows before as_of only: not on later rows, nor on row order.
@@ -326,7 +326,7 @@ def _activity(draw, when, n_max: int = 6) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=settings.default.max_examples // 16, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_cancellation_label_depends_only_on_cancellations_in_the_window(data) -> None:
     """Any activity, before or after as_of, and cancellations outside the window leave the label alone."""
@@ -352,7 +352,7 @@ def test_cancellation_label_depends_only_on_cancellations_in_the_window(data) ->
     pd.testing.assert_series_equal(la, lb)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=settings.default.max_examples // 16, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_inactivity_label_depends_only_on_activity_in_the_window(data) -> None:
     """Activity outside [as_of, as_of + horizon), and tickets, surveys and uncounted event types anywhere,

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from churn.config import load_config
-from churn.demo import run_demo
 
 pytestmark = pytest.mark.slow
 # The scores.parquet layout expected, written out (not read from the module under test).
@@ -23,29 +22,39 @@ SCORE_COLUMNS = ["customer_id", "as_of", "status", "churn_probability", "risk_ti
                  "model_version"]
 
 
+@dataclass(frozen=True)
+class Demo:
+    """What the demo produced, read back from its folder and its MLflow store."""
+
+    work: Path
+    run_dir: Path
+    n_scored: int
+    data_dir: Path
+    bundle_path: Path
+    version: str
+    run_id: str
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("demo")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlruns.db'}")
-    mp.setenv("CHURN_ARTIFACT_ROOT", (work / "mlartifacts").as_uri())
-    cfg = load_config()
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"num_boost_round": 300})})
-    res = run_demo(cfg, workdir=work, customers=3000, seed=3, start=date(2024, 1, 1), end=date(2025, 1, 1))
-    yield work, res
-    mp.undo()
+def demo_run(demo_workspace) -> tuple[Path, Demo]:
+    """The session's shared `churn demo` workspace (tests/conftest.py), read-only."""
+    ws = demo_workspace
+    client = mlflow.MlflowClient(tracking_uri=ws.tracking_uri)
+    mv = client.get_model_version_by_alias("churn", "champion")
+    return ws.work, Demo(ws.work, ws.run_dir, int(ws.summary["status_counts"]["scored"]), ws.data, ws.bundle,
+                         str(mv.version), mv.run_id)
 
 
 def test_demo_writes_every_output(demo_run) -> None:
     work, res = demo_run
-    run_dir = res.score.out_dir
+    run_dir = res.run_dir
     assert run_dir.parent == work / "outputs"
     for name in ("scores.parquet", "report.html", "alerts.csv", "summary.json", "segments.xlsx"):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "segments").glob("*.csv"))
     scores = pd.read_parquet(run_dir / "scores.parquet")
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == SCORE_COLUMNS
-    assert scores["customer_id"].is_unique and len(scores) == res.score.n_scored > 1000
+    assert scores["customer_id"].is_unique and len(scores) == res.n_scored > 1000
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["customer_id"].str.len().eq(7).all()  # leading zeros kept
     assert scores["reason_1"].notna().mean() > 0.9
@@ -56,7 +65,7 @@ def test_demo_writes_every_output(demo_run) -> None:
 def test_demo_outputs_hold_what_the_summary_says(demo_run) -> None:
     """The real demo outputs checked against each other and against the data, not just for existence."""
     work, res = demo_run
-    run_dir = res.score.out_dir
+    run_dir = res.run_dir
     cfg = load_config()
     doc = json.loads((run_dir / "summary.json").read_text())
     summary, as_of = doc["summary"], pd.Timestamp(doc["meta"]["as_of"])
@@ -71,7 +80,7 @@ def test_demo_outputs_hold_what_the_summary_says(demo_run) -> None:
     assert scores["status"].value_counts().to_dict() == summary["status_counts"]
 
     scored = scores[scores["status"] == "scored"]
-    assert len(scored) == res.score.n_scored
+    assert len(scored) == res.n_scored
     p = scored["churn_probability"]
     assert p.notna().all() and ((p > 0) & (p < 1)).all()  # calibrated: never a certain 0 or 1
     # Tiers from the configured thresholds, riskiest first, by hand.
@@ -112,12 +121,12 @@ def test_demo_outputs_hold_what_the_summary_says(demo_run) -> None:
 def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None:
     work, res = demo_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns.db'}")
-    mv = client.get_model_version_by_alias("churn", "champion")
-    assert str(mv.version) == str(res.train.version)
-    run = client.get_run(res.train.run_id)
-    assert run.data.metrics["roc_auc"] > 0.7
-    assert res.train.metrics["roc_auc"] > res.train.baseline_metrics["heuristic"]["roc_auc"]
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == res.version == "1"
+    metrics = client.get_run(res.run_id).data.metrics
+    assert metrics["roc_auc"] > 0.7
+    assert metrics["roc_auc"] > metrics["baseline_heuristic_roc_auc"]
     assert (work / "models").is_dir() and any((work / "models").iterdir())
+    assert res.bundle_path.name == f"churn-{res.version}"
 
 
 def _cli_features(folder: Path, customers: str, events: str, as_of: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
@@ -166,7 +175,7 @@ def test_scoring_twice_gives_identical_files_and_never_overwrites_silently(demo_
     work, res = demo_run
     cfg = load_config()
     data = str(res.data_dir)
-    bundle = str(res.train.bundle_path)
+    bundle = str(res.bundle_path)
     a = score_source(data, "2024-12-01", bundle, str(tmp_path / "a"), cfg)
     b = score_source(data, "2024-12-01", bundle, str(tmp_path / "b"), cfg)
     assert _files(a.out_dir) == _files(b.out_dir)
@@ -186,9 +195,9 @@ def test_alerts_compare_with_the_previous_run_in_the_same_root(demo_run, tmp_pat
     work, res = demo_run
     cfg = load_config()
     root = tmp_path / "runs"
-    first = score_source(str(res.data_dir), "2024-10-01", str(res.train.bundle_path), str(root), cfg)
+    first = score_source(str(res.data_dir), "2024-10-01", str(res.bundle_path), str(root), cfg)
     assert pd.read_csv(first.out_dir / "alerts.csv").empty  # nothing to compare with yet
-    second = score_source(str(res.data_dir), "2024-12-01", str(res.train.bundle_path), str(root), cfg)
+    second = score_source(str(res.data_dir), "2024-12-01", str(res.bundle_path), str(root), cfg)
     alerts = pd.read_csv(second.out_dir / "alerts.csv", dtype={"customer_id": str})
     prev = pd.read_parquet(first.out_dir / "scores.parquet").set_index("customer_id")["churn_probability"]
     cur = pd.read_parquet(second.out_dir / "scores.parquet").set_index("customer_id")["churn_probability"]
@@ -206,14 +215,14 @@ def test_scoring_a_ready_table_by_bundle(demo_run, tmp_path: Path) -> None:
 
     work, res = demo_run
     cfg = load_config()
-    model = load_model(str(res.train.bundle_path))
+    model = load_model(str(res.bundle_path))
     ds = load_source(str(res.data_dir), cfg)
     fs = build_features(ds, [parse_as_of("2024-12-01")], cfg,
                         event_types=model.metadata_["extra"]["event_types"])
     table = fs.to_pandas().drop(columns=["as_of"]).rename(columns={"customer_id": "id"})
     ds.con.close()
     table.to_csv(tmp_path / "ready.csv", index=False)
-    run = score_table(str(tmp_path / "ready.csv"), "id", str(res.train.bundle_path), str(tmp_path / "out"), cfg,
+    run = score_table(str(tmp_path / "ready.csv"), "id", str(res.bundle_path), str(tmp_path / "out"), cfg,
                       as_of="2024-12-01")
     scores = pd.read_parquet(run.out_dir / "scores.parquet")
     assert len(scores) == len(table) and scores["customer_id"].str.len().eq(7).all()

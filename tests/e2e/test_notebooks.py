@@ -1,5 +1,7 @@
-"""The notebooks run top to bottom on a real kernel, each on its own small generated workspace, from a
-working directory that is not the notebooks folder, within a minute; and they are stored without outputs.
+"""The notebooks run top to bottom on a real kernel, each in its own workspace holding the session's demo data
+and MLflow store (so they neither generate nor, for scoring, train again), from a working directory that is
+not the notebooks folder; and they are stored without outputs. How long they take is measured by
+benchmarks, not here.
 
 Parameters are injected papermill-style: a cell after the one tagged `parameters` overrides its values.
 """
@@ -7,7 +9,6 @@ Parameters are injected papermill-style: a cell after the one tagged `parameters
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernel: 2 shared cores
@@ -17,8 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
-CUSTOMERS = 2000
-MAX_SECONDS = 60  # each, kernel start included
+TIMEOUT_SECONDS = 300  # a hung cell fails the test instead of the run
 
 
 def test_the_three_notebooks_are_there():
@@ -49,19 +49,18 @@ def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> nb
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path, tmp_path):
+def test_notebook_runs_top_to_bottom(path, tmp_path, demo_workspace):
     elsewhere = tmp_path / "cwd"  # the kernel's working directory: neither the project nor notebooks/
     elsewhere.mkdir()
+    workspace = demo_workspace.notebook_workspace(tmp_path / "workspace")
     nb = _with_parameters(nbformat.read(path, as_version=4),
-                          {"workdir": str(tmp_path / "workspace"), "customers": CUSTOMERS, "seed": 7})
-    client = NotebookClient(nb, timeout=MAX_SECONDS * 2, kernel_name="python3",
+                          {"workdir": str(workspace), "customers": demo_workspace.customers,
+                           "seed": demo_workspace.seed})
+    client = NotebookClient(nb, timeout=TIMEOUT_SECONDS, kernel_name="python3",
                             resources={"metadata": {"path": str(elsewhere)}})
-    t0 = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails
-    seconds = time.perf_counter() - t0
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    assert seconds < MAX_SECONDS, f"{path.name} took {seconds:.0f} s"
     # Everything was written under the injected workspace, nothing in the working directory.
     assert (tmp_path / "workspace" / "data" / "customers.parquet").is_file()
     assert not any(elsewhere.iterdir())

@@ -3,18 +3,15 @@ Playwright), plus fast checks on a hand-built plan (escaping, right-to-left text
 
 The browser tests need /usr/bin/chromium; install it with `scripts/install-chromium.sh` (as root). When it is
 missing they FAIL with that instruction instead of skipping, so a green run always means the report was
-really rendered. The demo report's screenshot is saved next to the demo's outputs (its path is printed) and,
-when CHURN_SCREENSHOT is set, copied there too.
+really rendered. The demo report's screenshot is saved in the test's temporary folder (its path is printed)
+and, when CHURN_SCREENSHOT is set, copied there too.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -339,20 +336,10 @@ def _need_browser():
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11)."""
-    work = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
-           "CHURN_ARTIFACT_ROOT": (work / "mlartifacts").as_uri()}
-    churn = Path(sys.executable).with_name("churn")
-    done = subprocess.run([str(churn), "demo", "--customers", "3000", "--seed", "11", "--workdir", str(work)],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    reports = sorted((work / "outputs").rglob("report.html"))
-    assert len(reports) == 1, reports
-    run_dir = reports[0].parent
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["summary"]
-    return run_dir, summary
+def demo_run(demo_workspace) -> tuple[Path, dict]:
+    """`churn demo` as a user runs it (the session's shared workspace, tests/conftest.py): its run folder and
+    summary. The screenshot goes to a folder of this test's own, so the workspace stays read-only."""
+    return demo_workspace.run_dir, demo_workspace.summary
 
 
 def _count(text: str) -> int:
@@ -361,10 +348,10 @@ def _count(text: str) -> int:
 
 
 @pytest.mark.slow
-def test_demo_report_renders_in_chromium_with_the_summary_counts(demo_run):
+def test_demo_report_renders_in_chromium_with_the_summary_counts(demo_run, tmp_path):
     run_dir, summary = demo_run
     report = run_dir / "report.html"
-    shot = run_dir / "report.png"
+    shot = tmp_path / "report.png"
     with open_in_chromium(report) as page:
         images = page.eval_on_selector_all(
             "img.chart", "els => els.map(e => ({alt: e.alt, complete: e.complete, w: e.naturalWidth,"

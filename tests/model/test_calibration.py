@@ -23,15 +23,15 @@ def _distorted(n: int, seed: int):
 
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
 def test_calibrated_bins_match_observed_rates(method):
-    _, y, s = _distorted(400_000, seed=3)
-    fit, test = slice(0, 200_000), slice(200_000, None)
+    _, y, s = _distorted(160_000, seed=3)
+    fit, test = slice(0, 80_000), slice(80_000, None)
     cal = ProbabilityCalibrator(method).fit(s[fit], y[fit])
     p = cal.predict(s[test])
     yt = y[test]
     before, after = probability_metrics(yt, s[test]), probability_metrics(yt, p)
     assert after["brier"] < before["brier"] and after["log_loss"] < before["log_loss"]
     near = (p > 0.27) & (p < 0.33)
-    assert near.sum() > 1000
+    assert near.sum() > 1000  # about 5,000 rows: the observed rate's standard error is ~0.007
     assert abs(yt[near].mean() - 0.30) < 0.02, yt[near].mean()
     # monotone: ranking is kept
     assert ranking_metrics(yt, p)["roc_auc"] == pytest.approx(ranking_metrics(yt, s[test])["roc_auc"], abs=2e-3)

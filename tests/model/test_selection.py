@@ -122,7 +122,7 @@ _bool_text = st.sampled_from(["True", "False", "true", "FALSE", None])
 _level = st.sampled_from(["gold", "silver", "bronze", "Gold ", "", None])
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=settings.default.max_examples // 16, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), kind=st.sampled_from(["lightgbm", "blend", "logistic"]),
        rows=st.lists(st.tuples(_yes_no, _bool_text, st.one_of(st.none(), st.floats(-1e3, 1e3)), _level,
                                st.booleans()), min_size=10, max_size=10))

@@ -14,6 +14,15 @@ from pathlib import Path
 import pytest
 
 CHURN = [sys.executable, "-m", "churn.cli"]
+# These tests check crash safety, integrity and privacy, not model quality: `churn train` here trains small.
+FAST_CONFIG = str(Path(__file__).resolve().parents[1] / "fast.yaml")
+
+
+def _args(args: tuple[str, ...]) -> list[str]:
+    """`args`, with the fast test config added to a `train` that names no config of its own."""
+    if args and args[0] == "train" and "--config" not in args:
+        return [*args, "--config", FAST_CONFIG]
+    return list(args)
 
 
 def churn_env(work: Path, **extra: str) -> dict[str, str]:
@@ -26,14 +35,14 @@ def churn_env(work: Path, **extra: str) -> dict[str, str]:
 
 
 def run_churn(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run `churn <args>` in `work` and wait for it."""
-    return subprocess.run([*CHURN, *args], cwd=work, env=churn_env(work, **env), capture_output=True, text=True,
+    """Run `churn <args>` in `work` and wait for it (a `train` with the fast test config)."""
+    return subprocess.run([*CHURN, *_args(args)], cwd=work, env=churn_env(work, **env), capture_output=True, text=True,
                           timeout=600)
 
 
 def start_churn(work: Path, *args: str, **env: str) -> subprocess.Popen:
-    """Start `churn <args>` in `work` without waiting."""
-    return subprocess.Popen([*CHURN, *args], cwd=work, env=churn_env(work, **env), stdout=subprocess.PIPE,
+    """Start `churn <args>` in `work` without waiting (a `train` with the fast test config)."""
+    return subprocess.Popen([*CHURN, *_args(args)], cwd=work, env=churn_env(work, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -48,3 +57,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert r.returncode == 0, r.stdout + r.stderr
     assert (work / "models" / "churn-1" / "manifest.json").is_file()
     return work
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep every reliability test on one pytest-xdist worker (`--dist loadgroup`), so the CLI-trained
+    `trained` folder is built once and its mutating tests (a second training, tampered artifacts) never run
+    beside each other."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("reliability"))

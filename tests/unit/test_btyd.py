@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +220,7 @@ def test_one_time_buyers_prob_alive_is_one_but_no_purchase_rises_with_age(fitted
     assert np.all(np.diff(fitted.expected_purchases(13.0, zeros, zeros, T)) < 0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=settings.default.max_examples * 3 // 10)
 @given(
     x=st.integers(0, 300),
     recency_share=st.floats(0.0, 1.0),
@@ -430,21 +429,13 @@ def test_rfm_summary_day_buckets_and_strict_as_of():
 
 
 # ------------------------------------------------------------------------------------------------------
-# Speed sanity
+# Recovery from whole-day times (how long a million-customer fit takes: benchmarks/features.py)
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_fit_speed_on_one_million_customers_with_whole_day_times():
+def test_fit_recovers_the_parameters_from_whole_day_times():
     rng = np.random.default_rng(0)
-    T = rng.integers(1, 731, 1_000_000).astype(float)
+    T = rng.integers(1, 731, 200_000).astype(float)
     x, tx, _, _ = simulate_bgnbd(BGParams(0.5, 30.0, 0.8, 3.0), T, 1.0, rng)
-    tx = np.floor(tx)
-    start, start_cpu = time.perf_counter(), time.process_time()
-    model = BetaGeo().fit(x, tx, T)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    print(
-        f"\nBG/NBD fit on {x.size:,} customers ({model.n_unique_rows_:,} unique rows): {elapsed:.2f}s wall "
-        f"({cpu:.2f}s CPU), "
-        f"{model.n_iter_} iterations, params {model.params_}"
-    )
+    model = BetaGeo().fit(x, np.floor(tx), T)
     np.testing.assert_allclose(model.params_, [0.5, 30.0, 0.8, 3.0], rtol=0.05)

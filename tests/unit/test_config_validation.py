@@ -4,7 +4,6 @@ and a model has scored."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -79,13 +78,9 @@ def test_the_shipped_configs_are_valid() -> None:
      "sources.tables.orders", "must differ"),
 ])
 def test_bad_settings_fail_at_load_naming_the_key(tmp_path: Path, sections: dict, key: str, words: str) -> None:
-    start = time.perf_counter()
     msg = _error(tmp_path, sections)
-    elapsed = time.perf_counter() - start
     assert f"{key}" in msg and words in msg, msg
     assert str(tmp_path / "config.yaml") in msg
-    # "Milliseconds": loading a config is parsing YAML and checking it, nothing else (0.5 s: a loaded CI box).
-    assert elapsed < 0.5
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ values = st.one_of(st.sampled_from(YES), st.sampled_from(NO), st.sampled_from(UN
                    st.text(alphabet="abcdefnoqrsuvwxyz ?-.", max_size=8))
 
 
-@settings(max_examples=1000, derandomize=True, deadline=None)
 @given(st.lists(values, min_size=1, max_size=30))
 def test_mixed_object_columns(drawn: list[object]) -> None:
     # Random letters can spell a yes-word ("y", "yes", "t", "true"): the oracle for them is written out.
@@ -46,7 +45,6 @@ def test_mixed_object_columns(drawn: list[object]) -> None:
     assert got.tolist() == expected, list(zip(drawn, got, expected))
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.lists(st.one_of(st.booleans(), st.none()), min_size=1, max_size=30),
        st.sampled_from(["bool", "boolean", "Int64", "float", "string", "category"]))
 def test_typed_columns(flags: list[bool | None], dtype: str) -> None:
@@ -81,7 +79,7 @@ def _config() -> Config:
                                               catalogue=[offer]))
 
 
-@settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=settings.default.max_examples * 3 // 4, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(values, st.floats(0.3, 1.0)), min_size=1, max_size=25))
 def test_customers_without_consent_are_never_in_a_contact_segment(rows: list[tuple[object, float]]) -> None:
     # Everyone is worth an offer (high risk, high value, cheap gift, unlimited budget): consent alone decides.

@@ -83,7 +83,7 @@ def _consented(v: object) -> bool:
     return v is True or v in ("Yes", "y", "1", "TRUE")
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(campaigns())
 def test_plan_respects_rules_caps_and_budget(c: dict) -> None:
     cfg: Config = c["config"]

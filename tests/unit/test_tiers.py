@@ -96,7 +96,7 @@ def test_fixed_cut_points_must_fall():
         assign_tiers(pd.Series([0.3]), cfg)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=settings.default.max_examples * 3 // 10)
 @given(
     st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=60),
     st.sampled_from(["probability", "quantile"]),
