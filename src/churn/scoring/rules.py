@@ -1,4 +1,5 @@
-"""Contact rules applied before any incentive is allocated: exclusions, consent, cool-down.
+"""Who may get which offer: the contact rules applied before any incentive is allocated (exclusions, consent,
+cool-down), then each incentive's own eligibility rules.
 
 Each blocked customer gets one plain-language reason, checked in this order (the first that applies):
 
@@ -10,6 +11,9 @@ Each blocked customer gets one plain-language reason, checked in this order (the
    A contact on or after ``as_of`` (the list is older than the last campaign) also blocks, reported as
    ``contacted after the scoring date``.
 
+A customer the rules allow to be contacted may get an incentive only where `offer_eligible` says so: its
+tiers, plans, regions, countries and value range, and a save rate given for the customer's tier.
+
 Pure functions on in-memory frames; reading the tables from files happens in the I/O layer.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.config import Incentive
 from churn.errors import ChurnError
 from churn.yesno import TRUE_WORDS
 
@@ -134,3 +139,33 @@ def contact_blocks(
         for d in np.unique(days[cool]):
             reason[cool & (days == d)] = cooldown_reason(float(d), cooldown_days)
     return pd.Series(reason, index=scores.index, name="no_contact_reason", dtype=object)
+
+
+# ------------------------------------------------------------------------------ offer eligibility
+def _casefold(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().str.casefold()
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    return pd.Series(pd.NA, index=df.index, dtype="string")
+
+
+def offer_eligible(df: pd.DataFrame, inc: Incentive, tier: pd.Series, value: np.ndarray) -> np.ndarray:
+    """Rows meeting an incentive's eligibility rules (a rule on a missing attribute is not met)."""
+    e = inc.eligible
+    ok = np.ones(len(df), dtype=bool)
+    if e.tiers is not None:
+        ok &= tier.isin(e.tiers).to_numpy()
+    for attr, allowed in (("plan", e.plans), ("region", e.regions), ("country", e.countries)):
+        if allowed is not None:
+            vals = {str(a).strip().casefold() for a in allowed}
+            ok &= _casefold(_column(df, attr)).isin(vals).fillna(False).to_numpy(dtype=bool)
+    if e.min_value is not None:
+        ok &= value >= e.min_value
+    if e.max_value is not None:
+        ok &= value <= e.max_value
+    # A tier the incentive gives no save rate for is a tier it is not offered to.
+    ok &= tier.isin(list(inc.save_rate)).fillna(False).to_numpy(dtype=bool)
+    return ok
