@@ -71,10 +71,11 @@ def test_economics_defaults_and_catalogue():
 
 
 def test_customer_value_sources():
-    cfg = Config()
+    cfg = Config()  # value: auto basis, 24 lifetime months, margin 1
     v, src = customer_value(pd.DataFrame({"monthly_fee": [10.0, np.nan, 30.0]}), cfg)
-    assert v.tolist() == [240.0, 480.0, 720.0] and "monthly_fee" in src  # missing -> median fee
+    assert v.tolist() == [240.0, 0.0, 720.0]  # a missing fee (and no spend) is worth 0, as in the plan
+    assert "fee for 2" in src and "unknown (0) for 1" in src
     v, src = customer_value(pd.DataFrame({"spend_365d": [1217.5]}), cfg)
-    assert v[0] == pytest.approx(1217.5 / 12 * 24) and "spend_365d" in src
+    assert v[0] == pytest.approx(1217.5 / 12 * 24) and "spend for 1" in src
     v, src = customer_value(pd.DataFrame({"x": [1, 2]}), cfg)
-    assert v.tolist() == [1.0, 1.0] and src.startswith("1.0")
+    assert v.tolist() == [0.0, 0.0] and src.startswith("no customer value known")
