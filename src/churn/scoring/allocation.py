@@ -9,7 +9,8 @@ Steps (each a pure function of in-memory frames; `plan_retention` wires them):
    customers are held out, chosen by a seeded hash of their id (order-independent, stable when customers
    come and go);
 4. options: for every contactable customer and eligible incentive (`rules.offer_eligible`),
-   ``net = p x value x save_rate[tier] - (unit_cost + cost_share_of_fee x monthly revenue + contact cost)``;
+   ``net = p x value x save_rate[tier] - (unit_cost + cost_share_of_fee x monthly revenue + contact cost)``
+   (`offers.save_rates`, `offers.contact_costs`);
 5. allocation (`knapsack.solve_mckp`): at most one incentive each, maximising total net value under the
    budget and per-incentive caps; options with net <= 0 are never given;
 6. the control group's ``would_be_incentive``: the same prices (budget and cap multipliers) applied to them
@@ -31,10 +32,9 @@ import pandas as pd
 
 from churn.config import ChannelsConfig, Config
 from churn.errors import ChurnError
-from churn.scoring import rules, status
+from churn.scoring import offers, rules, status
 from churn.scoring.knapsack import MCKPSolution, prices_choice, solve_mckp
 from churn.scoring.messages import normalise_language, render_messages
-from churn.scoring.offers import check_catalogue
 from churn.scoring.summary import IncentiveResult, PlanSummary, TierControl, TierSize, WinBack
 from churn.scoring.tiers import RiskTiers
 from churn.scoring.value import value_from_revenue, value_parts
@@ -164,7 +164,7 @@ def plan_retention(
     ``preferred_channel`` and ``channel`` becomes the contact channel. Same input (in any row order) and
     seed give the same plan.
     """
-    check_catalogue(config)
+    offers.check_catalogue(config)
     inc_cfg = config.incentives
     df = _prepare(scores)
     n = len(df)
@@ -202,7 +202,7 @@ def plan_retention(
     rows = np.flatnonzero(contactable)
     sub = df.iloc[rows]
     channel = customer_channels(df, inc_cfg.channels)
-    contact_cost = {k.strip().lower(): float(v) for k, v in inc_cfg.channels.contact_cost.items()}
+    contact_cost = offers.channel_prices(inc_cfg.channels)
     cust_contact = pd.Series(channel[rows]).map(contact_cost).fillna(0.0).to_numpy(dtype=float)
     net = np.full((rows.size, m), -np.inf)
     cost = np.zeros((rows.size, m))
@@ -212,14 +212,9 @@ def plan_retention(
     sub = sub.reset_index(drop=True)
     for j, inc in enumerate(catalogue):
         elig = rules.offer_eligible(sub, inc, sub_tier, value[rows])
-        if inc.max_customers == 0:
-            elig[:] = False
         eligible_any |= elig
-        rate = sub_tier.astype(object).map(inc.save_rate).astype(float).fillna(0.0).to_numpy()
-        forced = inc.channel.strip().lower() if inc.channel else None
-        ccost = contact_cost.get(forced, 0.0) if forced else cust_contact
-        cost[:, j] = inc.unit_cost + inc.cost_share_of_fee * revenue[rows] + ccost
-        gain[:, j] = p[rows] * value[rows] * rate
+        cost[:, j] = offers.contact_costs(inc, revenue[rows], cust_contact, contact_cost)
+        gain[:, j] = p[rows] * value[rows] * offers.save_rates(inc, sub_tier)
         net[:, j] = np.where(elig, gain[:, j] - cost[:, j], -np.inf)
     caps = np.array([np.inf if i.max_customers is None else float(i.max_customers) for i in catalogue])
 
@@ -251,7 +246,7 @@ def plan_retention(
 
     # 7. assemble: incentive, channel, money columns
     names = np.array([i.name for i in catalogue] + [None], dtype=object)  # index -1 -> None
-    forced = np.array([(i.channel.strip().lower() if i.channel else None) for i in catalogue] + [None], dtype=object)
+    forced = np.array([offers.forced_channel(i) for i in catalogue] + [None], dtype=object)
     incentive = np.full(n, None, dtype=object)
     would_be = np.full(n, None, dtype=object)
     out_channel = np.full(n, None, dtype=object)

@@ -11,8 +11,9 @@ Each blocked customer gets one plain-language reason, checked in this order (the
    A contact on or after ``as_of`` (the list is older than the last campaign) also blocks, reported as
    ``contacted after the scoring date``.
 
-A customer the rules allow to be contacted may get an incentive only where `offer_eligible` says so: its
-tiers, plans, regions, countries and value range, and a save rate given for the customer's tier.
+A customer the rules allow to be contacted may get an incentive only where `offer_eligible` says so: a save
+rate given for the customer's tier, its tiers, plans, regions, countries and value range, and a cap above
+zero (`offered_in_tier` is the tier part, which training's profit curve reads too).
 
 Pure functions on in-memory frames; reading the tables from files happens in the I/O layer.
 """
@@ -152,12 +153,20 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(pd.NA, index=df.index, dtype="string")
 
 
+def offered_in_tier(inc: Incentive, tier: str) -> bool:
+    """Whether the plan may give the incentive to a customer of `tier` at all: it names a save rate for the
+    tier (a tier without one is a tier it is not offered to), the tier is among `eligible.tiers` when those
+    are listed, and its cap is not zero."""
+    return (tier in inc.save_rate and (inc.eligible.tiers is None or tier in inc.eligible.tiers)
+            and inc.max_customers != 0)
+
+
 def offer_eligible(df: pd.DataFrame, inc: Incentive, tier: pd.Series, value: np.ndarray) -> np.ndarray:
-    """Rows meeting an incentive's eligibility rules (a rule on a missing attribute is not met)."""
+    """Rows meeting an incentive's eligibility rules (a rule on a missing attribute is not met): the tier
+    (`offered_in_tier`), plan, region, country and value range."""
     e = inc.eligible
-    ok = np.ones(len(df), dtype=bool)
-    if e.tiers is not None:
-        ok &= tier.isin(e.tiers).to_numpy()
+    open_tiers = [t for t in inc.save_rate if offered_in_tier(inc, t)]
+    ok = tier.isin(open_tiers).fillna(False).to_numpy(dtype=bool, copy=True)
     for attr, allowed in (("plan", e.plans), ("region", e.regions), ("country", e.countries)):
         if allowed is not None:
             vals = {str(a).strip().casefold() for a in allowed}
@@ -166,6 +175,4 @@ def offer_eligible(df: pd.DataFrame, inc: Incentive, tier: pd.Series, value: np.
         ok &= value >= e.min_value
     if e.max_value is not None:
         ok &= value <= e.max_value
-    # A tier the incentive gives no save rate for is a tier it is not offered to.
-    ok &= tier.isin(list(inc.save_rate)).fillna(False).to_numpy(dtype=bool)
     return ok

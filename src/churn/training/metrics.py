@@ -1,7 +1,8 @@
 """Holdout metrics: ranking, probability quality, top-of-list lift and capture, and expected profit.
 
-The profit curve values customers as the retention plan does (`churn.scoring.value`), so training's expected
-profit and the plan's expected saved value rest on the same numbers.
+The profit curve values customers and reads the incentive catalogue as the retention plan does
+(`churn.scoring.value`, `churn.scoring.offers`), so training's expected profit and the plan's expected saved
+value rest on the same numbers.
 
 Pure functions of labels `y` (0/1) and predicted churn probabilities `p`. Rankings break ties by row order
 (a stable sort), so the same inputs always give the same numbers.
@@ -17,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from churn.config import Config
+from churn.scoring.offers import tier_terms
 from churn.scoring.value import value_from_revenue, value_parts
 
 TOP_SHARES = (0.05, 0.10, 0.20)
@@ -118,16 +120,25 @@ class Economics:
 
 
 def incentive_economics(config: Config) -> Economics:
-    """Mean save rate and mean unit cost over the incentive catalogue (defaults 0.2 / 5.0 when empty)."""
-    cat = config.incentives.catalogue
-    if not cat:
+    """Save rate and cost of one contact for the profit curve, read from the catalogue as the retention plan
+    reads it (`churn.scoring.offers.tier_terms`): per tier, the offers the plan may give there, their save
+    rate for that tier and their unit cost plus the contact's price; then the mean over those tiers.
+    Defaults 0.2 / 5.0 when no offer is open to any tier (an empty catalogue).
+
+    A share of the monthly fee (`cost_share_of_fee`) depends on each customer's revenue and is not in the
+    single cost the curve takes; the source sentence says so when the catalogue has one."""
+    terms = tier_terms(config)
+    if not terms:
         return Economics(DEFAULT_SAVE_RATE, DEFAULT_CONTACT_COST,
-                         f"defaults (empty incentive catalogue): save rate {DEFAULT_SAVE_RATE}, "
-                         f"cost {DEFAULT_CONTACT_COST} per contact")
-    rates = [float(np.mean(list(i.save_rate.values()))) for i in cat if i.save_rate]
-    save = float(np.mean(rates)) if rates else DEFAULT_SAVE_RATE
-    cost = float(np.mean([i.unit_cost for i in cat]))
-    return Economics(save, cost, f"mean over {len(cat)} catalogue incentive(s)")
+                         f"defaults (no incentive in the catalogue is offered in any tier): save rate "
+                         f"{DEFAULT_SAVE_RATE}, cost {DEFAULT_CONTACT_COST} per contact")
+    save = float(np.mean([t.save_rate for t in terms.values()]))
+    cost = float(np.mean([t.cost for t in terms.values()]))
+    per_tier = "; ".join(f"{name} {t.save_rate:.2f} / {t.cost:.2f}" for name, t in terms.items())
+    source = f"catalogue as the plan reads it, mean over {len(terms)} tier(s) (save rate / cost: {per_tier})"
+    if any(t.cost_share_of_fee for t in terms.values()):
+        source += "; cost_share_of_fee is not included (it depends on each customer's revenue)"
+    return Economics(save, cost, source)
 
 
 def customer_value(frame: pd.DataFrame, config: Config) -> tuple[np.ndarray, str]:
