@@ -1,4 +1,4 @@
-"""docs/configuration.md, generated from the config schema (`churn.config`) so it cannot drift from it.
+"""docs/configuration.md, generated from the config schema (`churn.config.schema`) so it cannot drift from it.
 
 Every key of every section is listed with its type, its default and what it means. The meaning is the
 schema's own comment on that field (the trailing `# ...` or the comment lines just above it) and each
@@ -27,7 +27,7 @@ from churn.config import Config
 INTRO = """# Configuration
 
 Every key of the YAML config, its type, its default and what it does. Generated from the schema
-(`src/churn/config.py`) by `churn.config_docs.config_markdown`; `tests/unit/test_config_doc.py` fails when
+(`src/churn/config/schema.py`) by `churn.config_docs.config_markdown`; `tests/unit/test_config_doc.py` fails when
 this file and the schema disagree.
 
 A config is YAML; every section has working defaults, so a config names only what differs

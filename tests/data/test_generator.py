@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import churn.generate as gen
+import churn.generate.writing as gen  # the module whose CHUNK_SIZE the chunking reads
 from churn.contract import ACTIVITY, CONTRACT
 from churn.errors import ChurnError
 from churn.generate import PLANTED, generate, ground_truth

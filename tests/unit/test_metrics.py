@@ -67,14 +67,54 @@ def test_economics_defaults_and_catalogue():
         Incentive(name="b", kind="gift", unit_cost=20.0, save_rate={"high": 0.4}),
     ]})
     e = incentive_economics(cfg)
-    assert e.save_rate == pytest.approx(0.3) and e.cost == 15.0
+    # per tier: high 0.35 / 15 (a and b), low 0.1 / 10 (a); critical and medium have no offer
+    assert e.save_rate == pytest.approx(0.225) and e.cost == pytest.approx(12.5)
+    assert "high 0.35 / 15.00; low 0.10 / 10.00" in e.source
+
+
+def test_profit_curve_reads_the_catalogue_as_the_plan_does():
+    # Contact prices, a forced channel, eligibility by tier and a cap of zero: the per-tier save rate and
+    # cost the profit curve uses are the ones the plan gives each contacted customer.
+    from churn.config import ChannelsConfig, Eligibility, IncentivesConfig
+    from churn.scoring.allocation import plan_retention
+    from churn.scoring.offers import tier_terms
+
+    catalogue = [
+        Incentive(name="call", kind="personal_call", unit_cost=6.0, channel="Call",
+                  save_rate={"critical": 0.5, "high": 0.45}, eligible=Eligibility(tiers=["critical"])),
+        Incentive(name="voucher", kind="gift", unit_cost=2.0, save_rate={"high": 0.25, "medium": 0.1}),
+        Incentive(name="never", kind="gift", unit_cost=0.0, save_rate={"low": 0.9}, max_customers=0),
+    ]
+    cfg = Config(incentives=IncentivesConfig(
+        budget=1e9, control_share=0.0, catalogue=catalogue,
+        channels=ChannelsConfig(default="email", contact_cost={"email": 0.5, "call": 4.0})))
+    terms = tier_terms(cfg)
+    assert {k: (t.save_rate, t.cost, t.offers) for k, t in terms.items()} == {
+        "critical": (0.5, 10.0, ("call",)), "high": (0.25, 2.5, ("voucher",)),
+        "medium": (0.1, 2.5, ("voucher",))}
+    e = incentive_economics(cfg)
+    assert e.save_rate == pytest.approx((0.5 + 0.25 + 0.1) / 3) and e.cost == pytest.approx(15.0 / 3)
+
+    p = [0.9, 0.8, 0.4, 0.35, 0.2, 0.05]
+    scores = pd.DataFrame({"customer_id": [f"c{i}" for i in range(6)], "churn_probability": p,
+                           "monthly_fee": 100.0, "marketing_consent": True})
+    plan = plan_retention(scores, cfg).customers
+    given = plan[plan["contact"]]
+    assert set(given["risk_tier"].astype(str)) == {"critical", "high", "medium"}  # nothing for low: cap 0
+    for _, c in given.iterrows():
+        t = terms[str(c["risk_tier"])]
+        assert c["incentive"] in t.offers
+        assert c["incentive_cost"] == pytest.approx(t.cost)
+        saved = c["churn_probability"] * c["customer_value"] * t.save_rate
+        assert c["expected_saved_value"] == pytest.approx(saved)
 
 
 def test_customer_value_sources():
-    cfg = Config()
+    cfg = Config()  # value: auto basis, 24 lifetime months, margin 1
     v, src = customer_value(pd.DataFrame({"monthly_fee": [10.0, np.nan, 30.0]}), cfg)
-    assert v.tolist() == [240.0, 480.0, 720.0] and "monthly_fee" in src  # missing -> median fee
+    assert v.tolist() == [240.0, 0.0, 720.0]  # a missing fee (and no spend) is worth 0, as in the plan
+    assert "fee for 2" in src and "unknown (0) for 1" in src
     v, src = customer_value(pd.DataFrame({"spend_365d": [1217.5]}), cfg)
-    assert v[0] == pytest.approx(1217.5 / 12 * 24) and "spend_365d" in src
+    assert v[0] == pytest.approx(1217.5 / 12 * 24) and "spend for 1" in src
     v, src = customer_value(pd.DataFrame({"x": [1, 2]}), cfg)
-    assert v.tolist() == [1.0, 1.0] and src.startswith("1.0")
+    assert v.tolist() == [0.0, 0.0] and src.startswith("no customer value known")

@@ -64,3 +64,27 @@ def test_text_numbers_refunds_and_missing_columns_never_give_nan():
     assert v.tolist() == pytest.approx([25.0, 0.0, 0.0, 0.0])
     assert (customer_value(pd.DataFrame(index=range(3)), ValueConfig()) == 0).all()
     assert (customer_value(pd.DataFrame({"spend_365d": [-10.0]}), ValueConfig()) == 0).all()
+
+
+def test_training_profit_curve_values_customers_as_the_plan_does():
+    # The same rows through the plan (scoring) and through training's profit curve: the same value each,
+    # whatever is missing (fee, spend, both), whatever the basis and tenure.
+    from churn.config import Config, IncentivesConfig
+    from churn.scoring.allocation import plan_retention
+    from churn.training.metrics import customer_value as profit_curve_value
+
+    frame = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e", "f"],
+        "churn_probability": [0.9, 0.5, 0.4, 0.3, 0.2, 0.1],
+        "monthly_fee": [20.0, np.nan, 0.0, np.nan, 15.0, np.nan],
+        "spend_365d": [100.0, 730.0, 365.0, np.nan, np.nan, 90.0],
+        "spend_90d": [10.0, np.nan, 50.0, 20.0, np.nan, np.nan],
+        "tenure_days": [400.0, 45.0, np.nan, 800.0, 10.0, 3.0],
+    })
+    for method in ("auto", "fee", "spend"):
+        config = Config(value=ValueConfig(method=method, lifetime_months=18, margin=0.4),
+                        incentives=IncentivesConfig(catalogue=[]))
+        plan = plan_retention(frame, config).customers.set_index("customer_id")
+        trained, _ = profit_curve_value(frame, config)
+        assert trained.tolist() == pytest.approx(plan.loc[frame["customer_id"], "customer_value"].tolist())
+        assert not np.isnan(trained).any()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churn.errors import ChurnError
-from churn.scoring.segments import check_columns, texts_or_none, tier_order
+from churn.scoring.plan_columns import check_columns, texts_or_none, tier_order
 
 ALERT_COLUMNS = [
     "customer_id",

@@ -1,4 +1,5 @@
-"""Contact rules applied before any incentive is allocated: exclusions, consent, cool-down.
+"""Who may get which offer: the contact rules applied before any incentive is allocated (exclusions, consent,
+cool-down), then each incentive's own eligibility rules.
 
 Each blocked customer gets one plain-language reason, checked in this order (the first that applies):
 
@@ -10,6 +11,10 @@ Each blocked customer gets one plain-language reason, checked in this order (the
    A contact on or after ``as_of`` (the list is older than the last campaign) also blocks, reported as
    ``contacted after the scoring date``.
 
+A customer the rules allow to be contacted may get an incentive only where `offer_eligible` says so: a save
+rate given for the customer's tier, its tiers, plans, regions, countries and value range, and a cap above
+zero (`offered_in_tier` is the tier part, which training's profit curve reads too).
+
 Pure functions on in-memory frames; reading the tables from files happens in the I/O layer.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.config import Incentive
 from churn.errors import ChurnError
 from churn.yesno import TRUE_WORDS
 
@@ -134,3 +140,39 @@ def contact_blocks(
         for d in np.unique(days[cool]):
             reason[cool & (days == d)] = cooldown_reason(float(d), cooldown_days)
     return pd.Series(reason, index=scores.index, name="no_contact_reason", dtype=object)
+
+
+# ------------------------------------------------------------------------------ offer eligibility
+def _casefold(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().str.casefold()
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    return pd.Series(pd.NA, index=df.index, dtype="string")
+
+
+def offered_in_tier(inc: Incentive, tier: str) -> bool:
+    """Whether the plan may give the incentive to a customer of `tier` at all: it names a save rate for the
+    tier (a tier without one is a tier it is not offered to), the tier is among `eligible.tiers` when those
+    are listed, and its cap is not zero."""
+    return (tier in inc.save_rate and (inc.eligible.tiers is None or tier in inc.eligible.tiers)
+            and inc.max_customers != 0)
+
+
+def offer_eligible(df: pd.DataFrame, inc: Incentive, tier: pd.Series, value: np.ndarray) -> np.ndarray:
+    """Rows meeting an incentive's eligibility rules (a rule on a missing attribute is not met): the tier
+    (`offered_in_tier`), plan, region, country and value range."""
+    e = inc.eligible
+    open_tiers = [t for t in inc.save_rate if offered_in_tier(inc, t)]
+    ok = tier.isin(open_tiers).fillna(False).to_numpy(dtype=bool, copy=True)
+    for attr, allowed in (("plan", e.plans), ("region", e.regions), ("country", e.countries)):
+        if allowed is not None:
+            vals = {str(a).strip().casefold() for a in allowed}
+            ok &= _casefold(_column(df, attr)).isin(vals).fillna(False).to_numpy(dtype=bool)
+    if e.min_value is not None:
+        ok &= value >= e.min_value
+    if e.max_value is not None:
+        ok &= value <= e.max_value
+    return ok

@@ -1,5 +1,9 @@
 """Holdout metrics: ranking, probability quality, top-of-list lift and capture, and expected profit.
 
+The profit curve values customers and reads the incentive catalogue as the retention plan does
+(`churn.scoring.value`, `churn.scoring.offers`), so training's expected profit and the plan's expected saved
+value rest on the same numbers.
+
 Pure functions of labels `y` (0/1) and predicted churn probabilities `p`. Rankings break ties by row order
 (a stable sort), so the same inputs always give the same numbers.
 """
@@ -14,6 +18,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from churn.config import Config
+from churn.scoring.offers import tier_terms
+from churn.scoring.value import value_from_revenue, value_parts
 
 TOP_SHARES = (0.05, 0.10, 0.20)
 DEFAULT_SAVE_RATE = 0.2
@@ -114,43 +120,46 @@ class Economics:
 
 
 def incentive_economics(config: Config) -> Economics:
-    """Mean save rate and mean unit cost over the incentive catalogue (defaults 0.2 / 5.0 when empty)."""
-    cat = config.incentives.catalogue
-    if not cat:
+    """Save rate and cost of one contact for the profit curve, read from the catalogue as the retention plan
+    reads it (`churn.scoring.offers.tier_terms`): per tier, the offers the plan may give there, their save
+    rate for that tier and their unit cost plus the contact's price; then the mean over those tiers.
+    Defaults 0.2 / 5.0 when no offer is open to any tier (an empty catalogue).
+
+    A share of the monthly fee (`cost_share_of_fee`) depends on each customer's revenue and is not in the
+    single cost the curve takes; the source sentence says so when the catalogue has one."""
+    terms = tier_terms(config)
+    if not terms:
         return Economics(DEFAULT_SAVE_RATE, DEFAULT_CONTACT_COST,
-                         f"defaults (empty incentive catalogue): save rate {DEFAULT_SAVE_RATE}, "
-                         f"cost {DEFAULT_CONTACT_COST} per contact")
-    rates = [float(np.mean(list(i.save_rate.values()))) for i in cat if i.save_rate]
-    save = float(np.mean(rates)) if rates else DEFAULT_SAVE_RATE
-    cost = float(np.mean([i.unit_cost for i in cat]))
-    return Economics(save, cost, f"mean over {len(cat)} catalogue incentive(s)")
+                         f"defaults (no incentive in the catalogue is offered in any tier): save rate "
+                         f"{DEFAULT_SAVE_RATE}, cost {DEFAULT_CONTACT_COST} per contact")
+    save = float(np.mean([t.save_rate for t in terms.values()]))
+    cost = float(np.mean([t.cost for t in terms.values()]))
+    per_tier = "; ".join(f"{name} {t.save_rate:.2f} / {t.cost:.2f}" for name, t in terms.items())
+    source = f"catalogue as the plan reads it, mean over {len(terms)} tier(s) (save rate / cost: {per_tier})"
+    if any(t.cost_share_of_fee for t in terms.values()):
+        source += "; cost_share_of_fee is not included (it depends on each customer's revenue)"
+    return Economics(save, cost, source)
 
 
 def customer_value(frame: pd.DataFrame, config: Config) -> tuple[np.ndarray, str]:
-    """Value of keeping each customer, and a sentence saying how it was computed.
+    """Value of keeping each customer, exactly as the retention plan values it, and a sentence saying how.
 
-    `monthly_fee` x lifetime months x margin when a fee column exists (value.method auto/fee); else annual
-    spend (`spend_365d`, or `spend_<spend_window_days>d`) / 12 x lifetime months x margin; else 1.0 per
-    customer. Missing values take the column's median.
+    One rule, `churn.scoring.value` (see its docstring): monthly revenue on the configured basis (the fee, or
+    spend annualised over the window or a shorter tenure) x lifetime months x margin; a customer with neither
+    basis known is worth 0 (the plan never offers them a paid incentive, so the profit curve gains nothing
+    from contacting them either). Never NaN.
     """
     v = config.value
-    months, margin = float(v.lifetime_months), float(v.margin)
-    spend_cols = [c for c in (f"spend_{v.spend_window_days}d", "spend_365d") if c in frame.columns]
-
-    def _col(name: str) -> np.ndarray:
-        x = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        med = np.nanmedian(x) if np.isfinite(x).any() else 0.0
-        return np.where(np.isnan(x), med, x)
-
-    if "monthly_fee" in frame.columns and v.method in ("auto", "fee"):
-        return (_col("monthly_fee") * months * margin,
-                f"monthly_fee x {months:g} lifetime months x margin {margin:g}")
-    if spend_cols and v.method in ("auto", "spend"):
-        c = spend_cols[0]
-        days = int(c.split("_")[1].rstrip("d"))
-        return (_col(c) * (365.0 / days) / 12.0 * months * margin,
-                f"{c} scaled to a month x {months:g} lifetime months x margin {margin:g}")
-    return np.ones(len(frame)), "1.0 per customer (no monthly_fee or spend column among the features)"
+    revenue, basis = value_parts(frame, v)
+    value = value_from_revenue(revenue, v).to_numpy(dtype="float64")
+    counts = basis.value_counts()
+    known = ", ".join(f"{k} for {int(counts[k]):,}" for k in ("fee", "spend") if counts.get(k, 0))
+    unknown = int(counts.get("unknown", 0))
+    rule = (f"monthly revenue ({v.method}) x {float(v.lifetime_months):g} lifetime months x margin "
+            f"{float(v.margin):g}, as the retention plan values customers")
+    if not known:
+        return value, f"no customer value known for any of {len(frame):,} rows (0 each): {rule}"
+    return value, f"{rule}: {known}" + (f", unknown (0) for {unknown:,}" if unknown else "")
 
 
 def profit_curve(y: np.ndarray, p: np.ndarray, value: np.ndarray, save_rate: float, cost: float) -> pd.DataFrame:
