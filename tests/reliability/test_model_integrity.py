@@ -16,7 +16,10 @@ import os
 import pickle
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import joblib
 import numpy as np
@@ -25,11 +28,13 @@ import pytest
 from conftest import churn_env, run_churn
 from joblib import numpy_pickle
 from mlflow import MlflowClient
+from mlflow.pyfunc.model import PythonModelContext
 
 from churn.errors import ChurnError
 from churn.training.bundle import SIGNATURE_FILE, export_bundle, load_bundle, sha256_file
-from churn.training.loading import load_model
+from churn.training.loading import HASH_TAG, load_model
 from churn.training.model import ChurnModel
+from churn.training.pyfunc import ChurnPyfunc
 from churn.training.safe_pickle import JOBLIB_GLOBALS, MODEL_GLOBALS, load_model_bytes, read_verified
 from churn.training.synthetic import synthetic_training_frame
 
@@ -344,10 +349,80 @@ def test_malicious_bundle_is_refused_by_churn_score(trained: Path, bundle: Path,
     assert not (out / AS_OF).exists()
 
 
+# ------------------------------------------------------------------------------ MLflow models
+@pytest.fixture()
+def logged(store: MlflowClient) -> Iterator[tuple[Path, Any]]:
+    """(the folder of models:/churn/1 in the artifact store, its model version); the files and the recorded
+    hashes are put back afterwards (the store is shared by this module's tests)."""
+    mv = store.get_model_version("churn", "1")
+    folder = Path(urlparse(store.get_logged_model(mv.source.rsplit("/", 1)[-1]).artifact_location).path)
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    tags = {k: v for k, v in mv.tags.items() if k.startswith(HASH_TAG)}
+    yield folder, mv
+    for p, data in files.items():
+        p.write_bytes(data)
+    _record_hashes(store, mv, json.loads(tags[HASH_TAG]))
+
+
+def _record_hashes(store: MlflowClient, mv: Any, recorded: dict[str, str]) -> None:
+    """What someone with write access to the store and no CHURN_BUNDLE_KEY can do: record new hashes."""
+    text = json.dumps(recorded, sort_keys=True)
+    store.set_tag(mv.run_id, HASH_TAG, text)
+    store.set_model_version_tag(mv.name, mv.version, HASH_TAG, text)
+
+
+def test_mlmodel_is_among_the_hashed_files(logged: tuple[Path, Any], store: MlflowClient) -> None:
+    folder, mv = logged
+    recorded = json.loads(mv.tags[HASH_TAG])
+    assert {"MLmodel", "python_model.pkl", "artifacts/model.joblib"} <= set(recorded)
+    assert recorded["MLmodel"] == sha256_file(folder / "MLmodel")
+    # MLmodel names the loader and code MLflow runs: a changed one is refused.
+    with open(folder / "MLmodel", "a") as fh:
+        fh.write("code: evil\n")
+    with pytest.raises(ChurnError, match="MLmodel changed since training"):
+        load_model("models:/churn/1")
+    # A record made before MLmodel was hashed cannot vouch for it: refused, saying what to do.
+    (folder / "MLmodel").write_bytes((folder / "MLmodel").read_bytes().replace(b"code: evil\n", b""))
+    _record_hashes(store, mv, {k: v for k, v in recorded.items() if k != "MLmodel"})
+    with pytest.raises(ChurnError, match="do not cover MLmodel .* log it again"):
+        load_model("models:/churn/1")
+
+
+def test_mlflow_model_with_rewritten_hashes_is_unpickled_with_the_allow_list(
+        logged: tuple[Path, Any], store: MlflowClient, tmp_path: Path) -> None:
+    folder, mv = logged
+    model_file = folder / "artifacts" / "model.joblib"
+    good = model_file.read_bytes()
+    # The pyfunc carries the sha256 of the model file it was logged with (read from the stored pickle, ours).
+    pyfunc = pickle.loads((folder / "python_model.pkl").read_bytes())
+    assert isinstance(pyfunc, ChurnPyfunc) and pyfunc.model_sha256 == hashlib.sha256(good).hexdigest()
+    marker = tmp_path / "PWNED"
+    evil = pickle.dumps(_Call(os.system, _touch(marker)))
+    model_file.write_bytes(evil)
+    recorded = json.loads(mv.tags[HASH_TAG])
+    _record_hashes(store, mv, {**recorded, "artifacts/model.joblib": hashlib.sha256(evil).hexdigest()})
+    for uri in ("models:/churn/1", f"runs:/{mv.run_id}/model"):
+        with pytest.raises(ChurnError, match=r"artifacts/model\.joblib\) is not a churn model: its pickle "
+                                             r"references (posix|os)\.system"):
+            load_model(uri)
+    # MLflow's own loader (serving, spark_udf) goes through load_context: the logged hash catches the swap...
+    context = PythonModelContext({"churn_model": str(model_file)}, None)
+    with pytest.raises(ChurnError, match="does not match its recorded sha256"):
+        pyfunc.load_context(context)
+    # ... and the allow-list refuses the pickle whatever hash the pyfunc was given (or none, logged earlier).
+    for wrapper in (ChurnPyfunc(hashlib.sha256(evil).hexdigest()), ChurnPyfunc()):
+        with pytest.raises(ChurnError, match=r"is not a churn model: its pickle references (posix|os)\.system"):
+            wrapper.load_context(context)
+    assert not marker.exists()
+    model_file.write_bytes(good)
+    pyfunc.load_context(context)
+    assert isinstance(pyfunc.model, ChurnModel)
+
+
 def test_mlflow_loads_check_hashes_recorded_at_training(store: MlflowClient, trained: Path) -> None:
     mv = store.get_model_version("churn", "1")
     recorded = json.loads(mv.tags["churn.model_sha256"])
-    assert {"python_model.pkl", "artifacts/model.joblib"} <= set(recorded)
+    assert {"MLmodel", "python_model.pkl", "artifacts/model.joblib"} <= set(recorded)
     assert load_model(f"runs:/{mv.run_id}/model").features_ == load_model("models:/churn/1").features_
     # Tamper with the stored model file itself (someone with write access to the artifact store).
     files = [p for p in (trained / "mlartifacts").rglob("model.joblib") if "artifacts" in p.parent.name]
