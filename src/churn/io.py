@@ -1,10 +1,10 @@
 """The one I/O module: reading user tables and writing every output atomically.
 
-Every output goes to a temporary sibling path first (its writer holds a lock on it while alive) and is renamed
-into place under an exclusive lock, so a crash or a bad input never leaves a half-written output behind, a
-killed run's temporaries are swept by the next run, and two runs writing the same output cannot both succeed: the second
-fails clearly instead of silently replacing the first. Existing outputs are never replaced unless
-`overwrite=True`. Outputs are created readable by the owner only (files 0600, folders 0700).
+Every output goes to a temporary sibling path first (its writer holds a lock on it while alive) and is
+renamed into place under an exclusive lock, so a crash or a bad input never leaves a half-written output
+behind, a killed run's temporaries are swept by the next run, and two runs writing the same output cannot
+both succeed: the second fails clearly instead of silently replacing the first. Existing outputs are never
+replaced unless `overwrite=True`. Outputs are created readable by the owner only (files 0600, folders 0700).
 """
 
 from __future__ import annotations

@@ -131,8 +131,8 @@ class _Wrapper:
 
 
 class _NdarrayMark:
-    """Stand-in for `numpy.ndarray`, which joblib's wrapper names as the array's class: not callable as the
-    real class would be (a pickle could allocate uninitialised memory with it)."""
+    """Stand-in for `numpy.ndarray`, which joblib's wrapper names as the array's class: only compared, never
+    the real class, which a pickle could call to allocate uninitialised memory."""
 
 
 class _JoblibUnpickler(pickle._Unpickler):
