@@ -1,10 +1,10 @@
 """The one I/O module: reading user tables and writing every output atomically.
 
-Every output goes to a temporary sibling path first (named with the writer's pid) and is renamed into place
-under an exclusive lock, so a crash or a bad input never leaves a half-written output behind, a killed run's
-temporaries are swept by the next run, and two runs writing the same output cannot both succeed: the second
-fails clearly instead of silently replacing the first. Existing outputs are never replaced unless
-`overwrite=True`. Outputs are created readable by the owner only (files 0600, folders 0700).
+Every output goes to a temporary sibling path first (its writer holds a lock on it while alive) and is
+renamed into place under an exclusive lock, so a crash or a bad input never leaves a half-written output
+behind, a killed run's temporaries are swept by the next run, and two runs writing the same output cannot
+both succeed: the second fails clearly instead of silently replacing the first. Existing outputs are never
+replaced unless `overwrite=True`. Outputs are created readable by the owner only (files 0600, folders 0700).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from churn.atomic import (  # noqa: F401 - re-exported: the writers' building bl
     RENAME_NOREPLACE,
     TEMP_MARK,
     checkpoint,
+    live_temporary,
     output_lock,
     renameat2,
     sweep_stale,
@@ -101,7 +101,7 @@ def _install(tmp: Path, final: Path, overwrite: bool) -> None:
     """Move the finished temporary `tmp` to `final` under the output lock: refuse when `final` exists and
     `overwrite` is false; otherwise swap atomically, so `final` is never missing and never half-written."""
     with output_lock(final):
-        checkpoint("install")
+        checkpoint("install", final)
         if not overwrite or not final.exists():
             try:
                 if not renameat2(tmp, final, RENAME_NOREPLACE):
@@ -122,13 +122,13 @@ def _install(tmp: Path, final: Path, overwrite: bool) -> None:
             return
         # Folders: exchange the two in one step; `tmp` then holds the old output and is removed by the caller.
         if renameat2(tmp, final, RENAME_EXCHANGE):
-            checkpoint("swapped")
+            checkpoint("swapped", final)
             return
         old = final.with_name(f".{final.name}.old")
         if old.exists():
             shutil.rmtree(old)
         os.rename(final, old)
-        checkpoint("old-window")  # killed here, `_recover_old` restores `old` at the next start
+        checkpoint("old-window", final)  # killed here, `_recover_old` restores `old` at the next start
         os.rename(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
 
@@ -139,18 +139,12 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     existing file unless `overwrite`, also when another run wrote it meanwhile), on error remove it.
     The file is made readable by the owner only."""
     final = ensure_writable(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with live_temporary(final, folder=False) as tmp:
         yield tmp
         if tmp.exists():
-            os.chmod(tmp, OUTPUT_FILE_MODE)  # some writers (DuckDB) replace the file mkstemp made
-        checkpoint("file-written")
+            os.chmod(tmp, OUTPUT_FILE_MODE)  # some writers (DuckDB) replace the file created for them
+        checkpoint("file-written", final)
         _install(tmp, final, overwrite)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -162,18 +156,15 @@ def atomic_dir(path: str | os.PathLike[str], overwrite: bool = False) -> Iterato
     folder is exchanged with the new one in one step (renameat2), so there is never a moment without it.
     """
     final = ensure_writable(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
-    try:
+    # After an exchange, the temporary holds the old folder: leaving the block removes it.
+    with live_temporary(final, folder=True) as tmp:
         yield tmp
         for d, _, names in os.walk(tmp):
             os.chmod(d, OUTPUT_DIR_MODE)
             for n in names:
                 os.chmod(os.path.join(d, n), OUTPUT_FILE_MODE)
-        checkpoint("dir-written")
+        checkpoint("dir-written", final)
         _install(tmp, final, overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 PSEUDONYM_KEY_ENV = "CHURN_PSEUDONYM_KEY"

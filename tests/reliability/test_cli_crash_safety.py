@@ -47,7 +47,7 @@ def _one_winner(results: list[tuple[int, str, str]]) -> str:
 def test_two_scores_into_one_folder_one_wins(trained: Path) -> None:
     out = trained / "race-out"
     _one_winner(_race(trained, ["score", "--data", "data", "--as-of", AS_OF, "--model", "models/churn-1",
-                                "--out", str(out)], "dir-written"))
+                                "--out", str(out)], f"dir-written:{AS_OF}"))
     run = out / AS_OF
     summary = json.loads((run / "summary.json").read_text())
     assert len(pd.read_parquet(run / "scores.parquet")) == sum(summary["summary"]["status_counts"].values())
@@ -62,36 +62,60 @@ def test_two_feature_builds_into_one_file_one_wins(trained: Path) -> None:
     assert _leftovers(target.parent) == []
 
 
-@pytest.mark.parametrize("delay", [1.0, 3.0, 6.0])
-def test_score_killed_after_a_delay(trained: Path, delay: float) -> None:
-    out = trained / f"kill-score-{delay}"
-    p = start_churn(trained, "score", "--data", "data", "--as-of", AS_OF, "--model", "models/churn-1",
-                    "--out", str(out))
-    time.sleep(delay)
-    p.kill()
-    p.wait(60)
-    run = out / AS_OF
-    # Nothing partial: the run folder is absent or complete.
-    if run.exists():
-        assert {"scores.parquet", "summary.json", "report.html"} <= {f.name for f in run.iterdir()}
-    r = run_churn(trained, "score", "--data", "data", "--as-of", AS_OF, "--model", "models/churn-1",
-                  "--out", str(out), "--overwrite")
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _score_args(out: Path) -> list[str]:
+    return ["score", "--data", "data", "--as-of", AS_OF, "--model", "models/churn-1", "--out", str(out)]
+
+
+# Kill points inside `churn score`'s write of its run folder (see churn.crashpoints): after the first file is
+# complete, and with every file but summary.json in the folder's temporary.
+MID_WRITE = {
+    "file-written:scores.parquet": set(),
+    "file-written:summary.json": {"scores.parquet", "segments", "segments.xlsx", "report.html", "alerts.csv"},
+}
+
+
+@pytest.mark.parametrize("point", list(MID_WRITE))
+def test_score_killed_mid_write_leaves_nothing_visible(trained: Path, point: str) -> None:
+    out = trained / f"kill-mid-{point.split(':')[1]}"
+    r = run_churn(trained, *_score_args(out), CHURN_KILL_AT=point)
+    assert r.returncode == -9, r.stdout + r.stderr
+    assert not (out / AS_OF).exists()  # no half-written run folder in sight
+    # Killed where asked: the run's temporary holds exactly what was written before that point.
+    temps = [p for p in out.iterdir() if TEMP_MARK in p.name and p.is_dir()]
+    assert len(temps) == 1, _leftovers(out)
+    assert {p.name for p in temps[0].iterdir() if TEMP_MARK not in p.name} == MID_WRITE[point]
+    # The next run (no --overwrite: there is nothing to replace) writes it whole and sweeps the leftovers.
+    r = run_churn(trained, *_score_args(out))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (run / "summary.json").is_file() and _leftovers(out) == []
-
-
-@pytest.mark.parametrize("point", ["dir-written", "install"])
-def test_score_killed_at_the_swap(trained: Path, point: str) -> None:
-    out = trained / f"kill-swap-{point}"
-    args = ["score", "--data", "data", "--as-of", AS_OF, "--model", "models/churn-1", "--out", str(out)]
-    assert run_churn(trained, *args).returncode == 0
-    before = (out / AS_OF / "scores.parquet").read_bytes()
-    r = run_churn(trained, *args, "--overwrite", CHURN_KILL_AT=point)
-    assert r.returncode == -9
-    assert (out / AS_OF / "scores.parquet").read_bytes() == before  # the previous output, whole
-    assert any(TEMP_MARK in n for n in _leftovers(out))  # the dead run's temporary (swept next)
-    assert run_churn(trained, *args, "--overwrite").returncode == 0
+    assert {"scores.parquet", "summary.json", "report.html", "alerts.csv"} <= set(_files(out / AS_OF))
     assert _leftovers(out) == []
+
+
+@pytest.mark.parametrize("point", ["file-written:summary.json", f"dir-written:{AS_OF}", f"install:{AS_OF}",
+                                   f"swapped:{AS_OF}"])
+def test_score_killed_while_replacing_an_output(trained: Path, point: str) -> None:
+    out = trained / f"kill-swap-{point.split(':')[0]}"
+    assert run_churn(trained, *_score_args(out), "--csv").returncode == 0  # the old output has scores.csv
+    before = _files(out / AS_OF)
+    assert "scores.csv" in before
+    r = run_churn(trained, *_score_args(out), "--overwrite", CHURN_KILL_AT=point)
+    assert r.returncode == -9, r.stdout + r.stderr
+    after = _files(out / AS_OF)
+    if point.startswith("swapped"):  # killed just after the exchange: the new output, whole
+        assert set(after) == set(before) - {"scores.csv"}
+        summary = json.loads(after["summary.json"])
+        assert len(pd.read_parquet(out / AS_OF / "scores.parquet")) == \
+            sum(summary["summary"]["status_counts"].values())
+    else:
+        assert after == before  # the previous output, byte for byte
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == [AS_OF]
+    assert any(TEMP_MARK in n for n in _leftovers(out))  # the dead run's temporary (swept next)
+    assert run_churn(trained, *_score_args(out), "--overwrite").returncode == 0
+    assert "scores.csv" not in _files(out / AS_OF) and _leftovers(out) == []
 
 
 def test_features_killed_before_install(trained: Path) -> None:

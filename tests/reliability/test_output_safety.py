@@ -1,8 +1,9 @@
 """Output writing under races and SIGKILL, at the level of `churn.io`'s writers, with real processes.
 
 Each writer runs in its own Python process; the `CHURN_PAUSE_AT` / `CHURN_KILL_AT` checkpoints in the
-writers hold two processes at the same point (so the race is real, not a matter of luck) or kill one at an
-exact step of the write.
+writers (`churn.crashpoints`, armed only in processes started with them) hold two processes at the same
+point (so the race is real, not a matter of luck) or kill one at an exact step of the write. A killed
+writer's temporaries are told from a live one's by their lock, never by a process id.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from churn import crashpoints
 from churn.errors import ChurnError
-from churn.io import TEMP_MARK, atomic_dir, ensure_writable, write_text
+from churn.io import TEMP_MARK, atomic_dir, checkpoint, ensure_writable, sweep_stale, write_text
 
 WRITER = r"""
 import sys
@@ -134,3 +136,50 @@ def test_existing_output_is_refused_without_overwrite(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "first"
     write_text("second", tmp_path / "a.txt", overwrite=True)
     assert (tmp_path / "a.txt").read_text() == "second"
+
+
+def test_a_live_writers_temporary_is_judged_by_its_lock_not_a_pid(tmp_path: Path) -> None:
+    target = tmp_path / "2025-01-01"
+    go = tmp_path / "go"
+    p = _writer("dir", target, "A", CHURN_PAUSE_AT="dir-written", CHURN_PAUSE_FILE=str(go))
+    _wait_for(Path(f"{go}.reached"))
+    temps = _temps(tmp_path)
+    assert len(temps) == 2 and any(n.endswith(".lock") for n in temps)  # the temporary and its lock file
+    assert str(p.pid) not in " ".join(temps)  # nothing in a name to trust across hosts or containers
+    # Another writer into the same folder sweeps it: the paused writer's temporary is alive (its lock held).
+    assert _writer("file", tmp_path / "other.txt", "y").wait(60) == 0
+    assert _temps(tmp_path) == temps
+    go.touch()
+    assert p.wait(60) == 0 and (target / "part1.txt").read_text() == "A" and _temps(tmp_path) == []
+
+
+def test_a_temporary_whose_lock_is_free_is_swept(tmp_path: Path) -> None:
+    # A writer on another host holds the lock of `.x.churn-tmp-a.tmp`: a process here, here a child that
+    # holds the flock until told to stop. `.x.churn-tmp-b.tmp`'s writer is gone: its lock is free.
+    for stem in ("a", "b"):
+        (tmp_path / f".x.churn-tmp-{stem}.tmp").mkdir()
+        (tmp_path / f".x.churn-tmp-{stem}.tmp" / "part").write_text(stem)
+        (tmp_path / f".x.churn-tmp-{stem}.lock").touch()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+                                "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"),
+         str(tmp_path / ".x.churn-tmp-a.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    removed = sweep_stale(tmp_path)
+    assert sorted(p.name for p in removed) == [".x.churn-tmp-b.lock", ".x.churn-tmp-b.tmp"]
+    assert _temps(tmp_path) == [".x.churn-tmp-a.lock", ".x.churn-tmp-a.tmp"]
+    holder.stdin.close()  # the holder exits: the kernel releases its lock
+    assert holder.wait(60) == 0
+    sweep_stale(tmp_path)
+    assert _temps(tmp_path) == []
+
+
+def test_crash_hooks_are_off_unless_armed_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    # This test process started without CHURN_KILL_AT: the writers' checkpoints do nothing, and setting it
+    # now changes nothing (the environment is read once, at import), so this call returns.
+    monkeypatch.setenv("CHURN_KILL_AT", "install")
+    checkpoint("install", "anything")
+    assert crashpoints.from_environment({}) is crashpoints.checkpoint
+    armed = crashpoints.from_environment({"CHURN_KILL_AT": "install:other"})
+    assert armed is not crashpoints.checkpoint
+    armed("install", "not-this-one")  # another output's step: not killed

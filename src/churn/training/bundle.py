@@ -4,13 +4,14 @@
 file, the feature list, library versions, metrics, created-at, MLflow run id). It is written atomically;
 loading verifies every hash and warns when library versions differ from the ones it was trained with.
 
-A bundle is code: model.joblib is a pickle, and unpickling runs whatever it names. Loading therefore refuses
-(with a ChurnError, before unpickling) a bundle whose manifest is missing or malformed, that holds a file the
-manifest does not list, or whose files do not match their hashes; it unpickles with an allow-list of the
-modules a churn model is made of (not a sandbox: a defence in depth). When the environment variable
-`CHURN_BUNDLE_KEY` is set, manifests are signed with HMAC-SHA256 under that key (`manifest.sig`) and unsigned
-or wrongly signed bundles are refused, so a swapped file with a rewritten manifest is caught. Load bundles
-only from stores you trust.
+A bundle is code: model.joblib is a pickle (protocol 5; joblib's format in bundles of format 1), and
+unpickling runs whatever it names. Loading therefore refuses (with a ChurnError, before unpickling) a bundle
+whose manifest is missing or malformed, that holds a file the manifest does not list, or whose files do not
+match their hashes; it unpickles the very bytes it hashed (read once) with the exact allow-list of
+`churn.training.safe_pickle`, so a pickle naming anything a churn model is not made of is refused before it
+runs. When the environment variable `CHURN_BUNDLE_KEY` is set, manifests are signed with HMAC-SHA256 under
+that key (`manifest.sig`) and unsigned or wrongly signed bundles are refused, so a swapped file with a
+rewritten manifest is caught. Load bundles only from stores you trust.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from churn.errors import ChurnError
 from churn.io import atomic_dir
 from churn.training.model import ChurnModel, library_versions
+from churn.training.safe_pickle import dump_model, load_model_bytes, read_verified
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -37,13 +37,8 @@ MODEL_FILE = "model.joblib"
 FEATURES_FILE = "features.json"
 SIGNATURE_FILE = "manifest.sig"
 KEY_ENV = "CHURN_BUNDLE_KEY"
-BUNDLE_FORMAT = 1
-# What a pickled ChurnModel may reference: the project, its numeric libraries and a few plain builtins. A
-# pickle naming anything else (os.system, builtins.eval, subprocess...) is refused before it can run.
-ALLOWED_MODULES = ("churn", "numpy", "pandas", "sklearn", "lightgbm", "scipy", "joblib", "collections",
-                   "datetime", "copyreg", "_codecs", "zoneinfo", "pytz", "dateutil")
-ALLOWED_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
-                    "bytearray", "bool", "slice", "range", "object", "NoneType", "type"}
+# 2: model.joblib is a standard pickle (protocol 5). 1: joblib's format (still read, see safe_pickle).
+BUNDLE_FORMAT = 2
 
 
 def bundle_key() -> bytes | None:
@@ -82,7 +77,7 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
     """Write `model` as a bundle folder at `path` (atomically); returns the folder."""
     path = Path(path)
     with atomic_dir(path, overwrite=overwrite) as tmp:
-        joblib.dump(model, tmp / MODEL_FILE)
+        (tmp / MODEL_FILE).write_bytes(dump_model(model))
         (tmp / FEATURES_FILE).write_text(json.dumps(features_document(model), indent=2) + "\n")
         meta = getattr(model, "metadata_", {})
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
@@ -114,22 +109,29 @@ def export_bundle(model: ChurnModel, path: str | Path, *, name: str, version: st
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of the bundle at `path` (ChurnError when absent, unreadable or malformed)."""
-    p = Path(path) / MANIFEST
+    return _read_manifest(Path(path))[1]
+
+
+def _read_manifest(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """(the manifest's bytes, read once, and what they say): the signature is checked on the same bytes
+    that are parsed, so the manifest cannot change in between."""
+    p = path / MANIFEST
     if not p.is_file():
         raise ChurnError(f"{path}: not a model bundle (no {MANIFEST})")
     try:
-        manifest = json.loads(p.read_bytes())
+        raw = p.read_bytes()
+        manifest = json.loads(raw)
     except (OSError, ValueError) as exc:
         raise ChurnError(f"{p}: cannot read the bundle manifest ({exc}); the bundle is corrupt") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise ChurnError(f"{p}: malformed bundle manifest (no 'files' mapping of names to sha256); "
                          "the bundle is corrupt")
-    return manifest
+    return raw, manifest
 
 
-def _check_signature(path: Path) -> None:
-    """With `CHURN_BUNDLE_KEY` set, the manifest must carry a valid HMAC signature."""
+def _check_signature(path: Path, manifest_bytes: bytes) -> None:
+    """With `CHURN_BUNDLE_KEY` set, the manifest (these bytes of it) must carry a valid HMAC signature."""
     key = bundle_key()
     if key is None:
         return
@@ -137,7 +139,7 @@ def _check_signature(path: Path) -> None:
     if not sig_file.is_file():
         raise ChurnError(f"model bundle {path} is not signed ({SIGNATURE_FILE} missing) and {KEY_ENV} is set: "
                          "refusing an unsigned bundle")
-    expected = sign((path / MANIFEST).read_bytes(), key)
+    expected = sign(manifest_bytes, key)
     if not hmac.compare_digest(sig_file.read_text().strip(), expected):
         raise ChurnError(f"model bundle {path}: the manifest's signature does not match under {KEY_ENV} "
                          "(the manifest was changed, or signed with another key): refusing it")
@@ -147,8 +149,8 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
     """Check the manifest (and its signature when `CHURN_BUNDLE_KEY` is set), that every listed file exists
     and matches its sha256, and that the folder holds no file the manifest does not list; returns it."""
     path = Path(path)
-    manifest = read_manifest(path)
-    _check_signature(path)
+    raw, manifest = _read_manifest(path)
+    _check_signature(path, raw)
     files = manifest["files"]
     if MODEL_FILE not in files:
         raise ChurnError(f"{path}: the manifest lists no {MODEL_FILE}")
@@ -170,31 +172,6 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _allowed(module: str, name: str) -> bool:
-    if module == "builtins":
-        return name in ALLOWED_BUILTINS
-    return module.split(".")[0] in ALLOWED_MODULES
-
-
-def safe_load(file: Path) -> Any:
-    """Unpickle a joblib file, refusing any global outside the allow-list before it is imported or run."""
-    from joblib import numpy_pickle
-
-    class _Restricted(numpy_pickle.NumpyUnpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if not _allowed(module, name):
-                raise ChurnError(f"{file} is not a churn model: its pickle references {module}.{name}, which no "
-                                 "churn model contains; refusing to load it (it could run code)")
-            return super().find_class(module, name)
-
-    with open(file, "rb") as fh:
-        # joblib's own check of the stream (compression, old formats), as joblib.load does.
-        with numpy_pickle._validate_fileobject_and_memmap(fh, str(file), None) as (fobj, _):
-            if isinstance(fobj, str):
-                raise ChurnError(f"{file}: an old joblib format, not a churn model")
-            return _Restricted(str(file), fobj, True).load()
-
-
 def version_differences(saved: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Libraries whose installed version differs from the saved one: name -> (saved, installed)."""
     now = library_versions()
@@ -209,12 +186,9 @@ def load_bundle(path: str | Path) -> ChurnModel:
     if diffs:
         msg = ", ".join(f"{k} {a} (trained) vs {b} (installed)" for k, (a, b) in sorted(diffs.items()))
         warnings.warn(f"model bundle {path}: library versions differ: {msg}", UserWarning, stacklevel=2)
-    try:
-        model = safe_load(path / MODEL_FILE)
-    except ChurnError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a broken pickle is the user's file
-        raise ChurnError(f"{path / MODEL_FILE}: cannot load the model ({type(exc).__name__}: {exc})") from None
+    # The bytes unpickled are the bytes hashed: a file swapped after `verify_bundle` read it is caught here.
+    data = read_verified(path / MODEL_FILE, manifest["files"][MODEL_FILE])
+    model = load_model_bytes(data, str(path / MODEL_FILE))
     if not isinstance(model, ChurnModel):
         raise ChurnError(f"{path / MODEL_FILE} does not hold a ChurnModel (found {type(model).__name__})")
     meta = getattr(model, "metadata_", None)

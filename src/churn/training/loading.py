@@ -1,14 +1,16 @@
 """`load_model`: one way to get a ChurnModel from a registry alias, a version, a run or a bundle folder.
 
-MLflow models are code too (pickles): training records the sha256 of every file of the logged model as the
-run's and the model version's tag `churn.model_sha256` (HMAC-signed under `CHURN_BUNDLE_KEY` when set, tag
-`churn.model_sha256_sig`). `models:/` and `runs:/` loads download the files, check them against that record
-and refuse a model without one, before anything is unpickled.
+MLflow models are code too (pickles): training records the sha256 of every file of the logged model, MLmodel
+included, as the run's and the model version's tag `churn.model_sha256` (HMAC-signed under
+`CHURN_BUNDLE_KEY` when set, tag `churn.model_sha256_sig`). `models:/` and `runs:/` loads download the
+files, check them against that record and refuse a model without one, before anything is unpickled. Then
+only the ChurnModel file is unpickled: read once, checked against its recorded hash on those bytes, and
+unpickled with churn's allow-list (`churn.training.safe_pickle`). MLflow's own loader, which would unpickle
+`python_model.pkl` with cloudpickle (no allow-list), is not used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tempfile
@@ -21,18 +23,26 @@ from churn.training.model import ChurnModel
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 HASH_TAG = "churn.model_sha256"
 HASH_SIG_TAG = "churn.model_sha256_sig"
-_MLFLOW_METADATA = {"MLmodel", "registered_model_meta"}
+# Written by MLflow itself into the downloaded folder on a models:/ download: not part of the logged model.
+_MLFLOW_DOWNLOAD_METADATA = "registered_model_meta"
+# Where `log_model` puts the pyfunc's `churn_model` artifact (churn.training.pyfunc): the file unpickled.
+PYFUNC_MODEL_FILE = "artifacts/model.joblib"
+MLMODEL = "MLmodel"
 
 
 def artifact_hashes(folder: str | Path) -> dict[str, str]:
-    """sha256 of every file under a downloaded MLflow model folder, by relative path (MLmodel and
-    registered_model_meta excluded: MLflow's own metadata, no code, which MLflow writes or rewrites itself,
-    e.g. on a models:/ download)."""
+    """sha256 of every file under a downloaded MLflow model folder, by relative path. MLmodel is included
+    (it names the loader and code MLflow runs); the top-level registered_model_meta is not (MLflow writes
+    it on a models:/ download)."""
     from churn.training.bundle import sha256_file
 
     root = Path(folder)
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in _MLFLOW_METADATA}
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel != _MLFLOW_DOWNLOAD_METADATA:
+            out[rel] = sha256_file(p)
+    return out
 
 
 def hash_tags(hashes: dict[str, str]) -> dict[str, str]:
@@ -47,8 +57,9 @@ def hash_tags(hashes: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-def check_hashes(uri: str, folder: Path, tags: dict[str, str]) -> None:
-    """Refuse the downloaded model in `folder` unless its files match the hashes recorded at training."""
+def check_hashes(uri: str, folder: Path, tags: dict[str, str]) -> dict[str, str]:
+    """Refuse the downloaded model in `folder` unless its files match the hashes recorded at training;
+    returns the recorded hashes (by relative path)."""
     import hmac
 
     from churn.training.bundle import KEY_ENV, bundle_key, sign
@@ -65,6 +76,11 @@ def check_hashes(uri: str, folder: Path, tags: dict[str, str]) -> None:
         recorded = json.loads(text)
     except ValueError:
         raise ChurnError(f"{uri}: the recorded artifact hashes (tag {HASH_TAG}) are unreadable") from None
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+        raise ChurnError(f"{uri}: the recorded artifact hashes (tag {HASH_TAG}) are malformed")
+    if MLMODEL not in recorded:
+        raise ChurnError(f"{uri}: its recorded artifact hashes do not cover {MLMODEL} (recorded by an earlier "
+                         "churn); refusing a model whose files cannot all be checked: log it again (churn train)")
     found = artifact_hashes(folder)
     problems = [f"{f} changed since training" for f in sorted(recorded) if f in found and found[f] != recorded[f]]
     problems += [f"{f} is missing" for f in sorted(recorded) if f not in found]
@@ -72,6 +88,7 @@ def check_hashes(uri: str, folder: Path, tags: dict[str, str]) -> None:
     if problems:
         raise ChurnError(f"{uri} failed its integrity check against the hashes recorded at training: "
                          + "; ".join(problems))
+    return recorded
 
 
 def load_model(uri_or_path: str) -> ChurnModel:
@@ -93,24 +110,26 @@ def _load_mlflow(uri: str) -> ChurnModel:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from churn.training.safe_pickle import load_model_bytes, read_verified
     from churn.training.tracking import mlflow_session
 
     with mlflow_session() as client, tempfile.TemporaryDirectory(prefix="churn-load-") as tmp:
         try:
             tags = _recorded_tags(client, uri)
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-            check_hashes(uri, Path(local), tags)
-            pyfunc = mlflow.pyfunc.load_model(local)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            recorded = check_hashes(uri, local, tags)
         except MlflowException as exc:
             raise ChurnError(f"cannot load model {uri}: {exc.message}") from None
         except OSError as exc:
             raise ChurnError(f"cannot load model {uri}: {exc}") from None
-        try:
-            model = getattr(pyfunc.unwrap_python_model(), "model", None)
-        except MlflowException:
-            model = None
+        if PYFUNC_MODEL_FILE not in recorded:
+            raise ChurnError(f"{uri} is not a churn model (no {PYFUNC_MODEL_FILE} in it)")
+        # The ChurnModel only, from the bytes whose hash is checked; python_model.pkl is never unpickled.
+        label = f"{uri} ({PYFUNC_MODEL_FILE})"
+        data = read_verified(local / PYFUNC_MODEL_FILE, recorded[PYFUNC_MODEL_FILE], label=label)
+        model = load_model_bytes(data, label)
         if not isinstance(model, ChurnModel):
-            raise ChurnError(f"{uri} is not a churn model (no ChurnModel inside its pyfunc)")
+            raise ChurnError(f"{label} does not hold a ChurnModel (found {type(model).__name__})")
         name, version = _registered_version(client, uri)
     meta = getattr(model, "metadata_", None)
     if isinstance(meta, dict):
