@@ -101,11 +101,7 @@ def validation_report(data: PathLike | None = None,
     cfg = _cfg(config)
     try:
         with open_source(data, cfg) as ds:
-            rows = []
-            for name in ["customers", *[t for t in ds.tables if t != "customers"]]:
-                n = ds.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                path = str(ds.tables[name].path) if name in ds.tables else "(derived from activity)"
-                rows.append({"table": name, "file": path, "rows": int(n)})
+            rows = [{"table": name, "file": path, "rows": n} for name, path, n in ds.table_rows()]
             start, end = data_range(ds)
             return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end,
                                     label_kind(ds, cfg), list(ds.notices))

@@ -139,11 +139,7 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
         t.add_column("table")
         t.add_column("file")
         t.add_column("rows", justify="right")
-        for name in ["customers", *ds.tables]:
-            if name == "customers" and "customers" in ds.tables:
-                continue
-            n = ds.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            path = str(ds.tables[name].path) if name in ds.tables else "(derived from activity)"
+        for name, path, n in ds.table_rows():
             t.add_row(name, path, f"{n:,}")
         out.print(t)
         lo, hi = data_range(ds)

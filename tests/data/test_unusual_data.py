@@ -1,0 +1,100 @@
+"""Data as unusual businesses really hand it over (issues 25 and 26), through `churn` (Typer's runner, real
+DuckDB) and the Python API: every table listed by `validate`, whole-number ids read alike in every file
+type, event types that differ only in spelling, non-ASCII event types, a missing table said once, a
+business with only tickets, and explicit as-of dates checked as the default ones are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import load, make_config, write_source
+from typer.testing import CliRunner
+
+import churn
+from churn.cli import app
+
+
+def run(*args: object) -> Any:
+    """`churn <args>` in-process; the result (exit code, output)."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def ok(*args: object) -> str:
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    return res.output
+
+
+def config_file(folder: Path, sections: dict[str, Any] | None = None) -> Path:
+    """A config YAML with one DuckDB thread, BG/NBD off and `sections` merged in."""
+    base: dict[str, Any] = {"engine": {"threads": 1, "memory_limit": "1GB"}, "features": {"purchases": {"btyd": False}}}
+    for k, v in (sections or {}).items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(base), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- validate lists every table (issue 25)
+def test_validate_lists_every_table_with_its_rows(tmp_path: Path) -> None:
+    data = write_source(tmp_path / "data", {
+        "customers": [{"customer_id": c, "signup_date": "2024-01-01"} for c in ("a", "b", "c")],
+        "events": [{"customer_id": "a", "timestamp": "2024-02-01"}, {"customer_id": "b", "timestamp": "2024-02-02"}],
+        "orders": [{"customer_id": "c", "ordered_at": "2024-02-03", "amount": 5}],
+    })
+    out = ok("validate", "--data", data, "--config", config_file(tmp_path))
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in out.splitlines()
+            if line.count("│") >= 4 and "table" not in line}
+    assert rows == {"customers": "3", "events": "2", "orders": "1"}
+    report = churn.validation_report(data, make_config())
+    assert report.tables.set_index("table")["rows"].to_dict() == {"customers": 3, "events": 2, "orders": 1}
+
+
+def test_validate_says_when_customers_are_derived(tmp_path: Path) -> None:
+    data = write_source(tmp_path / "data", {"orders": [{"customer_id": "a", "ordered_at": "2024-02-03", "amount": 5},
+                                                      {"customer_id": "b", "ordered_at": "2024-02-04", "amount": 5}]})
+    out = ok("validate", "--data", data, "--config", config_file(tmp_path))
+    assert "(derived from activity)" in out and "customers" in out
+
+
+# ------------------------------------------------------------ whole-number ids read alike (issue 25)
+@pytest.mark.parametrize("events_fmt", ["parquet", "csv"])
+def test_float_ids_match_integer_ids(tmp_path: Path, events_fmt: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"customer_id": [1, 2, 7], "signup_date": pd.to_datetime(["2024-01-01"] * 3)}).to_parquet(
+        data / "customers.parquet")
+    events = pd.DataFrame({"customer_id": [1.0, 2.0, 7.0], "timestamp": pd.to_datetime(["2024-03-01"] * 3)})
+    if events_fmt == "parquet":
+        events.to_parquet(data / "events.parquet")
+    else:
+        events.to_csv(data / "events.csv", index=False)  # pandas writes 1.0, as many exports do
+    ok("validate", "--data", data, "--config", config_file(tmp_path))
+    ds = load(data)
+    try:
+        assert sorted(r[0] for r in ds.con.execute("SELECT DISTINCT customer_id FROM events").fetchall()) == \
+            ["1", "2", "7"]
+        assert sorted(r[0] for r in ds.con.execute("SELECT customer_id FROM customers").fetchall()) == ["1", "2", "7"]
+    finally:
+        ds.con.close()
+
+
+def test_text_ids_keep_their_zeros_and_whole_numbers_lose_the_point(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"customer_id": ["007", "7", "x1.5"], "signup_date": ["2024-01-01"] * 3}).to_csv(
+        data / "customers.csv", index=False)
+    pd.DataFrame({"customer_id": ["007", "7.0", " 7 ", "x1.5"], "timestamp": ["2024-03-01"] * 4}).to_csv(
+        data / "events.csv", index=False)
+    ds = load(data)
+    try:
+        ids = [r[0] for r in ds.con.execute("SELECT customer_id FROM events").fetchall()]
+        assert ids == ["007", "7", "7", "x1.5"]
+    finally:
+        ds.con.close()
