@@ -98,3 +98,40 @@ def test_text_ids_keep_their_zeros_and_whole_numbers_lose_the_point(tmp_path: Pa
         assert ids == ["007", "7", "7", "x1.5"]
     finally:
         ds.con.close()
+
+
+# ------------------------------------------------------ event types: spellings and scripts (issue 26)
+def _events_source(folder: Path, types: list[str]) -> Path:
+    """Two customers; customer a has one event of each type in `types` on May 28 (in every window)."""
+    return write_source(folder, {
+        "customers": [{"customer_id": c, "signup_date": "2024-01-01"} for c in ("a", "b")],
+        "events": [{"customer_id": "a", "timestamp": "2024-05-28T10:00:00", "event_type": t} for t in types]
+        + [{"customer_id": "b", "timestamp": "2024-05-20T10:00:00", "event_type": types[0]}],
+    })
+
+
+def test_event_types_spelled_two_ways_are_one_type(tmp_path: Path) -> None:
+    data = _events_source(tmp_path / "data", ["page_view", "Page View", "page_view", "login"])
+    out_file = tmp_path / "features.csv"
+    out = ok("features", "--data", data, "--as-of", "2024-06-01", "--out", out_file, "--config", config_file(tmp_path))
+    assert "'page_view'" in out and "'Page View'" in out and "counted as one" in out
+    feats = pd.read_csv(out_file, dtype={"customer_id": str}).set_index("customer_id")
+    assert feats.loc["a", "events_page_view_7d"] == 3 and feats.loc["b", "events_page_view_7d"] == 0
+    assert feats.loc["a", "events_login_7d"] == 1
+    assert not [c for c in feats.columns if c.startswith("events_page_view") and not c[len("events_page_view_"):-1].isdigit()]
+    api = churn.build_features(data, "2024-06-01", make_config()).set_index("customer_id")
+    assert api.loc["a", "events_page_view_30d"] == 3
+
+
+def test_non_ascii_event_types_get_readable_ascii_names(tmp_path: Path) -> None:
+    data = _events_source(tmp_path / "data", ["Ünïcode-événement", "Straße", "покупка", "заказ"])
+    out_file = tmp_path / "features.csv"
+    ok("features", "--data", data, "--as-of", "2024-06-01", "--out", out_file, "--config", config_file(tmp_path))
+    cols = set(pd.read_csv(out_file, nrows=0).columns)
+    assert {"events_unicode_evenement_7d", "events_strasse_7d"} <= cols
+    # Scripts with no ASCII reading keep distinct, stable names rather than collapsing into one.
+    other = sorted(c for c in cols if c.endswith("_7d") and c.startswith("events_") and c not in
+                   {"events_7d", "events_unicode_evenement_7d", "events_strasse_7d"})
+    assert len(other) == 2 and all(c.isascii() for c in other), other
+    fs = churn.build_features(data, ["2024-06-01"], make_config())
+    assert fs.loc[fs["customer_id"] == "a", "events_unicode_evenement_7d"].item() == 1
