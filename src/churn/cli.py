@@ -129,6 +129,7 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Check a data folder against the data contract and list every problem."""
     import pandas as pd
 
+    from churn.contract import CONTRACT
     from churn.labels import data_range, label_kind
     from churn.validation import load_source
 
@@ -142,6 +143,9 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
         for name, path, n in ds.table_rows():
             t.add_row(name, path, f"{n:,}")
         out.print(t)
+        absent = [name for name in CONTRACT if not ds.has(name)]
+        if absent:
+            out.print(f"not in the data: {', '.join(absent)} (their features are skipped)")
         lo, hi = data_range(ds)
         out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_kind(ds, cfg)}")
         _notices(ds.notices)

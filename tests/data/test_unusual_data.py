@@ -52,6 +52,7 @@ def test_validate_lists_every_table_with_its_rows(tmp_path: Path) -> None:
     rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in out.splitlines()
             if line.count("│") >= 4 and "table" not in line}
     assert rows == {"customers": "3", "events": "2", "orders": "1"}
+    assert "not in the data: tickets, surveys, fee_changes" in out
     report = churn.validation_report(data, make_config())
     assert report.tables.set_index("table")["rows"].to_dict() == {"customers": 3, "events": 2, "orders": 1}
 
@@ -135,3 +136,29 @@ def test_non_ascii_event_types_get_readable_ascii_names(tmp_path: Path) -> None:
     assert len(other) == 2 and all(c.isascii() for c in other), other
     fs = churn.build_features(data, ["2024-06-01"], make_config())
     assert fs.loc[fs["customer_id"] == "a", "events_unicode_evenement_7d"].item() == 1
+
+
+# --------------------------------------------------------------- a missing table is said once (issue 26)
+def _monthly(folder: Path, tables: tuple[str, ...] = ("orders",), customers: bool = True) -> Path:
+    """Four customers active every fortnight from January to September 2024 (d stops in May), in `tables`."""
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in tables}
+    time_col = {"orders": "ordered_at", "events": "timestamp", "tickets": "opened_at", "surveys": "answered_at"}
+    for c in ("a", "b", "c", "d"):
+        for day in pd.date_range("2024-01-03", "2024-09-20" if c != "d" else "2024-05-01", freq="14D"):
+            for t in tables:
+                row: dict[str, Any] = {"customer_id": c, time_col[t]: day.isoformat()}
+                row |= {"orders": {"amount": 10}, "surveys": {"score": 8}}.get(t, {})
+                rows[t].append(row)
+    if customers:
+        rows["customers"] = [{"customer_id": c, "signup_date": "2024-01-01"} for c in ("a", "b", "c", "d")]
+    return write_source(folder, rows)
+
+
+def test_a_missing_table_is_said_once(tmp_path: Path) -> None:
+    data = _monthly(tmp_path / "data", ("orders", "events"))
+    out = ok("features", "--data", data, "--as-of", "2024-06-01", "--out", tmp_path / "f.csv",
+             "--config", config_file(tmp_path))
+    assert out.count("'tickets'") == 1 and out.count("'surveys'") == 1, out
+    assert "feature family 'support'" in out
+    tf = churn.build_training_frame(data, make_config(), ["2024-05-01"])
+    assert sum("'tickets'" in n for n in tf.notices) == 1, tf.notices

@@ -211,7 +211,7 @@ def build_features(
     for family in config.features.families:
         module, needs = FAMILIES[family]
         if not ds.has(needs):
-            notices.append(f"feature family '{family}' skipped: no '{needs}' table")
+            notices.append(f"no '{needs}' table: feature family '{family}' skipped")
             continue
         if progress:
             progress(f"features: {family}")
