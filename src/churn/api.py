@@ -85,6 +85,7 @@ class ValidationReport:
     end: pd.Timestamp | None = None  # day after the last activity
     label: str | None = None  # cancellation or inactivity
     notices: list[str] = field(default_factory=list)
+    activity: list[str] = field(default_factory=list)  # inactivity: the tables that count as activity
 
 
 def validation_report(data: PathLike | None = None,
@@ -96,15 +97,16 @@ def validation_report(data: PathLike | None = None,
         >>> report.valid, report.tables  # doctest: +SKIP
     """
     from churn.errors import DataValidationError
-    from churn.labels import data_range, label_kind
+    from churn.labels import activity_tables, data_range, label_kind
 
     cfg = _cfg(config)
     try:
         with open_source(data, cfg) as ds:
             rows = [{"table": name, "file": path, "rows": n} for name, path, n in ds.table_rows()]
             start, end = data_range(ds)
-            return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end,
-                                    label_kind(ds, cfg), list(ds.notices))
+            kind = label_kind(ds, cfg)
+            return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end, kind,
+                                    list(ds.notices), activity_tables(ds, cfg) if kind == "inactivity" else [])
     except DataValidationError as exc:
         no_tables = pd.DataFrame(columns=["table", "file", "rows"])
         return ValidationReport(False, no_tables, _problem_frame(exc.problems))

@@ -130,7 +130,7 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
     import pandas as pd
 
     from churn.contract import CONTRACT
-    from churn.labels import data_range, label_kind
+    from churn.labels import data_range, label_summary
     from churn.validation import load_source
 
     cfg = load_config(config)
@@ -147,7 +147,7 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
         if absent:
             out.print(f"not in the data: {', '.join(absent)} (their features are skipped)")
         lo, hi = data_range(ds)
-        out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_kind(ds, cfg)}")
+        out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_summary(ds, cfg)}")
         _notices(ds.notices)
     finally:
         ds.con.close()

@@ -162,3 +162,55 @@ def test_a_missing_table_is_said_once(tmp_path: Path) -> None:
     assert "feature family 'support'" in out
     tf = churn.build_training_frame(data, make_config(), ["2024-05-01"])
     assert sum("'tickets'" in n for n in tf.notices) == 1, tf.notices
+
+
+# ----------------------------------------------------- a support desk: only a tickets table (issue 26)
+def _support_desk(folder: Path, customers: int = 300, seed: int = 5) -> Path:
+    """Tickets only: each customer writes in every ~12 days from signup until they leave (or July 2024);
+    customers who complain leave sooner."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    end = pd.Timestamp("2024-07-01")
+    for i in range(customers):
+        start = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 270)))
+        complains = rng.random() < 0.3
+        leaves = start + pd.Timedelta(days=float(rng.exponential(200 if complains else 900)))
+        t = start
+        while t < min(leaves, end):
+            rows.append({"customer_id": f"c{i:04d}", "opened_at": t.isoformat(),
+                         "is_complaint": bool(complains and rng.random() < 0.5), "category": "billing"})
+            t += pd.Timedelta(days=float(rng.exponential(12)) + 0.5)
+    return write_source(folder, {"tickets": rows})
+
+
+def test_a_tickets_only_business_validates_and_trains(tmp_path: Path, mlflow_env) -> None:
+    data = _support_desk(tmp_path / "data")
+    cfg = config_file(tmp_path, {"model": {"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0,
+                                           "num_boost_round": 30, "early_stopping_rounds": 10, "refit": False,
+                                           "bundle_dir": str(tmp_path / "models")},
+                                 "snapshots": {"count": 5}})
+    out = ok("validate", "--data", data, "--config", cfg)
+    assert "label: inactivity (no tickets within 60 days)" in out
+    with mlflow_env(tmp_path / "mlflow"):
+        out = ok("train", "--data", data, "--config", cfg)
+    assert "registered models:/churn/1" in out
+    tf = churn.build_training_frame(data, make_config({"snapshots": {"count": 5}}))
+    assert tf.label == "inactivity" and 0 < tf.frame["churned"].mean() < 1
+    # The label reads the tickets: a customer with a ticket in the 60 days after as_of has not churned.
+    tickets = pd.read_csv(data / "tickets.csv")
+    tickets["opened_at"] = pd.to_datetime(tickets["opened_at"], format="ISO8601")
+    row = tf.frame.iloc[0]
+    window = tickets[(tickets.customer_id == row.customer_id) & (tickets.opened_at >= row.as_of)
+                     & (tickets.opened_at < row.as_of + pd.Timedelta(days=60))]
+    assert row.churned == int(window.empty)
+    report = churn.validation_report(data, make_config())
+    assert report.label == "inactivity" and report.activity == ["tickets"]
+
+
+def test_activity_tables_naming_no_table_is_said_by_validate(tmp_path: Path) -> None:
+    data = _support_desk(tmp_path / "data", customers=5)
+    res = run("validate", "--data", data, "--config", config_file(tmp_path, {"label": {"activity_tables": ["orders"]}}))
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "label.activity_tables ['orders'] names no table present" in res.output and "tickets" in res.output

@@ -127,7 +127,9 @@ class LabelConfig(_Strict):
 
     kind: Literal["auto", "cancellation", "inactivity"] = "auto"  # auto: cancellation if cancel_date exists
     horizon_days: int = 60
-    activity_tables: list[Literal["orders", "events"]] = ["orders", "events"]
+    # Tables whose rows count as activity for the inactivity label. None: orders and events (those the data
+    # has); a source with neither (a support desk's tickets) counts every activity table it has.
+    activity_tables: list[Literal["orders", "events", "tickets", "surveys"]] | None = None
     event_types: list[str] | None = None  # which events count as activity (None: all)
     active_within_days: int | None = None  # inactivity: snapshot only customers active this recently
 
