@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import churn
 from churn.cli import app
+from churn.errors import ChurnError
 
 
 def run(*args: object) -> Any:
@@ -166,15 +167,15 @@ def test_a_missing_table_is_said_once(tmp_path: Path) -> None:
 
 # ----------------------------------------------------- a support desk: only a tickets table (issue 26)
 def _support_desk(folder: Path, customers: int = 300, seed: int = 5) -> Path:
-    """Tickets only: each customer writes in every ~12 days from signup until they leave (or July 2024);
-    customers who complain leave sooner."""
+    """Tickets only: each customer writes in every ~12 days from signup (the first on 2023-01-01) until
+    they leave (or July 2024); customers who complain leave sooner."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     rows = []
     end = pd.Timestamp("2024-07-01")
     for i in range(customers):
-        start = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 270)))
+        start = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 270)) if i else 0)
         complains = rng.random() < 0.3
         leaves = start + pd.Timedelta(days=float(rng.exponential(200 if complains else 900)))
         t = start
@@ -214,3 +215,31 @@ def test_activity_tables_naming_no_table_is_said_by_validate(tmp_path: Path) -> 
     res = run("validate", "--data", data, "--config", config_file(tmp_path, {"label": {"activity_tables": ["orders"]}}))
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "label.activity_tables ['orders'] names no table present" in res.output and "tickets" in res.output
+
+
+# ------------------------------------------------- explicit as-of dates, checked as default ones (issue 26)
+def test_explicit_as_of_dates_need_the_history_default_dates_need(tmp_path: Path) -> None:
+    data = _support_desk(tmp_path / "data", customers=40)  # first ticket 2023-01-01
+    res = run("train", "--data", data, "--config", config_file(tmp_path), "--as-of", "2023-02-01",
+              "--as-of", "2023-09-01")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "2023-02-01 (31 days)" in res.output and "snapshots.min_history_days" in res.output
+    assert "2023-09-01" not in res.output.split("history before them:")[1].split(";")[0]
+    with pytest.raises(ChurnError, match=r"2023-02-01 \(31 days\)"):
+        churn.build_training_frame(data, make_config(), ["2023-02-01", "2023-09-01"])
+
+
+def test_repeated_and_close_as_of_dates_are_said(tmp_path: Path, mlflow_env) -> None:
+    data = _support_desk(tmp_path / "data", customers=200)
+    cfg = config_file(tmp_path, {"model": {"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0,
+                                           "num_boost_round": 30, "early_stopping_rounds": 10, "refit": False,
+                                           "bundle_dir": str(tmp_path / "models")}})
+    dates = ["2023-08-01", "2023-10-01", "2023-12-01", "2024-02-01", "2024-04-01", "2024-04-02", "2024-04-01"]
+    with mlflow_env(tmp_path / "mlflow"):
+        out = ok("train", "--data", data, "--config", cfg, *[a for d in dates for a in ("--as-of", d)])
+    assert "given more than once, used once: 2024-04-01 (2 times)" in out
+    assert "closer together than the 60-day label horizon: 2024-04-01 and 2024-04-02 (1 days)" in out
+    assert "2024-02-01 and 2024-04-01" not in out  # 60 days apart: windows do not overlap
+    tf = churn.build_training_frame(data, make_config(), dates)
+    assert [str(d.date()) for d in tf.as_of] == sorted(set(dates))
+    assert sum("more than once" in n for n in tf.notices) == 1 and sum("closer together" in n for n in tf.notices) == 1
