@@ -206,16 +206,19 @@ def _model(model: ChurnModel | str | PathLike) -> ChurnModel:
 
 
 def score(model: ChurnModel | str | PathLike, data: PathLike | None, as_of: str | date,
-          config: Config | PathLike | None = None) -> pd.DataFrame:
+          config: Config | PathLike | None = None, *, allow_stale_data: bool = False) -> pd.DataFrame:
     """Every current customer as of `as_of` with `status`, `churn_probability` and reason codes, in memory
-    (the rows `churn score` plans for; nothing is written). Only `scored` rows have a probability.
+    (the rows `churn score` plans for; nothing is written). Only `scored` rows have a probability. A date
+    more than `scoring.max_staleness_days` after the newest activity, or in the future, is refused unless
+    `allow_stale_data=True`; a warning (UserWarning) says what such a date, or one before most of the data,
+    means for the scores.
 
     Example:
         >>> scores = score("models:/churn@champion", "data/demo", "2025-07-01")  # doctest: +SKIP
     """
     from churn.pipeline import score_customers
 
-    return score_customers(_model(model), _path(data), str(as_of), _cfg(config))
+    return score_customers(_model(model), _path(data), str(as_of), _cfg(config), allow_stale_data=allow_stale_data)
 
 
 def score_frame(model: ChurnModel | str | PathLike, frame: pd.DataFrame,
@@ -266,9 +269,11 @@ def compare_budgets(scores: pd.DataFrame, budgets: Sequence[float],
 
 def score_to_folder(model: str | PathLike, data: PathLike | None, as_of: str | date,
                     config: Config | PathLike | None = None, *, out: PathLike | None = None,
-                    overwrite: bool = False, csv: bool = False) -> ScoreRun:
+                    overwrite: bool = False, csv: bool = False, allow_stale_data: bool = False) -> ScoreRun:
     """Score, plan and write the outputs exactly as `churn score` does: `<out>/<as_of>/` with
-    scores.parquet, segments/, segments.xlsx, report.html, alerts.csv and summary.json.
+    scores.parquet, segments/, segments.xlsx, report.html, alerts.csv and summary.json. The scoring date
+    is checked as `churn score` checks it (`allow_stale_data` as `--allow-stale-data`); what it calls for
+    is in the run's `warnings`, summary.json and the report.
 
     Example:
         >>> run = score_to_folder("models:/churn@champion", "data/demo", "2025-07-01")  # doctest: +SKIP
@@ -278,7 +283,7 @@ def score_to_folder(model: str | PathLike, data: PathLike | None, as_of: str | d
 
     cfg = _cfg(config)
     return run(cfg, str(model), str(out or cfg.output_dir), data=_path(data), as_of=str(as_of), csv=csv,
-               overwrite=overwrite)
+               overwrite=overwrite, allow_stale_data=allow_stale_data)
 
 
 def promote(config: Config | PathLike | None = None, name: str | None = None) -> dict[str, Any]:

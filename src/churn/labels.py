@@ -170,3 +170,11 @@ def data_range(ds: DataSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     if lo is None:
         raise ChurnError(f"{ds.label}: the activity tables hold no rows with a timestamp")
     return pd.Timestamp(lo), pd.Timestamp(hi).normalize() + pd.Timedelta(days=1)
+
+
+def share_on_or_after(ds: DataSource, when: pd.Timestamp) -> float:
+    """The share of activity rows (every activity table) at or after `when` (0 when there are none)."""
+    parts = [f"SELECT count(*) AS n, count(*) FILTER (WHERE {CONTRACT[t].time_column} >= TIMESTAMP "
+             f"{_lit(str(pd.Timestamp(when)))}) AS after FROM {t}" for t in ACTIVITY if t in ds.tables]
+    n, after = ds.con.execute(f"SELECT sum(n), sum(after) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    return float(after or 0) / float(n) if n else 0.0

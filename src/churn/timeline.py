@@ -140,3 +140,37 @@ def explicit_dates(explicit: list[date | str | pd.Timestamp], *, data_start: pd.
             "holdout and validation snapshots)"
         )
     return dates
+
+
+def scoring_date_warnings(when: pd.Timestamp, *, data_start: pd.Timestamp, data_end: pd.Timestamp,
+                          share_after: float, today: date, max_staleness_days: int, future_tolerance_days: int,
+                          allow_stale: bool = False) -> list[str]:
+    """What a scoring date outside the data calls for: a date more than `max_staleness_days` after the newest
+    activity (`data_end` is the day after it), or after `today` + `future_tolerance_days`, is an error
+    unless `allow_stale` (then it is a warning saying so); a date before most of the data (`share_after`:
+    the share of activity rows on or after it) is a warning."""
+    newest = (data_end - pd.Timedelta(days=1)).normalize()
+    gap = (when - newest).days
+    future = when.date() > today + pd.Timedelta(days=future_tolerance_days)
+    warnings: list[str] = []
+    if future or gap > max_staleness_days:
+        what = f"is {gap} days after the newest activity ({newest.date()})"
+        if future:
+            what = f"is in the future (today is {today})" + (f" and {what[3:]}" if gap > 0 else "")
+        last = (newest + pd.Timedelta(days=max_staleness_days)).date()
+        text = (f"as-of date {when.date()} {what}: the scores would describe customers whose data stopped "
+                "(every recency grows, every recent count falls to 0)")
+        if not allow_stale:
+            raise ChurnError(f"{text}. Score as of {last} at the latest (scoring.max_staleness_days: "
+                             f"{max_staleness_days}), refresh the data, or pass --allow-stale-data "
+                             "(allow_stale_data=True in Python) to score anyway")
+        warnings.append(f"{text}; scored anyway because of --allow-stale-data: read every score, reason and "
+                        "offer of this run with that in mind")
+    if when <= data_start:
+        warnings.append(f"as-of date {when.date()} is before the first activity ({data_start.date()}): no "
+                        "customer has any activity before it, so every score rests on profile data alone")
+    elif share_after > 0.5:
+        warnings.append(f"as-of date {when.date()} is before most of the data: {share_after:.0%} of the activity "
+                        f"rows are on or after {when.date()} (activity runs {data_start.date()} to "
+                        f"{newest.date()}); customers are scored on the history before it only")
+    return warnings

@@ -78,6 +78,9 @@ def config_problems(cfg: Config) -> list[str]:
                             f"'{levels[j].name}' would always be empty (shares are cumulative); give it a larger "
                             "share or remove it")
 
+    if cfg.scoring.max_staleness_days < 0:
+        problems.append(f"scoring.max_staleness_days: must not be negative, got {cfg.scoring.max_staleness_days}")
+
     # --- contact rules and budget
     inc = cfg.incentives
     _between("incentives.control_share", inc.control_share, 0.0, 1.0, problems, hi_open=True)

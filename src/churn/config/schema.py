@@ -322,6 +322,9 @@ class ScoringConfig(_Strict):
     reason_method: Literal["path", "treeshap"] = "path"
     alert_probability_rise: float = 0.15  # alerts.csv: a rise of probability this large since the last run
     write_csv: bool = False  # also write scores.csv beside scores.parquet (as --csv does)
+    # An as-of date more than this many days after the newest activity, or in the future, is refused (the
+    # data stopped: every recency would grow, every recent count fall to 0) unless --allow-stale-data.
+    max_staleness_days: int = 31
     # Replace customer ids in every output (scores, segments, alerts, report) by keyed pseudonyms
     # p<24 hex> (HMAC-SHA256 under the CHURN_PSEUDONYM_KEY environment variable; scoring refuses without it).
     pseudonymise_ids: bool = False
