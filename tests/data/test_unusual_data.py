@@ -78,6 +78,7 @@ def test_float_ids_match_integer_ids(tmp_path: Path, events_fmt: str) -> None:
     else:
         events.to_csv(data / "events.csv", index=False)  # pandas writes 1.0, as many exports do
     ok("validate", "--data", data, "--config", config_file(tmp_path))
+    assert churn.validation_report(data, make_config()).valid
     ds = load(data)
     try:
         assert sorted(r[0] for r in ds.con.execute("SELECT DISTINCT customer_id FROM events").fetchall()) == \
