@@ -109,8 +109,9 @@ def snapshot_dates(
     return sorted(dates)
 
 
-def explicit_dates(explicit: list[date | str | pd.Timestamp], *, data_start: pd.Timestamp, earliest: pd.Timestamp,
-                   horizon_days: int, min_history_days: int, notices: list[str] | None = None) -> list[pd.Timestamp]:
+def explicit_dates(explicit: list[date | str | pd.Timestamp], *, data_start: pd.Timestamp,
+                   earliest: pd.Timestamp, horizon_days: int, min_history_days: int,
+                   notices: list[str] | None = None) -> list[pd.Timestamp]:
     """Explicit training dates, sorted and each once. Dates before `earliest` (less than `min_history_days`
     of history) are an error naming each of them, as default dates are never chosen there; a repeated date
     and dates closer together than the label horizon (their label windows overlap, so their rows and labels
@@ -154,9 +155,10 @@ def scoring_date_warnings(when: pd.Timestamp, *, data_start: pd.Timestamp, data_
     future = when.date() > today + pd.Timedelta(days=future_tolerance_days)
     warnings: list[str] = []
     if future or gap > max_staleness_days:
-        what = f"is {gap} days after the newest activity ({newest.date()})"
+        after = f"{gap} days after the newest activity ({newest.date()})"
+        what = f"is {after}"
         if future:
-            what = f"is in the future (today is {today})" + (f" and {what[3:]}" if gap > 0 else "")
+            what = f"is in the future (today is {today})" + (f" and {after}" if gap > 0 else "")
         last = (newest + pd.Timedelta(days=max_staleness_days)).date()
         text = (f"as-of date {when.date()} {what}: the scores would describe customers whose data stopped "
                 "(every recency grows, every recent count falls to 0)")
