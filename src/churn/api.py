@@ -85,6 +85,7 @@ class ValidationReport:
     end: pd.Timestamp | None = None  # day after the last activity
     label: str | None = None  # cancellation or inactivity
     notices: list[str] = field(default_factory=list)
+    activity: list[str] = field(default_factory=list)  # inactivity: the tables that count as activity
 
 
 def validation_report(data: PathLike | None = None,
@@ -96,19 +97,16 @@ def validation_report(data: PathLike | None = None,
         >>> report.valid, report.tables  # doctest: +SKIP
     """
     from churn.errors import DataValidationError
-    from churn.labels import data_range, label_kind
+    from churn.labels import activity_tables, data_range, label_kind
 
     cfg = _cfg(config)
     try:
         with open_source(data, cfg) as ds:
-            rows = []
-            for name in ["customers", *[t for t in ds.tables if t != "customers"]]:
-                n = ds.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                path = str(ds.tables[name].path) if name in ds.tables else "(derived from activity)"
-                rows.append({"table": name, "file": path, "rows": int(n)})
+            rows = [{"table": name, "file": path, "rows": n} for name, path, n in ds.table_rows()]
             start, end = data_range(ds)
-            return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end,
-                                    label_kind(ds, cfg), list(ds.notices))
+            kind = label_kind(ds, cfg)
+            return ValidationReport(True, pd.DataFrame(rows), _problem_frame([]), start, end, kind,
+                                    list(ds.notices), activity_tables(ds, cfg) if kind == "inactivity" else [])
     except DataValidationError as exc:
         no_tables = pd.DataFrame(columns=["table", "file", "rows"])
         return ValidationReport(False, no_tables, _problem_frame(exc.problems))
@@ -208,16 +206,19 @@ def _model(model: ChurnModel | str | PathLike) -> ChurnModel:
 
 
 def score(model: ChurnModel | str | PathLike, data: PathLike | None, as_of: str | date,
-          config: Config | PathLike | None = None) -> pd.DataFrame:
+          config: Config | PathLike | None = None, *, allow_stale_data: bool = False) -> pd.DataFrame:
     """Every current customer as of `as_of` with `status`, `churn_probability` and reason codes, in memory
-    (the rows `churn score` plans for; nothing is written). Only `scored` rows have a probability.
+    (the rows `churn score` plans for; nothing is written). Only `scored` rows have a probability. A date
+    more than `scoring.max_staleness_days` after the newest activity, or in the future, is refused unless
+    `allow_stale_data=True`; a warning (UserWarning) says what such a date, or one before most of the data,
+    means for the scores.
 
     Example:
         >>> scores = score("models:/churn@champion", "data/demo", "2025-07-01")  # doctest: +SKIP
     """
     from churn.pipeline import score_customers
 
-    return score_customers(_model(model), _path(data), str(as_of), _cfg(config))
+    return score_customers(_model(model), _path(data), str(as_of), _cfg(config), allow_stale_data=allow_stale_data)
 
 
 def score_frame(model: ChurnModel | str | PathLike, frame: pd.DataFrame,
@@ -268,9 +269,11 @@ def compare_budgets(scores: pd.DataFrame, budgets: Sequence[float],
 
 def score_to_folder(model: str | PathLike, data: PathLike | None, as_of: str | date,
                     config: Config | PathLike | None = None, *, out: PathLike | None = None,
-                    overwrite: bool = False, csv: bool = False) -> ScoreRun:
+                    overwrite: bool = False, csv: bool = False, allow_stale_data: bool = False) -> ScoreRun:
     """Score, plan and write the outputs exactly as `churn score` does: `<out>/<as_of>/` with
-    scores.parquet, segments/, segments.xlsx, report.html, alerts.csv and summary.json.
+    scores.parquet, segments/, segments.xlsx, report.html, alerts.csv and summary.json. The scoring date
+    is checked as `churn score` checks it (`allow_stale_data` as `--allow-stale-data`); what it calls for
+    is in the run's `warnings`, summary.json and the report.
 
     Example:
         >>> run = score_to_folder("models:/churn@champion", "data/demo", "2025-07-01")  # doctest: +SKIP
@@ -280,7 +283,7 @@ def score_to_folder(model: str | PathLike, data: PathLike | None, as_of: str | d
 
     cfg = _cfg(config)
     return run(cfg, str(model), str(out or cfg.output_dir), data=_path(data), as_of=str(as_of), csv=csv,
-               overwrite=overwrite)
+               overwrite=overwrite, allow_stale_data=allow_stale_data)
 
 
 def promote(config: Config | PathLike | None = None, name: str | None = None) -> dict[str, Any]:

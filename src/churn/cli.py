@@ -129,7 +129,8 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Check a data folder against the data contract and list every problem."""
     import pandas as pd
 
-    from churn.labels import data_range, label_kind
+    from churn.contract import CONTRACT
+    from churn.labels import data_range, label_summary
     from churn.validation import load_source
 
     cfg = load_config(config)
@@ -139,15 +140,14 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
         t.add_column("table")
         t.add_column("file")
         t.add_column("rows", justify="right")
-        for name in ["customers", *ds.tables]:
-            if name == "customers" and "customers" in ds.tables:
-                continue
-            n = ds.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            path = str(ds.tables[name].path) if name in ds.tables else "(derived from activity)"
+        for name, path, n in ds.table_rows():
             t.add_row(name, path, f"{n:,}")
         out.print(t)
+        absent = [name for name in CONTRACT if not ds.has(name)]
+        if absent:
+            out.print(f"not in the data: {', '.join(absent)} (their features are skipped)")
         lo, hi = data_range(ds)
-        out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_kind(ds, cfg)}")
+        out.print(f"activity from {lo.date()} to {(hi - pd.Timedelta(days=1)).date()}; label: {label_summary(ds, cfg)}")
         _notices(ds.notices)
     finally:
         ds.con.close()
@@ -268,6 +268,9 @@ def score(
     customers: Annotated[Optional[Path], typer.Option(help="Score exactly the ids in this CSV/Parquet list (column --id, customer_id or its only column).")] = None,
     config: ConfigOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write scores.csv.")] = False,
+    allow_stale_data: Annotated[bool, typer.Option(
+        "--allow-stale-data", help="Score a date more than scoring.max_staleness_days after the newest activity, "
+        "or in the future (said loudly in the output, summary.json and the report).")] = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score customers, pick retention incentives within budget, and write segments and a report.
@@ -287,7 +290,7 @@ def score(
         run = score_to_folder(cfg, model, str(out_root), data=str(data) if data else None, as_of=as_of,
                               table=str(table) if table else None, id_col=id_col,
                               customers=str(customers) if customers else None, csv=csv, overwrite=overwrite,
-                              progress=step, chunk_progress=chunk)
+                              allow_stale_data=allow_stale_data, progress=step, chunk_progress=chunk)
     _print_score(run)
 
 
@@ -295,6 +298,8 @@ def _print_score(run: Any) -> None:
     from churn.scoring.status import STATUS_TEXT, counts_from_summary
 
     _notices(run.notices)
+    for w in getattr(run, "warnings", []):
+        console.print(f"[bold red]WARNING:[/] [bold]{escape(w)}[/]", highlight=False)
     s = run.summary
     counts = counts_from_summary(s)
     out.print(f"scored {run.n_scored:,} of {sum(counts.values()) or run.n_scored:,} customers -> {run.out_dir}")

@@ -91,7 +91,6 @@ MEANINGS: dict[str, str] = {
     "PurchasesConfig.windows": "windows in days for order counts and spend",
     "ProfileConfig.categoricals": "customer attributes used as categories (those present in the data)",
     "LabelConfig.horizon_days": "churn within this many days after the as-of date is a positive label",
-    "LabelConfig.activity_tables": "inactivity label: which tables count as activity",
     "SnapshotsConfig.as_of": "explicit training dates (instead of `count` month starts)",
     "SnapshotsConfig.count": "how many monthly snapshots the training frame stacks",
     "ModelConfig.experiment": "MLflow experiment name",

@@ -1,7 +1,8 @@
 """Churn labels and the snapshot population, on the one time rule of `churn.timeline`.
 
 - cancellation (contractual): the customer's `cancel_date` falls in `[as_of, as_of + horizon)`.
-- inactivity (non-contractual): no order/event of the configured kinds in `[as_of, as_of + horizon)`.
+- inactivity (non-contractual): no activity of the configured kinds in `[as_of, as_of + horizon)`: orders
+  and events by default, or the tickets and surveys of a business with neither (`activity_tables`).
 The population rule, written once here and used by training and scoring alike. At an as_of, a known
 customer is *current* when they signed up before as_of and had not cancelled before it, and, for inactivity
 (a non-contractual business), had some activity of the label's kinds before it. A training snapshot, and
@@ -37,23 +38,48 @@ def label_kind(ds: DataSource, config: Config) -> LabelKind:
     return kind
 
 
+# What counts as activity when `label.activity_tables` is not set: purchases and product use, when the data
+# has them; a business with neither (a support desk, a survey panel) is active when it writes in.
+DEFAULT_ACTIVITY = ("orders", "events")
+
+
+def activity_tables(ds: DataSource, config: Config) -> list[str]:
+    """The tables whose rows count as activity for the inactivity label: those of `label.activity_tables`
+    the data has (unset: orders and events, else every activity table the data has); an error naming the
+    setting when none is present."""
+    configured = config.label.activity_tables
+    wanted = list(configured) if configured is not None else [t for t in DEFAULT_ACTIVITY if t in ds.tables]
+    if configured is None and not wanted:
+        wanted = [t for t in ACTIVITY if t in ds.tables]
+    present = [t for t in wanted if t in ds.tables]
+    if not present:
+        raise ChurnError(
+            f"{ds.label}: label.activity_tables {configured} names no table present in the data "
+            f"(it has: {', '.join(t for t in ACTIVITY if t in ds.tables)}); list one of those, or leave "
+            "label.activity_tables unset to count them"
+        )
+    return present
+
+
 def _activity_sql(ds: DataSource, config: Config) -> str:
     """Union of (customer_id, ts) of the rows that count as activity for the inactivity label."""
     parts = []
-    for t in config.label.activity_tables:
-        if t not in ds.tables:
-            continue
+    for t in activity_tables(ds, config):
         ts = CONTRACT[t].time_column
         where = ""
         if t == "events" and config.label.event_types:
             where = " WHERE event_type IN (" + ", ".join(_lit(e) for e in config.label.event_types) + ")"
         parts.append(f"SELECT customer_id, {ts} AS ts FROM {t}{where}")
-    if not parts:
-        raise ChurnError(
-            f"label.activity_tables {config.label.activity_tables} names no table present in the data; "
-            f"present: {sorted(ds.tables)}"
-        )
     return " UNION ALL ".join(parts)
+
+
+def label_summary(ds: DataSource, config: Config) -> str:
+    """The label in words, as `churn validate` says it: 'cancellation', or 'inactivity (no orders, events
+    within 60 days)'; an error when the inactivity label has no activity table to read."""
+    kind = label_kind(ds, config)
+    if kind == "cancellation":
+        return kind
+    return f"{kind} (no {', '.join(activity_tables(ds, config))} within {config.label.horizon_days} days)"
 
 
 # A known customer's standing at an as_of; the first that applies wins. 'active' and 'lapsed' are current.
@@ -144,3 +170,11 @@ def data_range(ds: DataSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     if lo is None:
         raise ChurnError(f"{ds.label}: the activity tables hold no rows with a timestamp")
     return pd.Timestamp(lo), pd.Timestamp(hi).normalize() + pd.Timedelta(days=1)
+
+
+def share_on_or_after(ds: DataSource, when: pd.Timestamp) -> float:
+    """The share of activity rows (every activity table) at or after `when` (0 when there are none)."""
+    parts = [f"SELECT count(*) AS n, count(*) FILTER (WHERE {CONTRACT[t].time_column} >= TIMESTAMP "
+             f"{_lit(str(pd.Timestamp(when)))}) AS after FROM {t}" for t in ACTIVITY if t in ds.tables]
+    n, after = ds.con.execute(f"SELECT sum(n), sum(after) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    return float(after or 0) / float(n) if n else 0.0

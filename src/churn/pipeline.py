@@ -117,10 +117,12 @@ def train_from_table(config: Config, table: str, target: str, id_col: str, *, ti
 def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str | None = None,
                     as_of: str | None = None, table: str | None = None, id_col: str | None = None,
                     customers: str | None = None, csv: bool = False, overwrite: bool = False,
-                    progress: Progress = None,
+                    allow_stale_data: bool = False, progress: Progress = None,
                     chunk_progress: Callable[[int, int], None] | None = None) -> Any:
     """What `churn score` does: score raw data as of a date (or a ready feature table with `table` and
-    `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun."""
+    `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun. A date
+    more than `scoring.max_staleness_days` after the data, or in the future, is refused unless
+    `allow_stale_data` (then the run's `warnings`, summary.json and report say so)."""
     from churn.scoring.score import score_source, score_table
 
     if table:
@@ -132,7 +134,7 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
         raise ChurnError("an as-of date is required when scoring raw data")
     return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
                         progress=progress, chunk_progress=chunk_progress, customers=customers,
-                        customers_id=id_col)
+                        customers_id=id_col, allow_stale_data=allow_stale_data)
 
 
 def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
@@ -143,14 +145,20 @@ def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
 
 
 def score_customers(model: Any, data: str | None, as_of: str, config: Config, *,
-                    progress: Progress = None) -> pd.DataFrame:
+                    allow_stale_data: bool = False, progress: Progress = None) -> pd.DataFrame:
     """Every current customer as of `as_of` with status, churn probability and reason codes, in memory
     (nothing written): the rows `churn score` plans for, before the plan. Rows not scored (lapsed, no
-    history...) have no probability."""
+    history...) have no probability. The scoring date is checked as `churn score` checks it: refused long
+    after the data unless `allow_stale_data`; what it calls for is issued as a UserWarning."""
+    import warnings as python_warnings
+
     from churn.scoring.score import _spread, model_version, score_frame, source_rows
     from churn.scoring.status import SCORED
 
-    rows, statuses, _ = source_rows(model, data, parse_as_of(as_of), config, progress=progress)
+    rows, statuses, _, warnings = source_rows(model, data, parse_as_of(as_of), config, progress=progress,
+                                              allow_stale_data=allow_stale_data)
+    for text in warnings:
+        python_warnings.warn(text, UserWarning, stacklevel=2)
     rows = rows.reset_index(drop=True)
     scored = statuses == SCORED
     values = score_frame(model, rows[scored], chunk_rows=config.scoring.chunk_rows,

@@ -76,16 +76,20 @@ def snapshot_dates(
     data_end: pd.Timestamp,
     horizon_days: int,
     min_history_days: int,
+    notices: list[str] | None = None,
 ) -> list[pd.Timestamp]:
     """Training as_of dates: explicit ones, or `count` month starts (or `every_days` steps) back from `end`.
 
     `end` defaults to the latest date whose label window is complete; dates with less than
     `min_history_days` of recorded history are dropped (their features would be truncated by the extract).
+    Explicit dates get the same history check, as an error naming them (`explicit_dates`); what else they
+    call for is added to `notices`.
     """
-    if explicit:
-        return sorted({parse_as_of(d) for d in explicit})
-    last = parse_as_of(end) if end else (data_end - pd.Timedelta(days=horizon_days)).normalize()
     earliest = (data_start + pd.Timedelta(days=min_history_days)).normalize()
+    if explicit:
+        return explicit_dates(explicit, data_start=data_start, earliest=earliest, horizon_days=horizon_days,
+                              min_history_days=min_history_days, notices=notices)
+    last = parse_as_of(end) if end else (data_end - pd.Timedelta(days=horizon_days)).normalize()
     dates: list[pd.Timestamp] = []
     if every_days:
         cur = last
@@ -103,3 +107,72 @@ def snapshot_dates(
             f"{horizon_days} days after an as-of date and features need {min_history_days} days before it"
         )
     return sorted(dates)
+
+
+def explicit_dates(explicit: list[date | str | pd.Timestamp], *, data_start: pd.Timestamp,
+                   earliest: pd.Timestamp, horizon_days: int, min_history_days: int,
+                   notices: list[str] | None = None) -> list[pd.Timestamp]:
+    """Explicit training dates, sorted and each once. Dates before `earliest` (less than `min_history_days`
+    of history) are an error naming each of them, as default dates are never chosen there; a repeated date
+    and dates closer together than the label horizon (their label windows overlap, so their rows and labels
+    nearly repeat) are said in `notices`."""
+    parsed = [parse_as_of(d) for d in explicit]
+    dates = sorted(set(parsed))
+    short = [d for d in dates if d < earliest]
+    if short:
+        said = ", ".join(f"{d.date()} ({max((d - data_start).days, 0)} days)" for d in short)
+        raise ChurnError(
+            f"as-of date(s) with too little history before them: {said}; the data starts {data_start.date()} "
+            f"and snapshots.min_history_days asks for {min_history_days} days, so the first date that fits is "
+            f"{earliest.date()}: give later dates or lower snapshots.min_history_days"
+        )
+    if notices is None:
+        return dates
+    repeated = [d for d in dates if parsed.count(d) > 1]
+    if repeated:
+        notices.append("as-of date(s) given more than once, used once: "
+                       + ", ".join(f"{d.date()} ({parsed.count(d)} times)" for d in repeated))
+    close = [(a, b) for a, b in zip(dates, dates[1:]) if (b - a).days < horizon_days]
+    if close:
+        notices.append(
+            f"as-of dates closer together than the {horizon_days}-day label horizon: "
+            + ", ".join(f"{a.date()} and {b.date()} ({(b - a).days} days)" for a, b in close)
+            + "; their label windows overlap, so their rows and labels nearly repeat (the newest dates are the "
+            "holdout and validation snapshots)"
+        )
+    return dates
+
+
+def scoring_date_warnings(when: pd.Timestamp, *, data_start: pd.Timestamp, data_end: pd.Timestamp,
+                          share_after: float, today: date, max_staleness_days: int, future_tolerance_days: int,
+                          allow_stale: bool = False) -> list[str]:
+    """What a scoring date outside the data calls for: a date more than `max_staleness_days` after the newest
+    activity (`data_end` is the day after it), or after `today` + `future_tolerance_days`, is an error
+    unless `allow_stale` (then it is a warning saying so); a date before most of the data (`share_after`:
+    the share of activity rows on or after it) is a warning."""
+    newest = (data_end - pd.Timedelta(days=1)).normalize()
+    gap = (when - newest).days
+    future = when.date() > today + pd.Timedelta(days=future_tolerance_days)
+    warnings: list[str] = []
+    if future or gap > max_staleness_days:
+        after = f"{gap} days after the newest activity ({newest.date()})"
+        what = f"is {after}"
+        if future:
+            what = f"is in the future (today is {today})" + (f" and {after}" if gap > 0 else "")
+        last = (newest + pd.Timedelta(days=max_staleness_days)).date()
+        text = (f"as-of date {when.date()} {what}: the scores would describe customers whose data stopped "
+                "(every recency grows, every recent count falls to 0)")
+        if not allow_stale:
+            raise ChurnError(f"{text}. Score as of {last} at the latest (scoring.max_staleness_days: "
+                             f"{max_staleness_days}), refresh the data, or pass --allow-stale-data "
+                             "(allow_stale_data=True in Python) to score anyway")
+        warnings.append(f"{text}; scored anyway because of --allow-stale-data: read every score, reason and "
+                        "offer of this run with that in mind")
+    if when <= data_start:
+        warnings.append(f"as-of date {when.date()} is before the first activity ({data_start.date()}): no "
+                        "customer has any activity before it, so every score rests on profile data alone")
+    elif share_after > 0.5:
+        warnings.append(f"as-of date {when.date()} is before most of the data: {share_after:.0%} of the activity "
+                        f"rows are on or after {when.date()} (activity runs {data_start.date()} to "
+                        f"{newest.date()}); customers are scored on the history before it only")
+    return warnings

@@ -1,5 +1,6 @@
 """Cross-checks of a config: settings that each look fine alone but not together (tiers, the incentive
-catalogue, contact rules, channels), all reported at once, each led by the key to fix.
+catalogue and its message templates, contact rules, channels), all reported at once, each led by the key to
+fix.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def config_problems(cfg: Config) -> list[str]:
     """Every inconsistency between settings that each look fine alone: tiers, incentive catalogue, contact
     rules and channels. Checked when the config is built, so a bad setting fails in milliseconds instead of
     after features are built and a model has scored (each message starts with the key to fix)."""
+    from churn.scoring.messages import template_problems  # pandas: loaded when a config is checked, not imported
+
     problems: list[str] = []
     # --- tiers: unique names, one rule kind per method, thresholds falling from the riskiest tier down
     levels = cfg.tiers.levels
@@ -41,16 +44,42 @@ def config_problems(cfg: Config) -> list[str]:
         if cfg.tiers.method == "probability" and lv.top_share is not None and i < len(levels) - 1:
             problems.append(f"{key}.top_share: tiers.method is 'probability'; give min_probability or set "
                             "tiers.method: quantile")
-    fixed = [(i, lv.min_probability) for i, lv in enumerate(levels[:-1]) if lv.min_probability is not None]
-    for (_, a), (j, b) in zip(fixed, fixed[1:]):
+    # The last tier catches everyone else (churn.scoring.tiers): a rule of its own would never be applied.
+    last = len(levels) - 1
+    if levels and levels[-1].min_probability is not None and levels[-1].min_probability > 0:
+        v = levels[-1].min_probability
+        problems.append(f"tiers.levels[{last}].min_probability: the last tier catches everyone else, so its "
+                        f"{v:g} is never applied (customers below {v:g} are '{levels[-1].name}' too); set it to 0, "
+                        "or add a tier below it for them")
+    if levels and cfg.tiers.method == "quantile" and levels[-1].top_share is not None and levels[-1].top_share < 1:
+        v = levels[-1].top_share
+        problems.append(f"tiers.levels[{last}].top_share: the last tier catches everyone else, so its {v:g} is "
+                        f"never applied (the rest of the list is '{levels[-1].name}' too); set it to 1, or add a "
+                        "tier below it for them")
+    # Cut points fall strictly: a tier starting where the riskier one starts would always be empty. The last
+    # tier is compared at its own 0 (or 1), the one value it may have.
+    fixed = [(i, lv.min_probability) for i, lv in enumerate(levels) if lv.min_probability is not None
+             and (i < last or lv.min_probability == 0)]
+    for (i, a), (j, b) in zip(fixed, fixed[1:]):
         if a is not None and b is not None and b > a:
             problems.append(f"tiers.levels[{j}].min_probability: {b:g} is above the riskier tier's {a:g}; "
                             "thresholds must fall from the riskiest tier down")
-    shares = [(i, lv.top_share) for i, lv in enumerate(levels[:-1]) if lv.top_share is not None]
-    for (_, a), (j, b) in zip(shares, shares[1:]):
+        elif a is not None and b is not None and b == a and j == i + 1:
+            problems.append(f"tiers.levels[{j}].min_probability: {b:g} equals tiers.levels[{i}]'s, so tier "
+                            f"'{levels[j].name}' would always be empty; give it a lower threshold or remove it")
+    shares = [(i, lv.top_share) for i, lv in enumerate(levels) if lv.top_share is not None
+              and (i < last or lv.top_share == 1)]
+    for (i, a), (j, b) in zip(shares, shares[1:]):
         if a is not None and b is not None and b < a:
             problems.append(f"tiers.levels[{j}].top_share: {b:g} is below the riskier tier's {a:g}; shares are "
                             "cumulative, riskiest first")
+        elif a is not None and b is not None and b == a and j == i + 1:
+            problems.append(f"tiers.levels[{j}].top_share: {b:g} equals tiers.levels[{i}]'s, so tier "
+                            f"'{levels[j].name}' would always be empty (shares are cumulative); give it a larger "
+                            "share or remove it")
+
+    if cfg.scoring.max_staleness_days < 0:
+        problems.append(f"scoring.max_staleness_days: must not be negative, got {cfg.scoring.max_staleness_days}")
 
     # --- contact rules and budget
     inc = cfg.incentives
@@ -113,6 +142,8 @@ def config_problems(cfg: Config) -> list[str]:
         if e.min_value is not None and e.max_value is not None and e.min_value > e.max_value:
             problems.append(f"{key}.eligible: min_value {e.min_value:g} is above max_value {e.max_value:g}; "
                             "nobody could get it")
+        for language, template in o.messages.items():
+            problems += [f"{key}.messages.{language}: {m}" for m in template_problems(template)]
     return problems
 
 def check_config(cfg: Config, where: str = "the configuration") -> None:

@@ -127,7 +127,9 @@ class LabelConfig(_Strict):
 
     kind: Literal["auto", "cancellation", "inactivity"] = "auto"  # auto: cancellation if cancel_date exists
     horizon_days: int = 60
-    activity_tables: list[Literal["orders", "events"]] = ["orders", "events"]
+    # Tables whose rows count as activity for the inactivity label. None: orders and events (those the data
+    # has); a source with neither (a support desk's tickets) counts every activity table it has.
+    activity_tables: list[Literal["orders", "events", "tickets", "surveys"]] | None = None
     event_types: list[str] | None = None  # which events count as activity (None: all)
     active_within_days: int | None = None  # inactivity: snapshot only customers active this recently
 
@@ -320,6 +322,9 @@ class ScoringConfig(_Strict):
     reason_method: Literal["path", "treeshap"] = "path"
     alert_probability_rise: float = 0.15  # alerts.csv: a rise of probability this large since the last run
     write_csv: bool = False  # also write scores.csv beside scores.parquet (as --csv does)
+    # An as-of date more than this many days after the newest activity, or in the future, is refused (the
+    # data stopped: every recency would grow, every recent count fall to 0) unless --allow-stale-data.
+    max_staleness_days: int = 31
     # Replace customer ids in every output (scores, segments, alerts, report) by keyed pseudonyms
     # p<24 hex> (HMAC-SHA256 under the CHURN_PSEUDONYM_KEY environment variable; scoring refuses without it).
     pseudonymise_ids: bool = False

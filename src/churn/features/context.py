@@ -7,7 +7,9 @@ values for those rows, most of them a compiled pass over the lists."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -122,9 +124,35 @@ def background_ok() -> bool:
     return numba.threading_layer() in ("omp", "tbb")
 
 
+# Latin letters that Unicode does not decompose into a base letter and a mark.
+_LATIN = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
+
+
+def _spelling_key(text: str) -> str:
+    """A data value as written, up to case, spacing, punctuation and compatibility forms: 'Page View',
+    'page-view' and 'page_view' are one key; other scripts keep their letters ('покупка')."""
+    return re.sub(r"[\W_]+", "_", unicodedata.normalize("NFKC", str(text)).casefold()).strip("_")
+
+
 def ident(text: str) -> str:
-    """A safe lower-case identifier fragment for a data value (e.g. an event type)."""
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", str(text).strip().lower()).strip("_")
+    """A safe lower-case ASCII identifier fragment for a data value (e.g. an event type), the same for
+    every spelling of one key (`_spelling_key`): accents folded ('Ünïcode-événement' -> 'unicode_evenement',
+    'Straße' -> 'strasse'); letters with no ASCII reading (other scripts) are replaced by a short hash of
+    the key, so distinct values keep distinct names ('покупка' -> 'v' + 8 hex digits)."""
+    key = _spelling_key(text)
+    kept, lost = [], False
+    for c in unicodedata.normalize("NFKD", key.translate(_LATIN)):
+        if unicodedata.combining(c):
+            continue
+        if c.isascii():
+            kept.append(c)
+        else:
+            lost = True
+            kept.append("_")
+    s = re.sub(r"[^0-9a-z]+", "_", "".join(kept)).strip("_")
+    if lost:
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+        return f"{s}_v{digest}" if s else f"v{digest}"
     return s or "blank"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from churn.features.context import ident
+from churn.features.engagement import type_groups
 from churn.features.registry import Feature, Registry
 
 FAMILY_ORDER = ("engagement", "support", "purchases", "feedback", "profile")
@@ -29,15 +29,17 @@ Counts are 0 for a customer without any activity of that kind; recencies, averag
 missing. Which features exist depends on the data: a family is skipped when its table is absent, and
 features of optional columns (durations, complaints, satisfaction, discounts, fee history) only appear
 when the column does. `<type>` stands for each event type (the most frequent ones in the data, or
-`features.engagement.event_types`). Names and windows below are those of the default configuration; other
-`features.*.windows` give other `_<d>d` names.
+`features.engagement.event_types`) in ASCII, accents folded (`Ünïcode-événement`: `unicode_evenement`;
+a script with no ASCII reading gets `v` and a short hash); spellings that give one name (`page_view`,
+`Page View`) are one type, counted together, and a notice says so. Names and windows below are those of the
+default configuration; other `features.*.windows` give other `_<d>d` names.
 """
 
 
 def _generic_name(f: Feature, event_types: Sequence[str]) -> tuple[str, str]:
     """(name, description) with a concrete event type replaced by `<type>`."""
-    for t in event_types:
-        m = re.fullmatch(rf"events_{re.escape(ident(t))}_(\d+)d", f.name)
+    for name, (t, *_) in type_groups(list(event_types)):
+        m = re.fullmatch(rf"events_{re.escape(name)}_(\d+)d", f.name)
         if m:
             return f"events_<type>_{m.group(1)}d", f.description.replace(f"'{t}'", "`<type>`")
     return f.name, f.description

@@ -15,8 +15,14 @@ from churn.sources import _lit, _q, typed_expr
 FAMILY = "engagement"
 
 
+# Distinct raw event types read to find the most frequent ones (each spelling of a type counts towards it).
+_SPELLINGS_READ = 10_000
+
+
 def discover_event_types(ctx: Ctx) -> list[str]:
-    """Configured event types, else the most frequent ones (a schema choice, stored with the model)."""
+    """Configured event types, else the most frequent ones (a schema choice, stored with the model): every
+    spelling of the `max_event_types` most frequent types (spellings of one type, `type_groups`, counted
+    together), most frequent type first and each type's spellings together, most frequent first."""
     cfg = ctx.config.features.engagement
     if cfg.event_types is not None:
         return list(cfg.event_types)
@@ -33,10 +39,33 @@ def discover_event_types(ctx: Ctx) -> list[str]:
         source = f"(SELECT {typed} AS event_type, _n FROM (SELECT {_q(raw)}, count(*) AS _n FROM {info.raw_view} GROUP BY 1))"
         count = "sum(_n)"
     rows = ctx.ds.con.execute(
-        f"SELECT event_type FROM {source} WHERE event_type IS NOT NULL GROUP BY 1 "
-        f"ORDER BY {count} DESC, event_type LIMIT {int(cfg.max_event_types)}"
+        f"SELECT event_type, {count} FROM {source} WHERE event_type IS NOT NULL GROUP BY 1 "
+        f"ORDER BY 2 DESC, event_type LIMIT {_SPELLINGS_READ}"
     ).fetchall()
-    return [r[0] for r in rows]
+    spellings: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
+    for value, n in rows:  # most frequent spelling first
+        name = ident(value)
+        spellings.setdefault(name, []).append(value)
+        totals[name] = totals.get(name, 0) + int(n)
+    chosen = sorted(totals, key=lambda k: (-totals[k], spellings[k][0]))[: int(cfg.max_event_types)]
+    return [v for name in chosen for v in spellings[name]]
+
+
+def type_groups(event_types: list[str]) -> list[tuple[str, list[str]]]:
+    """(name in feature names, spellings) per event type, in the order of `event_types`: values whose names
+    fold to one (`ident`: 'page_view', 'Page View'; 'événement', 'evenement') are one type, counted
+    together and described by their first spelling."""
+    groups: dict[str, list[str]] = {}
+    for t in dict.fromkeys(event_types):
+        groups.setdefault(ident(t), []).append(t)
+    return list(groups.items())
+
+
+def merged_types_notice(event_types: list[str]) -> list[str]:
+    """A notice per event type written several ways, saying its spellings are counted as one."""
+    return [f"event types {', '.join(repr(t) for t in spelled)} are counted as one type (features "
+            f"events_{name}_*)" for name, spelled in type_groups(event_types) if len(spelled) > 1]
 
 
 def declare(ctx: Ctx) -> list[Feature]:
@@ -49,6 +78,7 @@ def declare(ctx: Ctx) -> list[Feature]:
             "model) but the events table has no 'event_type' column; map it in "
             "sources.tables.events.columns or remove features.engagement.event_types"
         )
+    ctx.notices.extend(merged_types_notice(ctx.event_types))
     f: list[Feature] = []
     for w in cfg.windows:
         f.append(Feature(f"events_{w}d", FAMILY, f"product events in the last {w} days", w,
@@ -61,8 +91,8 @@ def declare(ctx: Ctx) -> list[Feature]:
             f.append(Feature(f"duration_hours_{w}d", FAMILY, f"hours of use in the last {w} days", w,
                              reason=f"0: no use in the last {w} days || "
                                     f"only {{value:.1f hour|hours}} of use in the last {w} days"))
-        for t in ctx.event_types:
-            f.append(Feature(f"events_{ident(t)}_{w}d", FAMILY, f"'{t}' events in the last {w} days", w,
+        for name, (t, *_) in type_groups(ctx.event_types):
+            f.append(Feature(f"events_{name}_{w}d", FAMILY, f"'{t}' events in the last {w} days", w,
                              reason=f"0: no '{t}' events in the last {w} days || "
                                     f"{{value:.0f '{t}' event|'{t}' events}} in the last {w} days"))
     f += [
@@ -95,17 +125,19 @@ def build(ctx: Ctx) -> None:
 
     cfg = ctx.config.features.engagement
     has_dur = ctx.ds.has_column("events", "duration_s")
-    types = list(ctx.event_types) if ctx.ds.has_column("events", "event_type") else []
+    groups = type_groups(list(ctx.event_types)) if ctx.ds.has_column("events", "event_type") else []
+    names = [name for name, _ in groups]
     lookback = max([*cfg.windows, 90, cfg.weeks_active * 7])
     # Events from the first day any date's window reaches (`first`) up to the last as_of are listed per
     # customer; only the day of the last event before `first` is needed for days since the last event.
     first = (min(ctx.dates) - pd.Timedelta(days=lookback)).date()
     end = max(ctx.dates)
-    lay = engagement_kernel.layout(len(types), (end.date() - first).days, cfg.windows, lookback, cfg.weeks_active)
+    lay = engagement_kernel.layout(len(groups), (end.date() - first).days, cfg.windows, lookback, cfg.weeks_active)
     first_day = f"DATE '{first.isoformat()}'"
     day = f"(CAST(timestamp AS DATE) - {first_day})"
-    code = "CASE event_type " + " ".join(f"WHEN {_lit(t)} THEN {i}" for i, t in enumerate(types)) \
-        + f" ELSE {len(types)} END" if types else "0"
+    # Every spelling of a type gets its type's code.
+    code = "CASE event_type " + " ".join(f"WHEN {_lit(t)} THEN {i}" for i, (_, spelled) in enumerate(groups)
+                                         for t in spelled) + f" ELSE {len(groups)} END" if groups else "0"
     # Whole milliseconds, as exact as the DECIMAL sums they replace; a duration beyond what the code holds
     # (`max_duration_ms`, decades) is not a session and is held at that.
     ms = (f"least(coalesce(CAST(CAST(duration_s AS DECIMAL(18, 3)) * 1000 AS BIGINT), 0), {lay.max_duration_ms})"
@@ -126,12 +158,12 @@ def build(ctx: Ctx) -> None:
     def columns(when: pd.Timestamp, rows: np.ndarray) -> dict[str, np.ndarray]:
         """One date's columns from the pass, for these list rows."""
         return engagement_kernel.compute(offsets, codes, before, (when.date() - first).days, lay,
-                                         [ident(t) for t in types], has_dur, rows)
+                                         names, has_dur, rows)
 
     for w in cfg.windows:
         ctx.zero_fill |= {f"events_{w}d", f"active_days_{w}d"}
         if has_dur:
             ctx.zero_fill.add(f"duration_hours_{w}d")
-        ctx.zero_fill |= {f"events_{ident(t)}_{w}d" for t in types}
+        ctx.zero_fill |= {f"events_{name}_{w}d" for name in names}
     ctx.zero_fill |= {"events_trend_30d", "weeks_active_share"}
     per_date_columns(ctx, ctx.spine_rows(lists.column("customer_id"), lists.column("h").to_numpy()), columns)

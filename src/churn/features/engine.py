@@ -211,7 +211,7 @@ def build_features(
     for family in config.features.families:
         module, needs = FAMILIES[family]
         if not ds.has(needs):
-            notices.append(f"feature family '{family}' skipped: no '{needs}' table")
+            notices.append(f"no '{needs}' table: feature family '{family}' skipped")
             continue
         if progress:
             progress(f"features: {family}")
@@ -329,14 +329,16 @@ class TrainingFrame:
         return {k: self.metadata[k] for k in keep if k in self.metadata}
 
 
-def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
-    """(usable as_of dates, dates dropped because their label window is not complete)."""
+def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None,
+                   notices: list[str] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
+    """(usable as_of dates, dates dropped because their label window is not complete); what explicit dates
+    call for (a repeat, overlapping label windows) is added to `notices`."""
     start, end = data_range(ds)
     s = config.snapshots
     dates = snapshot_dates(
         explicit=[parse_as_of(d) for d in explicit] if explicit else s.as_of, count=s.count,
         every_days=s.every_days, end=s.end, data_start=start, data_end=end,
-        horizon_days=config.label.horizon_days, min_history_days=s.min_history_days,
+        horizon_days=config.label.horizon_days, min_history_days=s.min_history_days, notices=notices,
     )
     keep = [d for d in dates if label_complete(d, config.label.horizon_days, end)]
     dropped = [d for d in dates if d not in keep]
@@ -351,7 +353,8 @@ def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = 
 def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None = None,
                          progress: Callable[[str], None] | None = None) -> TrainingFrame:
     """Features plus label for every usable snapshot, most recent incomplete ones excluded."""
-    dates, dropped = training_as_of(ds, config, as_of)
+    date_notices: list[str] = []
+    dates, dropped = training_as_of(ds, config, as_of, date_notices)
     fs = build_features(ds, dates, config, progress=progress)
     create_labels(ds, config, fs.label)
     frame = fs.to_pandas(with_label=True)
@@ -370,6 +373,6 @@ def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None
     meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
                              "label_config": config.label.model_dump(mode="json"),
                              "features_config": features_config}
-    notices = fs.notices + ([(f"as-of dates without a complete label window excluded: "
+    notices = fs.notices + date_notices + ([(f"as-of dates without a complete label window excluded: "
                               f"{', '.join(str(d.date()) for d in dropped)}")] if dropped else [])
     return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)

@@ -7,7 +7,10 @@ A template is plain text with ``{placeholder}`` fields (Python ``str.format`` sy
     {customer_id} the customer id              {country} {region} {channel}
     {monthly_fee} the monthly fee (a number: ``{monthly_fee:.2f}`` works)     {currency}  e.g. EUR
 
-Templates are safe: an unknown placeholder renders as nothing (and is reported), a missing value (no
+A catalogue's templates are checked when the config loads (`template_problems`): an unknown placeholder,
+broken braces or a format that does not fit is refused there, naming the key. Rendering stays safe for
+templates that never passed that check (a Config built in code): an unknown placeholder renders as nothing
+(and is reported), a missing value (no
 name on file) renders as nothing and the space or comma it leaves is tidied, and a template that is not
 valid format syntax is rendered by plain substitution instead of failing. Text is never transliterated
 or reordered: Persian, Turkish or Latvian templates come out exactly as written, with values inserted.
@@ -82,6 +85,39 @@ def template_fields(template: str) -> list[str] | None:
         base = re.split(r"[.\[!:]", f, maxsplit=1)[0]
         out.append(base)
     return out
+
+
+def template_problems(template: str) -> list[str]:
+    """What would make a template render wrongly, each said with its placeholder: invalid brace syntax, an
+    unknown placeholder (with the nearest known one), an attribute/index/positional field, a format that
+    does not fit the value (`{name:.2f}`). Empty when it renders as written; checked when the config loads."""
+    import difflib
+
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return [f"not a valid template ({exc}) in {template!r}: write a placeholder as {{first_name}} and a "
+                "literal brace as {{ or }}"]
+    problems = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if not name.isidentifier():
+            problems.append(f"placeholder {shown}: only plain names like {{first_name}} are filled in "
+                            "(a format such as {monthly_fee:.2f} is fine)")
+        elif name not in PLACEHOLDERS:
+            near = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
+            problems.append(f"unknown placeholder {shown}" + (f" (did you mean {{{near[0]}}}?)" if near else "")
+                            + "; known: " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+        else:
+            sample: object = 12.5 if name in _NUMERIC else "text"
+            try:
+                shown.format_map({name: sample})
+            except (ValueError, TypeError, KeyError, IndexError):
+                kind = "number" if name in _NUMERIC else "text"
+                problems.append(f"placeholder {shown}: its format does not fit its value ({kind})")
+    return problems
 
 
 class _SafeValues(dict):

@@ -16,7 +16,7 @@ and missing translations are read from its attributes. No-contact reasons and co
 counted from the plan itself, and so are the customers by `status` (scored, or why not; a plan without
 the column counts every row as scored) and the win-back list (`win_back`). Tiers, shares at risk and the
 region and plan breakdowns count the scored customers only. Meta keys: model_version, as_of, data_source
-(or source), generated_at.
+(or source), generated_at, warnings (shown first, under "Read this first").
 """
 
 from __future__ import annotations

@@ -298,6 +298,8 @@ def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict |
         ),
         "data_source": text_or_none(meta.get("data_source") or meta.get("source")),
         "generated_at": _date(meta.get("generated_at")) if meta.get("generated_at") is not None else None,
+        # What the reader must know before trusting the run (a scoring date long after the data ...).
+        "warnings": [str(w) for w in meta.get("warnings") or []],
         "currency": currency,
         "money": fmt_money,
         "count": _count,

@@ -57,6 +57,9 @@ class ScoreRun:
     summary: dict[str, Any]  # PlanSummary.to_dict(), as in summary.json; `status_counts` counts every row
     files: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    # What the run's reader must know before trusting it (a scoring date outside the data): also in
+    # summary.json ("warnings") and at the top of the report.
+    warnings: list[str] = field(default_factory=list)
 
 
 def model_feature_metadata(model: Any) -> dict[str, Any]:
@@ -134,11 +137,12 @@ def _features_config(model: Any, config: Config) -> Config:
 def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, config: Config, *,
                  overwrite: bool = False, csv: bool = False, progress: Progress = None,
                  chunk_progress: ChunkProgress = None, customers: str | None = None,
-                 customers_id: str | None = None) -> ScoreRun:
+                 customers_id: str | None = None, allow_stale_data: bool = False) -> ScoreRun:
     """Validate the data, build the model's features as of the date, score, plan and write everything.
 
     One row per current customer at as_of, or with `customers` (a CSV/Parquet list of ids, column
-    `customers_id`) one row per listed id; each with its status."""
+    `customers_id`) one row per listed id; each with its status. A date long after the data, or in the
+    future, is refused unless `allow_stale_data` (`scoring_date_warnings`)."""
     from churn.training.loading import load_model
 
     when = parse_as_of(as_of)
@@ -149,22 +153,27 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     if progress:
         progress("loading model")
     model = load_model(model_ref)
-    base, statuses, notices = source_rows(model, data, when, config, wanted=wanted, progress=progress,
-                                          model_ref=model_ref)
+    base, statuses, notices, warnings = source_rows(model, data, when, config, wanted=wanted, progress=progress,
+                                                    model_ref=model_ref, allow_stale_data=allow_stale_data)
     return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
                    progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
-                   statuses=statuses)
+                   statuses=statuses, warnings=warnings)
 
 
 def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config, *,
-                wanted: pd.Series | None = None, progress: Progress = None,
-                model_ref: str = "the model") -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    """(rows, statuses, notices): the model's features as of `when` for every current customer (or every
-    id of `wanted`) joined to their customer attributes, each row's status, and the build's notices.
+                wanted: pd.Series | None = None, progress: Progress = None, model_ref: str = "the model",
+                allow_stale_data: bool = False) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
+    """(rows, statuses, notices, warnings): the model's features as of `when` for every current customer (or
+    every id of `wanted`) joined to their customer attributes, each row's status, the build's notices, and
+    what the scoring date calls for (`churn.timeline.scoring_date_warnings`: a date long after the data or
+    in the future is an error unless `allow_stale_data`).
 
     Only rows whose status is `scored` have features to score; `score_source` and the Python API both
-    build their input here, so both score the same rows."""
+    build their input here, so both score the same rows. A full run with nobody to score is an error; a
+    customer list is written whatever its ids' statuses."""
     from churn.features.engine import build_features
+    from churn.labels import data_range, share_on_or_after
+    from churn.timeline import scoring_date_warnings
     from churn.validation import load_source
 
     meta = model_feature_metadata(model)
@@ -175,6 +184,11 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         progress("validating data")
     ds = load_source(data, cfg)
     try:
+        start, end = data_range(ds)
+        warnings = scoring_date_warnings(
+            when, data_start=start, data_end=end, share_after=share_on_or_after(ds, when),
+            today=datetime.now(UTC).date(), max_staleness_days=config.scoring.max_staleness_days,
+            future_tolerance_days=config.sources.future_tolerance_days, allow_stale=allow_stale_data)
         fs = build_features(ds, [when], cfg, event_types=meta.get("event_types"), label=meta.get("label"),
                             btyd_params=meta.get("btyd_params"), progress=progress)
         frame = fs.to_pandas()
@@ -193,7 +207,7 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
                            "segment files leave them out")
     finally:
         ds.con.close()
-    if not (statuses == status.SCORED).any():
+    if wanted is None and not (statuses == status.SCORED).any():
         counts = ", ".join(f"{k} {v:,}" for k, v in status.status_counts(statuses).items()) or "none"
         raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score "
                          f"(customers: {counts})")
@@ -201,7 +215,7 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
     # Profile features (plan, fee at as_of) win over the customers table's current values.
     attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
     base = frame.merge(attrs, on="customer_id", how="left")  # a left merge keeps the rows' order
-    return base, statuses, notices
+    return base, statuses, notices, warnings
 
 
 def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,
@@ -232,9 +246,8 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
     statuses, notices = None, []
     if customers:
         wanted = read_customer_list(customers, id_col)
+        # Every listed id gets its row, `unknown` when the table lacks it (docs/population.md).
         df, statuses = with_status(df, table_standing(df["customer_id"], wanted), when)
-        if not (statuses == status.SCORED).any():
-            raise ChurnError(f"{customers}: none of its {len(wanted):,} ids is in {table}; nothing to score")
     if "status" in df.columns and "status" not in {f.name for f in model.features_}:
         notices.append(f"{table}: its column 'status' is replaced by the scoring status in the scores")
     # Read as training read it (the model's preparation); what the model does not use is said, not an error.
@@ -249,7 +262,8 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
             config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
-            notices: list[str], source: str, statuses: np.ndarray | None = None) -> ScoreRun:
+            notices: list[str], source: str, statuses: np.ndarray | None = None,
+            warnings: list[str] | None = None) -> ScoreRun:
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
     from churn.scoring.alerts import compute_alerts
@@ -303,12 +317,14 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
             files.append(write_csv(scores, tmp / "scores.csv"))
         files += write_segments(customers, tmp, summary=plan.summary,
                                 contact=config.incentives.contact_columns)
-        files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_))
+        files.append(write_report(customers, plan.summary, {**meta, "warnings": list(warnings or [])},
+                                  tmp / "report.html", features=model.features_))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
-        files.append(write_json({"summary": summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
+        files.append(write_json({"summary": summary, "meta": meta, "notices": notices,
+                                 "warnings": list(warnings or [])}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices)
+    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices, list(warnings or []))
 
 
 def output_key(config: Config) -> bytes | None:

@@ -12,7 +12,8 @@ Two methods (``tiers.method`` in the config):
   also keep a fixed ``min_probability`` under this method; both kinds of cut point may be mixed (a
   learnt cut point that lands above a riskier tier's leaves that tier empty).
 
-The last tier catches everyone, whatever its own rule says. A missing probability gets a missing tier.
+The last tier catches everyone, whatever its own rule says (loading a config refuses a last rule other than
+0 or 1, and two tiers sharing a cut point: `churn.config.checks`). A missing probability gets a missing tier.
 
 `RiskTiers` follows the scikit-learn estimator contract: the constructor only stores the config, `fit`
 learns ``thresholds_`` (one cut point per tier, the last is ``-inf``) and `transform` applies them, so a

@@ -57,6 +57,13 @@ class DataSource:
         info = self.tables.get(table)
         return info is not None and column in info.mapping
 
+    def table_rows(self) -> list[tuple[str, str, int]]:
+        """(table, file, rows) of every table, customers first (its file "(derived from activity)" when the
+        source has none): what `churn validate` and `validation_report` list."""
+        names = ["customers", *(t for t in self.tables if t != "customers")]
+        return [(name, str(self.tables[name].path) if name in self.tables else "(derived from activity)",
+                 int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])) for name in names]
+
     def columns(self, table: str) -> list[str]:
         """Canonical columns of the typed view `table`."""
         return [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]

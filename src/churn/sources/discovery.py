@@ -154,9 +154,7 @@ def open_source(data: str | Path | None, config: Config) -> DataSource:
     except BaseException:
         con.close()
         raise
-    for name in ACTIVITY:
-        if name not in files:
-            ds.notices.append(f"no '{name}' table: its feature family is skipped")
+    # A missing activity table is said where it matters, once: by the feature build that skips its family.
     return ds
 
 
