@@ -57,6 +57,7 @@ class ScoreRun:
     summary: dict[str, Any]  # PlanSummary.to_dict(), as in summary.json; `status_counts` counts every row
     files: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    health: dict[str, Any] = field(default_factory=dict)  # drift.json: drift, estimated performance, breaches
 
 
 def model_feature_metadata(model: Any) -> dict[str, Any]:
@@ -149,18 +150,31 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     if progress:
         progress("loading model")
     model = load_model(model_ref)
+    kpis: list[dict[str, Any]] = []  # the report's KPI trend, read while the source is open
     base, statuses, notices = source_rows(model, data, when, config, wanted=wanted, progress=progress,
-                                          model_ref=model_ref)
+                                          model_ref=model_ref, also=_kpi_trend(when, config, kpis))
     return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
                    progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
-                   statuses=statuses)
+                   statuses=statuses, kpis=kpis)
+
+
+def _kpi_trend(when: pd.Timestamp, config: Config, into: list[dict[str, Any]]) -> Callable[[Any, Config], None] | None:
+    """A `source_rows` hook filling `into` with the business KPIs of the months before `when` (None when
+    `monitoring.kpi_months` is 0)."""
+    if not config.monitoring.kpi_months:
+        return None
+    from churn.monitoring.kpis import report_kpis
+
+    return lambda ds, cfg: into.extend(report_kpis(ds, cfg, when))
 
 
 def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config, *,
                 wanted: pd.Series | None = None, progress: Progress = None,
-                model_ref: str = "the model") -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+                model_ref: str = "the model",
+                also: Callable[[Any, Config], None] | None = None) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """(rows, statuses, notices): the model's features as of `when` for every current customer (or every
     id of `wanted`) joined to their customer attributes, each row's status, and the build's notices.
+    `also(source, config)` runs on the open source with the model's settings (monitoring: labels, KPIs).
 
     Only rows whose status is `scored` have features to score; `score_source` and the Python API both
     build their input here, so both score the same rows."""
@@ -184,10 +198,15 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         asked = [*ATTRIBUTES, *(c for c in config.incentives.contact_columns if c not in ATTRIBUTES)]
         cust_cols = [c for c in asked if c in have]
         absent = [c for c in config.incentives.contact_columns if c not in have]
+        digest_by = config.monitoring.delivery.digest_by  # the alert digests' owner or region column
+        if digest_by and digest_by in have and digest_by not in cust_cols:
+            cust_cols.append(digest_by)
         attrs = ds.con.execute(
             "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
         ).df() if cust_cols else pd.DataFrame({"customer_id": frame["customer_id"]})
         notices = list(fs.notices)
+        if also is not None:
+            also(ds, cfg)
         if absent:
             notices.append(f"incentives.contact_columns: {', '.join(absent)} not in the customers table; the "
                            "segment files leave them out")
@@ -249,9 +268,11 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
             config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
-            notices: list[str], source: str, statuses: np.ndarray | None = None) -> ScoreRun:
+            notices: list[str], source: str, statuses: np.ndarray | None = None,
+            kpis: list[dict[str, Any]] | None = None) -> ScoreRun:
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
+    from churn.monitoring.health import health_files, run_health
     from churn.scoring.alerts import compute_alerts
     from churn.scoring.allocation import plan_retention
     from churn.scoring.report import write_report
@@ -285,6 +306,9 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     customers = _riskiest_first(planned)
     previous = _previous_scores(out_root, when)
     alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
+    health = run_health(model, model_ref, base if everyone else base[is_scored], customers, when, out_root, config,
+                        kpis=kpis)
+    notices = [*notices, *health.notices]
     # Scores: the keys, the model's verdict, the plan's columns and the non-personal attributes the plan was
     # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
     feature_cols = {f.name for f in model.features_}
@@ -303,12 +327,14 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
             files.append(write_csv(scores, tmp / "scores.csv"))
         files += write_segments(customers, tmp, summary=plan.summary,
                                 contact=config.incentives.contact_columns)
-        files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_))
+        files.append(write_report(customers, plan.summary, meta, tmp / "report.html", features=model.features_,
+                                  health=health.report()))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
+        files += health_files(health, alerts, customers, tmp, config)
         summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
         files.append(write_json({"summary": summary, "meta": meta, "notices": notices}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices)
+    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices, health.record)
 
 
 def output_key(config: Config) -> bytes | None:
