@@ -149,3 +149,43 @@ def test_monitoring_run_in_mlflow_names_the_model_version(work: dict, tmp_path: 
         assert m["psi_events_30d"] == pytest.approx(events["psi"])
         assert m["expected_roc_auc"] == pytest.approx(run.health["estimate"]["expected_roc_auc"])
         assert [a.path for a in client.list_artifacts(run_id)] == ["drift.json"]
+
+
+def test_scoring_delivers_risk_jumps_once_and_keeps_the_run_when_delivery_fails(
+        work: dict, tmp_path: Path, webhook_server, monkeypatch) -> None:
+    from churn.monitoring.delivery import DeliveryError
+
+    base = work["cfg"].model_dump()
+    base["monitoring"]["delivery"].update({"channels": ["webhook"], "min_interval_seconds": 0.0, "retries": 1,
+                                           "backoff_seconds": 0.01})
+    cfg = Config.model_validate(base)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CHURN_WEBHOOK_URL", webhook_server.url)
+    out = tmp_path / "out"
+
+    def score(table: str, as_of: str, **kw):
+        return score_to_folder(cfg, str(work["root"] / "with_reference"), str(out), table=str(work["root"] / table),
+                               id_col="customer_id", as_of=as_of, **kw)
+
+    score("next.parquet", "2025-05-01")
+    assert [b["blocks"][0]["text"]["text"] for b in webhook_server.bodies()] == []  # no earlier run, no breach
+    run = score("shifted.parquet", "2025-06-01")
+    alerts = pd.read_csv(run.out_dir / "alerts.csv", dtype={"customer_id": str})
+    sent = webhook_server.bodies()
+    listed = sum(b["text"].count("\n• ") for b in sent[:-1])
+    more = sum(int(line.split()[2].replace(",", "")) for b in sent[:-1] for line in b["text"].splitlines()
+               if line.startswith("… and "))
+    assert len(alerts) > 0 and listed + more == len(alerts)  # every alert in one region's digest
+    assert sent[-1]["blocks"][0]["text"]["text"].startswith("Model health: ")
+    assert [n for n in run.notices if n.startswith("sent webhook: ")] and len(sent) >= 2
+    # Scored again (--overwrite): the same messages are not sent twice.
+    again = score("shifted.parquet", "2025-06-01", overwrite=True)
+    assert len(webhook_server.received) == len(sent)
+    assert len([n for n in again.notices if n.startswith("already sent, not again: webhook: ")]) == len(sent)
+    # The webhook down: a clear error; the run folder is complete.
+    monkeypatch.setenv("CHURN_WEBHOOK_URL", "http://127.0.0.1:9/hook")  # discard port: nothing listens
+    with pytest.raises(DeliveryError, match=r"(?s)cannot reach http://127.0.0.1:9 .*churn notify --run"):
+        score("shifted.parquet", "2025-07-01")
+    done = out / "2025-07-01"
+    assert {p.name for p in done.iterdir()} >= {"scores.parquet", "report.html", "alerts.csv", "drift.json",
+                                                "notifications.json", "summary.json", "segments.xlsx"}
