@@ -93,7 +93,7 @@ def _customer_months(ds: DataSource, config: Config, dates: list[pd.Timestamp], 
         r_start, r_end = "coalesce(op.amount, 0)", "coalesce(o.amount, 0)"
     else:
         r_start = r_end = "CAST(NULL AS DOUBLE)"
-    acq = "c.acquisition_cost" if "acquisition_cost" in has else "CAST(NULL AS DOUBLE)"
+    acq = _number_column(ds, "acquisition_cost") if "acquisition_cost" in has else "CAST(NULL AS DOUBLE)"
     seg = ", ".join(f'CAST(c."{s}" AS VARCHAR) AS "seg_{s}"' for s in segments)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE kpi_cm AS SELECT k.m, s0.customer_id, "
@@ -108,6 +108,22 @@ def _customer_months(ds: DataSource, config: Config, dates: list[pd.Timestamp], 
         "WHERE s0.standing = 'active' OR s1.standing = 'active'"
     )
     return basis or ""
+
+
+def _number_column(ds: DataSource, column: str) -> str:
+    """SQL reading an extra customer attribute as a number (as the profile features read theirs); a value
+    that is no number is an error naming the file, the column and example rows."""
+    expr = f'TRY_CAST(c."{column}" AS DOUBLE)'
+    bad = ds.con.execute(
+        f"SELECT count(*), list(c.customer_id ORDER BY c.customer_id)[:3], list(CAST(c.\"{column}\" AS VARCHAR) "
+        f"ORDER BY c.customer_id)[:3] FROM customers c WHERE {expr} IS NULL AND c.\"{column}\" IS NOT NULL "
+        f"AND trim(CAST(c.\"{column}\" AS VARCHAR)) <> ''").fetchone()
+    if bad[0]:
+        where = ds.tables["customers"].path if "customers" in ds.tables else "customers"
+        examples = "; ".join(f"customer {i}: {v!r}" for i, v in zip(bad[1], bad[2], strict=True))
+        raise ChurnError(f"{where}, column '{column}': {bad[0]:,} values are not numbers (write them like 12.5); "
+                         f"e.g. {examples}")
+    return expr
 
 
 def _group(segment: str | None, alias: str) -> str:
