@@ -37,6 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", help="Data folder (CSV/Parquet tables); overrides sources.path.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+MAX_WARNINGS = 15  # model-health breaches printed after a scoring run; the rest are in drift.json
 
 
 def user_errors(fn: F) -> F:
@@ -315,8 +316,12 @@ def _print_score(run: Any) -> None:
         out.print(f"budget used: {s.get('budget_used', 0):,.0f} of {s.get('budget', 0):,.0f} {s.get('currency', '')}")
     for f in run.files:
         out.print(f"  {f}")
-    for b in (getattr(run, "health", None) or {}).get("breaches", []):
+    breaches = (getattr(run, "health", None) or {}).get("breaches", [])
+    for b in breaches[:MAX_WARNINGS]:
         console.print(f"[bold yellow]warning:[/] model health: {b}", highlight=False)
+    if len(breaches) > MAX_WARNINGS:
+        console.print(f"[bold yellow]warning:[/] model health: ... and {len(breaches) - MAX_WARNINGS} more "
+                      f"(drift.json, and the report's Model health section)", highlight=False)
 
 
 @app.command()

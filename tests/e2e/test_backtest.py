@@ -194,4 +194,12 @@ def test_kpis_with_the_campaigns_saved_revenue(world, runs, tmp_path: Path) -> N
     total = may.loc[may["segment"] == "all", "saved_revenue"].item()
     assert total == pytest.approx(may.loc[may["segment"] == "region", "saved_revenue"].sum())
     assert t.loc[t["month"] != "2025-05", "saved_revenue"].isna().all()
+    # The scoring report of 2025-05-01 showed everyone's KPIs of the six months before it.
+    html = (run.out_dir / "report.html").read_text()
+    everyone = t[t["segment"] == "all"].set_index("month")
+    for month in ("2024-11", "2024-12", "2025-01", "2025-02", "2025-03", "2025-04"):
+        row = html.split(f'data-month="{month}">', 1)[1].split("</tr>")[0]
+        assert f">{everyone.loc[month, 'customers_start']:,}<" in row
+        assert f">{everyone.loc[month, 'churn_rate']:.1%}<" in row
+    assert 'data-month="2025-05"' not in html  # not over before the run
     assert set(t["month"]) == {f"2024-{m:02d}" for m in range(7, 13)} | {f"2025-{m:02d}" for m in range(1, 7)}
