@@ -67,45 +67,46 @@ def _customer_months(ds: DataSource, config: Config, dates: list[pd.Timestamp], 
     con = ds.con
     _dates(ds, dates)
     create_standing(ds, config, label_kind(ds, config))
-    con.execute("CREATE OR REPLACE TEMP TABLE kpi_months AS SELECT * FROM (SELECT as_of AS m, "
-                "lag(as_of) OVER w AS m_prev, lead(as_of) OVER w AS m_next FROM asof_dates WINDOW w AS "
-                "(ORDER BY as_of)) WHERE m_prev IS NOT NULL AND m_next IS NOT NULL")
     has = set(ds.columns("customers"))
     basis = _revenue_basis(ds)
     orders = "orders" in ds.tables
+    if basis == "fee":
+        history = ("ASOF LEFT JOIN fee_changes f ON s.customer_id = f.customer_id AND s.as_of > f.changed_at"
+                   if "fee_changes" in ds.tables else "")
+        # The fee in force at each date: the latest change before it (as the profile features read it).
+        fee = (f"coalesce({'f.monthly_fee' if history else 'NULL'}, "
+               f"{'c.monthly_fee' if 'monthly_fee' in has else 'NULL'})")
+        source = f"standing s JOIN customers c USING (customer_id) {history}"
+    else:
+        fee, source = "CAST(NULL AS DOUBLE)", "standing s"
+    # Each customer's dates in order: a month's end is the next date's standing (one pass, no self-join).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE kpi_steps AS SELECT * FROM (SELECT s.customer_id, s.as_of AS m, "
+        "lag(s.as_of) OVER w AS m_prev, lead(s.as_of) OVER w AS m_next, s.standing = 'active' AS start_active, "
+        f"coalesce(lead(s.standing) OVER w = 'active', FALSE) AS end_active, {fee} AS fee0, lead({fee}) OVER w AS fee1 "
+        f"FROM {source} WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.as_of)) "
+        "WHERE m_prev IS NOT NULL AND m_next IS NOT NULL AND (start_active OR end_active)")
+    joins = []
     if orders:
         con.execute("CREATE OR REPLACE TEMP TABLE kpi_orders AS SELECT customer_id, CAST(date_trunc('month', "
                     "ordered_at) AS TIMESTAMP) AS m, count(*) AS n, sum(amount) AS amount FROM orders GROUP BY ALL")
-    joins = ["LEFT JOIN kpi_orders o ON o.customer_id = s0.customer_id AND o.m = k.m"] if orders else []
+        joins.append("LEFT JOIN kpi_orders o ON o.customer_id = t.customer_id AND o.m = t.m")
     if basis == "fee":
-        fee = "c.monthly_fee" if "monthly_fee" in has else "CAST(NULL AS DOUBLE)"
-        history = ("ASOF LEFT JOIN fee_changes f ON s.customer_id = f.customer_id AND s.as_of > f.changed_at"
-                   if "fee_changes" in ds.tables else "")
-        latest = "f.monthly_fee" if history else "NULL"
-        # The fee in force at each date: the latest change before it (as the profile features read it).
-        con.execute(f"CREATE OR REPLACE TEMP TABLE kpi_fee AS SELECT s.customer_id, s.as_of, coalesce({latest}, "
-                    f"{fee}) AS fee FROM standing s JOIN customers c USING (customer_id) {history}")
-        joins += ["LEFT JOIN kpi_fee f0 ON f0.customer_id = s0.customer_id AND f0.as_of = k.m",
-                  "LEFT JOIN kpi_fee f1 ON f1.customer_id = s0.customer_id AND f1.as_of = k.m_next"]
-        r_start, r_end = "coalesce(f0.fee, 0)", "CASE WHEN s1.standing = 'active' THEN coalesce(f1.fee, 0) ELSE 0 END"
+        r_start, r_end = "coalesce(t.fee0, 0)", "CASE WHEN t.end_active THEN coalesce(t.fee1, 0) ELSE 0 END"
     elif basis == "spend":
-        joins.append("LEFT JOIN kpi_orders op ON op.customer_id = s0.customer_id AND op.m = k.m_prev")
+        joins.append("LEFT JOIN kpi_orders op ON op.customer_id = t.customer_id AND op.m = t.m_prev")
         r_start, r_end = "coalesce(op.amount, 0)", "coalesce(o.amount, 0)"
     else:
         r_start = r_end = "CAST(NULL AS DOUBLE)"
     acq = _number_column(ds, "acquisition_cost") if "acquisition_cost" in has else "CAST(NULL AS DOUBLE)"
     seg = ", ".join(f'CAST(c."{s}" AS VARCHAR) AS "seg_{s}"' for s in segments)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE kpi_cm AS SELECT k.m, s0.customer_id, "
-        "s0.standing = 'active' AS start_active, s1.standing = 'active' AS end_active, "
-        "coalesce(c.signup_date >= k.m AND c.signup_date < k.m_next, FALSE) AS signed_up, "
+        "CREATE OR REPLACE TEMP TABLE kpi_cm AS SELECT t.m, t.customer_id, t.start_active, t.end_active, "
+        "coalesce(c.signup_date >= t.m AND c.signup_date < t.m_next, FALSE) AS signed_up, "
         f"{r_start} AS r_start, {r_end} AS r_end, "
         f"{'coalesce(o.n, 0)' if orders else '0'} AS orders_n, {'coalesce(o.amount, 0)' if orders else '0'} AS orders_amount, "
         f"{acq} AS acquisition_cost{', ' + seg if seg else ''} "
-        "FROM kpi_months k JOIN standing s0 ON s0.as_of = k.m "
-        "JOIN standing s1 ON s1.as_of = k.m_next AND s1.customer_id = s0.customer_id "
-        f"JOIN customers c ON c.customer_id = s0.customer_id {' '.join(joins)} "
-        "WHERE s0.standing = 'active' OR s1.standing = 'active'"
+        f"FROM kpi_steps t JOIN customers c USING (customer_id) {' '.join(joins)}"
     )
     return basis or ""
 
