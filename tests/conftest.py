@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -153,6 +154,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ------------------------------------------------------------------ local servers for alert delivery tests
+@contextmanager
+def _serving(server: Any) -> Iterator[int]:
+    """Run a socketserver in a thread for the block; yields its port, then stops and closes it."""
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class WebhookServer:
     """A Slack-style incoming webhook on 127.0.0.1: records each POST's JSON; answers with the scripted
@@ -169,7 +184,6 @@ class WebhookServer:
 @pytest.fixture()
 def webhook_server() -> Iterator[WebhookServer]:
     """A webhook server in a thread, stopped after the test."""
-    import threading
     import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -187,15 +201,9 @@ def webhook_server() -> Iterator[WebhookServer]:
         def log_message(self, *args: object) -> None:  # quiet
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/services/T000/B000/secret-token"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        server_state.url = f"http://127.0.0.1:{port}/services/T000/B000/secret-token"
         yield server_state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @dataclass
@@ -214,7 +222,6 @@ def smtp_sink() -> Iterator[SmtpSink]:
     """An SMTP sink in a thread (socketserver; the aiosmtpd package is not in the stack), stopped after."""
     import email
     import socketserver
-    import threading
 
     sink = SmtpSink(0, [], [])
 
@@ -256,11 +263,6 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Session)
     server.daemon_threads = True
-    sink.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(server) as port:
+        sink.port = port
         yield sink
-    finally:
-        server.shutdown()
-        server.server_close()

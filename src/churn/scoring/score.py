@@ -108,17 +108,10 @@ def _riskiest_first(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
     """Scores of the latest earlier run under the same output root (for alerts), if any."""
-    earlier = []
-    for d in out_root.iterdir() if out_root.is_dir() else []:
-        try:
-            when = pd.Timestamp(d.name)
-        except ValueError:
-            continue
-        if when < as_of and (d / "scores.parquet").is_file():
-            earlier.append((when, d))
-    if not earlier:
-        return None
-    return pd.read_parquet(max(earlier)[1] / "scores.parquet")
+    from churn.monitoring.history import run_folders
+
+    earlier = [d for _, d in run_folders(out_root, as_of) if (d / "scores.parquet").is_file()]
+    return pd.read_parquet(earlier[-1] / "scores.parquet") if earlier else None
 
 
 def _features_config(model: Any, config: Config) -> Config:
