@@ -175,3 +175,27 @@ def test_at_most_max_customers_per_digest(tmp_path: Path, webhook_server) -> Non
     [body] = webhook_server.bodies()
     assert body["text"].splitlines()[1:] == ["• 003 Grace O'Neil: risk rose by 30 points (10% to 40%)",
                                              "… and 3 more (alerts.csv)"]
+
+
+def test_churn_notify_sends_what_is_missing(run_dir: Path, tmp_path: Path, webhook_server) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "notify.yaml"
+    cfg.write_text("incentives: {contact_columns: [name]}\n"
+                   "monitoring: {delivery: {channels: [webhook], min_interval_seconds: 0}}\n")
+    env = {**os.environ, "COLUMNS": "300", "CHURN_WEBHOOK_URL": webhook_server.url}
+
+    def notify() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "churn.cli", "notify", "--run", str(run_dir), "--config", str(cfg)],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    first = notify()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count("sent webhook: ") == 4 and len(webhook_server.received) == 4
+    second = notify()
+    assert second.stdout.count("already sent, not again: webhook: ") == 4 and len(webhook_server.received) == 4
+    missing = subprocess.run([sys.executable, "-m", "churn.cli", "notify", "--run", str(tmp_path), "--config",
+                              str(cfg)], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 1 and "notifications.json not found" in missing.stderr
