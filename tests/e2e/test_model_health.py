@@ -107,6 +107,17 @@ def test_planted_shifts_warn_in_the_record_the_report_the_digest_and_the_cli(wor
     assert not (tmp_path / "mlruns.db").exists()
 
 
+def test_a_large_run_compares_a_seeded_sample_of_inputs(work: dict, tmp_path: Path, monkeypatch) -> None:
+    from churn.monitoring import health
+
+    monkeypatch.setattr(health, "DRIFT_SAMPLE_ROWS", 500)
+    runs = [_score(work, "shifted.parquet", tmp_path / f"out{i}", "2025-05-01") for i in range(2)]
+    drift = [r.health["drift"] for r in runs]
+    assert (drift[0]["n_rows"], drift[0]["feature_rows"]) == (2000, 500)  # scores: all; inputs: the sample
+    assert drift[0] == drift[1]  # seeded: the same sample every time
+    assert any(b.startswith("events_30d: distribution shifted") for b in runs[0].health["breaches"])
+
+
 def test_a_model_without_reference_is_scored_with_a_notice(work: dict, tmp_path: Path) -> None:
     run = _score(work, "shifted.parquet", tmp_path / "out", "2025-05-01", bundle="without_reference")
     assert NO_REFERENCE in run.notices

@@ -41,7 +41,8 @@ class FeatureDrift:
 class DriftReport:
     """The drift of one run: per feature, the score, the tiers, and every breach in words."""
 
-    n_rows: int
+    n_rows: int  # scored customers (the score and tier figures)
+    feature_rows: int  # customers whose inputs were compared (all, or a sample of a large run)
     reference_rows: int
     features: list[FeatureDrift]
     score_psi: float
@@ -111,7 +112,7 @@ def measure_drift(reference: DriftReference, clean: pd.DataFrame, scores: np.nda
     for r in tier_rows:
         if abs(r["change"]) > config.tier_share_change:
             breaches.append(f"tier {r['tier']}: {r['now']:.1%} of scored customers (training: {r['reference']:.1%})")
-    return DriftReport(int(len(p)), int(reference.n_rows_), feats, score_psi, reference.score_mean_, mean_now,
+    return DriftReport(int(len(p)), int(len(clean)), int(reference.n_rows_), feats, score_psi, reference.score_mean_, mean_now,
                        change, tier_rows, breaches)
 
 

@@ -20,6 +20,7 @@ from churn.monitoring.drift import measure_drift
 from churn.monitoring.history import DRIFT_FILE, trend
 
 NOTIFICATIONS_FILE = "notifications.json"
+DRIFT_SAMPLE_ROWS = 200_000
 from churn.monitoring.performance import estimate_performance
 
 NO_REFERENCE = ("the model carries no training reference (drift_reference_; models trained before monitoring "
@@ -55,10 +56,20 @@ def model_facts(model: Any, model_ref: str) -> dict[str, Any]:
     }
 
 
-def run_health(model: Any, model_ref: str, rows: pd.DataFrame, plan: pd.DataFrame, when: pd.Timestamp,
-               out_root: Path, config: Config, kpis: list[dict[str, Any]] | None = None) -> RunHealth:
-    """Health of the run scoring `rows` (the scored customers' model inputs, as given to the model) into
-    `plan` (the retention plan's customers, with churn_probability, risk_tier, contact and holdout)."""
+def drift_rows(rows: pd.DataFrame, scored: np.ndarray, seed: int) -> pd.DataFrame:
+    """The scored rows whose inputs the drift reads: all of them, or a seeded sample of DRIFT_SAMPLE_ROWS on a
+    larger run (shares of 200,000 rows are within a few thousandths of the whole; memory stays bounded)."""
+    idx = np.flatnonzero(scored)
+    if len(idx) > DRIFT_SAMPLE_ROWS:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, DRIFT_SAMPLE_ROWS, replace=False))
+    return rows.iloc[idx]
+
+
+def run_health(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.ndarray, plan: pd.DataFrame,
+               when: pd.Timestamp, out_root: Path, config: Config,
+               kpis: list[dict[str, Any]] | None = None) -> RunHealth:
+    """Health of the run whose `rows` (model inputs, as given to the model; `is_scored` marks those scored)
+    became `plan` (the retention plan's customers, with churn_probability, risk_tier, contact and holdout)."""
     mc = config.monitoring
     facts = model_facts(model, model_ref)
     notices: list[str] = []
@@ -70,7 +81,7 @@ def run_health(model: Any, model_ref: str, rows: pd.DataFrame, plan: pd.DataFram
     elif reference is None:
         notices.append(NO_REFERENCE)
     else:
-        clean = model.preparation_.clean(rows)
+        clean = model.preparation_.clean(drift_rows(rows, is_scored, config.seed))
         drift = measure_drift(reference, clean, scored["churn_probability"].to_numpy(dtype=float),
                               scored["risk_tier"] if "risk_tier" in scored.columns else None, mc)
     estimate = estimate_performance(plan, facts["holdout_roc_auc"], mc.estimated_auc_margin)

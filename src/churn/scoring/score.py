@@ -299,8 +299,7 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     customers = _riskiest_first(planned)
     previous = _previous_scores(out_root, when)
     alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
-    health = run_health(model, model_ref, base if everyone else base[is_scored], customers, when, out_root, config,
-                        kpis=kpis)
+    health = run_health(model, model_ref, base, is_scored, customers, when, out_root, config, kpis=kpis)
     notices = [*notices, *health.notices]
     # Scores: the keys, the model's verdict, the plan's columns and the non-personal attributes the plan was
     # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
