@@ -200,3 +200,17 @@ def test_scoring_delivers_risk_jumps_once_and_keeps_the_run_when_delivery_fails(
     done = out / "2025-07-01"
     assert {p.name for p in done.iterdir()} >= {"scores.parquet", "report.html", "alerts.csv", "drift.json",
                                                 "notifications.json", "summary.json", "segments.xlsx"}
+
+
+def test_the_trainers_hook_takes_raw_or_calibrated_scores(work: dict) -> None:
+    model, cfg = work["model"], work["cfg"]
+    rows = pd.read_parquet(work["root"] / "next.parquet")
+    own = reference_for(model, rows, None, cfg)
+    from_raw = reference_for(model, rows, model.predict_raw(rows), cfg, raw=True)
+    given = reference_for(model, rows, model.predict_risk(rows), cfg)
+    assert own.score_edges_ == from_raw.score_edges_ == given.score_edges_
+    assert own.score_mean_ == pytest.approx(float(np.mean(model.predict_risk(rows))))
+    assert sum(own.tier_shares_.values()) == pytest.approx(1.0) and set(own.tier_shares_) <= {
+        t.name for t in cfg.tiers.levels}
+    assert own.features_ == {f.name: ("categorical" if f.kind == "categorical" else "numeric")
+                             for f in model.features_}
