@@ -16,7 +16,7 @@ import pytest
 
 from churn.config import Config
 from churn.errors import ChurnError
-from churn.monitoring.kpis import campaign_savings, kpi_table
+from churn.monitoring.kpis import campaign_savings, kpi_table, report_kpis
 from churn.validation import load_source
 
 END = pd.Timestamp("2025-04-01")  # KPIs of February and March 2025
@@ -195,6 +195,26 @@ def test_an_acquisition_cost_that_is_no_number_is_named(subscription: Path, tmp_
     with pytest.raises(ChurnError, match=r"customers.csv, column 'acquisition_cost': 1 values are not numbers "
                                          r"\(write them like 12.5\); e.g. customer c3: 'forty'"):
         kpis(data)
+    # In a scoring run's report the same problem is a notice: a KPI never fails a run.
+    ds = load_source(str(data), Config())
+    try:
+        got = report_kpis(ds, Config(), END)
+    finally:
+        ds.con.close()
+    assert got["rows"] == [] and got["notices"][0].startswith(
+        "business KPIs left out of the report: ") and "'acquisition_cost'" in got["notices"][0]
+
+
+def test_the_reports_kpis_are_everyones_months_since_the_data_starts(subscription: Path) -> None:
+    ds = load_source(str(subscription), Config())
+    try:
+        got = report_kpis(ds, Config(), pd.Timestamp("2025-04-15"))  # Oct to Mar asked; activity starts in Feb
+    finally:
+        ds.con.close()
+    table = kpis(subscription)
+    assert got["notices"] == [] and [r["month"] for r in got["rows"]] == ["2025-02", "2025-03"]
+    assert [r["churn_rate"] for r in got["rows"]] == [0.25, 0.25]
+    assert got["rows"][0] == {k: (None if pd.isna(v) else v) for k, v in row(table, "2025-02").items()}
 
 
 def test_the_command_writes_csv_and_excel(subscription: Path, tmp_path: Path) -> None:

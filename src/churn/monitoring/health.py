@@ -67,12 +67,13 @@ def drift_rows(rows: pd.DataFrame, scored: np.ndarray, seed: int) -> pd.DataFram
 
 def run_health(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.ndarray, plan: pd.DataFrame,
                when: pd.Timestamp, out_root: Path, config: Config,
-               kpis: list[dict[str, Any]] | None = None) -> RunHealth:
+               kpis: dict[str, Any] | None = None) -> RunHealth:
     """Health of the run whose `rows` (model inputs, as given to the model; `is_scored` marks those scored)
-    became `plan` (the retention plan's customers, with churn_probability, risk_tier, contact and holdout)."""
+    became `plan` (the retention plan's customers, with churn_probability, risk_tier, contact and holdout);
+    `kpis`: the report's business KPIs (`churn.monitoring.kpis.report_kpis`), when the run read raw data."""
     mc = config.monitoring
     facts = model_facts(model, model_ref)
-    notices: list[str] = []
+    notices: list[str] = list((kpis or {}).get("notices", []))
     drift = None
     reference = getattr(model, "drift_reference_", None)
     scored = plan[pd.to_numeric(plan["churn_probability"], errors="coerce").notna()]
@@ -97,7 +98,7 @@ def run_health(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.nda
         "notices": notices,
         "thresholds": mc.model_dump(mode="json", exclude={"delivery"}),
     }
-    return RunHealth(record, breaches, notices, trend(out_root, when, mc.trend_runs), list(kpis or []))
+    return RunHealth(record, breaches, notices, trend(out_root, when, mc.trend_runs), list((kpis or {}).get("rows", [])))
 
 
 def health_files(health: RunHealth, alerts: pd.DataFrame, plan: pd.DataFrame, folder: Path,

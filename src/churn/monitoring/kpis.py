@@ -243,16 +243,21 @@ def kpi_table(ds: DataSource, config: Config, *, end: pd.Timestamp, months: int,
                          kind="mergesort")[cols].reset_index(drop=True)
 
 
-def report_kpis(ds: DataSource, config: Config, when: pd.Timestamp) -> list[dict[str, Any]]:
-    """Everyone's KPIs for the `monitoring.kpi_months` months before `when`'s month, for the report (rows
-    as plain dicts, missing values None); months the data does not reach are left out."""
+def report_kpis(ds: DataSource, config: Config, when: pd.Timestamp) -> dict[str, Any]:
+    """Everyone's KPIs for the `monitoring.kpi_months` months before `when`'s month, for the report:
+    {"rows": one plain dict per month (missing values None), "notices": [...]}. Months the data does not
+    reach are left out; a KPI the data cannot give (an unreadable column) is a notice, never a failed run."""
     from churn.labels import data_range
 
-    start, _ = data_range(ds)
-    table = kpi_table(ds, config, end=month_start(when), months=config.monitoring.kpi_months)
+    try:
+        start, _ = data_range(ds)
+        table = kpi_table(ds, config, end=month_start(when), months=config.monitoring.kpi_months)
+    except ChurnError as exc:
+        return {"rows": [], "notices": [f"business KPIs left out of the report: {exc}"]}
     table = table[(table["segment"] == ALL) & (pd.to_datetime(table["month"]) >= month_start(start))]
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+    rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
             for r in table[table["customers_start"] > 0].to_dict("records")]
+    return {"rows": rows, "notices": []}
 
 
 def campaign_savings(run_dir: str | Path, ds: DataSource, config: Config, by: list[str] | tuple[str, ...] = ()

@@ -143,7 +143,7 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     if progress:
         progress("loading model")
     model = load_model(model_ref)
-    kpis: list[dict[str, Any]] = []  # the report's KPI trend, read while the source is open
+    kpis: dict[str, Any] = {}  # the report's KPI trend (rows, notices), read while the source is open
     base, statuses, notices = source_rows(model, data, when, config, wanted=wanted, progress=progress,
                                           model_ref=model_ref, also=_kpi_trend(when, config, kpis))
     return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
@@ -151,14 +151,14 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
                    statuses=statuses, kpis=kpis)
 
 
-def _kpi_trend(when: pd.Timestamp, config: Config, into: list[dict[str, Any]]) -> Callable[[Any, Config], None] | None:
+def _kpi_trend(when: pd.Timestamp, config: Config, into: dict[str, Any]) -> Callable[[Any, Config], None] | None:
     """A `source_rows` hook filling `into` with the business KPIs of the months before `when` (None when
     `monitoring.kpi_months` is 0)."""
     if not config.monitoring.kpi_months:
         return None
     from churn.monitoring.kpis import report_kpis
 
-    return lambda ds, cfg: into.extend(report_kpis(ds, cfg, when))
+    return lambda ds, cfg: into.update(report_kpis(ds, cfg, when))
 
 
 def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config, *,
@@ -262,7 +262,7 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
             config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
             notices: list[str], source: str, statuses: np.ndarray | None = None,
-            kpis: list[dict[str, Any]] | None = None) -> ScoreRun:
+            kpis: dict[str, Any] | None = None) -> ScoreRun:
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
     from churn.monitoring.health import health_files, run_health
