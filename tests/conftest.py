@@ -9,6 +9,9 @@ examples are expensive (a model fit, a DuckDB build) draws a fixed share of the 
 The demo workspace (`churn demo` run once, as a user runs it) is built once per test run, whatever the number
 of pytest-xdist workers: the first worker to need it builds it under a file lock, the others wait and read it.
 Tests must treat it as read-only (copy what they change).
+
+`webhook_server` and `smtp_sink` are local servers on 127.0.0.1 for the alert delivery tests (nothing leaves
+the machine).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -147,3 +151,118 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "demo_workspace" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("demo"))
+
+
+# ------------------------------------------------------------------ local servers for alert delivery tests
+@contextmanager
+def _serving(server: Any) -> Iterator[int]:
+    """Run a socketserver in a thread for the block; yields its port, then stops and closes it."""
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class WebhookServer:
+    """A Slack-style incoming webhook on 127.0.0.1: records each POST's JSON; answers with the scripted
+    (status, body) pairs first, then 200 "ok"."""
+
+    url: str
+    received: list  # (monotonic time, JSON body)
+    script: list  # (status, body) answers still to give
+
+    def bodies(self) -> list[dict]:
+        return [body for _, body in self.received]
+
+
+@pytest.fixture()
+def webhook_server() -> Iterator[WebhookServer]:
+    """A webhook server in a thread, stopped after the test."""
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    server_state = WebhookServer("", [], [])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            server_state.received.append((time.monotonic(), json.loads(body)))
+            status, text = server_state.script.pop(0) if server_state.script else (200, "ok")
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+    with _serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        server_state.url = f"http://127.0.0.1:{port}/services/T000/B000/secret-token"
+        yield server_state
+
+
+@dataclass
+class SmtpSink:
+    """A minimal SMTP server on 127.0.0.1 (HELO/EHLO, MAIL FROM, RCPT TO, DATA, RSET, NOOP, QUIT): keeps each
+    accepted message as (sender, recipients, email.message.Message); `fail_mail_from` answers MAIL FROM with
+    these codes first (e.g. [451]: a transient refusal)."""
+
+    port: int
+    messages: list
+    fail_mail_from: list
+
+
+@pytest.fixture()
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An SMTP sink in a thread (socketserver; the aiosmtpd package is not in the stack), stopped after."""
+    import email
+    import socketserver
+
+    sink = SmtpSink(0, [], [])
+
+    class Session(socketserver.StreamRequestHandler):
+        def say(self, line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+
+        def handle(self) -> None:
+            self.say("220 sink ESMTP")
+            sender, rcpts = None, []
+            while line := self.rfile.readline():
+                cmd = line.decode("utf-8", "replace").strip()
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    self.say("250 sink")
+                elif verb == "MAIL":
+                    if sink.fail_mail_from:
+                        self.say(f"{sink.fail_mail_from.pop(0)} try again later")
+                        continue
+                    sender, rcpts = cmd[10:].strip("<> "), []
+                    self.say("250 OK")
+                elif verb == "RCPT":
+                    rcpts.append(cmd[8:].strip("<> "))
+                    self.say("250 OK")
+                elif verb == "DATA":
+                    self.say("354 end with .")
+                    data = []
+                    while (chunk := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                        data.append(chunk[1:] if chunk.startswith(b"..") else chunk)
+                    sink.messages.append((sender, rcpts, email.message_from_bytes(b"".join(data))))
+                    self.say("250 queued")
+                elif verb in ("RSET", "NOOP"):
+                    self.say("250 OK")
+                elif verb == "QUIT":
+                    self.say("221 bye")
+                    return
+                else:
+                    self.say("502 not implemented")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Session)
+    server.daemon_threads = True
+    with _serving(server) as port:
+        sink.port = port
+        yield sink

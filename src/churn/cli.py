@@ -1,4 +1,5 @@
-"""The `churn` command line: generate, validate, features, train, promote, score, demo."""
+"""The `churn` command line: generate, validate, features, train, promote, score, demo; monitoring: backtest,
+kpis, notify."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", help="Data folder (CSV/Parquet tables); overrides sources.path.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+MAX_WARNINGS = 15  # model-health breaches printed after a scoring run; the rest are in drift.json
 
 
 def user_errors(fn: F) -> F:
@@ -319,6 +321,114 @@ def _print_score(run: Any) -> None:
         out.print(f"budget used: {s.get('budget_used', 0):,.0f} of {s.get('budget', 0):,.0f} {s.get('currency', '')}")
     for f in run.files:
         out.print(f"  {f}")
+    breaches = (getattr(run, "health", None) or {}).get("breaches", [])
+    for b in breaches[:MAX_WARNINGS]:
+        console.print(f"[bold yellow]warning:[/] model health: {b}", highlight=False)
+    if len(breaches) > MAX_WARNINGS:
+        console.print(f"[bold yellow]warning:[/] model health: ... and {len(breaches) - MAX_WARNINGS} more "
+                      f"(drift.json, and the report's Model health section)", highlight=False)
+
+
+@app.command()
+@user_errors
+def backtest(
+    data: DataOpt = None,
+    run: Annotated[Optional[Path], typer.Option("--run", help="A scoring run folder (<out>/<as-of>/) whose label window has passed.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Instead of --run: a model (models:/..., runs:/..., a bundle folder) ...")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="... scored as of this date (YYYY-MM-DD).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="With --model: also write the result here (JSON).")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Realised performance once the outcomes are known: ROC AUC, PR AUC, lift and calibration, on the control
+    group and the customers not contacted; logged to MLflow, written to <run>/backtest.json."""
+    from churn.monitoring.backtest import backtest_model, backtest_run
+
+    _quiet_libraries()
+    cfg = load_config(config)
+    if bool(run) == bool(model):
+        raise ChurnError("give either --run RUN_FOLDER or --model MODEL with --as-of")
+    with steps("backtest"):
+        if run:
+            res = backtest_run(run, str(data) if data else None, cfg, overwrite=overwrite)
+        else:
+            if not as_of:
+                raise ChurnError("--model needs --as-of")
+            res = backtest_model(model, as_of, str(data) if data else None, cfg,  # type: ignore[arg-type]
+                                 out=str(out_file) if out_file else None, overwrite=overwrite)
+    _notices(res.notices)
+    _print_backtest(res.record)
+    if res.path:
+        out.print(f"wrote {res.path}")
+
+
+def _print_backtest(rec: dict[str, Any]) -> None:
+    r = rec["realised"]
+
+    def f(x: Any, fmt: str = "{:.3f}") -> str:
+        return "-" if x is None else fmt.format(x)
+
+    t = Table(title=f"realised performance as of {rec['as_of']}: {r['population']} ({r['customers']:,}, "
+                    f"{r['churners']:,} churned)")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for label, v, fmt in (("ROC AUC", r["roc_auc"], "{:.3f}"), ("ROC AUC estimated before the outcomes",
+                          rec.get("expected_roc_auc"), "{:.3f}"),
+                          ("ROC AUC training holdout", (rec.get("model") or {}).get("holdout_roc_auc"), "{:.3f}"),
+                          ("PR AUC", r["pr_auc"], "{:.3f}"), ("lift in the riskiest 10%", r["lift_top_10pct"], "{:.2f}"),
+                          ("mean predicted churn", r["mean_predicted"], "{:.1%}"),
+                          ("observed churn", r["observed_churn_rate"], "{:.1%}")):
+        t.add_row(label, f(v, fmt))
+    out.print(t)
+    c = Table(title="calibration: predicted against observed churn")
+    for col in ("group", "customers", "predicted", "observed"):
+        c.add_column(col, justify="left" if col == "group" else "right")
+    for row in [*r["calibration_by_tier"], *({**d, "group": f"decile {d['group']}"} for d in r["calibration_by_decile"])]:
+        c.add_row(str(row["group"]), f"{row['customers']:,}", f(row["predicted"], "{:.1%}"), f(row["observed"], "{:.1%}"))
+    out.print(c)
+    if r["retrain"]:
+        console.print(f"[bold yellow]warning:[/] retraining recommended: {r['retrain_why']}", highlight=False)
+
+
+@app.command()
+@user_errors
+def kpis(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv or .xlsx.")],
+    data: DataOpt = None,
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="Also per value of this customer column (region, plan, channel, language); repeat for several.")] = None,
+    months: Annotated[int, typer.Option(help="How many months.")] = 12,
+    end: Annotated[Optional[str], typer.Option(help="The month after the last one (YYYY-MM-DD; default: the month the data ends in).")] = None,
+    campaign: Annotated[Optional[Path], typer.Option(help="A scoring run folder whose campaign's saved revenue to add (its label window must have passed).")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Business KPIs per month and segment: churn and retention rates, revenue churn, net revenue retention,
+    average CLTV, NPS, CSAT and, with --campaign, saved revenue."""
+    from churn.pipeline import kpis_to_file
+
+    cfg = load_config(config)
+    with steps("kpis") as step:
+        res = kpis_to_file(cfg, str(data) if data else None, str(out_file), months=months, end=end, by=by,
+                           campaign=str(campaign) if campaign else None, overwrite=overwrite, progress=step)
+    _notices(res.notes)
+    out.print(f"wrote {len(res.table):,} rows (months x segments) to {res.path}")
+
+
+@app.command()
+@user_errors
+def notify(
+    run: Annotated[Path, typer.Option("--run", help="A scoring run folder (<out>/<as-of>/).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Deliver a run's risk jumps and model-health breaches (webhook, e-mail) that were not sent yet."""
+    from churn.monitoring.delivery import deliver_run
+
+    report = deliver_run(run, load_config(config))
+    for s in report.sent:
+        out.print(f"sent {s}")
+    for s in report.skipped:
+        out.print(f"already sent, not again: {s}")
+    _notices(report.notes)
 
 
 @app.command()

@@ -128,13 +128,25 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
     if table:
         if not id_col:
             raise ChurnError("a feature table needs its id column")
-        return score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite,
-                           csv=csv, progress=progress, chunk_progress=chunk_progress, customers=customers)
+        return _published(score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite,
+                                      csv=csv, progress=progress, chunk_progress=chunk_progress,
+                                      customers=customers), config, progress)
     if not as_of:
         raise ChurnError("an as-of date is required when scoring raw data")
-    return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
-                        progress=progress, chunk_progress=chunk_progress, customers=customers,
-                        customers_id=id_col, allow_stale_data=allow_stale_data)
+    run = score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
+                       progress=progress, chunk_progress=chunk_progress, customers=customers,
+                       customers_id=id_col, allow_stale_data=allow_stale_data)
+    return _published(run, config, progress)
+
+
+def _published(run: Any, config: Config, progress: Progress) -> Any:
+    """The finished run with its health logged to MLflow and its messages delivered (notices added)."""
+    from churn.monitoring.publish import publish_run
+
+    if progress:
+        progress("logging model health and delivering alerts")
+    run.notices += publish_run(run.out_dir, run.health, config)
+    return run
 
 
 def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
@@ -168,3 +180,44 @@ def score_customers(model: Any, data: str | None, as_of: str, config: Config, *,
     rows["status"] = statuses
     rows["model_version"] = model_version(model, "in memory")
     return rows
+
+
+@dataclass
+class KpiBuild:
+    """What `churn kpis` wrote."""
+
+    path: Path
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def kpis_to_file(config: Config, data: str | None, out: str, *, months: int = 12, end: str | None = None,
+                 by: list[str] | None = None, campaign: str | None = None, overwrite: bool = False,
+                 progress: Progress = None) -> KpiBuild:
+    """What `churn kpis` does: the business KPIs per month (and per value of each `by` column) of the
+    `months` months before `end` (default: the month the data ends in), with a campaign run's saved revenue
+    when `campaign` names its run folder; written as CSV or Excel."""
+    from churn.labels import data_range
+    from churn.monitoring.kpis import campaign_savings, kpi_table, month_start, write_kpis
+
+    ensure_writable(out, overwrite)  # fail before the work, not after it
+    if progress:
+        progress("validating data")
+    ds = load_source(data, config)
+    try:
+        _, data_end = data_range(ds)
+        last = month_start(parse_as_of(end) if end else data_end)
+        savings, notes = None, [f"revenue, CLTV, NPS and CSAT: formulas in docs/monitoring.md; months before {last.date()}"]
+        if campaign:
+            if progress:
+                progress("valuing the campaign")
+            savings, how = campaign_savings(campaign, ds, config, by or [])
+            notes.append(how)
+        else:
+            notes.append("saved revenue: left out (no campaign run given: --campaign RUN_FOLDER)")
+        if progress:
+            progress("computing KPIs")
+        table = kpi_table(ds, config, end=last, months=months, by=by or [], savings=savings)
+    finally:
+        ds.con.close()
+    return KpiBuild(write_kpis(table, out, notes, overwrite), table, notes)

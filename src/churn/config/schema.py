@@ -1,4 +1,5 @@
-"""The config schema (one place): sources, features, label, snapshots, model, tiers, value, incentives.
+"""The config schema (one place): sources, features, label, snapshots, model, tiers, value, incentives,
+scoring, monitoring.
 
 Every section is a pydantic model with working defaults; unknown keys are errors, so a typo in a config is
 reported instead of silently ignored. A field's comment is its documentation: `churn.config_docs` turns
@@ -330,6 +331,57 @@ class ScoringConfig(_Strict):
     pseudonymise_ids: bool = False
 
 
+# ------------------------------------------------------------------------------------------ monitoring
+class DeliveryConfig(_Strict):
+    """Where risk jumps (alerts.csv) and model-health breaches are sent after a scoring run: a Slack-compatible
+    incoming webhook (its URL in the environment variable CHURN_WEBHOOK_URL) and/or e-mail over SMTP (server,
+    port, TLS, sender and login in CHURN_SMTP_HOST, CHURN_SMTP_PORT, CHURN_SMTP_TLS, CHURN_SMTP_SENDER,
+    CHURN_SMTP_USER, CHURN_SMTP_PASSWORD). Nothing is sent unless `channels` names one; see docs/monitoring.md."""
+
+    channels: list[Literal["webhook", "email"]] = []  # e.g. [webhook, email]; [] sends nothing
+    # Customer column that splits the risk jumps into one digest per value (an account owner or region
+    # column of the customers table); None, or a column the data lacks: one digest for everyone.
+    digest_by: str | None = "region"
+    # E-mail recipients per digest value (e.g. {north: [anna@example.com]}); "*" receives every digest
+    # whose value is not listed, and the health breaches.
+    email_to: dict[str, list[str]] = Field(default_factory=dict)
+    max_customers: int = Field(50, ge=1)  # customers listed per digest; the rest are counted (alerts.csv has all)
+    retries: int = Field(3, ge=0)  # further tries after a failed send (HTTP 5xx or 429, a refused connection)
+    backoff_seconds: float = Field(2.0, ge=0)  # wait before the first retry; doubled for each next one
+    min_interval_seconds: float = Field(1.0, ge=0)  # between two messages to one channel (Slack: one a second)
+    timeout_seconds: float = Field(10.0, gt=0)  # per HTTP request or SMTP connection
+    # The ledger of messages sent (one JSON line each: run date, alert type, content hash), so a rerun of
+    # a run never sends a message twice. Default: .churn-sent.jsonl in the output root.
+    ledger: str | None = None
+
+
+class MonitoringConfig(_Strict):
+    """Model health on every scoring run (drift against the training reference stored with the model, the
+    estimated performance), realised performance (`churn backtest`), business KPIs (`churn kpis`) and the
+    delivery of alerts. Thresholds say when a change is a breach; see docs/monitoring.md."""
+
+    drift: bool = True  # compare every scoring run with the model's training reference (drift.json)
+    bins: int = Field(10, ge=2, le=100)  # reference quantile bins per numeric feature and for the score
+    psi_threshold: float = Field(0.2, gt=0)  # a feature whose PSI exceeds this has drifted
+    score_psi_threshold: float = Field(0.1, gt=0)  # the same for the churn probability's distribution
+    js_threshold: float = Field(0.1, gt=0, le=1)  # Jensen-Shannon distance (base 2, 0-1) of a category's shares
+    unseen_share_threshold: float = Field(0.01, ge=0, le=1)  # share of rows in categories never seen in training
+    missing_share_change: float = Field(0.1, gt=0, le=1)  # change of a feature's missing share (0.1 = 10 points)
+    # Relative change of the mean predicted churn probability (0.15: from 6.0% to above 6.9% or below 5.1%).
+    mean_probability_change: float = Field(0.15, gt=0)
+    tier_share_change: float = Field(0.05, gt=0, le=1)  # change of any tier's share of scored customers (points)
+    # Flag the estimated ROC AUC (from the calibrated probabilities, before labels exist) when it is this
+    # much below the training holdout's.
+    estimated_auc_margin: float = Field(0.05, gt=0, le=1)
+    retrain_below_roc_auc: float = Field(0.7, ge=0, le=1)  # `churn backtest`: recommend retraining below this realised ROC AUC
+    mlflow: bool = True  # log each scoring run's health and each backtest as a run in MLflow
+    experiment: str = "churn-monitoring"  # the MLflow experiment of those runs
+    trend_runs: int = Field(12, ge=1)  # earlier runs under the same output root shown in the report's trends
+    kpi_months: int = Field(6, ge=0)  # months of business KPIs the scoring report shows (0: none)
+    max_lifetime_months: float = Field(120.0, gt=0)  # CLTV: expected lifetime 1 / churn rate, capped here
+    delivery: DeliveryConfig = DeliveryConfig()
+
+
 # ---------------------------------------------------------------------------------------------- root
 class Config(_Strict):
     """The whole configuration; every section has working defaults."""
@@ -346,5 +398,6 @@ class Config(_Strict):
     value: ValueConfig = ValueConfig()
     incentives: IncentivesConfig = IncentivesConfig()
     scoring: ScoringConfig = ScoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     source_file: str | None = None  # where this config was read from (set by load_config)

@@ -62,14 +62,15 @@ def render_report(ctx: dict[str, Any]) -> str:
 
 def write_report(
     plan: pd.DataFrame, summary: PlanSummary | None, meta: dict, path: Path, *, overwrite: bool = False,
-    features: Sequence[Feature] = (),
+    features: Sequence[Feature] = (), health: dict[str, Any] | None = None,
 ) -> Path:
-    """A self-contained report.html a non-technical reader understands.
+    """A self-contained report.html a non-technical reader understands; `health` (a run's model health,
+    `churn.monitoring.health.RunHealth.report()`) adds the "Model health" section.
 
     Refuses to replace an existing file unless `overwrite=True`; written to a temporary file and renamed.
     """
     path = Path(path)
     if path.exists() and not overwrite:  # refuse before the work, not after it
         raise ChurnError(f"{path} already exists; pass --overwrite to replace it")
-    html = render_report(report_context(plan, summary, meta, features))
+    html = render_report({**report_context(plan, summary, meta, features), "health": health})
     return write_text(html, Path(path), overwrite=overwrite)

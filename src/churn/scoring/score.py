@@ -60,6 +60,7 @@ class ScoreRun:
     # What the run's reader must know before trusting it (a scoring date outside the data): also in
     # summary.json ("warnings") and at the top of the report.
     warnings: list[str] = field(default_factory=list)
+    health: dict[str, Any] = field(default_factory=dict)  # drift.json: drift, estimated performance, breaches
 
 
 def model_feature_metadata(model: Any) -> dict[str, Any]:
@@ -110,17 +111,10 @@ def _riskiest_first(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
     """Scores of the latest earlier run under the same output root (for alerts), if any."""
-    earlier = []
-    for d in out_root.iterdir() if out_root.is_dir() else []:
-        try:
-            when = pd.Timestamp(d.name)
-        except ValueError:
-            continue
-        if when < as_of and (d / "scores.parquet").is_file():
-            earlier.append((when, d))
-    if not earlier:
-        return None
-    return pd.read_parquet(max(earlier)[1] / "scores.parquet")
+    from churn.monitoring.history import run_folders
+
+    earlier = [d for _, d in run_folders(out_root, as_of) if (d / "scores.parquet").is_file()]
+    return pd.read_parquet(earlier[-1] / "scores.parquet") if earlier else None
 
 
 def _features_config(model: Any, config: Config) -> Config:
@@ -153,20 +147,34 @@ def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, co
     if progress:
         progress("loading model")
     model = load_model(model_ref)
+    kpis: dict[str, Any] = {}  # the report's KPI trend (rows, notices), read while the source is open
     base, statuses, notices, warnings = source_rows(model, data, when, config, wanted=wanted, progress=progress,
-                                                    model_ref=model_ref, allow_stale_data=allow_stale_data)
+                                                    model_ref=model_ref, allow_stale_data=allow_stale_data,
+                                                    also=_kpi_trend(when, config, kpis))
     return _finish(model, model_ref, base, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
                    progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(data),
-                   statuses=statuses, warnings=warnings)
+                   statuses=statuses, warnings=warnings, kpis=kpis)
+
+
+def _kpi_trend(when: pd.Timestamp, config: Config, into: dict[str, Any]) -> Callable[[Any, Config], None] | None:
+    """A `source_rows` hook filling `into` with the business KPIs of the months before `when` (None when
+    `monitoring.kpi_months` is 0)."""
+    if not config.monitoring.kpi_months:
+        return None
+    from churn.monitoring.kpis import report_kpis
+
+    return lambda ds, cfg: into.update(report_kpis(ds, cfg, when))
 
 
 def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config, *,
                 wanted: pd.Series | None = None, progress: Progress = None, model_ref: str = "the model",
-                allow_stale_data: bool = False) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
+                allow_stale_data: bool = False, also: Callable[[Any, Config], None] | None = None,
+                ) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
     """(rows, statuses, notices, warnings): the model's features as of `when` for every current customer (or
     every id of `wanted`) joined to their customer attributes, each row's status, the build's notices, and
     what the scoring date calls for (`churn.timeline.scoring_date_warnings`: a date long after the data or
-    in the future is an error unless `allow_stale_data`).
+    in the future is an error unless `allow_stale_data`). `also(source, config)` runs on the open source
+    with the model's settings (monitoring: labels, KPIs).
 
     Only rows whose status is `scored` have features to score; `score_source` and the Python API both
     build their input here, so both score the same rows. A full run with nobody to score is an error; a
@@ -198,10 +206,15 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         asked = [*ATTRIBUTES, *(c for c in config.incentives.contact_columns if c not in ATTRIBUTES)]
         cust_cols = [c for c in asked if c in have]
         absent = [c for c in config.incentives.contact_columns if c not in have]
+        digest_by = config.monitoring.delivery.digest_by  # the alert digests' owner or region column
+        if digest_by and digest_by in have and digest_by not in cust_cols:
+            cust_cols.append(digest_by)
         attrs = ds.con.execute(
             "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
         ).df() if cust_cols else pd.DataFrame({"customer_id": frame["customer_id"]})
         notices = list(fs.notices)
+        if also is not None:
+            also(ds, cfg)
         if absent:
             notices.append(f"incentives.contact_columns: {', '.join(absent)} not in the customers table; the "
                            "segment files leave them out")
@@ -263,9 +276,10 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,
             config: Config, *, overwrite: bool, csv: bool, progress: Progress, chunk_progress: ChunkProgress,
             notices: list[str], source: str, statuses: np.ndarray | None = None,
-            warnings: list[str] | None = None) -> ScoreRun:
+            warnings: list[str] | None = None, kpis: dict[str, Any] | None = None) -> ScoreRun:
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
+    from churn.monitoring.health import health_files, run_health
     from churn.scoring.alerts import compute_alerts
     from churn.scoring.allocation import plan_retention
     from churn.scoring.report import write_report
@@ -299,6 +313,8 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     customers = _riskiest_first(planned)
     previous = _previous_scores(out_root, when)
     alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
+    health = run_health(model, model_ref, base, is_scored, customers, when, out_root, config, kpis=kpis)
+    notices = [*notices, *health.notices]
     # Scores: the keys, the model's verdict, the plan's columns and the non-personal attributes the plan was
     # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
     feature_cols = {f.name for f in model.features_}
@@ -318,13 +334,14 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
         files += write_segments(customers, tmp, summary=plan.summary,
                                 contact=config.incentives.contact_columns)
         files.append(write_report(customers, plan.summary, {**meta, "warnings": list(warnings or [])},
-                                  tmp / "report.html", features=model.features_))
+                                  tmp / "report.html", features=model.features_, health=health.report()))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
+        files += health_files(health, alerts, customers, tmp, config)
         summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
         files.append(write_json({"summary": summary, "meta": meta, "notices": notices,
                                  "warnings": list(warnings or [])}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices, list(warnings or []))
+    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices, list(warnings or []), health.record)
 
 
 def output_key(config: Config) -> bytes | None:
