@@ -179,15 +179,19 @@ def train(config: Config | PathLike | None = None, data: PathLike | None = None,
 
 
 def train_table(table: PathLike, target: str, id_col: str, config: Config | PathLike | None = None, *,
-                time_col: str | None = None, promote: bool = False) -> TrainResult:
-    """Train on a ready feature table (CSV/Parquet), as `churn train --table` does.
+                time_col: str | None = None, promote: bool = False, churn_value: str | None = None,
+                keep_columns: list[str] | None = None) -> TrainResult:
+    """Train on a ready feature table (CSV/Parquet), as `churn train --table` does. `churn_value` names the
+    target's value that means churn; `keep_columns` keeps columns the table and leakage rules would drop.
 
     Example:
         >>> result = train_table("features.csv", target="churned", id_col="customer_id")  # doctest: +SKIP
+        >>> result = train_table("bank.csv", "Attrition_Flag", "CLIENTNUM", churn_value="Attrited Customer")  # doctest: +SKIP
     """
     from churn.pipeline import train_from_table
 
-    return train_from_table(_cfg(config), str(table), target, id_col, time_col=time_col, promote=promote)
+    return train_from_table(_cfg(config), str(table), target, id_col, time_col=time_col, promote=promote,
+                            churn_value=churn_value, keep_columns=keep_columns)
 
 
 def load_model(ref: str | PathLike) -> ChurnModel:

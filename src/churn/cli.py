@@ -105,7 +105,7 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, byte-identical tables.")] = 42,
     business: Annotated[str, typer.Option(help="subscription (cancellations) or retail (customers just stop).")] = "subscription",
     mechanism: Annotated[str, typer.Option(
-        help="Planted churn hazard: default, additive (no interactions) or interactions.")] = "default",
+        help="Planted churn hazard: default, additive (no interactions), interactions, or ageing (default hazard, everyone joins in the first 90 days).")] = "default",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a realistic synthetic data source (Parquet) with planted churn drivers."""
@@ -181,7 +181,9 @@ def train(
     config: ConfigOpt = None,
     data: DataOpt = None,
     table: Annotated[Optional[Path], typer.Option(help="Train on a ready feature table (CSV/Parquet) instead.")] = None,
-    target: Annotated[Optional[str], typer.Option(help="--table: the label column (1/0, true/false, yes/no).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="--table: the label column (1/0, true/false, yes/no, or two values: see --churn-value).")] = None,
+    churn_value: Annotated[Optional[str], typer.Option("--churn-value", help="--table: the target's value that means churn, e.g. 'Attrited Customer' (default: inferred when one of two values names churn).")] = None,
+    keep_column: Annotated[Optional[list[str]], typer.Option("--keep-column", help="Keep this column as a feature although it looks like an id, personal data or a leak of the label; repeat for several.")] = None,
     id_col: Annotated[Optional[str], typer.Option("--id", help="--table: the customer id column.")] = None,
     time_col: Annotated[Optional[str], typer.Option("--time-col", help="--table: snapshot date column (enables out-of-time validation).")] = None,
     as_of: Annotated[Optional[list[str]], typer.Option("--as-of", help="Snapshot date; repeat for several (overrides config).")] = None,
@@ -190,8 +192,9 @@ def train(
     tune: Annotated[int, typer.Option(help="Hyper-parameter search trials (0 = off).")] = 0,
     tune_minutes: Annotated[Optional[float], typer.Option(help="Time budget for the search.")] = None,
     promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current champion.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Register the model even when it ranks churners below non-churners on the holdout.")] = False,
 ) -> None:
-    """Train a calibrated LightGBM churn model, tracked and registered in MLflow."""
+    """Train a calibrated churn model, tracked and registered in MLflow."""
     from churn.config import tracking_uri
     from churn.pipeline import train_from_data, train_from_table, with_overrides
 
@@ -204,41 +207,54 @@ def train(
             if not target or not id_col:
                 raise ChurnError("--table needs --target and --id")
             res = train_from_table(cfg, str(table), target, id_col, time_col=time_col, tune_trials=tune,
-                                   tune_minutes=tune_minutes, promote=promote, progress=step)
+                                   tune_minutes=tune_minutes, promote=promote, churn_value=churn_value,
+                                   keep_columns=keep_column, force=force, progress=step)
         else:
+            if churn_value:
+                raise ChurnError("--churn-value is for --table; raw data's label comes from label.kind")
             res = train_from_data(cfg, str(data) if data else None, tune_trials=tune, tune_minutes=tune_minutes,
-                                  promote=promote, progress=step)
+                                  promote=promote, keep_columns=keep_column, force=force, progress=step)
     _print_train(res, tracking_uri())
 
 
 def _print_train(res: Any, uri: str) -> None:
     _notices(list(res.warnings))
     if res.candidates:
-        c = Table(title="candidates (chosen on validation; holdout for information)")
-        for col in ("candidate", "validation ROC AUC", "holdout ROC AUC", "holdout PR AUC"):
+        forward = res.evaluation == "out_of_time"
+        c = Table(title="candidates (chosen on the forward reading; holdout of each evaluation fit for information)"
+                  if forward else "candidates (chosen on validation; holdout of each evaluation fit for information)")
+        for col in ("candidate", "forward ROC AUC (rule)", "validation ROC AUC", "holdout ROC AUC"):
             c.add_column(col, justify="left" if col == "candidate" else "right")
         for name, m in res.candidates.items():
             mark = " (chosen)" if name == res.chosen else ""
-            c.add_row(name + mark, f"{m.get('valid_roc_auc', float('nan')):.4f}", f"{m.get('roc_auc', float('nan')):.4f}",
-                      f"{m.get('pr_auc', float('nan')):.4f}")
+            c.add_row(name + mark, f"{m.get('forward_roc_auc', float('nan')):.4f} ({m.get('forward_rule', '-')})",
+                      f"{m.get('valid_roc_auc', float('nan')):.4f}", f"{m.get('roc_auc', float('nan')):.4f}")
         out.print(c)
         out.print(f"chosen: {res.chosen}: {res.chosen_why}", highlight=False)
         if res.refit:
-            out.print(f"registered model: {res.chosen} refit on all {res.refit.get('rows', 0):,} rows")
-    t = Table(title=f"model {res.registered_name} v{res.version}: holdout of the chosen candidate's evaluation fit")
+            rule = res.refit.get("rule", "")
+            if rule == "none":
+                out.print(f"registered model: {res.chosen}'s evaluation fit, not refit")
+            else:
+                out.print(f"registered model: {res.chosen} refit on all {res.refit.get('rows', 0):,} rows (rule "
+                          f"'{rule}'; calibration {res.refit.get('calibration', '')})", highlight=False)
+    t = Table(title=f"model {res.registered_name} v{res.version}: the registered procedure on the holdout")
     t.add_column("metric")
     t.add_column("model", justify="right")
-    t.add_column("logistic", justify="right")
-    t.add_column("heuristic", justify="right")
     base = res.baseline_metrics or {}
+    names = [b for b in ("logistic", "l1_logistic", "heuristic", "bgnbd") if isinstance(base.get(b), dict)]
+    for b in names:
+        t.add_column(b, justify="right")
     for m in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_10pct", "capture_top_10pct"):
         if m in res.metrics:
-            t.add_row(m, f"{res.metrics[m]:.4f}",
-                      *(f"{base.get(b, {}).get(m, float('nan')):.4f}" if isinstance(base.get(b), dict) else "-"
-                        for b in ("logistic", "heuristic")))
+            t.add_row(m, f"{res.metrics[m]:.4f}", *(f"{base[b].get(m, float('nan')):.4f}" for b in names))
     out.print(t)
+    if getattr(res, "verdict", "") in ("chance", "inverted", "suspect"):
+        console.print(f"[bold red]{res.verdict.upper()}:[/] see the warnings above", highlight=False)
     out.print(f"MLflow run {res.run_id} in {uri}")
     out.print(f"registered {res.model_uri} (alias challenger){' and promoted to champion' if res.promoted else ''}")
+    if res.promotion and not res.promoted:
+        out.print(f"not promoted: {res.promotion.get('reason', '')}", highlight=False)
     out.print(f"bundle: {res.bundle_path}")
 
 

@@ -67,7 +67,8 @@ def features_to_file(data: str | None, as_of: list[str], out: str, config: Confi
 
 
 def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None = None, tune_trials: int = 0,
-                    tune_minutes: float | None = None, promote: bool = False, progress: Progress = None) -> Any:
+                    tune_minutes: float | None = None, promote: bool = False, keep_columns: list[str] | None = None,
+                    force: bool = False, progress: Progress = None) -> Any:
     """Build the multi-snapshot training frame from raw data and train, tracked in MLflow."""
     from churn.training.train import train
 
@@ -90,6 +91,7 @@ def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None
         tf.frame, tf.features, config, data_fingerprint=tf.fingerprint, config_path=config.source_file,
         tune_trials=tune_trials, tune_minutes=tune_minutes, promote=promote,
         extra_metadata={**tf.metadata, "notices": tf.notices}, source=tf.source_settings(), progress=progress,
+        keep_columns=sorted({*config.model.keep_columns, *(keep_columns or [])}), force=force,
     )
     result.warnings = list(tf.notices) + list(result.warnings)
     return result
@@ -97,21 +99,31 @@ def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None
 
 def train_from_table(config: Config, table: str, target: str, id_col: str, *, time_col: str | None = None,
                      tune_trials: int = 0, tune_minutes: float | None = None, promote: bool = False,
-                     progress: Progress = None) -> Any:
-    """Train on a ready feature table (bring your own features)."""
-    from churn.training.train import prepare_table, train
+                     churn_value: str | None = None, keep_columns: list[str] | None = None,
+                     force: bool = False, progress: Progress = None) -> Any:
+    """Train on a ready feature table (bring your own features). `churn_value` (else `label.churn_value`)
+    names the target's churn value; `keep_columns` (and `model.keep_columns`) are kept as features whatever
+    the table and leakage rules say."""
+    from churn.training.table import read_ready_table
+    from churn.training.train import train
 
+    keep = sorted({*config.model.keep_columns, *(keep_columns or [])})
     df = read_table(table)
     try:
-        frame, features = prepare_table(df, target, id_col, time_col)
+        ready = read_ready_table(df, target, id_col, time_col, churn_value=churn_value or config.label.churn_value,
+                                 keep=keep)
     except ChurnError as exc:
         raise ChurnError(f"{table}: {exc}") from None
+    frame = ready.frame
     fp = {"table": str(table), "rows": len(frame), "columns": len(df.columns),
           "hash": str(pd.util.hash_pandas_object(frame, index=False).sum())}
-    return train(frame, features, config, id_col=id_col, time_col=time_col, label_col=target,
-                 data_fingerprint=fp, config_path=config.source_file, tune_trials=tune_trials,
-                 tune_minutes=tune_minutes, promote=promote,
-                 extra_metadata={"source": "table", "id_col": id_col, "time_col": time_col}, progress=progress)
+    result = train(frame, ready.features, config, id_col=id_col, time_col=time_col, label_col=target,
+                   data_fingerprint=fp, config_path=config.source_file, tune_trials=tune_trials,
+                   tune_minutes=tune_minutes, promote=promote, keep_columns=keep, force=force,
+                   extra_metadata={"source": "table", "id_col": id_col, "time_col": time_col,
+                                   "dropped_columns": ready.dropped}, progress=progress)
+    result.warnings = list(ready.notices) + list(result.warnings)
+    return result
 
 
 def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str | None = None,

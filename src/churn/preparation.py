@@ -124,20 +124,22 @@ class ColumnRule:
 
 
 def infer_kind(s: pd.Series) -> tuple[Literal["number", "yes_no", "category"], TextFormat | None]:
-    """How a table column holds its values (bring-your-own tables): numbers, yes/no text or categories."""
+    """How a table column holds its values (bring-your-own tables): numbers, yes/no text or categories.
+
+    Only words make a yes/no column (yes/no, y/n, true/false, t/f): a column of 0s and 1s, typed or written
+    as text, is a number, so a count that is 0 or 1 in the rows a model was fitted on still reads a later 2.
+    """
     if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
         return "number", None
     text = _text(s)
     lower = text.str.lower()
     filled = lower[~lower.isin(NA_WORDS)]
     fmt = number_format(text[~lower.isin(NA_WORDS)])
-    if fmt is not None and not filled.empty and not filled.isin(TRUE_WORDS | FALSE_WORDS).all():
+    if fmt is not None and not filled.empty:
         return "number", fmt
     nonblank = lower[lower != ""]
     if not nonblank.empty and nonblank.isin(TRUE_WORDS | FALSE_WORDS).all():
         return "yes_no", None
-    if fmt is not None:
-        return "number", fmt
     return "category", None
 
 
@@ -173,18 +175,43 @@ def _read_number(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.
     text = _text(s)
     blank = text.str.lower().isin(NA_WORDS).to_numpy()
     out = np.full(len(s), np.nan)
-    filled = text[~blank]
-    # The format training saw, or the one most values are written in (a file written in another number
-    # style is harmless); values in neither are the ones reported.
-    learned = rule.text_format or "plain"
-    fmt = learned if _matches(filled, learned).all() else max(
-        _FORMATS, key=lambda f: (int(_matches(filled, f).sum()), f == learned))
-    out[~blank] = parse_numbers(filled, fmt).to_numpy()  # type: ignore[arg-type]
+    values, ambiguous = read_number_text(text[~blank], rule.text_format or "plain")
+    out[~blank] = values
     bad = np.isnan(out) & ~blank
-    if bad.any():
+    amb = np.zeros(len(s), dtype=bool)
+    amb[np.flatnonzero(~blank)[ambiguous]] = True
+    if amb.any():
+        problems.append(Problem("model input", "mixes number styles, and these values read differently in "
+                                "them (1.234 is 1.234 with a decimal point, 1234 with thousands dots); write "
+                                "the column in one style", column=rule.name, count=int(amb.sum()),
+                                examples=_examples(s, amb)))
+    if (bad & ~amb).any():
         problems.append(Problem("model input", "holds text where the model expects a number", column=rule.name,
-                                count=int(bad.sum()), examples=_examples(s, bad)))
+                                count=int((bad & ~amb).sum()), examples=_examples(s, bad & ~amb)))
     return out
+
+
+# Styles that write the decimal mark alike: a batch that strays from the learnt style stays in its family.
+_FAMILY = {"plain": ("thousands",), "thousands": ("plain",), "decimal_comma": ("european",),
+           "european": ("decimal_comma",), "percent": ()}
+
+
+def read_number_text(filled: pd.Series, learned: TextFormat) -> tuple[np.ndarray, np.ndarray]:
+    """(values, ambiguous) of stripped non-blank number text read by a column whose learnt style is
+    `learned`: in that style when it reads every value, else in the first style of its family that does (a
+    whole batch written elsewhere is harmless); else each value in the styles that read it, and where those
+    disagree (1.234 in a batch that also holds 2,5) the value is ambiguous (NaN, flagged), never guessed."""
+    for fmt in (learned, *_FAMILY[learned]):
+        if _matches(filled, fmt).all():
+            return parse_numbers(filled, fmt).to_numpy(), np.zeros(len(filled), dtype=bool)  # type: ignore[arg-type]
+    read = np.column_stack([parse_numbers(filled, f).where(_matches(filled, f)).to_numpy(dtype="float64")
+                            for f in _FORMATS]) if len(filled) else np.empty((0, len(_FORMATS)))
+    n = (~np.isnan(read)).sum(axis=1)
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanmin(np.where(n[:, None] > 0, read, 0.0), axis=1), np.nanmax(
+            np.where(n[:, None] > 0, read, 0.0), axis=1)
+    ambiguous = (n > 1) & (lo != hi)
+    return np.where((n > 0) & ~ambiguous, lo, np.nan), ambiguous
 
 
 def _read_yes_no(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.ndarray:

@@ -19,6 +19,7 @@ from churn.config import Config
 from churn.features.registry import Feature
 from churn.training.metrics import ranking_metrics
 from churn.training.model import ChurnModel
+from churn.training.procedure import forward_readings
 from churn.training.selection import candidate_list, choose, evaluate_candidates
 from churn.training.splits import Split
 from churn.training.table import prepare_table
@@ -50,23 +51,30 @@ def _select(interactions: bool):
     n = len(y)
     rows = Split("test", np.arange(0, int(0.5 * n)), np.arange(int(0.5 * n), int(0.6 * n)),
                 np.arange(int(0.6 * n), int(0.7 * n)), np.arange(int(0.7 * n), n))
+    rows.forward_fits, rows.forward_valids = [rows.train], [rows.validation]  # a split by customer: no later date
     cfg = _config()
     ev = evaluate_candidates(candidate_list(cfg), df, y, rows, FEATURES, cfg, scale_pos_weight=None, source=None,
                              say=lambda m: None)
-    chosen, why, linear_won = choose(ev)
-    return {e.name: e for e in ev}, chosen, linear_won
+    readings = forward_readings(ev, df, y, np.arange(n).astype(str).astype(object), rows, cfg, FEATURES,
+                                scale_pos_weight=None, source=None, say=lambda m: None)
+    choice = choose(ev, readings, forward=False, forward_date=None, tie_margin=cfg.model.tie_margin)
+    return {e.name: e for e in ev}, choice, readings
 
 
 def test_additive_signal_chosen_model_ranks_like_the_logistic_regression():
-    ev, chosen, _ = _select(interactions=False)
-    assert set(ev) == {"lightgbm", "lightgbm_stumps", "logistic", "blend"}
+    ev, choice, _ = _select(interactions=False)
+    assert set(ev) <= {"lightgbm", "lightgbm_stumps", "logistic", "logistic_l1", "blend"}
+    assert {"lightgbm", "lightgbm_stumps", "logistic", "logistic_l1"} <= set(ev)
+    chosen = choice.evaluated
     assert abs(chosen.holdout["roc_auc"] - ev["logistic"].holdout["roc_auc"]) < 0.01
     assert chosen.holdout["roc_auc"] >= max(e.holdout["roc_auc"] for e in ev.values()) - 0.01
+    assert choice.rule == "customers" and not choice.forward  # no later date: the fallback rule
 
 
 def test_planted_interactions_chosen_model_has_trees_and_beats_the_logistic_regression():
-    ev, chosen, linear_won = _select(interactions=True)
-    assert not linear_won and chosen.candidate.kind in {"lightgbm", "blend"}
+    ev, choice, _ = _select(interactions=True)
+    chosen = choice.evaluated
+    assert not choice.linear_won and chosen.candidate.kind in {"lightgbm", "blend"}
     assert chosen.holdout["roc_auc"] > ev["logistic"].holdout["roc_auc"] + 0.03
 
 
@@ -91,15 +99,21 @@ def test_contributions_add_up_to_the_log_odds_for_every_kind(kind, method):
 
 
 def test_logistic_contribution_is_coefficient_times_distance_from_the_mean():
+    """Read from the model's outputs only: changing one feature of a row moves that feature's contribution
+    by exactly the change in log-odds and leaves the others alone, and each contribution averages to zero
+    over the rows the regression was fitted on (it is measured from the training mean)."""
     df, y = _table(3000, 4, interactions=False)
     m = ChurnModel(FEATURES, {}, kind="logistic", n_jobs=1).fit(df, y)
-    enc = m._encode(df.head(50))
-    lin = m.linear_
-    j = 3  # x3: a spline block
-    block = lin.blocks_[j].design(enc[:, j])
-    expected = block @ lin.coef_blocks_[j] - lin.coef_blocks_[j] @ block.mean(axis=0) * 0 - \
-        lin.coef_blocks_[j] @ lin.means_[j]
-    np.testing.assert_allclose(m.contributions(df.head(50))["x3"], expected, atol=1e-12)
+    row = df.iloc[[7] * 5].reset_index(drop=True)
+    row["x2"] = [-2.0, -0.5, 0.0, 0.7, 1.9]
+    c = m.contributions(row)
+    raw = m.predict_raw(row)
+    logit = np.log(raw / (1 - raw))
+    np.testing.assert_allclose(np.diff(c["x2"].to_numpy()), np.diff(logit), atol=1e-10)
+    others = c.drop(columns=["x2"])
+    np.testing.assert_allclose(others.to_numpy(), np.repeat(others.iloc[[0]].to_numpy(), 5, axis=0), atol=1e-12)
+    assert np.ptp(c["x2"]) > 0.1  # x2 drives the planted churn: the check above was not vacuous
+    np.testing.assert_allclose(m.contributions(df).drop(columns="bias").mean(), 0.0, atol=1e-9)
     assert ranking_metrics(y, m.predict_raw(df))["roc_auc"] > 0.7
 
 
@@ -174,12 +188,12 @@ def test_stack_weights_are_non_negative_and_fit_the_held_out_rows():
 def test_a_forced_candidate_is_registered_whatever_validation_says():
     from churn.errors import ChurnError
 
-    ev, chosen, _ = _select(interactions=True)
-    forced, why, linear_won = choose(list(ev.values()), "logistic")
-    assert forced.name == "logistic" and "forced by model.force_candidate" in why and not linear_won
-    assert chosen.name != "logistic"  # validation alone would not have chosen it
+    ev, choice, readings = _select(interactions=True)
+    forced = choose(list(ev.values()), readings, forward=False, forward_date=None, tie_margin=0.002, force="logistic")
+    assert forced.name == "logistic" and "forced by model.force_candidate" in forced.why
+    assert choice.name != "logistic"  # validation alone would not have chosen it
     with pytest.raises(ChurnError, match="lightgbm_tuned.*not among the candidates"):
-        choose(list(ev.values()), "lightgbm_tuned")
+        choose(list(ev.values()), readings, forward=False, forward_date=None, tie_margin=0.002, force="lightgbm_tuned")
 
 
 def test_few_calibration_rows_get_a_sigmoid_not_isotonic_steps():

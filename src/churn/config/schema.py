@@ -133,6 +133,7 @@ class LabelConfig(_Strict):
     activity_tables: list[Literal["orders", "events", "tickets", "surveys"]] | None = None
     event_types: list[str] | None = None  # which events count as activity (None: all)
     active_within_days: int | None = None  # inactivity: snapshot only customers active this recently
+    churn_value: str | None = None  # a ready table's target: the value that means churn ("Attrited Customer")
 
     @field_validator("horizon_days")
     @classmethod
@@ -179,13 +180,23 @@ class ModelConfig(_Strict):
     # Share of customers whose validation-snapshot rows validate and whose rows never train the evaluation
     # fits: a customer's training label would otherwise overlap the window validation scores them on.
     valid_customer_share: float = Field(0.3, gt=0.0, lt=1.0)
-    # Candidates compared on validation (see churn.training.selection): lightgbm (the params above),
-    # lightgbm_stumps (depth-1 trees: an additive model), blend (the best LightGBM with a spline logistic
-    # regression), logistic (that regression alone: chosen only when nothing with LightGBM beats it).
-    candidates: list[Literal["lightgbm", "lightgbm_stumps", "blend", "logistic"]] = Field(
-        default_factory=lambda: ["lightgbm", "lightgbm_stumps", "blend", "logistic"])
-    # Register this candidate whatever validation says (the choice and every score are still logged).
-    force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic"] | None = None
+    # Candidates compared by their registered procedure's forward reading (churn.training.selection):
+    # lightgbm (the params above), lightgbm_stumps (depth-1 trees: an additive model), blend (the best
+    # LightGBM with the spline logistic regression), logistic (that regression alone), logistic_l1 (a sparse
+    # linear logistic regression), btyd (BG/NBD's P(no order) alone, where the data has purchases).
+    candidates: list[Literal["lightgbm", "lightgbm_stumps", "blend", "logistic", "logistic_l1", "btyd"]] = Field(
+        default_factory=lambda: ["lightgbm", "lightgbm_stumps", "blend", "logistic", "logistic_l1", "btyd"])
+    # Register this candidate whatever selection says (the choice and every score are still logged).
+    force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic", "logistic_l1",
+                             "btyd"] | None = None
+    # Readings within this ROC AUC of the best go to the simplest candidate (btyd, logistic_l1, logistic,
+    # stumps, lightgbm, tuned, blend): a difference this small is noise, and simpler models hold up later.
+    tie_margin: float = Field(0.002, ge=0.0, lt=0.1)
+    # Folds of customers the forward reading scores (each fold by the procedure fitted without its
+    # overlapping rows); 0: 3 when the training frame holds fewer than 5,000 churner rows (small data reads
+    # too noisily on one fold), else 1 (the validation customers).
+    forward_folds: int = Field(0, ge=0, le=10)
+    keep_columns: list[str] = []  # kept as features although the table or leakage rules would drop them
     # Inverse L2 strengths tried for the spline logistic regression; the one with the lowest log loss on the
     # early-stopping rows is kept (small data wants the stronger penalties). One value: no search.
     linear_c: list[float] = Field(default_factory=lambda: [0.02, 0.1, 0.5], min_length=1)
@@ -211,8 +222,12 @@ class ModelConfig(_Strict):
         if any(c <= 0 for c in v):
             raise ValueError("linear_c values must be > 0")
         return v
-    refit: bool = True  # refit the chosen settings on every snapshot (holdout and validation included)
-    calibration_folds: int = Field(3, ge=2)  # the refit's calibration: out-of-fold predictions, by customer
+    # Refit the chosen settings on every snapshot (holdout and validation included), by the refit rule the
+    # forward reading chose (churn.training.procedure); false: register the evaluation fit as it is.
+    refit: bool = True
+    # Without a later date to read the refit on (a split by customer), the refit is calibrated on
+    # out-of-fold predictions in this many folds by customer; with one, on the forward reading's.
+    calibration_folds: int = Field(3, ge=2)
     # Small data: an Optuna search over LightGBM settings joins the candidates (0 trials: never).
     auto_tune_max_rows: int = 20_000
     auto_tune_trials: int = 20

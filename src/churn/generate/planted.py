@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Business = Literal["subscription", "retail"]
-Mechanism = Literal["default", "additive", "interactions"]
-MECHANISMS: tuple[str, ...] = ("default", "additive", "interactions")
-"""Churn hazards `generate` can plant (docs/synthetic-data.md, "Mechanisms"); only the hazard differs."""
+Mechanism = Literal["default", "additive", "interactions", "ageing"]
+MECHANISMS: tuple[str, ...] = ("default", "additive", "interactions", "ageing")
+"""What `generate` can plant (docs/synthetic-data.md, "Mechanisms"): the first three differ in the churn hazard
+only; `ageing` has the default hazard, but every customer joins in a burst at the start (`ageing_signup_days`),
+so a population scored late is older than every row a model could train on earlier."""
 
 
 # ---------------------------------------------------------------------------------------- parameters
@@ -25,6 +27,7 @@ class Planted:
     pre_start_tenure_mean_days: float = 540.0  # their tenure at `start`: 1 + exponential, capped
     pre_start_tenure_max_days: int = 3650
     growth: float = 0.5  # new-signup rate at `end` is (1 + growth) x the rate at `start`
+    ageing_signup_days: int = 90  # mechanism="ageing": everyone signs up in this many days after `start`
 
     # latent traits (lognormal with mean 1 unless noted)
     engagement_sigma: float = 0.8  # sd of log engagement (scales the event rate)

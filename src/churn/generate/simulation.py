@@ -179,6 +179,7 @@ _HAZARDS: dict[str, _Hazard] = {
     "default": _hazard_default,
     "additive": _hazard_additive,
     "interactions": _hazard_interactions,
+    "ageing": _hazard_default,
 }
 
 
@@ -196,6 +197,8 @@ def _simulate_customers(
     g = math.log1p(p.growth)
     new_day = np.floor(T * np.log1p(rng.random(n) * math.expm1(g)) / g)
     signup = np.where(pre, -np.floor(tenure0), np.minimum(new_day, T - 1)).astype(np.int64)
+    if mechanism == "ageing":  # a burst of signups at the start, nobody before it (drawn after the rest)
+        signup = np.minimum(np.floor(rng.random(n) * p.ageing_signup_days), T - 1).astype(np.int64)
     a = np.maximum(signup, 0)
 
     # latent traits

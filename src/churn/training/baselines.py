@@ -1,6 +1,14 @@
-"""Baselines the model must beat on the same holdout: a logistic regression and a one-feature heuristic.
+"""Baselines the model must beat on the same holdout: the plain models a data scientist tries first.
 
-Both take the read feature frame (numeric float64 with NaN, categorical text with None), as produced by
+- `logistic`: median-imputed, scaled numbers and one-hot categories in an L2 logistic regression;
+- `l1_logistic`: an L1 (sparse) logistic regression on the numbers alone (per-window counts and the like),
+  clipped to the training range, its penalty chosen by 3-fold cross-validation on ROC AUC: the classic
+  baseline of an event log;
+- `heuristic`: one column (days since the last activity: the recency rule), mapped monotonically;
+- `bgnbd`: BG/NBD's P(no order within the horizon) alone, where the features have it: the classic model of
+  a transaction log.
+
+All take the read feature frame (numeric float64 with NaN, categorical text with None), as produced by
 `churn.preparation.Preparation.clean`.
 """
 
@@ -11,7 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -19,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from churn.features.registry import Feature
 
 RECENCY_COLUMNS = ("days_since_last_event", "days_since_last_order", "days_since_last_activity")
+BGNBD_COLUMN = "btyd_p_no_order"
 
 
 def _fill_missing_text(X: pd.DataFrame) -> pd.DataFrame:
@@ -40,6 +49,37 @@ def logistic_baseline(features: list[Feature], seed: int = 42) -> Pipeline:
         ), cat))
     pre = ColumnTransformer(parts, remainder="drop")
     return Pipeline([("prepare", pre), ("logistic", LogisticRegression(max_iter=500, C=1.0, random_state=seed))])
+
+
+class ClipToRange(BaseEstimator):
+    """Clip each column to its 0.1%-99.9% training range, so a value far outside it scores like the edge."""
+
+    def fit(self, X: np.ndarray, y: object = None) -> ClipToRange:
+        """Learn each column's range."""
+        X = np.asarray(X, dtype="float64")
+        self.lo_, self.hi_ = np.nanquantile(X, 0.001, axis=0), np.nanquantile(X, 0.999, axis=0)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """The columns clipped to their training range."""
+        return np.clip(np.asarray(X, dtype="float64"), self.lo_, self.hi_)
+
+    def fit_transform(self, X: np.ndarray, y: object = None) -> np.ndarray:
+        """`fit`, then `transform`."""
+        return self.fit(X).transform(X)
+
+
+def l1_logistic_baseline(features: list[Feature], seed: int = 42) -> Pipeline:
+    """Numbers only: median + missing indicator, clipped to the training range, scaled, then an L1 logistic
+    regression whose penalty 3-fold cross-validation picks (ROC AUC)."""
+    num = [f.name for f in features if f.kind != "categorical"]
+    pre = ColumnTransformer([("numeric", make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), ClipToRange(),
+        StandardScaler()), num)], remainder="drop")
+    # Penalties from strong to mild: beyond C=10 liblinear's L1 crawls and the fit is unpenalised anyway.
+    lr = LogisticRegressionCV(Cs=np.logspace(-3, 1, 5), l1_ratios=(1.0,), solver="liblinear", scoring="roc_auc",
+                              cv=3, max_iter=300, random_state=seed, use_legacy_attributes=False)
+    return Pipeline([("prepare", pre), ("logistic", lr)])
 
 
 def pick_heuristic_feature(X: pd.DataFrame, y: np.ndarray, features: list[Feature]) -> tuple[str, str]:

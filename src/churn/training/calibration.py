@@ -5,7 +5,9 @@ Fitted on rows the trees did not see. Two methods:
 - ``isotonic``: scikit-learn ``IsotonicRegression``, then linear interpolation between the centres of its
   constant blocks (centred isotonic regression). Plain isotonic output is a step function that gives whole
   blocks of customers the same risk; interpolating keeps it monotone and calibrated while preserving the
-  ranking inside blocks, so AUC is not lost to ties.
+  ranking inside blocks, so AUC is not lost to ties. Beyond the outer centres (the riskiest and safest
+  customers, often a tenth of the list on small data) the map would be flat and tie them all; there it rises
+  by TAIL_SLOPE per unit of raw probability instead, so calibration never changes the ranking.
 - ``sigmoid``: Platt scaling, a ``LogisticRegression`` on the raw log-odds.
 """
 
@@ -17,6 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 EPS = 1e-6
+TAIL_SLOPE = 1e-4  # beyond the outer block centres: keeps the order, moves a probability by at most 1e-4
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -56,7 +59,8 @@ class ProbabilityCalibrator(BaseEstimator):
         sums = np.add.reduceat(xs, starts)
         counts = np.diff(np.r_[starts, len(xs)])
         self.x_knots_ = sums / counts
-        self.y_knots_ = fitted[starts]
+        # Kept clear of the output clip by more than the tails can move, so the tails never tie there.
+        self.y_knots_ = np.clip(fitted[starts], EPS + 2 * TAIL_SLOPE, 1 - EPS - 2 * TAIL_SLOPE)
         return self
 
     def predict(self, p: np.ndarray) -> np.ndarray:
@@ -68,4 +72,5 @@ class ProbabilityCalibrator(BaseEstimator):
             out = 1.0 / (1.0 + np.exp(-(self.coef_ * logit(p) + self.intercept_)))
         else:
             out = np.interp(p, self.x_knots_, self.y_knots_)
+            out = out + TAIL_SLOPE * (np.minimum(p - self.x_knots_[0], 0.0) + np.maximum(p - self.x_knots_[-1], 0.0))
         return np.clip(out, EPS, 1 - EPS)

@@ -4,7 +4,7 @@ Each feature becomes a block of columns: numbers a cubic B-spline basis on knots
 (clipped at the outer knots, so an extreme value at scoring acts like the largest seen) or, with two
 knots or too few distinct values for a curve, one standardised column clipped to the training range; a missing-value indicator where training had
 missing values; categories one column per level seen at least `min_level_share` of the rows, the rest one
-"rare" column, missing its own. An L2-penalised logistic regression fits all blocks.
+"rare" column, missing its own. A penalised logistic regression (L2, or L1 for a sparse model) fits all blocks.
 
 Contributions are exact: each feature's is coefficient x (its block's value - the block's training
 mean), and the bias is the intercept plus the coefficients times the means, so bias + contributions is
@@ -107,15 +107,17 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
     """Logistic regression over per-feature spline / level blocks of the prepared matrix.
 
     Settings: `categorical_index` (columns holding level codes), `n_knots`, `min_level_share`, `C` (inverse
-    L2 strength), `seed`. `fit` learns `blocks_`, `coef_blocks_`, `means_` and `intercept_`.
+    penalty strength), `penalty` (l2, or l1: a sparse model), `seed`. `fit` learns `blocks_`, `coef_blocks_`, `means_` and `intercept_`.
     """
 
     def __init__(self, categorical_index: tuple[int, ...] | list[int] = (), *, n_knots: int = 5,
-                 min_level_share: float = 0.005, C: float = 0.5, seed: int = 42, max_iter: int = 300):
+                 min_level_share: float = 0.005, C: float = 0.5, penalty: str = "l2", seed: int = 42,
+                 max_iter: int = 300):
         self.categorical_index = categorical_index
         self.n_knots = n_knots
         self.min_level_share = min_level_share
         self.C = C
+        self.penalty = penalty
         self.seed = seed
         self.max_iter = max_iter
 
@@ -126,7 +128,11 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
         self.blocks_ = [_fit_block(X[:, j], j in cats, self.n_knots, self.min_level_share)
                         for j in range(X.shape[1])]
         Z = np.hstack([b.design(X[:, j]) for j, b in enumerate(self.blocks_)])
-        lr = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+        if self.penalty not in ("l1", "l2"):
+            raise ValueError(f"unknown penalty {self.penalty!r}; use 'l1' or 'l2'")
+        # L1 (sparse: most blocks get no weight) needs liblinear; L2 fits faster with lbfgs.
+        lr = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed,
+                                **({"solver": "liblinear", "l1_ratio": 1.0} if self.penalty == "l1" else {}))
         with warnings.catch_warnings():
             # lbfgs stopping a little short of its tolerance changes nothing a ranking can see.
             warnings.simplefilter("ignore", ConvergenceWarning)

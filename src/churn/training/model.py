@@ -127,7 +127,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                  calibration: str = "isotonic", scale_pos_weight: float | None = None, seed: int = 42,
                  n_jobs: int = 2, max_categories: int = 256,
                  blend_weights: tuple[float, float, float] | float | None = None,
-                 linear_c: float = 0.5, linear_knots: int = 5, source: dict[str, Any] | None = None):
+                 linear_c: float = 0.5, linear_knots: int = 5, linear_penalty: str = "l2",
+                 source: dict[str, Any] | None = None):
         self.features = features
         self.params = params
         self.kind = kind
@@ -141,6 +142,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.blend_weights = blend_weights
         self.linear_c = linear_c
         self.linear_knots = linear_knots
+        self.linear_penalty = linear_penalty
         self.source = source
 
     # -- fitting
@@ -186,6 +188,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             fixed = stack_weights(self._parts(es[0]), es[1])
         self.blend_weights_ = tuple(float(v) for v in fixed)
         del X_enc
+        self.path_explainer_ = self._explainer()
         self.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
         self.metadata_: dict[str, Any] = {
             "versions": library_versions(),
@@ -207,7 +210,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         LINEAR_MAX_ROWS rows)."""
         rows = sample_rows(np.arange(len(y_arr)), LINEAR_MAX_ROWS, self.seed)
         self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
-                                   seed=self.seed).fit(X_enc[rows], y_arr[rows])
+                                   penalty=self.linear_penalty, seed=self.seed).fit(X_enc[rows], y_arr[rows])
 
     def with_linear(self, linear_c: float, linear_knots: int, X_enc: np.ndarray, y: Any) -> ChurnModel:
         """This fitted logistic model with its regression refitted at another penalty and knot count on the
@@ -230,6 +233,28 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return self
 
     # -- inputs
+    @classmethod
+    def blend_of(cls, trees: ChurnModel, linear: ChurnModel, weights: tuple[float, float, float]) -> ChurnModel:
+        """The blend of two models fitted on the same rows (so with one preparation): a new model whose
+        settings say what it is (kind blend, these weights, the linear part's penalty and knots) and whose
+        fitted parts are the two models'. Uncalibrated until `calibrate` is called."""
+        if trees.booster_ is None or linear.linear_ is None:
+            raise ValueError("a blend needs a fitted LightGBM model and a fitted logistic regression")
+        model = cls(trees.features, trees.params, kind="blend", num_boost_round=trees.num_boost_round,
+                    early_stopping_rounds=trees.early_stopping_rounds, calibration=trees.calibration,
+                    scale_pos_weight=trees.scale_pos_weight, seed=trees.seed, n_jobs=trees.n_jobs,
+                    max_categories=trees.max_categories, blend_weights=tuple(weights), linear_c=linear.linear_c,
+                    linear_knots=linear.linear_knots, linear_penalty=linear.linear_penalty, source=trees.source)
+        for attr in ("preparation_", "features_", "feature_names_", "categorical_levels_", "classes_", "lgb_params_",
+                     "booster_", "best_iteration_", "best_score_", "path_explainer_"):
+            setattr(model, attr, getattr(trees, attr))
+        model.linear_ = linear.linear_
+        model.blend_weights_ = tuple(float(v) for v in weights)
+        model.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
+        model.metadata_ = dict(trees.metadata_, kind="blend", blend_weights=list(model.blend_weights_),
+                               calibration="none")
+        return model
+
     @property
     def source_settings(self) -> dict[str, Any]:
         """The raw-data build settings the model was trained with (empty for bring-your-own tables)."""
@@ -253,15 +278,18 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return enc
 
     # -- predictions
-    def _parts(self, enc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(trees' log-odds, logistic regression's log-odds) of a prepared matrix; None for a missing part."""
+    def _parts(self, enc: np.ndarray, num_iteration: int | None = None
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(trees' log-odds, logistic regression's log-odds) of a prepared matrix; None for a missing part.
+        `num_iteration` reads the trees' first rounds only (default: the fitted `best_iteration_`)."""
         trees = None if self.booster_ is None else self.booster_.predict(
-            enc, num_iteration=self.best_iteration_, raw_score=True, num_threads=self.n_jobs)
+            enc, num_iteration=num_iteration or self.best_iteration_, raw_score=True, num_threads=self.n_jobs)
         return trees, None if self.linear_ is None else self.linear_.decision_function(enc)
 
-    def log_odds_encoded(self, enc: np.ndarray) -> np.ndarray:
-        """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts)."""
-        return blend_log_odds(self._parts(enc), self.blend_weights_)
+    def log_odds_encoded(self, enc: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
+        """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts); `num_iteration`
+        as in `_parts`."""
+        return blend_log_odds(self._parts(enc, num_iteration), self.blend_weights_)
 
     def _raw_from_encoded(self, enc: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.log_odds_encoded(enc)))
@@ -313,15 +341,18 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             out[:, -1] += c  # the stack's intercept is part of the bias
         return out
 
-    def path_explainer(self) -> PathExplainer:
-        """The fitted decision-path explainer of the trees (built on first use, then kept)."""
-        explainer = getattr(self, "path_explainer_", None)
-        if explainer is None:
-            from churn.training.explain import PathExplainer
+    def _explainer(self) -> PathExplainer | None:
+        if self.booster_ is None:
+            return None
+        from churn.training.explain import PathExplainer
 
-            explainer = PathExplainer(num_iteration=self.best_iteration_, n_jobs=self.n_jobs).fit(self.booster_)
-            self.path_explainer_ = explainer
-        return explainer
+        return PathExplainer(num_iteration=self.best_iteration_, n_jobs=self.n_jobs).fit(self.booster_)
+
+    def path_explainer(self) -> PathExplainer:
+        """The decision-path explainer of the trees, fitted with them (`path_explainer_`); a model pickled
+        before it was a fitted attribute builds it here, without keeping it."""
+        explainer = getattr(self, "path_explainer_", None)
+        return explainer if explainer is not None else self._explainer()
 
     @property
     def bias(self) -> float:

@@ -86,8 +86,9 @@ def promote(name: str, config: Config, *, version: str | int | None = None, hold
     on the challenger's holdout by `config.model.promote_metric`; with no champion it is promoted.
 
     Both scores and the decision are logged on the challenger's run (tags and metrics) and on the model
-    version (tags), and returned. `force=True` promotes even when the challenger loses or the champion
-    cannot be scored (e.g. it needs features the new holdout lacks).
+    version (tags), and returned. A challenger whose holdout ROC AUC is no better than chance (the version's
+    `chance_check` tag, set at training) is refused. `force=True` promotes even when the challenger loses, is
+    at chance, or the champion cannot be scored (e.g. it needs features the new holdout lacks).
     """
     metric = config.model.promote_metric
     with mlflow_session() as client:
@@ -108,6 +109,14 @@ def promote(name: str, config: Config, *, version: str | int | None = None, hold
                                "promoted": False, "decision": "", "reason": ""}
         if champion == challenger:
             out.update(decision="already_champion", reason=f"version {challenger} is already the champion")
+            return out
+        verdict = mv.tags.get("chance_check", "")
+        if verdict in ("chance", "inverted") and not force:
+            # A model no better than a coin (or worse) must not score customers, champion or not.
+            out.update(decision="refused", reason=f"the challenger is no better than chance on its holdout: "
+                       f"{mv.tags.get('chance_detail', verdict)}")
+            _log_decision(client, mv.run_id, name, challenger, out)
+            log.warning("promotion of %s v%s refused: %s", name, challenger, out["reason"])
             return out
         if champion is None:
             out.update(promoted=True, decision="promoted", reason="there was no champion")

@@ -45,6 +45,7 @@ MODEL_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("churn.training.linear", "SplineLogit"),
     ("churn.training.linear", "_Block"),
     ("churn.training.explain", "PathExplainer"),
+    ("churn.monitoring.reference", "DriftReference"),
     # library classes held by them: the booster, the logistic regression's splines, plain containers
     ("lightgbm.basic", "Booster"),
     ("sklearn.preprocessing._polynomial", "SplineTransformer"),

@@ -1,23 +1,25 @@
-"""Model selection on out-of-time validation, then a refit of the chosen settings on all data.
+"""Model selection: which candidate, under which refit rule, gets registered.
 
-1. **Evaluate**: every candidate (`candidate_list`) is fitted on the training rows (trees stop early on
-   the early-stopping rows, a blend picks its weight there), calibrated on the calibration rows, and
-   predicts the calibration rows and the holdout.
-2. **Choose** on validation, never on the holdout: ROC AUC on every validation row (the early-stopping
-   and calibration rows: at a few hundred churners, halving them would double the noise of the choice;
-   the early-stopping round reads the first half, a small advantage to the trees, and the blend's three
-   stacking weights read them all, said here). The best candidate with LightGBM in it is chosen; the logistic regression only where it
-   beats all of them, and then loudly.
-3. **Refit** (`refit_all`): the chosen settings on every row, holdout and validation included, with the
-   boosting rounds scaled to the number of rows, calibrated on out-of-fold predictions of the same
-   settings (folds by customer), so the registered model has seen every snapshot.
+1. **Evaluate** (`evaluate_candidates`): every candidate (`candidate_list`) is fitted on the training rows
+   (trees stop early on the early-stopping rows; the logistic regressions pick their penalty and knots by
+   cross-validation by customer; a blend stacks its parts on the validation rows), calibrated on the
+   calibration rows, and predicts the holdout.
+   These evaluation fits fix each candidate's settings.
+2. **Read forward** (`churn.training.procedure.forward_readings`): each candidate's settings refit by each
+   refit rule on the rows before the newest validation date, and scored at that date on the validation
+   customers, who never trained it: the registered procedure judged later than everything it was fitted on.
+3. **Choose** (`choose`): the best reading; readings within `model.tie_margin` of it, or within one
+   standard error of their difference with it where that is wider (a bootstrap on the same rows), go to
+   the simplest candidate (`SIMPLICITY`), and a rule's ties to the fallback rule. Never on the holdout. A
+   blend that puts (almost) no weight on its trees is the logistic regression, and is dropped.
 
-The holdout metrics reported are those of the chosen candidate's evaluation fit, which never saw it.
+The candidates: LightGBM (the configured settings, depth-1 stumps, and an Optuna search on small data), a
+spline logistic regression, a sparse (L1) linear logistic regression, their blend, and BG/NBD's P(no order)
+alone where the data has purchases (`btyd`), the classic model of a transaction log.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +28,20 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Config
+from churn.errors import ChurnError
 from churn.features.registry import Feature
 from churn.training.metrics import holdout_metrics, ranking_metrics
-from churn.training.model import ChurnModel, ModelKind, stack_weights
+from churn.training.model import ChurnModel, ModelKind, sample_rows, stack_weights
+from churn.training.procedure import NO_REFIT, RULES, Reading
 from churn.training.splits import Split
 
 STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
 TREE_CANDIDATES = ("lightgbm", "lightgbm_stumps", "lightgbm_tuned")
+BTYD_FEATURE = "btyd_p_no_order"
+# Simplest first: ties within the margin go to the earliest. One feature; a sparse line per feature; a
+# curve per feature; one-feature trees; trees; searched trees; trees and curves together.
+SIMPLICITY = ("btyd", "logistic_l1", "logistic", "lightgbm_stumps", "lightgbm", "lightgbm_tuned", "blend")
+NEGLIGIBLE_TREE_SHARE = 0.02  # a blend whose trees move the log-odds this little (in sd) is the logistic
 
 
 @dataclass
@@ -43,6 +52,10 @@ class Candidate:
     kind: ModelKind
     params: dict[str, Any]
     note: str
+    penalty: str = "l2"  # the logistic regression's
+    knots: tuple[int, ...] | None = None  # knot counts to try (None: model.linear_knots)
+    features: tuple[str, ...] | None = None  # a subset of the features (None: all)
+    parts: tuple[str, str] | None = None  # a blend's trees and logistic candidates
 
 
 @dataclass
@@ -51,8 +64,8 @@ class Evaluated:
 
     candidate: Candidate
     model: ChurnModel
-    valid: dict[str, float]  # on the validation rows: what selection reads
-    holdout: dict[str, float]
+    valid: dict[str, float]  # on the validation rows
+    holdout: dict[str, float]  # of the evaluation fit (for information)
     p_holdout: np.ndarray = field(repr=False)
     p_raw_holdout: np.ndarray = field(repr=False)
 
@@ -61,37 +74,63 @@ class Evaluated:
         return self.candidate.name
 
 
-def candidate_list(config: Config, tuned: dict[str, Any] | None = None) -> list[Candidate]:
-    """The configured candidates (the tuned LightGBM joins when a search ran)."""
+@dataclass
+class Choice:
+    """The candidate and refit rule to register, why, and the reading that chose them."""
+
+    evaluated: Evaluated
+    rule: str
+    why: str
+    reading: Reading
+    linear_won: bool  # no candidate with trees was chosen (said loudly)
+    forward: bool  # chosen on a forward reading (else on validation rows, with the fallback rule)
+
+    @property
+    def name(self) -> str:
+        return self.evaluated.name
+
+
+def candidate_list(config: Config, tuned: dict[str, Any] | None = None,
+                   features: list[Feature] | None = None) -> list[Candidate]:
+    """The configured candidates, in fitting order (the tuned LightGBM joins when a search ran, `btyd`
+    when the features include BG/NBD's P(no order))."""
     mc = config.model
     base = dict(mc.params)
+    names = {f.name for f in features or []}
     out: list[Candidate] = []
-    for name in mc.candidates:
-        if name == "lightgbm":
-            out.append(Candidate("lightgbm", "lightgbm", base, "LightGBM, the configured regularised settings"))
-        elif name == "lightgbm_stumps":
-            out.append(Candidate("lightgbm_stumps", "lightgbm", {**base, **STUMPS},
-                                 "LightGBM of depth-1 trees: one-feature effects, suits near-additive signal"))
+    if "lightgbm" in mc.candidates:
+        out.append(Candidate("lightgbm", "lightgbm", base, "LightGBM, the configured regularised settings"))
+    if "lightgbm_stumps" in mc.candidates:
+        out.append(Candidate("lightgbm_stumps", "lightgbm", {**base, **STUMPS},
+                             "LightGBM of depth-1 trees: one-feature effects, suits near-additive signal"))
     if tuned is not None:
         out.append(Candidate("lightgbm_tuned", "lightgbm", tuned, "LightGBM with settings from the Optuna search"))
     if "logistic" in mc.candidates or "blend" in mc.candidates:
         out.append(Candidate("logistic", "logistic", base, "spline logistic regression"))
-    if "blend" in mc.candidates and any(c.kind == "lightgbm" for c in out):
-        out.append(Candidate("blend", "blend", base, "the best LightGBM and the logistic regression, log-odds "
-                                                      "stacked on validation (non-negative weights)"))
+    if "logistic_l1" in mc.candidates:
+        out.append(Candidate("logistic_l1", "logistic", base, "sparse (L1) logistic regression, one clipped line "
+                             "per feature", penalty="l1", knots=(2,)))
+    if "btyd" in mc.candidates and BTYD_FEATURE in names:
+        out.append(Candidate("btyd", "logistic", base, "BG/NBD's probability of no order within the horizon, "
+                             "alone", knots=(2,), features=(BTYD_FEATURE,)))
+    if "blend" in mc.candidates and any(c.kind == "lightgbm" for c in out) and any(c.name == "logistic" for c in out):
+        out.append(Candidate("blend", "blend", base, "the best LightGBM and the spline logistic regression, "
+                                                      "log-odds stacked on validation (non-negative weights)"))
     return out
 
 
-def _model(config: Config, features: list[Feature], cand: Candidate, scale_pos_weight: float | None,
-           source: dict[str, Any] | None, *, num_boost_round: int | None = None,
-           blend_weights: tuple[float, float, float] | None = None, linear_c: float | None = None,
-           linear_knots: int | None = None) -> ChurnModel:
+def build_model(config: Config, features: list[Feature], cand: Candidate, scale_pos_weight: float | None,
+                source: dict[str, Any] | None, *, num_boost_round: int | None = None,
+                blend_weights: tuple[float, float, float] | None = None, linear_c: float | None = None,
+                linear_knots: int | None = None) -> ChurnModel:
+    """An unfitted model of candidate `cand` (on its feature subset, if any)."""
     mc = config.model
-    return ChurnModel(features, cand.params, kind=cand.kind, num_boost_round=num_boost_round or mc.num_boost_round,
+    feats = [f for f in features if cand.features is None or f.name in cand.features]
+    return ChurnModel(feats, cand.params, kind=cand.kind, num_boost_round=num_boost_round or mc.num_boost_round,
                       early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
                       scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weights=blend_weights,
-                      linear_c=linear_c or mc.linear_c[-1], linear_knots=linear_knots or mc.linear_knots[-1],
-                      source=source)
+                      linear_c=linear_c or mc.linear_c[-1], linear_knots=linear_knots or (cand.knots or mc.linear_knots)[-1],
+                      linear_penalty=cand.penalty, source=source)
 
 
 ISOTONIC_MIN_ROWS = 1000  # fewer calibration rows: isotonic steps overfit, Platt scaling is steadier
@@ -103,138 +142,161 @@ def calibration_method(configured: str, rows: int) -> str:
     return "sigmoid" if configured == "isotonic" and rows < ISOTONIC_MIN_ROWS else configured
 
 
-def _scores(model: ChurnModel, X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
-    return ranking_metrics(y, model.predict_raw(X))
-
-
 def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarray, rows: Split,
                         features: list[Feature], config: Config, *, scale_pos_weight: float | None,
-                        source: dict[str, Any] | None, say: Callable[[str], None]) -> list[Evaluated]:
-    """Fit each candidate on the training rows and score it on validation and holdout (module docstring)."""
+                        source: dict[str, Any] | None, say: Callable[[str], None],
+                        ids: np.ndarray | None = None) -> list[Evaluated]:
+    """Fit each candidate on the training rows and score it on validation and holdout (module docstring).
+    `ids` (each row's customer) groups the logistic regressions' cross-validation folds (default: rows)."""
+    ids = np.arange(len(y)).astype(str).astype(object) if ids is None else ids
     X = frame.iloc[rows.train]
     es = (frame.iloc[rows.early_stopping], y[rows.early_stopping]) if len(rows.early_stopping) else None
     cal = (frame.iloc[rows.calibration], y[rows.calibration])
     X_ho = frame.iloc[rows.holdout]
-    va = np.sort(np.concatenate([rows.early_stopping, rows.calibration]))
+    va = rows.validation
     X_va = frame.iloc[va]
     out: list[Evaluated] = []
     for cand in cands:
         if cand.kind == "blend":
             trees = max((e for e in out if e.candidate.kind == "lightgbm"), key=lambda e: e.valid["roc_auc"])
-            linear = next(e for e in out if e.candidate.kind == "logistic")
-            model = _blend_of(trees.model, linear.model, (X_va, y[va]))
-            a, b, _ = model.blend_weights_
+            linear = next(e for e in out if e.name == "logistic")
+            parts = trees.model._parts(trees.model._encode(X_va))[0], linear.model._parts(linear.model._encode(X_va))[1]
+            weights = stack_weights(parts, y[va])
+            if _trees_negligible(parts, weights):
+                say(f"candidate blend: dropped, its trees take (almost) no weight ({weights[0]:.3f}): it is the "
+                    "logistic regression")
+                continue
+            model = ChurnModel.blend_of(trees.model, linear.model, weights)
+            a, b, _ = weights
             cand = Candidate(cand.name, "blend", trees.candidate.params,
                              f"{trees.name} and the logistic regression stacked: log-odds {a:.2f} x trees + "
-                             f"{b:.2f} x logistic")
+                             f"{b:.2f} x logistic", parts=(trees.name, linear.name))
         elif cand.kind == "logistic":
-            model = _penalised(config, features, cand, X, y[rows.train], es or cal, source, say)
+            model = _penalised(config, features, cand, X, y[rows.train], ids[rows.train], source, say)
         else:
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
-            model = _model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
+            model = build_model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
         model.calibrate(model.predict_raw(cal[0]), cal[1], calibration_method(config.model.calibration, len(cal[1])))
-        valid = _scores(model, X_va, y[va])
+        valid = ranking_metrics(y[va], model.predict_raw(X_va))
         p_raw = model.predict_raw(X_ho)
         p_ho = model.calibrator_.predict(p_raw)
         ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw)
-        say(f"candidate {cand.name}: validation ROC AUC {valid['roc_auc']:.4f}, holdout {ev.holdout['roc_auc']:.4f}")
+        say(f"candidate {cand.name}: validation ROC AUC {valid['roc_auc']:.4f}")
         out.append(ev)
     return out
 
 
+def _trees_negligible(parts: tuple[np.ndarray, np.ndarray], weights: tuple[float, float, float]) -> bool:
+    """Whether a blend's trees move its log-odds by less than NEGLIGIBLE_TREE_SHARE of what the logistic
+    part does (spreads of the parts' log-odds on the rows they were stacked on)."""
+    a, b, _ = weights
+    return bool(a <= 0 or a * np.std(parts[0]) < NEGLIGIBLE_TREE_SHARE * max(b * np.std(parts[1]), 1e-12))
+
+
+LINEAR_CV_FOLDS = 3
+LINEAR_CV_MAX_ROWS = 20_000  # the settings are compared on a seeded sample of the training rows
+
+
 def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.DataFrame, y: np.ndarray,
-               held: tuple[pd.DataFrame, np.ndarray], source: dict[str, Any] | None,
-               say: Callable[[str], None]) -> ChurnModel:
-    """The logistic regression at each configured penalty and knot count (`model.linear_c`,
-    `model.linear_knots`), the one with the lowest log loss on the `held` rows kept. The preparation is
-    fitted once: it depends on the rows, not on these settings."""
-    settings = [(knots, c) for knots in config.model.linear_knots for c in config.model.linear_c]
-    first = _model(config, features, cand, None, source, linear_c=settings[0][1],
-                   linear_knots=settings[0][0]).fit(X, y)
-    X_enc, held_enc = first.preparation_.transform(X), first._encode(held[0])
-    best, best_loss = None, np.inf
-    for knots, c in settings:
-        model = first if (knots, c) == settings[0] else first.with_linear(c, knots, X_enc, y)
-        z = model.log_odds_encoded(held_enc)
-        loss = float(np.mean(np.logaddexp(0.0, z) - np.asarray(held[1]) * z))
-        say(f"candidate {cand.name}: {knots} knots, C={c:g}: early-stopping log loss {loss:.5f}")
-        if loss < best_loss:
-            best, best_loss = model, loss
-    return best
+               groups: np.ndarray, source: dict[str, Any] | None, say: Callable[[str], None]) -> ChurnModel:
+    """The logistic regression at the penalty and knot count (`model.linear_c`, the candidate's knots or
+    `model.linear_knots`) with the best mean ROC AUC over LINEAR_CV_FOLDS folds of the training rows by
+    customer (`groups`), fitted on every training row; ties go to fewer knots and the stronger penalty.
 
+    Cross-validated, not read on the early-stopping rows: a few hundred validation churners chose penalties
+    far too strong for a sparse model (benchmarks/RESULTS.md). The preparation is fitted once: it depends on
+    the rows, not on these settings; each fold refits only the regression on its prepared rows."""
+    from churn.training.linear import SplineLogit
+    from churn.training.splits import unit_hash
 
-def _blend_of(trees: ChurnModel, linear: ChurnModel, held: tuple[pd.DataFrame, np.ndarray]) -> ChurnModel:
-    """The blend of two evaluation fits on the same rows (same preparation), stacked on `held` rows."""
-    model = copy.copy(trees)
-    model.kind = "blend"
-    model.linear_ = linear.linear_
-    model.linear_c, model.linear_knots = linear.linear_c, linear.linear_knots
-    model.metadata_ = dict(trees.metadata_, kind="blend")
-    enc = model._encode(held[0])
-    model.blend_weights_ = stack_weights(model._parts(enc), held[1])
-    model.blend_weights = model.blend_weights_
-    model.metadata_["blend_weights"] = list(model.blend_weights_)
-    return model
-
-
-def choose(evaluated: list[Evaluated], force: str | None = None) -> tuple[Evaluated, str, bool]:
-    """(the chosen candidate, why, whether the logistic regression won) on validation ROC AUC, or the
-    `force`d candidate (model.force_candidate)."""
-    if force is not None:
-        named = [e for e in evaluated if e.name == force]
-        if not named:
-            from churn.errors import ChurnError
-
-            raise ChurnError(f"model.force_candidate '{force}' is not among the candidates fitted: "
-                             f"{', '.join(e.name for e in evaluated)} (see model.candidates)")
-        scores = ", ".join(f"{e.name} {e.valid['roc_auc']:.4f}" for e in evaluated)
-        return named[0], f"forced by model.force_candidate (validation ROC AUC: {scores})", False
-    with_trees = [e for e in evaluated if e.candidate.kind != "logistic"]
-    linear = [e for e in evaluated if e.candidate.kind == "logistic"]
-    if not with_trees:
-        return linear[0], "the only candidate configured", True
-    # Ties go to the earlier candidate (the configured LightGBM first).
-    best = max(with_trees, key=lambda e: e.valid["roc_auc"])
-    scores = ", ".join(f"{e.name} {e.valid['roc_auc']:.4f}" for e in evaluated)
-    if linear and linear[0].valid["roc_auc"] > best.valid["roc_auc"]:
-        return linear[0], (f"NO CANDIDATE WITH LIGHTGBM BEATS THE LOGISTIC REGRESSION on validation ROC AUC "
-                           f"({scores})"), True
-    return best, f"best validation ROC AUC among the candidates ({scores})", False
-
-
-def scaled_rounds(best_iteration: int, fit_rows: int, rows: int, most: int) -> int:
-    """Boosting rounds for `rows` rows, from the early-stopped round on `fit_rows` (grown with the data)."""
-    return int(min(max(1, round(best_iteration * rows / max(fit_rows, 1))), most))
-
-
-def refit_all(chosen: Evaluated, frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, features: list[Feature],
-              config: Config, *, fit_rows: int, scale_pos_weight: float | None, source: dict[str, Any] | None,
-              fold_of: np.ndarray, say: Callable[[str], None]) -> tuple[ChurnModel, dict[str, Any]]:
-    """The chosen settings fitted on every row, calibrated on out-of-fold predictions (folds by customer).
-
-    `fold_of` gives each row's fold (all rows of a customer share one). Returns the model and what the refit
-    did (rows, rounds, folds) for the run's parameters.
-    """
     mc = config.model
-    cand, w, c, knots = chosen.candidate, chosen.model.blend_weights_, chosen.model.linear_c, chosen.model.linear_knots
-    most = 2 * mc.num_boost_round
-    n = len(y)
-    rounds = scaled_rounds(chosen.model.best_iteration_, fit_rows, n, most)
-    oof = np.full(n, np.nan)
-    folds = np.unique(fold_of)
-    for k in folds:
-        held = fold_of == k
-        r = scaled_rounds(chosen.model.best_iteration_, fit_rows, int((~held).sum()), most)
-        say(f"refit: calibration fold {int(k) + 1}/{len(folds)} ({int((~held).sum()):,} rows, {r} rounds)")
-        m = _model(config, features, cand, scale_pos_weight, source, num_boost_round=r, blend_weights=w, linear_c=c,
-                   linear_knots=knots)
-        m.fit(frame.iloc[np.flatnonzero(~held)], y[~held])
-        oof[held] = m.predict_raw(frame.iloc[np.flatnonzero(held)])
-    say(f"refit: {cand.name} on all {n:,} rows" + (f" ({rounds} rounds)" if cand.kind != "logistic" else ""))
-    model = _model(config, features, cand, scale_pos_weight, source, num_boost_round=rounds, blend_weights=w,
-                   linear_c=c, linear_knots=knots)
-    model.fit(frame, y)
-    model.calibrate(oof, y, calibration_method(mc.calibration, n))
-    info = {"rows": n, "rounds": rounds if cand.kind != "logistic" else 0, "calibration_folds": len(folds),
-            "customers": int(len(pd.unique(ids))), "oof_roc_auc": ranking_metrics(y, oof)["roc_auc"]}
-    return model, info
+    knots = cand.knots or tuple(mc.linear_knots)
+    settings = sorted((k, c) for k in knots for c in mc.linear_c)
+    first = build_model(config, features, cand, None, source, linear_c=settings[0][1],
+                        linear_knots=settings[0][0]).fit(X, y)
+    X_enc = first.preparation_.transform(X)
+    rows = sample_rows(np.arange(len(y)), LINEAR_CV_MAX_ROWS, mc.seed)
+    fold = np.minimum((unit_hash(groups[rows], mc.seed, "linear-cv") * LINEAR_CV_FOLDS).astype(int),
+                      LINEAR_CV_FOLDS - 1)
+    scores: dict[tuple[int, float], float] = {}
+    for k, c in settings:
+        aucs = []
+        for f in range(LINEAR_CV_FOLDS):
+            fit, held = rows[fold != f], rows[fold == f]
+            if len(np.unique(y[fit])) < 2 or len(np.unique(y[held])) < 2:
+                continue
+            m = SplineLogit(first.preparation_.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
+                            seed=mc.seed).fit(X_enc[fit], y[fit])
+            aucs.append(ranking_metrics(y[held], m.decision_function(X_enc[held]))["roc_auc"])
+        scores[(k, c)] = float(np.mean(aucs)) if aucs else float("nan")
+        say(f"candidate {cand.name}: {k} knots, C={c:g}: cross-validated ROC AUC {scores[(k, c)]:.4f}")
+    k, c = max(settings, key=lambda s: (_finite(scores[s]), -s[0], -s[1]))
+    return first if (k, c) == settings[0] else first.with_linear(c, k, X_enc, y)
+
+
+def _simplicity(name: str) -> int:
+    return SIMPLICITY.index(name) if name in SIMPLICITY else len(SIMPLICITY)
+
+
+def best_rule(readings: list[Reading], candidate: str) -> Reading:
+    """A candidate's best reading; ties go to the fallback rule, then to no refit."""
+    order = (*RULES, NO_REFIT)
+    mine = [r for r in readings if r.candidate == candidate]
+    return max(mine, key=lambda r: (_finite(r.roc_auc), -order.index(r.rule)))
+
+
+def _finite(v: float) -> float:
+    return v if v == v else -np.inf
+
+
+def margin_of(readings: dict[str, Reading], leader: str, y: np.ndarray | None, tie_margin: float,
+              seed: int = 0) -> dict[str, float]:
+    """How far below the leader each candidate may read and still count as tied: `tie_margin`, or one
+    standard error of its paired difference with the leader on the same rows (bootstrap) where that is
+    wider (the one-standard-error rule: on few churners, differences this size are noise)."""
+    from churn.training.comparison import auc_difference
+
+    out = {}
+    for name, r in readings.items():
+        if y is None or name == leader or len(np.unique(y)) < 2:
+            out[name] = tie_margin
+            continue
+        _, lo, hi = auc_difference(y, readings[leader].raw, r.raw, n_boot=200, seed=seed)
+        out[name] = max(tie_margin, (hi - lo) / 3.92 if np.isfinite(hi - lo) else 0.0)
+    return out
+
+
+def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool, forward_date: str | None,
+           tie_margin: float, force: str | None = None, y_read: np.ndarray | None = None) -> Choice:
+    """The candidate and rule to register (module docstring), or the `force`d candidate's best rule
+    (model.force_candidate). `y_read` (the outcomes of the rows the readings scored) widens the tie margin
+    to one standard error of each difference (`margin_of`)."""
+    by_name = {e.name: e for e in evaluated}
+    best = {name: best_rule(readings, name) for name in by_name if any(r.candidate == name for r in readings)}
+    where = (f"ROC AUC of each procedure refit on the rows before {forward_date} and read at {forward_date} on "
+             "customers it never saw" if forward else
+             "validation ROC AUC (no later date to read the refit on: the refit rule is the fallback, "
+             f"'{RULES[0]}')")
+    scores = ", ".join(f"{n} {r.roc_auc:.4f}" + (f" ({r.rule})" if forward else "") for n, r in best.items())
+    if force is not None:
+        if force not in best:
+            raise ChurnError(f"model.force_candidate '{force}' is not among the candidates fitted: "
+                             f"{', '.join(by_name)} (see model.candidates)")
+        ev = by_name[force]
+        return Choice(ev, best[force].rule, f"forced by model.force_candidate ({where}: {scores})", best[force],
+                      ev.candidate.kind == "logistic", forward)
+    leader = max(best, key=lambda n: (_finite(best[n].roc_auc), -_simplicity(n)))
+    top = _finite(best[leader].roc_auc)
+    margins = margin_of(best, leader, y_read, tie_margin)
+    near = [n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]]
+    name = min(near, key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc)))
+    ev = by_name[name]
+    why = f"best {where} ({scores})"
+    if name != leader:
+        why = (f"{name} is simpler and within {margins[name]:.4f} of the best ({leader} "
+               f"{best[leader].roc_auc:.4f}; the margin is {tie_margin:g} or one standard error of the "
+               f"difference, whichever is wider); {where} ({scores})")
+    linear_won = ev.candidate.kind == "logistic" and any(e.candidate.kind != "logistic" for e in evaluated)
+    if linear_won:
+        why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE {name.upper()} CANDIDATE: {why}"
+    return Choice(ev, best[name].rule, why, best[name], linear_won, forward)
