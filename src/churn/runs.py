@@ -24,8 +24,8 @@ LIFT_BINS = 10
 class RunReport:
     """One training run as stored in MLflow.
 
-    `candidates`: one row per candidate model with its holdout metrics and `valid_roc_auc` (what the
-    choice read); `calibration`: observed churn rate against mean predicted probability per bin;
+    `candidates`: one row per candidate model with `forward_roc_auc` (what the choice read),
+    `valid_roc_auc` and its evaluation fit's holdout metrics; `calibration`: observed churn rate against mean predicted probability per bin;
     `lift`: churn rate and lift per risk decile of the holdout; `importance`: gain per feature and its
     family (largest first);
     `plots`: the run's PNG plots, downloaded to a local folder.
@@ -45,7 +45,7 @@ class RunReport:
 
 def candidate_table(metrics: dict[str, float]) -> pd.DataFrame:
     """Candidate metrics logged as `candidate_<name>_<metric>` -> one row per candidate, sorted by the
-    validation ROC AUC the choice read (best first).
+    forward ROC AUC the choice read (best first; validation ROC AUC for runs without one).
 
     Example:
         >>> metrics = {"candidate_lightgbm_stumps_roc_auc": 0.8,
@@ -59,14 +59,17 @@ def candidate_table(metrics: dict[str, float]) -> pd.DataFrame:
             continue
         rest = key[len(CANDIDATE_PREFIX):]
         # Candidate names may contain underscores (lightgbm_stumps): split at the known metric names.
-        for metric in ("valid_roc_auc", "roc_auc", "pr_auc", "log_loss", "brier", "lift_top_10pct",
+        for metric in ("forward_roc_auc", "valid_roc_auc", "roc_auc", "pr_auc", "log_loss", "brier", "lift_top_10pct",
                        "capture_top_10pct", "base_rate", "n_rows", "n_churners"):
             if rest.endswith("_" + metric) and not rest.endswith("_raw"):
                 rows.setdefault(rest[: -len(metric) - 1], {})[metric] = value
                 break
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "candidate"
-    return table.sort_values("valid_roc_auc", ascending=False) if "valid_roc_auc" in table else table
+    for key in ("forward_roc_auc", "valid_roc_auc"):
+        if key in table:
+            return table.sort_values(key, ascending=False)
+    return table
 
 
 def lift_table(label: np.ndarray, risk: np.ndarray, bins: int = LIFT_BINS) -> pd.DataFrame:

@@ -67,10 +67,24 @@ def test_every_mechanism_generates_deterministically(tmp_path, business, mechani
     assert other != a or _bytes(tmp_path / "c") != _bytes(tmp_path / "a")
 
 
+def test_ageing_customers_all_join_in_the_first_quarter(tmp_path):
+    """`ageing`: nobody before the start, everyone within `ageing_signup_days` (90) of it; the hazard is the
+    default's, so the first-quarter joiners churn at the default's rate for such customers."""
+    from churn.generate import PLANTED
+
+    generate(3000, START, END, 4, tmp_path / "a", business="retail", mechanism="ageing")
+    cu = pd.read_parquet(tmp_path / "a" / "customers.parquet")
+    days = (cu["signup_date"] - pd.Timestamp(START)).dt.days
+    assert days.min() >= 0 and days.max() < PLANTED.ageing_signup_days
+    assert days.nunique() > 60  # spread over the burst, not one day
+    truth = ground_truth(3000, START, END, 4, business="retail", mechanism="ageing")
+    assert 0.2 < truth["churned"].mean() < 0.6
+
+
 def test_mechanisms_change_who_churns_and_nothing_else(tmp_path):
     """Only the hazard differs: same customers, signups and plans; different churners."""
     tables = {}
-    for m in MECHANISMS:
+    for m in HAZARDS:
         generate(2000, START, END, 4, tmp_path / m, mechanism=m)
         tables[m] = pd.read_parquet(tmp_path / m / "customers.parquet")
     base = tables["default"]
@@ -153,10 +167,13 @@ def _monthly_churn_by_engagement(folder: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+HAZARDS = ("default", "additive", "interactions")  # the mechanisms that differ in the hazard alone
+
+
 @pytest.fixture(scope="module")
 def churn_by_engagement(tmp_path_factory) -> dict[str, dict[str, dict[str, float]]]:
     out = {}
-    for m in MECHANISMS:
+    for m in HAZARDS:
         folder = tmp_path_factory.mktemp("mech") / m
         generate(N_CROSS, START, END, SEED, folder, mechanism=m)
         out[m] = _monthly_churn_by_engagement(folder)

@@ -119,9 +119,11 @@ def test_no_email_address_reaches_the_bundle_or_the_mlflow_run(bank_run):
     tmp, df, _ = bank_run
     bundle = next((tmp / "models").glob("bank-1*"))
     run_id = churn.load_model("models:/bank/1").metadata_["mlflow"]["run_id"]
-    import mlflow
+    from mlflow import MlflowClient
 
-    artifacts = Path(mlflow.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    from churn.config import tracking_uri
+
+    artifacts = Path(MlflowClient(tracking_uri=tracking_uri()).get_run(run_id).info.artifact_uri.removeprefix("file://"))
     files = [p for root in (bundle, artifacts) for p in root.rglob("*") if p.is_file()]
     assert any(p.name == "model.joblib" for p in files) and any(p.name == "features.json" for p in files)
     blob = b"".join(p.read_bytes() for p in files)

@@ -74,7 +74,8 @@ def _score_args(out: Path) -> list[str]:
 # complete, and with every file but summary.json in the folder's temporary.
 MID_WRITE = {
     "file-written:scores.parquet": set(),
-    "file-written:summary.json": {"scores.parquet", "segments", "segments.xlsx", "report.html", "alerts.csv"},
+    "file-written:summary.json": {"scores.parquet", "segments", "segments.xlsx", "report.html", "alerts.csv",
+                                  "drift.json", "notifications.json"},
 }
 
 
