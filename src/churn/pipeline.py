@@ -121,8 +121,11 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
                     chunk_progress: Callable[[int, int], None] | None = None) -> Any:
     """What `churn score` does: score raw data as of a date (or a ready feature table with `table` and
     `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun."""
+    from churn.campaigns.learning import read_effects
     from churn.scoring.score import score_source, score_table
 
+    if config.incentives.effects:
+        read_effects(config.incentives.effects)  # a bad effects file is refused before any scoring work
     if table:
         if not id_col:
             raise ChurnError("a feature table needs its id column")
@@ -133,6 +136,27 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
     return score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
                         progress=progress, chunk_progress=chunk_progress, customers=customers,
                         customers_id=id_col)
+
+
+def measure_campaigns(config: Config, runs: list[str], data: str | None, *, effects_out: str | None = None,
+                      prior_strength: float | None = None, overwrite: bool = False,
+                      progress: Progress = None) -> Any:
+    """What `churn campaign-effect` does: measure past runs' campaigns against their control groups (written
+    to each run folder and MLflow) and learn the save rates the next plan reads (the effects file)."""
+    from churn.campaigns.run import measure_campaigns as measure
+
+    return measure(runs, data, config, effects_out=effects_out, strength=prior_strength, overwrite=overwrite,
+                   progress=progress)
+
+
+def with_effects(config: Config, effects: str | None) -> Config:
+    """`config` with `incentives.effects` set to the effects file (`churn score --effects`), checked."""
+    if not effects:
+        return config
+    from churn.campaigns.learning import read_effects
+
+    read_effects(effects)
+    return config.model_copy(update={"incentives": config.incentives.model_copy(update={"effects": str(effects)})})
 
 
 def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
