@@ -140,7 +140,7 @@ def test_shrinkage_moves_a_rate_by_the_expected_amount():
     r = learned.rate("discount", "critical")
     assert r.source == MEASURED and r.rate == pytest.approx(0.475)
     assert r.measured == pytest.approx(0.5) and r.assumed == 0.25
-    assert r.data_weight == pytest.approx(100 / 200)  # the smaller group, 100 controls, against k = 100
+    assert r.data_weight == pytest.approx(900 / 1000)  # 900 treated against k = 100
     assert r.measured_low < 0.5 < r.measured_high
     # Nothing measured in "high": the catalogue's rate, marked assumed.
     assert learned.rate("discount", "high").source == ASSUMED and learned.rate("discount", "high").rate == 0.2
@@ -150,18 +150,34 @@ def test_shrinkage_moves_a_rate_by_the_expected_amount():
     assert big.rate("discount", "critical").rate == pytest.approx(0.497253, abs=1e-6)
 
 
+def test_the_control_prior_expects_what_the_model_predicted_for_the_cell():
+    # Two offers in one tier, given to different customers: the model predicted 30% churn for the first
+    # cell's customers (270 of 900 contacted, 30 of 100 held out) and 10% for the second's. Control groups
+    # churned 30 and 10 of 100: the tier's calibration is (30 + 10) / (30 + 10) = 1, so m_c = 0.3 and 0.1.
+    cells = [Cell("critical", "a", 900, 180, 100, 30, 270.0, 30.0), Cell("critical", "b", 900, 60, 100, 10, 90.0, 10.0)]
+    learned = shrink(cells, {"a": {"critical": 0.25}, "b": {"critical": 0.25}}, strength=100)
+    # a: control (100 x 0.3 + 30) / 200 = 0.3; treated prior 0.3 x 0.75 = 0.225: (22.5 + 180) / 1000 = 0.2025;
+    # rate 1 - 0.2025 / 0.3 = 0.325 (raw 1 - 0.2 / 0.3 = 0.3333). With the tier's pooled control churn (0.2)
+    # as the prior instead it would read (20 + 30) / 200 = 0.25 and (15 + 180) / 1000: 0.22, biased down.
+    a = learned.rate("a", "critical")
+    assert a.expected_control_churn == pytest.approx(0.3) and a.rate == pytest.approx(0.325)
+    # b: (10 + 10) / 200 = 0.1; (7.5 + 60) / 1000 = 0.0675; rate 0.325 too (raw 1 - 0.0667 / 0.1 = 0.3333).
+    assert learned.rate("b", "critical").rate == pytest.approx(0.325)
+
+
 def test_prior_strength_follows_how_far_the_cells_are_from_the_assumption():
     # 12 cells exactly as assumed (control 20%, treated 15%): the likelihood wants all weight on the prior.
     agree = [Cell("critical", f"o{i}", 2000, 300, 500, 100) for i in range(12)]
     assumed = {f"o{i}": {"critical": 0.25} for i in range(12)}
-    assert prior_strength(agree, assumed) > 10_000
+    assert min(prior_strength(agree, assumed)) > 10_000
     # Same tier churn, but half the offers save 60% and half do harm (-40%): the cells disagree with the
     # 25% assumption far beyond chance, so the prior gets little weight and rates follow the measurement.
     differ = [Cell("critical", f"o{i}", 2000, 160 if i % 2 else 560, 500, 100) for i in range(12)]
-    k = prior_strength(differ, assumed)
-    assert k < 300
+    k_control, k_treated = prior_strength(differ, assumed)
+    assert k_treated < 300 and k_control > 10_000  # the control groups all churn alike: they pool
     learned = shrink(differ, assumed)
-    assert learned.prior_strength == pytest.approx(k) and learned.prior_strength_estimated
+    assert learned.prior_strength == pytest.approx(k_treated) and learned.prior_strength_estimated
+    assert learned.control_prior_strength == pytest.approx(k_control)
     assert learned.rate("o1", "critical").rate == pytest.approx(0.6, abs=0.06)
     assert learned.rate("o0", "critical").rate == pytest.approx(-0.4, abs=0.06)
 

@@ -44,7 +44,8 @@ def _flag(values: pd.Series) -> np.ndarray:
 def plan_rows(scores: pd.DataFrame, source: str = "scores") -> pd.DataFrame:
     """The campaign's customers from a run's scores: contacted or held out with a (would-be) offer.
 
-    Columns: customer_id, tier, incentive, treated (bool), cost, value. Raises ChurnError naming `source`, the
+    Columns: customer_id, tier, incentive, treated (bool), cost, value, probability (the plan's churn
+    probability; NaN when the scores have none). Raises ChurnError naming `source`, the
     column and example rows when the scores are not a plan (missing columns, a customer both contacted and
     held out, a contacted customer without an offer)."""
     missing = [c for c in PLAN_COLUMNS if c not in scores.columns]
@@ -73,6 +74,8 @@ def plan_rows(scores: pd.DataFrame, source: str = "scores") -> pd.DataFrame:
             if "incentive_cost" in scores.columns else pd.Series(0.0, index=scores.index))
     value = (pd.to_numeric(scores["customer_value"], errors="coerce").fillna(0.0)
              if "customer_value" in scores.columns else pd.Series(np.nan, index=scores.index))
+    probability = (pd.to_numeric(scores["churn_probability"], errors="coerce")
+                   if "churn_probability" in scores.columns else pd.Series(np.nan, index=scores.index))
     return pd.DataFrame({
         "customer_id": ids[keep].to_numpy(dtype=object),
         "tier": scores.loc[keep, "risk_tier"].astype("string").to_numpy(dtype=object),
@@ -80,6 +83,7 @@ def plan_rows(scores: pd.DataFrame, source: str = "scores") -> pd.DataFrame:
         "treated": contact[keep],
         "cost": cost[keep].to_numpy(dtype=float),
         "value": value[keep].to_numpy(dtype=float),
+        "probability": probability[keep].to_numpy(dtype=float),
     })
 
 
@@ -118,12 +122,15 @@ class Estimate:
     detectable_churn: float  # the highest treated churn these groups detect at 80% power
     detectable_save_rate: float  # 1 - detectable_churn / churn_control
     assumed_detectable: bool | None  # whether the assumed save rate is at least the detectable one
+    predicted_churn_treated: float = float("nan")  # the churn model's mean probability for each group: what
+    predicted_churn_control: float = float("nan")  # it expected without a contact (a check of the draw, too)
 
 
 def estimate(tier: str, incentive: str, treated: int, treated_churned: int, control: int, control_churned: int,
              *, cost: float = 0.0, mean_value: float = float("nan"), assumed: float | None = None,
-             alpha: float = stats.ALPHA) -> Estimate:
-    """Every figure of one cell from its four counts, the treated customers' cost and their mean value."""
+             predicted: tuple[float, float] = (float("nan"), float("nan")), alpha: float = stats.ALPHA) -> Estimate:
+    """Every figure of one cell from its four counts, the treated customers' cost and their mean value
+    (`predicted`: the churn model's mean probability of the treated and the control customers)."""
     d, lo, hi = stats.newcombe_interval(treated_churned, treated, control_churned, control, alpha)
     z, p = stats.two_proportion_test(treated_churned, treated, control_churned, control)
     r, r_lo, r_hi = stats.ratio_interval(treated_churned, treated, control_churned, control, alpha)
@@ -140,6 +147,7 @@ def estimate(tier: str, incentive: str, treated: int, treated_churned: int, cont
         value_saved, (value_saved - cost) / cost if cost > 0 and not math.isnan(value_saved) else None,
         detect, detect_rate,
         None if assumed is None or math.isnan(detect_rate) else bool(assumed >= detect_rate),
+        float(predicted[0]), float(predicted[1]),
     )
 
 
@@ -171,9 +179,11 @@ def _cell(rows: pd.DataFrame, tier: str, incentive: str, assumed: float | None) 
     t = rows["treated"].to_numpy(dtype=bool)
     y = rows["churned"].to_numpy(dtype=int)
     value = rows.loc[t, "value"]
+    p = rows["probability"] if "probability" in rows.columns else pd.Series(np.nan, index=rows.index)
+    predicted = (float(p[t].mean()) if t.any() else math.nan, float(p[~t].mean()) if (~t).any() else math.nan)
     return estimate(tier, incentive, int(t.sum()), int(y[t].sum()), int((~t).sum()), int(y[~t].sum()),
                     cost=float(rows.loc[t, "cost"].sum()),
-                    mean_value=float(value.mean()) if len(value) else math.nan, assumed=assumed)
+                    mean_value=float(value.mean()) if len(value) else math.nan, assumed=assumed, predicted=predicted)
 
 
 def measure(campaign: pd.DataFrame, labels: pd.DataFrame,

@@ -3,19 +3,21 @@ written to an effects file that the next plan reads (`churn score --effects FILE
 
 The shrinkage is Beta-binomial empirical Bayes on both arms of every (tier, incentive) cell:
 
-* the control group's churn has the prior ``Beta(k m_c, k (1 - m_c))`` with ``m_c`` the tier's pooled
-  control churn (over all its offers and campaigns);
-* the treated group's churn has the prior ``Beta(k m_t, k (1 - m_t))`` with ``m_t = m_c (1 - s)``, ``s`` the
-  catalogue's save rate for the cell: the assumption, written as a churn rate;
-* ``k``, the prior's weight in customers, is chosen by maximising the Beta-binomial likelihood of every
-  cell's two arms (empirical Bayes): when cells differ from the assumption by more than chance, ``k`` is
-  small and the measurement wins; when they agree with it, ``k`` is large;
+* the control group's churn has the prior ``Beta(k_c m_c, k_c (1 - m_c))``. ``m_c`` is what the cell's
+  customers would churn without a contact: the churn model's mean probability for them, recalibrated on
+  the tier's control groups (their churners over their predicted churn), so a cell of riskier customers
+  than the tier's average expects more churn; without probabilities, the tier's pooled control churn;
+* the treated group's churn has the prior ``Beta(k_t m_t, k_t (1 - m_t))`` with ``m_t = m_c (1 - s)``, ``s``
+  the catalogue's save rate for the cell: the assumption, written as a churn rate;
+* ``k_c`` and ``k_t``, each arm's prior weight in customers, maximise that arm's Beta-binomial likelihood
+  over every cell (empirical Bayes): when the cells' treated churn is far from the assumption beyond chance,
+  ``k_t`` is small and the measurement wins; when control groups churn as the model expects, ``k_c`` is
+  large and a small control group borrows strength from the model and the other cells;
 * the learned rate is ``1 - E[p_t] / E[p_c]`` with the posterior means ``(k m + churned) / (k + customers)``.
 
 A cell without customers in both groups keeps the catalogue's rate ("assumed"); an offer the catalogue does
 not make in a tier is never given one. The effects file records, per offer and tier, the learned rate, the
-assumption, the raw measurement and its interval, the counts and the data's weight ``n / (n + k)`` (``n`` the
-smaller of the two groups, whose churn is the less certain).
+assumption, the raw measurement and its interval, the counts and the data's weight in the rate.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.stats import betabinom
 
-from churn.campaigns.effect import ALL, CampaignEffect, _clean
+from churn.campaigns.effect import ALL, CampaignEffect, Estimate, _clean
 from churn.campaigns.stats import detectable_churn, ratio_interval
 from churn.errors import ChurnError
 
@@ -43,7 +45,8 @@ MEASURED, ASSUMED = "measured", "assumed"
 
 @dataclass(frozen=True)
 class Cell:
-    """One (tier, incentive) cell pooled over campaigns: customers and churners in both groups."""
+    """One (tier, incentive) cell pooled over campaigns: customers and churners in both groups, and the churn
+    the model predicted for each group (sum of probabilities; NaN when the plans had none)."""
 
     tier: str
     incentive: str
@@ -51,6 +54,8 @@ class Cell:
     treated_churned: int
     control: int
     control_churned: int
+    treated_predicted: float = float("nan")
+    control_predicted: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class LearnedRate:
     rate: float  # what the plan uses
     assumed: float  # the catalogue's
     source: str  # "measured" (shrunk measurement) or "assumed" (no measurement: the catalogue's)
+    expected_control_churn: float | None = None  # the control prior's mean m_c (None: assumed)
     measured: float | None = None  # 1 - churn treated / churn control, unshrunk
     measured_low: float | None = None  # its 95% interval (MOVER-R)
     measured_high: float | None = None
@@ -67,7 +73,7 @@ class LearnedRate:
     treated_churned: int = 0
     control: int = 0
     control_churned: int = 0
-    data_weight: float = 0.0  # n / (n + k), n the smaller group: how much of the rate is measurement
+    data_weight: float = 0.0  # treated / (treated + k_t): how much of the treated churn is measurement
     detectable_save_rate: float | None = None  # the smallest save rate these groups detect with 80% power
 
 
@@ -77,8 +83,9 @@ class Effects:
     `to_dict()` is the effects file; `read_effects` reads it back."""
 
     save_rates: dict[str, dict[str, LearnedRate]] = field(default_factory=dict)
-    prior_strength: float = 0.0
+    prior_strength: float = 0.0  # k_t: the catalogue's weight in customers (treated arm)
     prior_strength_estimated: bool = True
+    control_prior_strength: float = 0.0  # k_c: the expected churn's weight in customers (control arm)
     learned_from: list[dict[str, Any]] = field(default_factory=list)  # run, as_of, horizon_days per campaign
     uplift: dict[str, Any] = field(default_factory=dict)  # per offer: evaluation and use (churn.campaigns.uplift)
 
@@ -91,91 +98,114 @@ class Effects:
         return _clean({"kind": EFFECTS_KIND, "version": EFFECTS_VERSION, **asdict(self)})
 
 
-def pool_cells(effects: Sequence[CampaignEffect]) -> list[Cell]:
-    """The (tier, incentive) cells of several measured campaigns, counts added up (margins left out)."""
-    totals: dict[tuple[str, str], list[int]] = {}
+def pool_cells(effects: Sequence[CampaignEffect | Sequence[Estimate]]) -> list[Cell]:
+    """The (tier, incentive) cells of several measured campaigns (or their estimates), counts and predicted
+    churn added up (margins left out)."""
+    totals: dict[tuple[str, str], list[float]] = {}
     for ce in effects:
-        for e in ce.estimates:
+        for e in (ce.estimates if isinstance(ce, CampaignEffect) else ce):
             if e.tier == ALL or e.incentive == ALL:
                 continue
-            t = totals.setdefault((e.tier, e.incentive), [0, 0, 0, 0])
-            for i, v in enumerate((e.treated, e.treated_churned, e.control, e.control_churned)):
+            t = totals.setdefault((e.tier, e.incentive), [0, 0, 0, 0, 0.0, 0.0])
+            parts = (e.treated, e.treated_churned, e.control, e.control_churned,
+                     e.predicted_churn_treated * e.treated if e.treated else 0.0,
+                     e.predicted_churn_control * e.control if e.control else 0.0)
+            for i, v in enumerate(parts):
                 t[i] += v
-    return [Cell(tier, inc, *v) for (tier, inc), v in totals.items()]
+    return [Cell(tier, inc, *(int(x) for x in v[:4]), float(v[4]), float(v[5])) for (tier, inc), v in totals.items()]
 
 
-def _tier_control_churn(cells: Sequence[Cell]) -> dict[str, float]:
-    """Each tier's pooled control churn; 0 or 1 (no churner or only churners) is moved half a customer in,
-    so the prior stays a proper Beta distribution."""
-    out = {}
+def _inside(m: float) -> float:
+    """A prior mean kept strictly inside (0, 1), so the Beta prior is proper."""
+    return min(max(m, 1e-6), 1 - 1e-6)
+
+
+def _control_means(cells: Sequence[Cell]) -> dict[tuple[str, str], float]:
+    """Each cell's expected control churn m_c: the model's mean probability over its customers (both groups:
+    the same customers, split at random) times the tier's calibration (control churners / their predicted
+    churn); the tier's pooled control churn where a cell or tier has no probabilities. A tier without any
+    control churner is moved half a customer in."""
+    out: dict[tuple[str, str], float] = {}
     for tier in dict.fromkeys(c.tier for c in cells):
-        n = sum(c.control for c in cells if c.tier == tier)
-        k = sum(c.control_churned for c in cells if c.tier == tier)
-        if n:
-            out[tier] = k / n if 0 < k < n else (k + 0.5) / (n + 1)
+        mine = [c for c in cells if c.tier == tier and c.control]
+        n = sum(c.control for c in mine)
+        if not n:
+            continue
+        k = sum(c.control_churned for c in mine)
+        churners = k if 0 < k < n else k + 0.5
+        pooled = churners / (n + (0 if 0 < k < n else 1))
+        predicted = sum(c.control_predicted for c in mine)
+        factor = churners / predicted if predicted > 0 and math.isfinite(predicted) else None
+        for c in mine:
+            p = (c.treated_predicted + c.control_predicted) / (c.treated + c.control)
+            out[(tier, c.incentive)] = _inside(p * factor if factor and math.isfinite(p) else pooled)
     return out
 
 
 def _prior_means(cells: Sequence[Cell], assumed: dict[str, dict[str, float]]) -> list[tuple[Cell, float, float]]:
     """(cell, prior mean control churn, prior mean treated churn) for the cells that can be measured: both
     groups have customers and the catalogue has a rate for the cell."""
-    m_c = _tier_control_churn(cells)
+    m_c = _control_means(cells)
     out = []
     for c in cells:
         s = assumed.get(c.incentive, {}).get(c.tier)
-        if s is None or not c.treated or not c.control or c.tier not in m_c:
+        if s is None or not c.treated or not c.control or (c.tier, c.incentive) not in m_c:
             continue
-        mt = min(max(m_c[c.tier] * (1 - s), 1e-6), 1 - 1e-6)
-        out.append((c, m_c[c.tier], mt))
+        mc = m_c[(c.tier, c.incentive)]
+        out.append((c, mc, _inside(mc * (1 - s))))
     return out
 
 
-def prior_strength(cells: Sequence[Cell], assumed: dict[str, dict[str, float]]) -> float:
-    """The prior weight k (customers) that makes the cells' counts most likely (Beta-binomial marginal
-    likelihood of both arms, searched on log k within STRENGTH_BOUNDS); the upper bound without cells."""
-    measured = _prior_means(cells, assumed)
-    if not measured:
+def _strength(counts: list[tuple[int, int, float]]) -> float:
+    """The Beta-binomial prior weight k maximising the likelihood of (churned, customers, prior mean) over
+    cells, searched on log k within STRENGTH_BOUNDS; the upper bound without cells."""
+    if not counts:
         return STRENGTH_BOUNDS[1]
 
     def neg_log_lik(log_k: float) -> float:
         k = math.exp(log_k)
-        total = 0.0
-        for c, mc, mt in measured:
-            total += betabinom.logpmf(c.control_churned, c.control, k * mc, k * (1 - mc))
-            total += betabinom.logpmf(c.treated_churned, c.treated, k * mt, k * (1 - mt))
-        return -total
+        return -sum(float(betabinom.logpmf(y, n, k * m, k * (1 - m))) for y, n, m in counts)
 
     lo, hi = (math.log(b) for b in STRENGTH_BOUNDS)
     res = minimize_scalar(neg_log_lik, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     return float(math.exp(res.x))
 
 
+def prior_strength(cells: Sequence[Cell], assumed: dict[str, dict[str, float]]) -> tuple[float, float]:
+    """(k_c, k_t): each arm's prior weight (customers) that makes the cells' counts most likely."""
+    measured = _prior_means(cells, assumed)
+    return (_strength([(c.control_churned, c.control, mc) for c, mc, _ in measured]),
+            _strength([(c.treated_churned, c.treated, mt) for c, _, mt in measured]))
+
+
 def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength: float | None = None,
            learned_from: list[dict[str, Any]] | None = None) -> Effects:
     """Learned save rates for every (incentive, tier) the catalogue (`assumed`: {incentive: {tier: rate}})
-    names: the cell's measurement shrunk towards the assumption (Beta-binomial, both arms, prior weight
-    `strength` customers, estimated from the cells when None), or the assumption where nothing was measured."""
-    k = prior_strength(cells, assumed) if strength is None else float(strength)
-    if not k > 0:
+    names: the cell's measurement shrunk towards the assumption (Beta-binomial on both arms, prior weights
+    estimated from the cells, or `strength` customers for both when given), or the assumption where nothing
+    was measured."""
+    if strength is not None and not (isinstance(strength, (int, float)) and strength > 0):
         raise ChurnError(f"the prior strength must be a positive number of customers, got {strength!r}")
+    k_c, k_t = prior_strength(cells, assumed) if strength is None else (float(strength), float(strength))
     rates: dict[str, dict[str, LearnedRate]] = {
         inc: {tier: LearnedRate(rate=float(s), assumed=float(s), source=ASSUMED) for tier, s in by_tier.items()}
         for inc, by_tier in assumed.items()
     }
     for c, mc, mt in _prior_means(cells, assumed):
-        pc = (k * mc + c.control_churned) / (k + c.control)
-        pt = (k * mt + c.treated_churned) / (k + c.treated)
+        pc = (k_c * mc + c.control_churned) / (k_c + c.control)
+        pt = (k_t * mt + c.treated_churned) / (k_t + c.treated)
         raw = ratio_interval(c.treated_churned, c.treated, c.control_churned, c.control)
         p_control = c.control_churned / c.control
         detect = detectable_churn(p_control, c.treated, c.control)
         rates[c.incentive][c.tier] = LearnedRate(
-            rate=1 - pt / pc, assumed=assumed[c.incentive][c.tier], source=MEASURED,
+            rate=1 - pt / pc, assumed=assumed[c.incentive][c.tier], expected_control_churn=mc, source=MEASURED,
             measured=1 - raw[0], measured_low=1 - raw[2], measured_high=1 - raw[1],
             treated=c.treated, treated_churned=c.treated_churned, control=c.control,
-            control_churned=c.control_churned, data_weight=min(c.treated, c.control) / (min(c.treated, c.control) + k),
+            control_churned=c.control_churned, data_weight=c.treated / (c.treated + k_t),
             detectable_save_rate=None if math.isnan(detect) else 1 - detect / p_control,
         )
-    return Effects(rates, k, strength is None, list(learned_from or []))
+    return Effects(rates, prior_strength=k_t, prior_strength_estimated=strength is None,
+                   control_prior_strength=k_c, learned_from=list(learned_from or []))
 
 
 def catalogue_rates(config: Any) -> dict[str, dict[str, float]]:
@@ -226,9 +256,11 @@ def read_effects(path: str | Path) -> Effects:
             out.setdefault(str(inc), {})[str(tier)] = LearnedRate(**{**r, "rate": rate, "assumed": assumed,
                                                                      "source": source})
     strength = data.get("prior_strength", 0.0)
-    return Effects(out, _number(strength, f"{p}: prior_strength", 0.0), bool(data.get("prior_strength_estimated",
-                                                                                       True)),
-                   list(data.get("learned_from") or []), dict(data.get("uplift") or {}))
+    return Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),
+                   prior_strength_estimated=bool(data.get("prior_strength_estimated", True)),
+                   control_prior_strength=_number(data.get("control_prior_strength", 0.0),
+                                                  f"{p}: control_prior_strength", 0.0),
+                   learned_from=list(data.get("learned_from") or []), uplift=dict(data.get("uplift") or {}))
 
 
 def applied_rates(effects: Effects | None, assumed: dict[str, dict[str, float]]
