@@ -155,3 +155,15 @@ def test_bad_campaigns_raise_churn_error(tmp_path, campaign, message):
     with pytest.raises(ChurnError, match=message):
         generate(20, START, END, 1, tmp_path / "x", campaigns=[campaign])
     assert not (tmp_path / "x").exists()
+
+
+def test_the_documented_effects_are_the_planted_ones():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "synthetic-data.md").read_text(encoding="utf-8")
+    section = doc.split("## Retention campaigns", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2:3].islower()][1:]
+    names = [r.split("|")[1].strip().replace(" ", "_") for r in rows]
+    assert names == list(PLANTED.campaign_segments)
+    for row, planted in zip(rows, PLANTED.campaign_effects):
+        assert [float(x) for x in row.strip("|").split("|")[2:]] == list(planted), row
