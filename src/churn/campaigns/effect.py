@@ -20,7 +20,7 @@ Steps (pure functions of in-memory frames; `churn.campaigns.run` reads and write
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -88,12 +88,8 @@ def plan_rows(scores: pd.DataFrame, source: str = "scores") -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Estimate:
-    """One cell of a campaign: churn of the contacted against the control group, and what it is worth.
-
-    `tier` / `incentive` are ALL for the margins. Rates and differences are NaN where a group is empty; the
-    save rate also where the control group churned not at all. `difference` is churn treated - churn
-    control (negative: the offer kept customers)."""
+class Counts:
+    """A (tier, incentive) cell's customers and churners, contacted and held out: what every figure is from."""
 
     tier: str
     incentive: str
@@ -101,6 +97,16 @@ class Estimate:
     treated_churned: int
     control: int
     control_churned: int
+
+
+@dataclass(frozen=True)
+class Estimate(Counts):
+    """One cell of a campaign: churn of the contacted against the control group, and what it is worth.
+
+    `tier` / `incentive` are ALL for the margins. Rates and differences are NaN where a group is empty; the
+    save rate also where the control group churned not at all. `difference` is churn treated - churn
+    control (negative: the offer kept customers)."""
+
     churn_treated: float
     churn_control: float
     difference: float
@@ -271,7 +277,7 @@ class CampaignEffect:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CampaignEffect:
         """Read campaign_effect.json back (null read as NaN where a number is expected)."""
-        nums = {f for f, t in Estimate.__annotations__.items() if t == "float"}
+        nums = {f.name for f in fields(Estimate) if f.type == "float"}
         est = [Estimate(**{k: (math.nan if k in nums and v is None else v) for k, v in e.items()})
                for e in d.get("estimates", [])]
         advice = {k: stats.ControlAdvice(**v) for k, v in (d.get("advice") or {}).items()}

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.stats import betabinom
 
-from churn.campaigns.effect import ALL, CampaignEffect, Estimate, _clean
+from churn.campaigns.effect import ALL, CampaignEffect, Counts, Estimate, _clean
 from churn.campaigns.stats import detectable_churn, ratio_interval
 from churn.errors import ChurnError
 
@@ -44,16 +44,10 @@ MEASURED, ASSUMED = "measured", "assumed"
 
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(Counts):
     """One (tier, incentive) cell pooled over campaigns: customers and churners in both groups, and the churn
     the model predicted for each group (sum of probabilities; NaN when the plans had none)."""
 
-    tier: str
-    incentive: str
-    treated: int
-    treated_churned: int
-    control: int
-    control_churned: int
     treated_predicted: float = float("nan")
     control_predicted: float = float("nan")
 
