@@ -1,5 +1,5 @@
 """The `churn` command line: generate, validate, features, train, promote, score, demo; monitoring: backtest,
-kpis, notify."""
+kpis, notify; the closed loop: campaign-effect."""
 
 from __future__ import annotations
 
@@ -107,16 +107,23 @@ def generate(
     mechanism: Annotated[str, typer.Option(
         help="Planted churn hazard: default, additive (no interactions), interactions, or ageing (default hazard, everyone joins in the first 90 days).")] = "default",
     overwrite: OverwriteOpt = False,
+    events_per_customer: Annotated[float, typer.Option(help="Mean product events per customer (`churn demo` uses 120).")] = 50.0,
+    campaign: Annotated[Optional[list[Path]], typer.Option(help="A scoring run folder whose contacted customers the simulated business contacts on its as-of date, with the planted effects; repeat for several. Adds contact_history.parquet.")] = None,
 ) -> None:
     """Write a realistic synthetic data source (Parquet) with planted churn drivers."""
     from churn.generate import generate as gen
 
     if business not in ("subscription", "retail"):
         raise ChurnError(f"--business must be subscription or retail, not {business!r}")
+    campaigns = []
+    if campaign:
+        from churn.campaigns.run import campaign_of_run
+
+        campaigns = [campaign_of_run(r) for r in campaign]
     with bar("generating customers") as update:
         counts = gen(customers, date.fromisoformat(start), date.fromisoformat(end), seed, out_dir,
                      overwrite=overwrite, business=business, mechanism=mechanism,  # type: ignore[arg-type]
-                     progress=update)
+                     progress=update, events_per_customer=events_per_customer, campaigns=campaigns)
     t = Table(title=f"synthetic data in {out_dir}")
     t.add_column("table")
     t.add_column("rows", justify="right")
@@ -290,15 +297,16 @@ def score(
         "--allow-stale-data", help="Score a date more than scoring.max_staleness_days after the newest activity, "
         "or in the future (said loudly in the output, summary.json and the report).")] = False,
     overwrite: OverwriteOpt = False,
+    effects: Annotated[Optional[Path], typer.Option(help="Save rates learned from past campaigns (the effects file `churn campaign-effect` writes); overrides incentives.effects.")] = None,
 ) -> None:
     """Score customers, pick retention incentives within budget, and write segments and a report.
 
     One row per current customer at --as-of (or per id of --customers), each with a status: scored, or why
     not (lapsed, no_history, cancelled, not_yet_customer, unknown)."""
-    from churn.pipeline import score_to_folder
+    from churn.pipeline import score_to_folder, with_effects
 
     _quiet_libraries()
-    cfg = load_config(config)
+    cfg = with_effects(load_config(config), str(effects) if effects else None)
     with steps("score") as step, bar("scoring") as chunk:
         # Said in the options' own words here; the pipeline checks the same for API callers.
         if table and not id_col:
@@ -445,6 +453,79 @@ def notify(
     for s in report.skipped:
         out.print(f"already sent, not again: {s}")
     _notices(report.notes)
+
+
+@app.command("campaign-effect")
+@user_errors
+def campaign_effect(
+    run: Annotated[list[Path], typer.Option("--run", help="A past scoring run folder (<out>/<as-of>/) whose label window has passed; repeat to learn from several campaigns.")],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    effects_out: Annotated[Optional[Path], typer.Option("--effects-out", help="Where the learned save rates go (default: effects.json in the last run's folder); read by `churn score --effects`.")] = None,
+    prior_strength: Annotated[Optional[float], typer.Option(help="Weight of the catalogue's save rates in customers (default: estimated from the campaigns).")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Measure past campaigns against their control groups and learn the save rates the next plan uses.
+
+    Per risk tier and incentive: churn of the contacted against the control group who would have got the
+    same offer, the difference with a 95% interval, the save rate, customers saved, cost per saved customer,
+    ROI, and what the control group could detect. Written to <run>/campaign_effect.json and MLflow."""
+    from churn.pipeline import measure_campaigns
+
+    _quiet_libraries()
+    cfg = load_config(config)
+    with steps("campaign effect") as step:
+        res = measure_campaigns(cfg, [str(r) for r in run], str(data) if data else None,
+                                effects_out=str(effects_out) if effects_out else None,
+                                prior_strength=prior_strength, overwrite=overwrite, progress=step)
+    for effect in res.effects:
+        _print_campaign(effect)
+    _print_learned(res.learned)
+    for f in res.files:
+        out.print(f"  wrote {f}")
+    if res.mlflow_runs:
+        out.print(f"MLflow runs {', '.join(res.mlflow_runs)} (experiment {cfg.model.experiment}-campaigns)")
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None or v != v or abs(v) == float("inf") else f"{100 * v:.{digits}f}%"
+
+
+def _print_campaign(effect: Any) -> None:
+    _notices(effect.notices)
+    t = Table(title=f"campaign of {effect.as_of}: contacted against control ({effect.horizon_days}-day {effect.label} label)")
+    for col in ("tier", "incentive", "contacted (churn)", "control (churn)", "difference [95% CI]", "p",
+                "save rate [95% CI]", "assumed", "saved", "cost/saved", "ROI", "detectable"):
+        t.add_column(col, justify="left" if col in ("tier", "incentive") else "right")
+    for e in effect.estimates:
+        t.add_row(e.tier, e.incentive, f"{e.treated:,} ({_pct(e.churn_treated)})", f"{e.control:,} ({_pct(e.churn_control)})",
+                  f"{_pct(e.difference)} [{_pct(e.difference_low)}, {_pct(e.difference_high)}]",
+                  "-" if e.p_value != e.p_value else f"{e.p_value:.3f}",
+                  f"{_pct(e.save_rate, 0)} [{_pct(e.save_rate_low, 0)}, {_pct(e.save_rate_high, 0)}]",
+                  _pct(e.assumed_save_rate, 0), "-" if e.saved != e.saved else f"{e.saved:,.1f}",
+                  "-" if e.cost_per_saved is None else f"{e.cost_per_saved:,.0f} {effect.currency}",
+                  _pct(e.roi, 0), _pct(e.detectable_save_rate, 0))
+    out.print(t)
+    if effect.advice:
+        a = Table(title="control group for the next campaign (80% power to detect the assumed save rate)")
+        for col in ("tier", "customers", "control churn", "save rate", "controls needed", "share needed", "campaigns at current share"):
+            a.add_column(col, justify="left" if col == "tier" else "right")
+        for tier, v in effect.advice.items():
+            a.add_row(tier, f"{v.customers:,}", _pct(v.control_churn), _pct(v.save_rate, 0),
+                      "-" if v.controls_needed is None else f"{v.controls_needed:,}",
+                      "over 50%" if v.recommended_share is None else _pct(v.recommended_share, 0),
+                      "-" if v.campaigns_needed is None else str(v.campaigns_needed))
+        out.print(a)
+
+
+def _print_learned(learned: Any) -> None:
+    t = Table(title=f"save rates for the next plan (catalogue weighs {learned.prior_strength:,.0f} customers)")
+    for col in ("incentive", "tier", "rate", "source", "assumed", "measured", "weight of the data"):
+        t.add_column(col, justify="left" if col in ("incentive", "tier", "source") else "right")
+    for inc, by_tier in learned.save_rates.items():
+        for tier, r in by_tier.items():
+            t.add_row(inc, tier, _pct(r.rate), r.source, _pct(r.assumed), _pct(r.measured), _pct(r.data_weight, 0))
+    out.print(t)
 
 
 @app.command()

@@ -135,8 +135,11 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
     `id_col`), plan retention and write the run folder `<out_root>/<as_of>/`; returns the ScoreRun. A date
     more than `scoring.max_staleness_days` after the data, or in the future, is refused unless
     `allow_stale_data` (then the run's `warnings`, summary.json and report say so)."""
+    from churn.campaigns.learning import read_effects
     from churn.scoring.score import score_source, score_table
 
+    if config.incentives.effects:
+        read_effects(config.incentives.effects)  # a bad effects file is refused before any scoring work
     if table:
         if not id_col:
             raise ChurnError("a feature table needs its id column")
@@ -159,6 +162,27 @@ def _published(run: Any, config: Config, progress: Progress) -> Any:
         progress("logging model health and delivering alerts")
     run.notices += publish_run(run.out_dir, run.health, config)
     return run
+
+
+def measure_campaigns(config: Config, runs: list[str], data: str | None, *, effects_out: str | None = None,
+                      prior_strength: float | None = None, overwrite: bool = False,
+                      progress: Progress = None) -> Any:
+    """What `churn campaign-effect` does: measure past runs' campaigns against their control groups (written
+    to each run folder and MLflow) and learn the save rates the next plan reads (the effects file)."""
+    from churn.campaigns.run import measure_campaigns as measure
+
+    return measure(runs, data, config, effects_out=effects_out, strength=prior_strength, overwrite=overwrite,
+                   progress=progress)
+
+
+def with_effects(config: Config, effects: str | None) -> Config:
+    """`config` with `incentives.effects` set to the effects file (`churn score --effects`), checked."""
+    if not effects:
+        return config
+    from churn.campaigns.learning import read_effects
+
+    read_effects(effects)
+    return config.model_copy(update={"incentives": config.incentives.model_copy(update={"effects": str(effects)})})
 
 
 def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:

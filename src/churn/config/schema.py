@@ -307,6 +307,7 @@ class IncentivesConfig(_Strict):
     cooldown_days: int = 30
     contact_history: str | None = None  # table: customer_id, contacted_at
     exclusions: str | None = None  # table: customer_id
+    effects: str | None = None  # file: save rates learned from past campaigns (`churn campaign-effect`)
     default_language: str = "en"
     channels: ChannelsConfig = ChannelsConfig()
     catalogue: list[Incentive] = []

@@ -14,24 +14,31 @@ arguments give byte-identical files and memory stays bounded. Rows are sorted by
 
 The package, in the order the data is made: `planted` (the parameters), `names` (markets and names),
 `simulation` (each customer's traits and fate), `tables` (their activity as Arrow tables) and `writing`
-(`generate` and `ground_truth`).
+(`generate` and `ground_truth`); retention campaigns and their planted effects: `campaigns` (`Campaign`, what a
+contact does to the churn hazard) and `truth` (`campaign_truth`, `offer_truth`).
 """
 
 from __future__ import annotations
 
+from churn.generate.campaigns import Campaign
 from churn.generate.planted import MECHANISMS, PLANTED, Business, Mechanism, Planted
 from churn.generate.tables import EVENT_TYPES, TICKET_CATEGORIES
-from churn.generate.writing import CHUNK_SIZE, generate, ground_truth
+from churn.generate.truth import campaign_truth, offer_truth
+from churn.generate.writing import CHUNK_SIZE, CONTACT_HISTORY, generate, ground_truth
 
 __all__ = [
     "CHUNK_SIZE",
+    "CONTACT_HISTORY",
     "EVENT_TYPES",
     "MECHANISMS",
     "PLANTED",
     "TICKET_CATEGORIES",
     "Business",
+    "Campaign",
     "Mechanism",
     "Planted",
+    "campaign_truth",
     "generate",
     "ground_truth",
+    "offer_truth",
 ]

@@ -130,5 +130,40 @@ class Planted:
         ("Persian-speaking", (0.12, 0.50, 0.30, 0.08), 0.85),
     )
 
+    # retention campaigns (only when `generate` is given campaigns): a contacted customer's churn hazard is
+    # multiplied by campaign_effects[segment][incentive] for campaign_effect_days from the contact day (several
+    # contacts multiply where their windows overlap). Segments, first that applies at the contact day:
+    #   lost_cause          already deep (depth >= lost_cause_depth) in the decline that ends in churn:
+    #                       nothing changes their mind (a shallower decline can still be turned round)
+    #   sleeping_dog        eng_z < sleeping_dog_engagement_z with tenure >= young_tenure_days: a forgotten
+    #                       subscription; being contacted reminds them to cancel (multiplier above 1)
+    #   sure_thing          eng_z > sure_thing_engagement_z: they stay anyway; offers change nothing
+    #   persuadable_price   price sensitivity > persuadable_sensitivity: money offers work best
+    #   persuadable_service comp_z > persuadable_complaint_z: being heard (a call, a gift) works best
+    #   ordinary            everyone else: a small effect
+    # An incentive not named below takes the segment's `other` multiplier (the last column).
+    campaign_effect_days: int = 90
+    lost_cause_depth: float = 0.8
+    sleeping_dog_engagement_z: float = -0.5
+    sure_thing_engagement_z: float = 0.8
+    persuadable_sensitivity: float = 0.5
+    persuadable_complaint_z: float = 0.5
+    campaign_incentives: tuple[str, ...] = (
+        "discount_20_3m", "free_month", "plan_upgrade", "thank_you_gift", "loyalty_points_500", "personal_call",
+        "other",
+    )
+    campaign_segments: tuple[str, ...] = (
+        "lost_cause", "sleeping_dog", "sure_thing", "persuadable_price", "persuadable_service", "ordinary",
+    )
+    campaign_effects: tuple[tuple[float, ...], ...] = (
+        # discount free_month upgrade gift  points call  other
+        (1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00),  # lost_cause
+        (1.90, 1.80, 1.60, 1.40, 1.50, 1.30, 1.50),  # sleeping_dog
+        (1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00),  # sure_thing
+        (0.15, 0.20, 0.50, 0.80, 0.70, 0.60, 0.60),  # persuadable_price
+        (0.70, 0.60, 0.60, 0.40, 0.80, 0.15, 0.60),  # persuadable_service
+        (0.70, 0.65, 0.80, 0.75, 0.85, 0.60, 0.75),  # ordinary
+    )
+
 
 PLANTED = Planted()

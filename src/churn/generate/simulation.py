@@ -87,6 +87,12 @@ class _Customers:
     ep_len: np.ndarray
     ep_depth: np.ndarray
     ep_kind: np.ndarray  # 0 none, 1 decline before churn, 2 decline and recovery
+    # The churn hazard behind the fate (kept so retention campaigns can change it, `churn.generate.campaigns`):
+    # segment bounds (C, S+1) in days, the daily hazard on each segment (C, S) and the Exponential(1) draw.
+    hz_bounds: np.ndarray | None = None
+    hz_rate: np.ndarray | None = None
+    hz_draw: np.ndarray | None = None
+    contacts: dict[str, np.ndarray] | None = None  # the campaigns' log, when there were campaigns
 
     @property
     def size(self) -> int:
@@ -185,7 +191,7 @@ _HAZARDS: dict[str, _Hazard] = {
 
 def _simulate_customers(
     ss: np.random.SeedSequence, lo: int, hi: int, period: _Period, business: Business, p: Planted,
-    mechanism: Mechanism = "default",
+    mechanism: Mechanism = "default", campaigns: tuple = (),
 ) -> _Customers:
     rng = np.random.default_rng(ss)
     n = hi - lo
@@ -270,9 +276,6 @@ def _simulate_customers(
     churned = crossed & (churn_day < T)
     b = np.where(churned, churn_day, T).astype(np.int64)
 
-    applied = increase & (camps[None, :] < b[:, None])
-    fee = initial_fee + plan_inc * applied.sum(axis=1)
-
     # decline episodes: before churn (most churners) or decline-and-recover (some stayers)
     length = rng.uniform(p.decline_min_days, p.decline_max_days, n)
     depth = rng.uniform(*p.decline_depth, n)
@@ -283,8 +286,16 @@ def _simulate_customers(
     ep_start = np.where(warn, b - length, np.where(recover, rec_start, b.astype(np.float64)))
     ep_depth = np.where(ep_kind > 0, depth, 0.0)
 
-    return _Customers(
+    # The price increases that took effect depend on the final fate, so they come after any campaign.
+    c = _Customers(
         lo, signup, a, b, churned, eng_z, engagement, comp_z, complaint, purchase, spend, price_sens,
         happy_z, plan, market, region, channel, consent, first_name, last_name, domain, initial_fee,
-        increase, applied, fee, ep_start, length, ep_depth, ep_kind,
+        increase, increase, initial_fee, ep_start, length, ep_depth, ep_kind, bounds, h, e,
     )
+    if campaigns:
+        from churn.generate.campaigns import run_campaigns
+
+        run_campaigns(c, campaigns, ss, T, p)  # may move churn days: the contacts' effect
+    c.applied = increase & (camps[None, :] < c.b[:, None])
+    c.fee = initial_fee + plan_inc * c.applied.sum(axis=1)
+    return c

@@ -1,19 +1,22 @@
 """The entry points: `generate` writes a data source chunk by chunk (Parquet, swapped into place whole) and
-`ground_truth` returns the hidden side of the same simulation. Arguments are checked here, once.
+`ground_truth` returns the hidden side of the same simulation. Arguments are checked here, once. With
+retention campaigns (`churn.generate.campaigns`), `generate` also writes the contact history.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.errors import ChurnError
+from churn.generate.campaigns import CONTACT_HOUR, Campaign, check_campaigns, resolve_chunk
 from churn.generate.planted import MECHANISMS, PLANTED, Business, Mechanism
 from churn.generate.simulation import _period, _simulate_customers
 from churn.generate.tables import (
@@ -21,6 +24,7 @@ from churn.generate.tables import (
     _events_table,
     _fee_changes_table,
     _id_digits,
+    _ids,
     _orders_table,
     _schemas,
     _surveys_table,
@@ -31,6 +35,11 @@ from churn.io import atomic_dir
 CHUNK_SIZE = 50_000
 """Customers per chunk: the unit of seeding, memory and progress. Changing it changes the data."""
 _PARQUET_COMPRESSION = "zstd"
+CONTACT_HISTORY = "contact_history"
+"""The table of contacts `generate` writes with campaigns (customer_id, contacted_at, incentive): what the
+scorer's `incentives.contact_history` reads for the cool-down."""
+_CONTACT_SCHEMA = pa.schema([("customer_id", pa.string()), ("contacted_at", pa.timestamp("us")),
+                             ("incentive", pa.string())])
 
 
 def _check(n_customers: int, start: date, end: date, seed: int, business: str,
@@ -75,6 +84,7 @@ def generate(
     events_per_customer: float = 50.0,
     mechanism: Mechanism = "default",
     progress: Callable[[int, int], None] | None = None,
+    campaigns: Sequence[Campaign] = (),
 ) -> dict[str, int]:
     """Write a synthetic data source (Parquet tables) to `out`; return row counts per table.
 
@@ -89,14 +99,20 @@ def generate(
     (thresholds and interactions only: low engagement matters while tenure is young or with many
     complaints; price increases matter to price-sensitive, unengaged customers). See PLANTED and
     docs/synthetic-data.md. Same arguments give byte-identical files. Raises ChurnError for bad arguments.
+    `campaigns` (`Campaign`s: retention contacts that change the contacted customers' churn hazard by the
+    planted effects) adds `contact_history.parquet`; without them the files are as they always were.
     """
     start, end = _check(n_customers, start, end, seed, business, events_per_customer, mechanism)
+    campaigns = check_campaigns(campaigns, start, end)
     p = PLANTED
     period = _period(start, end, business)
     schemas = _schemas(business)
     width = max(7, len(str(n_customers)))
     counts = dict.fromkeys(schemas, 0)
     with atomic_dir(out, overwrite) as tmp:
+        if campaigns:
+            schemas = {**schemas, CONTACT_HISTORY: _CONTACT_SCHEMA}
+            counts[CONTACT_HISTORY] = 0
         writers = {
             name: pq.ParquetWriter(tmp / f"{name}.parquet", schema, compression=_PARQUET_COMPRESSION)
             for name, schema in schemas.items()
@@ -105,7 +121,8 @@ def generate(
             for k, lo, hi in _chunks(n_customers):
                 ss = np.random.SeedSequence(seed, spawn_key=(k,))
                 s_cust, s_ev, s_tk, s_or, s_sv = ss.spawn(5)
-                c = _simulate_customers(s_cust, lo, hi, period, business, p, mechanism)
+                c = _simulate_customers(s_cust, lo, hi, period, business, p, mechanism,
+                                        resolve_chunk(campaigns, lo, hi, start))
                 digits = _id_digits(lo, hi - lo, width)
                 tables = {
                     "customers": _customers_table(c, digits, period, business, p, schemas["customers"]),
@@ -120,6 +137,8 @@ def generate(
                 }
                 if business == "subscription":
                     tables["fee_changes"] = _fee_changes_table(c, digits, period, p, schemas["fee_changes"])
+                if campaigns:
+                    tables[CONTACT_HISTORY] = _contact_table(c, digits, campaigns, start)
                 for name, table in tables.items():
                     writers[name].write_table(table)
                     counts[name] += table.num_rows
@@ -132,6 +151,22 @@ def generate(
     return counts
 
 
+def _contact_table(c, digits: np.ndarray, campaigns: tuple[Campaign, ...], start: date) -> pa.Table:
+    """The chunk's contacts (held-out customers were not contacted), by customer then time."""
+    log = c.contacts
+    sent = np.flatnonzero(log["contacted"])
+    days = np.array([(cp.day - start).days for cp in campaigns], dtype=np.int64)[log["campaign"][sent]]
+    rows = log["row"][sent]
+    order = np.lexsort((days, rows))
+    start_us = int((np.datetime64(start, "D") - np.datetime64("1970-01-01", "D")).astype(np.int64)) * 86_400_000_000
+    when = start_us + (days[order] * 86_400 + CONTACT_HOUR * 3600) * 1_000_000
+    return pa.table({
+        "customer_id": _ids(digits, rows[order]),
+        "contacted_at": pa.array(when, pa.timestamp("us")),
+        "incentive": pa.array(log["incentive"][sent][order].astype(str), pa.string()),
+    }, schema=_CONTACT_SCHEMA)
+
+
 def ground_truth(
     n_customers: int,
     start: date,
@@ -140,6 +175,7 @@ def ground_truth(
     *,
     business: Business = "subscription",
     mechanism: Mechanism = "default",
+    campaigns: Sequence[Campaign] = (),
 ) -> pd.DataFrame:
     """The hidden side of `generate` with the same arguments (mechanism included): one row per customer
     with latent traits, the simulated churn day and the decline episode. For tests and model checks; never
@@ -150,12 +186,14 @@ def ground_truth(
     episode_days, episode_depth (days are counted from `start`).
     """
     start, end = _check(n_customers, start, end, seed, business, 0.0, mechanism)
+    campaigns = check_campaigns(campaigns, start, end)
     period = _period(start, end, business)
     width = max(7, len(str(n_customers)))
     parts = []
     for k, lo, hi in _chunks(n_customers):
         s_cust = np.random.SeedSequence(seed, spawn_key=(k,)).spawn(5)[0]
-        c = _simulate_customers(s_cust, lo, hi, period, business, PLANTED, mechanism)
+        c = _simulate_customers(s_cust, lo, hi, period, business, PLANTED, mechanism,
+                                resolve_chunk(campaigns, lo, hi, start))
         ids = np.arange(lo + 1, hi + 1)
         parts.append(pd.DataFrame({
             "customer_id": [f"{i:0{width}d}" for i in ids],

@@ -17,7 +17,10 @@ Steps (each a pure function of in-memory frames; `plan_retention` wires them):
    (`knapsack.prices_choice`);
 7. channel (`customer_channels`) and message per contacted customer (`messages.render_messages`).
 
-The catalogue is checked first (`offers.check_catalogue`); the summary (`summary.PlanSummary`) is built last.
+The catalogue is checked first (`offers.check_catalogue`); save rates measured in past campaigns (`effects`,
+`churn.campaigns.learning`) replace the catalogue's where measured (`offers.with_measured_rates`), and an
+uplift model's per-customer rates (`customer_save_rates`) replace the tier's rate for the offers it priced;
+neither touches the contact rules or the control group. The summary (`summary.PlanSummary`) is built last.
 The allocation is a multiple-choice knapsack, solved in `churn.scoring.knapsack` (see its docstring).
 """
 
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +39,7 @@ from churn.errors import ChurnError
 from churn.scoring import offers, rules, status
 from churn.scoring.knapsack import MCKPSolution, prices_choice, solve_mckp
 from churn.scoring.messages import normalise_language, render_messages
-from churn.scoring.summary import IncentiveResult, PlanSummary, TierControl, TierSize, WinBack
+from churn.scoring.summary import IncentiveResult, PlanSummary, SaveRateUsed, TierControl, TierSize, WinBack
 from churn.scoring.tiers import RiskTiers
 from churn.scoring.value import value_from_revenue, value_parts
 
@@ -157,14 +161,21 @@ def plan_retention(
     contact_history: pd.DataFrame | None = None,
     exclusions: pd.DataFrame | None = None,
     seed: int = 42,
+    effects: Any | None = None,
+    customer_save_rates: pd.DataFrame | None = None,
 ) -> RetentionPlan:
     """The retention plan for a scored list: tiers, value, rules, control group, incentives, messages.
 
     Rows come back in customer-id order; the input's ``channel`` (preferred channel) is kept as
     ``preferred_channel`` and ``channel`` becomes the contact channel. Same input (in any row order) and
-    seed give the same plan.
+    seed give the same plan. `effects` (`churn.campaigns.learning.Effects`) and `customer_save_rates`
+    (customer_id and one column per offer: a save rate per customer, NaN for none) change what offers are
+    expected to save; the summary's `save_rates` then says which rates were measured and which assumed.
     """
     offers.check_catalogue(config)
+    used_rates: dict = {}
+    if effects is not None or customer_save_rates is not None:
+        config, used_rates = offers.with_measured_rates(config, effects)
     inc_cfg = config.incentives
     df = _prepare(scores)
     n = len(df)
@@ -210,11 +221,13 @@ def plan_retention(
     eligible_any = np.zeros(rows.size, dtype=bool)
     sub_tier = tier.iloc[rows].reset_index(drop=True)
     sub = sub.reset_index(drop=True)
+    own = _own_rates(df["customer_id"], customer_save_rates, [i.name for i in catalogue])
     for j, inc in enumerate(catalogue):
         elig = rules.offer_eligible(sub, inc, sub_tier, value[rows])
         eligible_any |= elig
         cost[:, j] = offers.contact_costs(inc, revenue[rows], cust_contact, contact_cost)
-        gain[:, j] = p[rows] * value[rows] * offers.save_rates(inc, sub_tier)
+        mine = own[inc.name][rows] if inc.name in own else None
+        gain[:, j] = p[rows] * value[rows] * offers.save_rates(inc, sub_tier, mine)
         net[:, j] = np.where(elig, gain[:, j] - cost[:, j], -np.inf)
     caps = np.array([np.inf if i.max_customers is None else float(i.max_customers) for i in catalogue])
 
@@ -302,7 +315,38 @@ def plan_retention(
     summary = _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings,
                        status_counts=status.status_counts(row_status),
                        win_back=status.win_back_summary(row_status, win_back, grouped))
+    if used_rates:
+        summary = replace(summary, save_rates=_rates_used(used_rates, own, tier, contactable))
     return RetentionPlan(customers=out, summary=summary)
+
+
+def _own_rates(ids: pd.Series, table: pd.DataFrame | None, names: list[str]) -> dict[str, np.ndarray]:
+    """Per offer, each customer's own save rate from `table` (customer_id + a column per offer) aligned to
+    `ids`; NaN where the table has none. Offers without a column are left out."""
+    if table is None:
+        return {}
+    if "customer_id" not in table.columns:
+        raise ChurnError(f"customer save rates: need a 'customer_id' column; have {list(table.columns)[:10]}")
+    keyed = table.assign(customer_id=table["customer_id"].astype(str).str.strip()).drop_duplicates("customer_id")
+    keyed = keyed.set_index("customer_id").reindex(ids.astype(str).to_numpy())
+    return {n: pd.to_numeric(keyed[n], errors="coerce").to_numpy(dtype=float) for n in names if n in keyed.columns}
+
+
+def _rates_used(used: dict, own: dict[str, np.ndarray], tier: pd.Series, contactable: np.ndarray
+                ) -> dict[str, dict[str, SaveRateUsed]]:
+    """The summary's save_rates: per offer and tier the rate used (`offers.with_measured_rates`), the
+    catalogue's, the source and measurement, and how many contactable customers of the tier were priced
+    with a rate of their own."""
+    tiers = tier.astype(object).to_numpy()
+    out: dict[str, dict[str, SaveRateUsed]] = {}
+    for inc, by_tier in used.items():
+        for t, r in by_tier.items():
+            mine = own.get(inc)
+            priced = int((np.isfinite(mine) & contactable & (tiers == t)).sum()) if mine is not None else 0
+            out.setdefault(inc, {})[t] = SaveRateUsed(
+                r.rate, r.assumed, r.source, priced, r.measured, r.measured_low, r.measured_high, r.treated,
+                r.control, r.data_weight, r.detectable_save_rate)
+    return out
 
 
 def _summary(out, config, tiers, sol, rendered, catalogue, caps, contactable, warnings, *,

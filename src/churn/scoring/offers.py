@@ -7,11 +7,16 @@ For a customer of tier ``t`` with monthly revenue ``r`` contacted through a chan
 personal call, is priced at that channel). The plan (`churn.scoring.allocation`) prices every
 (customer, offer) pair with these; `tier_terms` summarises them per tier for training's profit curve
 (`churn.training.metrics.incentive_economics`), so both read the catalogue the same way.
+
+Save rates measured in past campaigns (an effects file, `churn.campaigns.learning`) replace the catalogue's
+here too (`with_measured_rates`), so the plan, its summary and the profit curve read one catalogue; an
+uplift model's per-customer rates enter through `save_rates`' `per_customer`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,9 @@ import pandas as pd
 from churn.config import ChannelsConfig, Config, Incentive
 from churn.errors import ChurnError
 from churn.scoring.rules import offered_in_tier
+
+if TYPE_CHECKING:
+    from churn.campaigns.learning import Effects, LearnedRate
 
 
 def check_catalogue(config: Config) -> None:
@@ -67,9 +75,32 @@ def forced_channel(inc: Incentive) -> str | None:
     return inc.channel.strip().lower() if inc.channel else None
 
 
-def save_rates(inc: Incentive, tier: pd.Series) -> np.ndarray:
-    """The incentive's save rate for each row's tier; 0 where it names none for that tier."""
-    return tier.astype(object).map(inc.save_rate).astype(float).fillna(0.0).to_numpy()
+def save_rates(inc: Incentive, tier: pd.Series, per_customer: np.ndarray | None = None) -> np.ndarray:
+    """The incentive's save rate for each row's tier; 0 where it names none for that tier. `per_customer`
+    (a rate per row, NaN where there is none; from an uplift model) replaces the tier's rate where given and
+    the tier has one, clipped to [0, 1]."""
+    rates = tier.astype(object).map(inc.save_rate).astype(float).fillna(0.0).to_numpy()
+    if per_customer is not None:
+        own = np.asarray(per_customer, dtype=float)
+        use = np.isfinite(own) & tier.astype(object).isin(list(inc.save_rate)).to_numpy()
+        rates = np.where(use, np.clip(np.nan_to_num(own), 0.0, 1.0), rates)
+    return rates
+
+
+def with_measured_rates(config: Config, effects: Effects | None
+                        ) -> tuple[Config, dict[str, dict[str, LearnedRate]]]:
+    """(config whose catalogue carries the measured save rates, {incentive: {tier: the rate used and where
+    it comes from}}).
+
+    Only the rates the catalogue already names are replaced, and only by measured ones (clipped to [0, 1]:
+    an offer that does harm is simply never worth its cost); everything else is the catalogue's, "assumed"."""
+    from churn.campaigns.learning import applied_rates, catalogue_rates
+
+    used = applied_rates(effects, catalogue_rates(config))
+    catalogue = [i.model_copy(update={"save_rate": {**i.save_rate, **{t: u.rate for t, u in used.get(i.name, {}).items()}}})
+                 for i in config.incentives.catalogue]
+    incentives = config.incentives.model_copy(update={"catalogue": catalogue})
+    return config.model_copy(update={"incentives": incentives}), used
 
 
 def contact_costs(inc: Incentive, revenue: np.ndarray, channel_price: np.ndarray | float,

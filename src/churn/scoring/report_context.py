@@ -103,6 +103,21 @@ def _statuses(plan: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _save_rates(summary: PlanSummary | None) -> dict[str, Any]:
+    """The save rates the plan used, when it read an effects file: per offer and tier, measured or assumed
+    (`PlanSummary.save_rates`); measured ones first, then by offer and tier."""
+    rows = []
+    for inc, by_tier in (summary.save_rates if summary else {}).items():
+        for tier, r in by_tier.items():
+            rows.append({"incentive": inc, "tier": tier, "rate": r.rate, "assumed": r.assumed,
+                         "measured": r.source == "measured", "raw": r.measured, "low": r.measured_low,
+                         "high": r.measured_high, "treated": r.treated, "control": r.control,
+                         "weight": r.data_weight, "detectable": r.detectable_save_rate,
+                         "priced": r.customers_priced})
+    rows.sort(key=lambda r: (not r["measured"], r["incentive"], r["tier"]))
+    return {"rows": rows, "measured": sum(r["measured"] for r in rows), "priced": sum(r["priced"] for r in rows)}
+
+
 def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict | None,
                    features: Sequence[Feature] = ()) -> dict[str, Any]:
     """Everything the report shows, as plain numbers, text and tables (no charts, no HTML).
@@ -329,6 +344,7 @@ def report_context(plan: pd.DataFrame, summary: PlanSummary | None, meta: dict |
         "no_contact": no_contact,
         "samples": samples,
         "missing_translations": _missing_translations(summary.missing_translations if summary else {}),
+        "save_rates": _save_rates(summary),
         "fallback_language": fallback,
         "_probabilities": plan["_p"].to_numpy(),
         "_tier_of": plan["_tier"].to_numpy(),

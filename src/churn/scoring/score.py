@@ -280,6 +280,7 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
     from churn.monitoring.health import health_files, run_health
+    from churn.campaigns.learning import read_effects
     from churn.scoring.alerts import compute_alerts
     from churn.scoring.allocation import plan_retention
     from churn.scoring.report import write_report
@@ -304,9 +305,11 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     base["model_version"] = version
     contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
     exclusions = read_table(config.incentives.exclusions) if config.incentives.exclusions else None
+    effects = read_effects(config.incentives.effects) if config.incentives.effects else None
     if progress:
         progress("allocating retention incentives")
-    plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed)
+    plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed,
+                          effects=effects)
     planned = plan.customers
     if key is not None:  # every output below names customers by pseudonym only
         planned = planned.assign(customer_id=pseudonymise(planned["customer_id"], key).to_numpy())

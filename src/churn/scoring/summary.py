@@ -49,6 +49,24 @@ class WinBack:
 
 
 @dataclass(frozen=True)
+class SaveRateUsed:
+    """The save rate one offer had in one tier of this plan: measured in past campaigns (an effects file,
+    `churn.campaigns.learning`: the measurement shrunk towards the catalogue) or assumed (the catalogue's)."""
+
+    rate: float
+    assumed: float  # the catalogue's
+    source: str  # "measured" or "assumed"
+    customers_priced: int = 0  # contactable customers priced with a rate of their own (an uplift model)
+    measured: float | None = None  # the campaigns' raw save rate, its 95% interval and their counts
+    measured_low: float | None = None
+    measured_high: float | None = None
+    treated: int = 0
+    control: int = 0
+    data_weight: float = 0.0  # how much of `rate` is measurement (the rest is the catalogue's)
+    detectable_save_rate: float | None = None  # the smallest save rate those groups detect (80% power)
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     """Budget, per-incentive results, reasons, control group, statuses and message problems of one plan.
 
@@ -79,6 +97,9 @@ class PlanSummary:
     message_problems: dict[str, Any] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)  # every row by status, in STATUSES order
     win_back: WinBack = field(default_factory=WinBack)
+    # {incentive: {tier: SaveRateUsed}} when the plan read an effects file; left out of to_dict() when empty,
+    # so a plan made on the catalogue alone writes the summary.json it always did.
+    save_rates: dict[str, dict[str, SaveRateUsed]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.budget_left is None:  # frozen: set through object.__setattr__, once, at construction
@@ -86,7 +107,10 @@ class PlanSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to summary.json (nested records become plain dicts)."""
-        return asdict(self)
+        d = asdict(self)
+        if not self.save_rates:
+            del d["save_rates"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlanSummary:
@@ -96,4 +120,6 @@ class PlanSummary:
         d["control_group_by_tier"] = {k: TierControl(**v) for k, v in (d.get("control_group_by_tier") or {}).items()}
         d["tiers"] = {k: TierSize(**v) for k, v in (d.get("tiers") or {}).items()}
         d["win_back"] = WinBack(**(d.get("win_back") or {}))
+        d["save_rates"] = {i: {t: SaveRateUsed(**r) for t, r in by_tier.items()}
+                           for i, by_tier in (d.get("save_rates") or {}).items()}
         return cls(**d)

@@ -1,0 +1,204 @@
+"""The files at the edges of the loop: a past scoring run and the data in, campaign_effect.json, the effects
+file and an MLflow run out. `measure_campaigns` is what `churn campaign-effect` does.
+
+A run folder is what `churn score` wrote: scores.parquet (the plan's columns, `would_be_incentive` included)
+and summary.json (its as-of date in ``meta``). Outputs are written atomically and an existing one is never
+replaced silently: the same content is left as it is, different content needs `overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.campaigns.effect import ALL, CampaignEffect, control_advice, measure, plan_rows, realised_labels
+from churn.campaigns.learning import Effects, catalogue_rates, pool_cells, shrink
+from churn.errors import ChurnError
+from churn.io import write_json
+
+EFFECT_FILE = "campaign_effect.json"
+EFFECTS_FILE = "effects.json"
+Progress = Callable[[str], None] | None
+
+
+def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(scores, summary.json) of a `churn score` run folder; ChurnError naming the file when one is missing
+    or unreadable."""
+    run = Path(run_dir)
+    scores_file, summary_file = run / "scores.parquet", run / "summary.json"
+    for f in (scores_file, summary_file):
+        if not f.is_file():
+            raise ChurnError(f"{f}: not found; --run must be a folder written by `churn score` "
+                             "(outputs/<as-of>/)")
+    try:
+        scores = pd.read_parquet(scores_file)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise ChurnError(f"{scores_file}: not readable as Parquet ({exc})") from None
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChurnError(f"{summary_file}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict) or not (summary.get("meta") or {}).get("as_of"):
+        raise ChurnError(f"{summary_file}: key meta.as_of is missing: not a summary written by `churn score`")
+    return scores, summary
+
+
+def campaign_of_run(run_dir: str | Path) -> Any:
+    """The campaign a scoring run planned, as the generator takes it (`churn.generate.Campaign`): on the
+    run's as-of date, its contacted customers with their offers. For simulating what the plan did."""
+    from churn.generate import Campaign
+
+    scores, summary = read_run(run_dir)
+    rows = plan_rows(scores, str(Path(run_dir) / "scores.parquet"))
+    sent = rows.loc[rows["treated"], ["customer_id", "incentive"]].reset_index(drop=True)
+    return Campaign(pd.Timestamp(summary["meta"]["as_of"]).date(), contacts=sent)
+
+
+def measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress: Progress = None
+                ) -> CampaignEffect:
+    """Measure the campaign of one run folder against the realised labels in `data` (see
+    `churn.campaigns.effect`)."""
+    from churn.scoring.score import output_key
+    from churn.validation import load_source
+
+    run = Path(run_dir)
+    scores, summary = read_run(run)
+    as_of = pd.Timestamp(summary["meta"]["as_of"])
+    campaign = plan_rows(scores, str(run / "scores.parquet"))
+    if progress:
+        progress(f"reading the labels at {as_of.date()}")
+    ds = load_source(data, config)
+    try:
+        labels = realised_labels(ds, config, as_of)
+        kind = str(labels.attrs["label"])
+    finally:
+        ds.con.close()
+    key = output_key(config)
+    if key is not None:  # the run names customers by pseudonym: so must the labels, to join
+        from churn.io import pseudonymise
+
+        labels = labels.assign(customer_id=pseudonymise(labels["customer_id"], key).to_numpy())
+    assumed = catalogue_rates(config)
+    estimates, unlabelled = measure(campaign, labels, assumed)
+    share = float(config.incentives.control_share)
+    notices = []
+    if unlabelled:
+        notices.append(f"{unlabelled:,} customer(s) of the campaign are not among the active customers at "
+                       f"{as_of.date()} in {data}; they are left out")
+    if not len(campaign):
+        notices.append(f"{run}: nobody was contacted or held out with an offer; there is nothing to measure")
+    total = next((e for e in estimates if e.tier == ALL and e.incentive == ALL), None)
+    return CampaignEffect(
+        run=str(run), as_of=str(as_of.date()), horizon_days=int(config.label.horizon_days), label=kind,
+        currency=str((summary.get("summary") or {}).get("currency", config.incentives.currency)),
+        control_share=share, customers=(total.treated + total.control) if total else 0, unlabelled=unlabelled,
+        estimates=estimates, advice=control_advice(estimates, assumed, share), notices=notices,
+    )
+
+
+def _check_same(obj: dict[str, Any], path: Path) -> bool:
+    """True when `path` already holds exactly `obj`; False when there is no such file; a ChurnError when it
+    holds something else (never replaced silently)."""
+    if not path.exists():
+        return False
+    try:
+        same = json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(obj, default=str))
+    except (UnicodeDecodeError, json.JSONDecodeError, IsADirectoryError):
+        same = False
+    if not same:
+        raise ChurnError(f"{path} already exists with other results; pass --overwrite to replace it")
+    return True
+
+
+def write_once(obj: dict[str, Any], path: Path, overwrite: bool) -> bool:
+    """Write JSON atomically; True when written. Identical content already there is left as it is (False);
+    different content is refused unless `overwrite`."""
+    if not overwrite and _check_same(obj, path):
+        return False
+    write_json(obj, path, overwrite=overwrite)
+    return True
+
+
+def _metric_name(*parts: str) -> str:
+    """An MLflow metric name from tier / offer names (MLflow allows letters, digits, _ - . / and spaces)."""
+    return ".".join(re.sub(r"[^\w\-/ ]", "_", "all" if p == ALL else p) for p in parts)
+
+
+def log_effect(effect: CampaignEffect, config: Any) -> str:
+    """Log a measured campaign to MLflow (experiment `<model.experiment>-campaigns`): the run's settings as
+    params, every estimate's churn, difference, save rate, customers saved and ROI as metrics, and
+    campaign_effect.json as an artifact. Returns the MLflow run id."""
+    import mlflow
+
+    from churn.training.tracking import ensure_experiment, mlflow_session
+
+    with mlflow_session() as client:
+        exp = ensure_experiment(client, f"{config.model.experiment}-campaigns")
+        with mlflow.start_run(experiment_id=exp, run_name=f"campaign {effect.as_of}") as active:
+            mlflow.set_tags({"churn.kind": "campaign-effect", "churn.run": effect.run})
+            mlflow.log_params({"as_of": effect.as_of, "horizon_days": effect.horizon_days, "label": effect.label,
+                               "run": effect.run, "control_share": effect.control_share})
+            metrics: dict[str, float] = {"customers": float(effect.customers), "unlabelled": float(effect.unlabelled)}
+            for e in effect.estimates:
+                for name in ("churn_treated", "churn_control", "difference", "difference_low", "difference_high",
+                             "p_value", "save_rate", "save_rate_low", "save_rate_high", "saved", "cost",
+                             "cost_per_saved", "roi", "detectable_save_rate"):
+                    v = getattr(e, name)
+                    if v is not None and pd.notna(v) and abs(v) != float("inf"):
+                        metrics[_metric_name(name, e.tier, e.incentive)] = float(v)
+            mlflow.log_metrics(metrics)
+            mlflow.log_dict(effect.to_dict(), EFFECT_FILE)
+            return active.info.run_id
+
+
+@dataclass
+class CampaignRun:
+    """What `churn campaign-effect` measured, learned and wrote."""
+
+    effects: list[CampaignEffect]
+    learned: Effects
+    files: list[Path] = field(default_factory=list)  # written now (identical files already there are not)
+    mlflow_runs: list[str] = field(default_factory=list)
+
+
+def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | None = None) -> Effects:
+    """The save rates the next plan reads: every measured campaign's cells pooled, shrunk towards the
+    catalogue (`churn.campaigns.learning.shrink`)."""
+    return shrink(pool_cells(measured), catalogue_rates(config), strength,
+                  [{"run": e.run, "as_of": e.as_of, "horizon_days": e.horizon_days} for e in measured])
+
+
+def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any, *,
+                      effects_out: str | Path | None = None, strength: float | None = None,
+                      overwrite: bool = False, log: bool = True, progress: Progress = None) -> CampaignRun:
+    """What `churn campaign-effect` does: measure each run's campaign and learn save rates from all of them;
+    then write campaign_effect.json into each run's folder and the effects file (`effects_out`, default:
+    effects.json in the last run's folder), and log each newly written measurement to MLflow. Nothing is
+    written or logged when a file would replace different results without `overwrite`."""
+    if not runs:
+        raise ChurnError("name at least one scoring run folder (--run outputs/<as-of>)")
+    measured = []
+    for run in runs:
+        if progress:
+            progress(f"measuring {run}")
+        measured.append(measure_run(run, data, config, progress=progress))
+    learned = learn(measured, config, strength)
+    target = Path(effects_out) if effects_out else Path(runs[-1]) / EFFECTS_FILE
+    outputs = [(e.to_dict(), Path(r) / EFFECT_FILE) for e, r in zip(measured, runs)]
+    outputs.append((learned.to_dict(), target))
+    if not overwrite:  # refuse before writing anything
+        for obj, path in outputs:
+            _check_same(obj, path)
+    files, logged = [], []
+    for (obj, path), effect in zip(outputs, [*measured, None]):
+        if write_once(obj, path, overwrite):
+            files.append(path)
+            if log and effect is not None:
+                logged.append(log_effect(effect, config))
+    return CampaignRun(measured, learned, files, logged)

@@ -1,0 +1,138 @@
+"""The closed loop through the commands, in fresh processes, on a real `churn score` run of the demo's model:
+
+1. `churn score` at 2025-03-01 (the demo's data runs to 2025-07-01, so the 60-day label window has passed);
+2. `churn generate --campaign RUN`: the same business, in which that plan's contacted customers were
+   contacted with the planted effects;
+3. `churn campaign-effect --run RUN --data ...`: campaign_effect.json and effects.json in the run folder, a
+   run in a real MLflow store (SQLite in tmp); counts checked against churn computed here with pandas from
+   the raw customers table; a second run leaves identical files alone and refuses to replace others;
+4. `churn score --effects`: summary.json and the report say which save rates are measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+AS_OF = "2025-03-01"
+HORIZON = 60
+
+
+def churn(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "churn.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env, "COLUMNS": "250", "OMP_NUM_THREADS": "1"}, check=False)
+
+
+@pytest.fixture(scope="module")
+def loop(demo_workspace, tmp_path_factory):
+    work = tmp_path_factory.mktemp("loop")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
+           "CHURN_ARTIFACT_ROOT": (work / "artifacts").as_uri()}
+    bundle = demo_workspace.bundle
+    done = churn("score", "--model", bundle, "--data", demo_workspace.data, "--as-of", AS_OF, "--out",
+                 work / "runs", env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run = work / "runs" / AS_OF
+    done = churn("generate", "--customers", demo_workspace.customers, "--seed", demo_workspace.seed,
+                 "--events-per-customer", 120, "--campaign", run, "--out", work / "data", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return work, run, env, bundle
+
+
+def test_campaign_effect_measures_the_run_against_the_raw_tables(loop):
+    work, run, env, _ = loop
+    done = churn("campaign-effect", "--run", run, "--data", work / "data", env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "campaign of 2025-03-01" in done.stdout and "save rates for the next plan" in done.stdout
+    effect = json.loads((run / "campaign_effect.json").read_text())
+    # Expected counts from the raw files: who the plan contacted or held out with an offer, and whether
+    # their cancel date falls in [as_of, as_of + 60 days).
+    scores = pd.read_parquet(run / "scores.parquet")
+    customers = pd.read_parquet(work / "data" / "customers.parquet").set_index("customer_id")
+    start = pd.Timestamp(AS_OF)
+    cancel = customers["cancel_date"].reindex(scores["customer_id"]).to_numpy()
+    scores["churned"] = (cancel >= start) & (cancel < start + pd.Timedelta(days=HORIZON))
+    camp = scores[(scores["contact"] | scores["holdout"]) & scores["would_be_incentive"].notna()]
+    assert effect["customers"] == len(camp) > 50 and effect["unlabelled"] == 0
+    by_cell = {(e["tier"], e["incentive"]): e for e in effect["estimates"]}
+    for (tier, offer), g in camp.groupby(["risk_tier", "would_be_incentive"], observed=True):
+        e = by_cell[(str(tier), offer)]
+        t, c = g[g["contact"]], g[g["holdout"]]
+        assert (e["treated"], e["treated_churned"]) == (len(t), int(t["churned"].sum()))
+        assert (e["control"], e["control_churned"]) == (len(c), int(c["churned"].sum()))
+        assert e["cost"] == pytest.approx(float(t["incentive_cost"].sum()))
+    total = by_cell[("(all)", "(all)")]
+    assert total["treated"] == int(camp["contact"].sum())
+    # The contacts went out (the contact history the scorer's cool-down reads) and the plan's offers match.
+    hist = pd.read_parquet(work / "data" / "contact_history.parquet")
+    sent = scores[scores["contact"]]
+    assert sorted(hist["customer_id"]) == sorted(sent["customer_id"])
+    # The learned rates: a file the next plan reads, with the catalogue's rates where nothing was measured.
+    learned = json.loads((run / "effects.json").read_text())
+    assert learned["kind"] == "churn-effects" and learned["learned_from"][0]["as_of"] == AS_OF
+    sources = {r["source"] for by_tier in learned["save_rates"].values() for r in by_tier.values()}
+    assert sources == {"measured", "assumed"}
+    # Logged to MLflow: one run in the campaigns experiment, with the JSON as an artifact.
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("churn-campaigns")
+    [logged] = client.search_runs([exp.experiment_id])
+    assert logged.data.params["as_of"] == AS_OF
+    assert logged.data.metrics["saved.all.all"] == pytest.approx(total["saved"])
+    assert "campaign_effect.json" in [a.path for a in client.list_artifacts(logged.info.run_id)]
+
+    # Again: identical results are left as they are; a different prior weight is not written over them.
+    again = churn("campaign-effect", "--run", run, "--data", work / "data", env=env)
+    assert again.returncode == 0 and "wrote" not in again.stdout
+    other = churn("campaign-effect", "--run", run, "--data", work / "data", "--prior-strength", 5, env=env)
+    assert other.returncode == 1 and "effects.json already exists with other results" in other.stderr
+    assert json.loads((run / "effects.json").read_text()) == learned
+
+
+def test_the_next_plan_reads_the_effects(loop):
+    work, run, env, bundle = loop
+    if not (run / "effects.json").exists():
+        done = churn("campaign-effect", "--run", run, "--data", work / "data", env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+    done = churn("score", "--model", bundle, "--data", work / "data", "--as-of", "2025-05-01", "--out",
+                 work / "next", "--effects", run / "effects.json", env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((work / "next" / "2025-05-01" / "summary.json").read_text())["summary"]
+    learned = json.loads((run / "effects.json").read_text())["save_rates"]
+    for offer, by_tier in summary["save_rates"].items():
+        for tier, used in by_tier.items():
+            assert used["source"] == learned[offer][tier]["source"]
+            if used["source"] == "measured":
+                assert used["rate"] == pytest.approx(min(max(learned[offer][tier]["rate"], 0.0), 1.0))
+    report = (work / "next" / "2025-05-01" / "report.html").read_text()
+    assert 'id="learned"' in report and "What past campaigns measured" in report
+
+
+def test_bad_runs_are_refused_with_the_file_named(loop, demo_workspace, tmp_path):
+    work, run, env, _ = loop
+    # The demo's own run is at the end of its data: its label window has not passed.
+    done = churn("campaign-effect", "--run", demo_workspace.run_dir, "--data", demo_workspace.data,
+                 "--effects-out", tmp_path / "e.json", env=env)
+    assert done.returncode == 1 and "has not passed" in done.stderr and "Traceback" not in done.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    pd.read_parquet(run / "scores.parquet").drop(columns="would_be_incentive").to_parquet(
+        broken / "scores.parquet")
+    for f in ("campaign_effect.json", "effects.json"):
+        (broken / f).unlink(missing_ok=True)
+    done = churn("campaign-effect", "--run", broken, "--data", work / "data", env=env)
+    assert done.returncode == 1
+    assert f"{broken / 'scores.parquet'}: missing column(s) ['would_be_incentive']" in done.stderr
+    done = churn("score", "--model", "x", "--data", work / "data", "--as-of", "2025-05-01", "--out", tmp_path,
+                 "--effects", tmp_path / "nope.json", env=env)
+    assert done.returncode == 1 and "nope.json: no such effects file" in done.stderr
+    assert not Path(tmp_path / "2025-05-01").exists()
