@@ -137,6 +137,36 @@ def test_order_log_scores_one_row_per_current_customer(retail, tmp_path):
     assert pd.read_csv(tmp_path / "2024-07-01" / "segments" / "win_back.csv").empty
 
 
+def test_a_bare_log_accounts_for_customers_seen_only_in_tickets_and_says_nobody_may_be_contacted(retail,
+                                                                                                    tmp_path):
+    """Orders and tickets, no customers table: a customer whose only activity before the date is a ticket
+    is a known customer with no activity the label counts (`no_history`), never missing; and with no consent
+    column the run says nobody may be contacted, and how to map one, where its reader looks."""
+    full, log, bundle = retail
+    data = tmp_path / "log_and_tickets"
+    data.mkdir()
+    (data / "orders.csv").write_text((log / "orders.csv").read_text())
+    tickets = pd.read_parquet(full / "tickets.parquet")
+    only = pd.DataFrame({"customer_id": ["9990001", "9990002"], "opened_at": pd.Timestamp("2024-05-10"),
+                         "category": "billing", "is_complaint": True})
+    pd.concat([tickets, only], ignore_index=True).to_csv(data / "tickets.csv", index=False)
+    churn("score", "--data", data, "--as-of", "2024-07-01", "--model", bundle, "--out", tmp_path / "out")
+    scores, summary, report = outputs(tmp_path / "out" / "2024-07-01")
+    orders = pd.read_csv(data / "orders.csv", dtype={"customer_id": str}, parse_dates=["ordered_at"])
+    t = pd.read_csv(data / "tickets.csv", dtype={"customer_id": str}, parse_dates=["opened_at"])
+    as_of = pd.Timestamp("2024-07-01")
+    seen = set(orders.loc[orders["ordered_at"] < as_of, "customer_id"]) | set(t.loc[t["opened_at"] < as_of,
+                                                                                    "customer_id"])
+    assert set(scores["customer_id"]) == seen  # every id with any activity before the date
+    no_orders = seen - set(orders.loc[orders["ordered_at"] < as_of, "customer_id"])
+    assert {"9990001", "9990002"} <= no_orders
+    assert set(scores.loc[scores["status"] == "no_history", "customer_id"]) == no_orders
+    assert_unscored_rows_are_bare(scores)
+    warnings = json.loads((tmp_path / "out" / "2024-07-01" / "summary.json").read_text())["warnings"]
+    assert any(w.startswith("nobody may be contacted") and "marketing_consent" in w for w in warnings)
+    assert "nobody may be contacted" in report and summary["contacted"] == 0
+
+
 def test_win_back_list_is_the_lapsed_with_consent(retail, tmp_path):
     full, _, bundle = retail
     as_of = pd.Timestamp("2024-07-01")

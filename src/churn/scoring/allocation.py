@@ -200,7 +200,7 @@ def plan_retention(
     reason[np.isnan(p) & (row_status == status.SCORED)] = REASON_NO_SCORE
     reason, win_back = status.unscored_reasons(row_status, reason)
     if "marketing_consent" not in df.columns:
-        warnings.append("no 'marketing_consent' column: consent is unknown, so nobody is contacted")
+        warnings.append(rules.NO_CONSENT_COLUMN)
     contactable = np.array([r is None for r in reason], dtype=bool)
 
     # 3. control group

@@ -73,11 +73,13 @@ def read_customer_list(path: str | Path, id_col: str | None = None) -> pd.Series
 
 
 def standing_rows(ds: DataSource, config: Config, kind: LabelKind, wanted: pd.Series | None) -> pd.DataFrame:
-    """(customer_id, standing, last_activity) at the one as_of in `asof_dates`: the current customers, or
-    with `wanted` exactly those ids (standing NULL for an id the data does not know)."""
+    """(customer_id, standing, last_activity) at the one as_of in `asof_dates`: the current customers and
+    those with no activity the label counts (`no_history`: a bare log's customer whose only activity before
+    as_of was a ticket or a survey, or a customer who signed up and never bought), or with `wanted`
+    exactly those ids (standing NULL for an id the data does not know)."""
     create_standing(ds, config, kind)
     if wanted is None:
-        current = ", ".join(f"'{s}'" for s in CURRENT)
+        current = ", ".join(f"'{s}'" for s in (*CURRENT, "no_history"))
         return ds.con.execute(
             f"SELECT customer_id, standing, last_activity FROM standing WHERE standing IN ({current})"
         ).df()

@@ -29,6 +29,9 @@ from churn.yesno import TRUE_WORDS
 
 REASON_EXCLUDED = "excluded"
 REASON_NO_CONSENT = "no marketing consent"
+NO_CONSENT_COLUMN = ("nobody may be contacted: the customers table has no 'marketing_consent' column, and consent "
+                     "that is unknown counts as no. Map your consent column to it in the config (sources: tables: "
+                     "customers: columns: {marketing_consent: <your column>}); the budget stays unspent until then")
 
 
 def has_consent(scores: pd.DataFrame) -> np.ndarray:

@@ -311,6 +311,9 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed,
                           effects=effects)
     planned = plan.customers
+    # What the plan could not do is said where the run's reader looks first (the CLI, summary.json's
+    # warnings, the report's "Read this first"), not only inside the plan summary.
+    warnings = [*(warnings or []), *plan.summary.warnings]
     if key is not None:  # every output below names customers by pseudonym only
         planned = planned.assign(customer_id=pseudonymise(planned["customer_id"], key).to_numpy())
     customers = _riskiest_first(planned)

@@ -4,13 +4,14 @@
 |--------------------|------------------------------------------------------------------------------|
 | `scored`           | a current customer active in the population window: scored and planned      |
 | `lapsed`           | non-contractual: a current customer with no activity in the window           |
-| `no_history`       | non-contractual: signed up before as_of, but no activity before it           |
+| `no_history`       | non-contractual: signed up before as_of, but no activity the label counts     |
 | `cancelled`        | cancelled before as_of                                                       |
 | `not_yet_customer` | signed up on or after as_of                                                  |
 | `unknown`          | an id of the customer list that the data does not know                       |
 | `no_score`         | a row handed to the plan without a probability or a status (library use)     |
 
-A run over the data writes the current customers (`scored` and `lapsed`, see `churn.labels`); a run over a
+A run over the data writes the current customers (`scored` and `lapsed`, see `churn.labels`) and the known
+customers with no activity the label counts (`no_history`: every id with any activity appears); a run over a
 customer list (`--customers`) writes exactly the listed ids, so every status can appear. Rows that are not
 scored have no probability, tier, reasons or retention incentive. Lapsed customers with consent, and not
 blocked by another contact rule, form the win-back list (`win_back`).
@@ -43,7 +44,7 @@ STATUSES = (SCORED, LAPSED, NO_HISTORY, CANCELLED, NOT_YET_CUSTOMER, UNKNOWN, NO
 STATUS_TEXT = {
     SCORED: "a churn probability, a risk tier and reasons",
     LAPSED: "lapsed: no recent activity",
-    NO_HISTORY: "no activity before the scoring date",
+    NO_HISTORY: "no activity the label counts (orders, events) before the scoring date",
     CANCELLED: "cancelled before the scoring date",
     NOT_YET_CUSTOMER: "not yet a customer at the scoring date",
     UNKNOWN: "not in the data",

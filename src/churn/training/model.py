@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ModelKind = Literal["lightgbm", "blend", "logistic"]
-LINEAR_MAX_ROWS = 50_000  # the logistic regression fits on a seeded sample of at most this many rows
+LINEAR_MAX_ROWS = 30_000  # the logistic regression fits on a seeded sample of at most this many rows
 
 
 # ----------------------------------------------------------------------------------- input handling
@@ -188,7 +188,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             fixed = stack_weights(self._parts(es[0]), es[1])
         self.blend_weights_ = tuple(float(v) for v in fixed)
         del X_enc
-        self.path_explainer_ = self._explainer()
+        self.path_explainer_ = None  # `fit_explainer` fits it: only the registered model needs one
         self.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
         self.metadata_: dict[str, Any] = {
             "versions": library_versions(),
@@ -211,18 +211,6 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         rows = sample_rows(np.arange(len(y_arr)), LINEAR_MAX_ROWS, self.seed)
         self.linear_ = SplineLogit(self.preparation_.categorical_index_, C=self.linear_c, n_knots=self.linear_knots,
                                    penalty=self.linear_penalty, seed=self.seed).fit(X_enc[rows], y_arr[rows])
-
-    def with_linear(self, linear_c: float, linear_knots: int, X_enc: np.ndarray, y: Any) -> ChurnModel:
-        """This fitted logistic model with its regression refitted at another penalty and knot count on the
-        prepared matrix `X_enc` of the rows it was fitted on: a fresh `fit` at those settings, without fitting
-        the preparation again (the preparation depends on the rows only)."""
-        if self.kind != "logistic":
-            raise ValueError("with_linear is for a logistic model (a blend's stack depends on its trees)")
-        model = copy.copy(self)
-        model.metadata_ = dict(self.metadata_)
-        model.linear_c, model.linear_knots = linear_c, linear_knots
-        model._fit_linear(X_enc, _labels(y, "training"))
-        return model
 
     def calibrate(self, raw: np.ndarray, y: np.ndarray, method: str | None = None) -> ChurnModel:
         """Fit the calibrator on raw probabilities of rows the model did not see (held-out or out-of-fold)."""
@@ -348,9 +336,15 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
         return PathExplainer(num_iteration=self.best_iteration_, n_jobs=self.n_jobs).fit(self.booster_)
 
+    def fit_explainer(self) -> ChurnModel:
+        """Fit the trees' decision-path explainer (`path_explainer_`, what fast reason codes read): done for
+        the model that gets registered, not for the many fits that choose it (it walks every tree)."""
+        self.path_explainer_ = self._explainer()
+        return self
+
     def path_explainer(self) -> PathExplainer:
-        """The decision-path explainer of the trees, fitted with them (`path_explainer_`); a model pickled
-        before it was a fitted attribute builds it here, without keeping it."""
+        """The fitted decision-path explainer (`fit_explainer`); a model without one builds it here, without
+        keeping it (nothing is fitted while predicting)."""
         explainer = getattr(self, "path_explainer_", None)
         return explainer if explainer is not None else self._explainer()
 

@@ -194,7 +194,7 @@ def _trees_negligible(parts: tuple[np.ndarray, np.ndarray], weights: tuple[float
 
 
 LINEAR_CV_FOLDS = 3
-LINEAR_CV_MAX_ROWS = 20_000  # the settings are compared on a seeded sample of the training rows
+LINEAR_CV_MAX_ROWS = 6_000  # the settings are compared on a seeded sample of the training rows
 
 
 def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.DataFrame, y: np.ndarray,
@@ -205,33 +205,35 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
 
     Cross-validated, not read on the early-stopping rows: a few hundred validation churners chose penalties
     far too strong for a sparse model (benchmarks/RESULTS.md). The preparation is fitted once: it depends on
-    the rows, not on these settings; each fold refits only the regression on its prepared rows."""
+    the rows, not on these settings: each fold fits only the regression on the prepared rows."""
+    from churn.preparation import Preparation
     from churn.training.linear import SplineLogit
     from churn.training.splits import unit_hash
 
     mc = config.model
     knots = cand.knots or tuple(mc.linear_knots)
     settings = sorted((k, c) for k in knots for c in mc.linear_c)
-    first = build_model(config, features, cand, None, source, linear_c=settings[0][1],
-                        linear_knots=settings[0][0]).fit(X, y)
-    X_enc = first.preparation_.transform(X)
+    feats = [f for f in features if cand.features is None or f.name in cand.features]
+    prep = Preparation(feats, infer=True, source=source).fit(X)  # as the model's own fit will learn it
     rows = sample_rows(np.arange(len(y)), LINEAR_CV_MAX_ROWS, mc.seed)
+    X_enc = prep.transform(X.iloc[rows])
     fold = np.minimum((unit_hash(groups[rows], mc.seed, "linear-cv") * LINEAR_CV_FOLDS).astype(int),
                       LINEAR_CV_FOLDS - 1)
+    y_cv = y[rows]
     scores: dict[tuple[int, float], float] = {}
     for k, c in settings:
         aucs = []
         for f in range(LINEAR_CV_FOLDS):
-            fit, held = rows[fold != f], rows[fold == f]
-            if len(np.unique(y[fit])) < 2 or len(np.unique(y[held])) < 2:
+            fit, held = fold != f, fold == f
+            if len(np.unique(y_cv[fit])) < 2 or len(np.unique(y_cv[held])) < 2:
                 continue
-            m = SplineLogit(first.preparation_.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
-                            seed=mc.seed).fit(X_enc[fit], y[fit])
-            aucs.append(ranking_metrics(y[held], m.decision_function(X_enc[held]))["roc_auc"])
+            m = SplineLogit(prep.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
+                            seed=mc.seed).fit(X_enc[fit], y_cv[fit])
+            aucs.append(ranking_metrics(y_cv[held], m.decision_function(X_enc[held]))["roc_auc"])
         scores[(k, c)] = float(np.mean(aucs)) if aucs else float("nan")
         say(f"candidate {cand.name}: {k} knots, C={c:g}: cross-validated ROC AUC {scores[(k, c)]:.4f}")
     k, c = max(settings, key=lambda s: (_finite(scores[s]), -s[0], -s[1]))
-    return first if (k, c) == settings[0] else first.with_linear(c, k, X_enc, y)
+    return build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
 
 
 def _simplicity(name: str) -> int:
