@@ -11,7 +11,6 @@ joblib as one object.
 
 from __future__ import annotations
 
-import copy
 
 import logging
 import platform

@@ -73,14 +73,24 @@ class Reading:
     raw: np.ndarray = field(repr=False)  # uncalibrated P(churn) of the forward rows (calibrates the refit)
 
 
+LINEAR_RECHOOSE_CHURNERS = 500  # fewer churners behind a regression's settings: each refit chooses them again
+
+
 def refit(ev: Evaluated, frame: pd.DataFrame, y: np.ndarray, rows: np.ndarray, config: Config,
           features: list[Feature], *, rounds: int, scale_pos_weight: float | None,
-          source: dict[str, Any] | None) -> ChurnModel:
+          source: dict[str, Any] | None, ids: np.ndarray | None = None) -> ChurnModel:
     """The candidate's settings fitted on `rows` with `rounds` boosting rounds (no early stopping);
-    uncalibrated."""
-    from churn.training.selection import build_model
+    uncalibrated. A logistic regression whose penalty and knots were cross-validated on fewer than
+    LINEAR_RECHOOSE_CHURNERS churners chooses them again on `rows` (with `ids`, the customers the folds go
+    by): they are part of its procedure, and a young business's training snapshots alone are too few to
+    choose them well."""
+    from churn.training.selection import _penalised, build_model
 
     m = ev.model
+    cv = m.metadata_.get("linear_cv") or {}
+    if ids is not None and ev.candidate.kind == "logistic" and cv.get("churners", np.inf) < LINEAR_RECHOOSE_CHURNERS:
+        return _penalised(config, features, ev.candidate, frame.iloc[rows], y[rows], ids[rows], source,
+                          lambda msg: None)
     model = build_model(config, features, ev.candidate, scale_pos_weight, source, num_boost_round=max(rounds, 1),
                         blend_weights=m.blend_weights_, linear_c=m.linear_c, linear_knots=m.linear_knots)
     return model.fit(frame.iloc[rows], y[rows])
@@ -135,7 +145,7 @@ def forward_readings(evaluated: list[Evaluated], frame: pd.DataFrame, y: np.ndar
                 say(f"forward reading: {ev.name} refit on {len(fit_rows):,} rows (fold {fold + 1}/"
                     f"{len(split.forward_fits)}, up to {max(rounds.values())} rounds)")
             model = refit(ev, frame, y, fit_rows, config, features, rounds=max(rounds.values()),
-                          scale_pos_weight=scale_pos_weight, source=source)
+                          scale_pos_weight=scale_pos_weight, source=source, ids=ids)
             enc = model._encode(X_v)
             fits[ev.name] = (model, enc)
             for rule, r in rounds.items():
@@ -166,7 +176,7 @@ def register_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndar
     say(f"refit: {ev.name} on all {len(every):,} rows" + (f" ({r} rounds, rule '{rule}')"
                                                            if ev.candidate.kind != "logistic" else ""))
     model = refit(ev, frame, y, every, config, features, rounds=r, scale_pos_weight=scale_pos_weight,
-                  source=source)
+                  source=source, ids=ids)
     return model, {"rule": rule, "rows": len(every), "customers": target.customers,
                    "rounds": r if ev.candidate.kind != "logistic" else 0}
 
@@ -182,7 +192,8 @@ def holdout_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarr
     r = rule_rounds(rule, ev.model.best_iteration_, Rows.of(ids, split.train), Rows.of(ids, rows),
                     2 * config.model.num_boost_round)
     say(f"holdout: the procedure refit on the {len(rows):,} rows before the holdout")
-    model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight, source=source)
+    model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight, source=source,
+                  ids=ids)
     return model.predict_raw(frame.iloc[split.holdout])
 
 
@@ -204,6 +215,6 @@ def out_of_fold_raw(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarray
         r = rule_rounds(rule, ev.model.best_iteration_, fitted, Rows.of(ids, rows), 2 * config.model.num_boost_round)
         say(f"refit: calibration fold {f + 1}/{k} ({len(rows):,} rows)")
         model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight,
-                      source=source)
+                      source=source, ids=ids)
         oof[held] = model.predict_raw(frame.iloc[np.flatnonzero(held)])
     return oof

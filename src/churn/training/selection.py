@@ -233,7 +233,10 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
         scores[(k, c)] = float(np.mean(aucs)) if aucs else float("nan")
         say(f"candidate {cand.name}: {k} knots, C={c:g}: cross-validated ROC AUC {scores[(k, c)]:.4f}")
     k, c = max(settings, key=lambda s: (_finite(scores[s]), -s[0], -s[1]))
-    return build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
+    model = build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
+    model.metadata_["linear_cv"] = {"churners": int(y_cv.sum()), "rows": len(rows),
+                                    "roc_auc": {f"{k} knots, C={c:g}": v for (k, c), v in scores.items()}}
+    return model
 
 
 def _simplicity(name: str) -> int:
