@@ -145,12 +145,19 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
     return DemoWorkspace(work, run_dir, summary)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests that read the shared demo workspace on one pytest-xdist worker (`--dist loadgroup`):
-    the other worker runs the rest meanwhile instead of waiting for the demo's lock."""
+    """pytest-xdist groups (`--dist loadgroup`): the tests that read the shared demo workspace run on one
+    worker (the other runs the rest meanwhile instead of waiting for the demo's lock), and every other test
+    with the rest of its module, so a module's fixtures (a trained model, a generated source) are built once,
+    not once per worker. Groups set elsewhere (tests/reliability) are kept."""
     for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
         if "demo_workspace" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("demo"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 # ------------------------------------------------------------------ local servers for alert delivery tests
