@@ -9,7 +9,7 @@ a `status` (`churn.scoring.status`): only `scored` rows have a probability, reas
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,9 +249,7 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
                        progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(table),
                        statuses=statuses)
     except DataValidationError as exc:  # the model's reading of a column: say which file it is in
-        for problem in exc.problems:
-            problem.file = problem.file or str(table)
-        raise DataValidationError(exc.problems) from None
+        raise DataValidationError([replace(p, file=p.file or str(table)) for p in exc.problems]) from None
 
 
 def table_rows(table: str, id_col: str, model: Any, when: pd.Timestamp,
