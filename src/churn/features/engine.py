@@ -29,8 +29,9 @@ from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
 from churn.features.context import Ctx, ts_lit
 from churn.features.registry import Feature, Registry
+from churn.frozen import Frozen, freeze
 from churn.io import atomic_path, ensure_writable
-from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
+from churn.labels import LabelKind, create_labels, create_spine, data_range
 from churn.sources import DataSource, _lit, _q
 from churn.timeline import label_complete, parse_as_of, snapshot_dates
 
@@ -69,6 +70,7 @@ class FeatureSet:
     # BG/NBD parameters per date fitted by this build, filled by the background work `btyd_done`.
     btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)
     btyd_done: Future | None = field(default=None, repr=False)
+    ctx: Ctx | None = field(default=None, repr=False)  # the build's context (a bucket's BG/NBD counts)
 
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
@@ -189,24 +191,39 @@ def build_features(
 
     `event_types`, `label` and `btyd_params` are what training chose (the model's preparation), given at
     scoring so the features are built the same way; None: decided from this data (`btyd_params` {}: training
-    fitted no BG/NBD, its features stay missing)."""
+    fitted no BG/NBD, its features stay missing). The global settings are decided first (`churn.frozen`),
+    then the one engine (`build_frozen`) runs on them, as it does per bucket on Spark."""
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
+    _warm_up(ds, config)
+    frozen = freeze(ds, config, event_types=event_types, label=label, btyd_params=btyd_params)
+    return build_frozen(ds, frozen, dates, config, progress=progress)
+
+
+def _warm_up(ds: DataSource, config: Config) -> None:
+    """Start loading the compiled passes the build will need (see `_import_in_background`)."""
     _import_in_background("churn.features.lookup", "warm_up")
     for family, (module, table) in KERNELS.items():
         if family in config.features.families and ds.has(table):
             _import_in_background(module, "warm_up")
     if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
         _import_in_background("churn.features.btyd", "warm_up")
-    kind = label or label_kind(ds, config)
+
+
+def build_frozen(ds: DataSource, frozen: Frozen, dates: list[pd.Timestamp], config: Config, *,
+                 bucket: bool = False, progress: Callable[[str], None] | None = None) -> FeatureSet:
+    """The engine: every enabled family at each of `dates` (sorted) for the customers of `ds`, on the global
+    settings `frozen`. `bucket`: `ds` holds some customers of a larger build (Spark), so BG/NBD without
+    frozen parameters is counted here and fitted later (`Ctx.btyd_counts`), and a table the whole data has
+    is there, maybe empty."""
+    kind = frozen.label
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
     notices = list(ds.notices)
     ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates, notices=notices,
-              btyd_params=btyd_params)
-    ctx.event_types = event_types if event_types is not None else (
-        engagement.discover_event_types(ctx) if "events" in ds.tables else [])
+              btyd_params=frozen.btyd_params, btyd_deferred=bucket, survey_scale=frozen.survey_scale)
+    ctx.event_types = list(frozen.event_types)
     registry = Registry()
     for family in config.features.families:
         module, needs = FAMILIES[family]
@@ -223,7 +240,7 @@ def build_features(
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
                       btyd_fitted=ctx.btyd_fitted, btyd_done=ctx.btyd_done,
-                      date_select=_assemble(ctx, registry), notices=notices)
+                      date_select=_assemble(ctx, registry), notices=notices, ctx=ctx)
 
 
 def _import_in_background(module: str, call: str | None = None) -> None:
@@ -257,6 +274,7 @@ def _assemble(ctx: Ctx, registry: Registry) -> Callable[[str], str]:
         if feat.name in ctx.zero_fill:
             expr = f"coalesce({expr}, 0)"
         sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
+    sel += [f"CAST(s.{_q(inner)} AS BIGINT) AS {_q(name)}" for name, inner in ctx.hidden.items()]
 
     def date_select(as_of: str) -> str:
         return f"SELECT s.customer_id, {as_of} AS as_of, {', '.join(sel)} FROM ({table(as_of)}) s"
