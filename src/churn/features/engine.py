@@ -95,14 +95,21 @@ class FeatureSet:
         numbers as float."""
         cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
         parts = [self.ds.con.execute(self._date_sql(cols, d, with_label)).df() for d in self.as_of]
-        df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        for feat in self.registry:
-            if feat.kind == "categorical":
-                df[feat.name] = df[feat.name].astype(object).where(df[feat.name].notna(), None)
-            else:
-                df[feat.name] = pd.to_numeric(df[feat.name], errors="coerce").astype("float64")
-        df["customer_id"] = df["customer_id"].astype(str)
-        return df
+        return feature_frame(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], self.registry)
+
+    @property
+    def hidden(self) -> list[str]:
+        """Columns a bucket hands on besides the features (each row's BG/NBD history, for the later fit)."""
+        return list(self.ctx.hidden) if self.ctx is not None else []
+
+    def to_arrow(self, with_label: bool = False) -> Any:
+        """The features (and label, and the `hidden` columns) as one Arrow table, ordered by (as_of,
+        customer_id)."""
+        import pyarrow as pa
+
+        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names, *self.hidden]]
+        return pa.concat_tables([self.ds.con.execute(self._date_sql(cols, d, with_label)).to_arrow_table()
+                                 for d in self.as_of])
 
     def write(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the feature table (Parquet or CSV by suffix) straight from DuckDB, atomically, ordered by
@@ -169,6 +176,18 @@ class FeatureSet:
             # The newest training date's BG/NBD fit, frozen for scoring (docs/model-selection.md says why).
             "btyd_params": self.btyd_fitted[newest] if newest is not None else {},
         }
+
+
+def feature_frame(df: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Feature rows as every consumer reads them: categoricals as text (None when missing), numbers as
+    float64, customer ids as text."""
+    for feat in registry:
+        if feat.kind == "categorical":
+            df[feat.name] = df[feat.name].astype(object).where(df[feat.name].notna(), None)
+        else:
+            df[feat.name] = pd.to_numeric(df[feat.name], errors="coerce").astype("float64")
+    df["customer_id"] = df["customer_id"].astype(str)
+    return df
 
 
 def _asof_tables(ds: DataSource, dates: list[pd.Timestamp]) -> None:
