@@ -36,7 +36,7 @@ class BucketOut:
     registry: Registry | None
     labels: Any = None  # pyarrow.Table (customer_id, as_of, churned) when asked for
     standing: pd.DataFrame | None = None  # customer_id, standing, last_activity at the one as_of
-    attributes: pd.DataFrame | None = None  # customer_id and the asked customer columns the data has
+    attributes: Any = None  # pyarrow.Table: customer_id and the asked customer columns the data has
     problems: list[Problem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     btyd_counts: dict[pd.Timestamp, Histories] = field(default_factory=dict)
@@ -74,7 +74,7 @@ def build_bucket(tables: Mapping[str, Any], frozen: Frozen, as_of: Sequence[pd.T
             have = ds.columns("customers")
             cols = [c for c in dict.fromkeys(attributes) if c in have and c != "customer_id"]
             out.attributes = ds.con.execute(
-                "SELECT customer_id" + "".join(f', "{c}"' for c in cols) + " FROM customers").df()
+                "SELECT customer_id" + "".join(f', "{c}"' for c in cols) + " FROM customers").to_arrow_table()
         return out
     finally:
         ds.con.close()

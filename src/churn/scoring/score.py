@@ -224,11 +224,24 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         counts = ", ".join(f"{k} {v:,}" for k, v in status.status_counts(statuses).items()) or "none"
         raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score "
                          f"(customers: {counts})")
+    base = _with_attributes(frame, attrs)
+    return base, statuses, notices, warnings
+
+
+def scoring_base(frame: pd.DataFrame, standing: pd.DataFrame, attrs: pd.DataFrame,
+                 when: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray]:
+    """(rows, statuses) of one part of a scoring run (a Spark bucket): the feature rows of the active
+    customers, then every other current customer, with their status (`with_status`) and attributes."""
+    frame, statuses = with_status(frame, standing, when)
+    return _with_attributes(frame, attrs), statuses
+
+
+def _with_attributes(frame: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the customers' attribute columns it does not have (a left merge keeps the rows' order)."""
     attrs["customer_id"] = attrs["customer_id"].astype(str)
     # Profile features (plan, fee at as_of) win over the customers table's current values.
     attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
-    base = frame.merge(attrs, on="customer_id", how="left")  # a left merge keeps the rows' order
-    return base, statuses, notices, warnings
+    return frame.merge(attrs, on="customer_id", how="left")
 
 
 def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,

@@ -10,7 +10,6 @@ bucket lacks is registered empty, so every bucket declares the same features.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from churn.config import Config
@@ -34,7 +33,8 @@ def open_tables(tables: Mapping[str, Any], frozen: Frozen, config: Config) -> Da
             raw = f"raw_{name}"
             con.execute(f"CREATE VIEW {raw} AS SELECT * FROM arrow_{name}")
             raw_types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
-            ds.tables[name] = TableInfo(name, Path(lay.path), raw, dict(lay.mapping), raw_types,
+            # The path stays text (a URI is no local Path): it only names the table in messages.
+            ds.tables[name] = TableInfo(name, lay.path, raw, dict(lay.mapping), raw_types,  # type: ignore[arg-type]
                                         list(lay.missing_required), 0, number_styles=dict(lay.number_styles),
                                         date_formats=dict(lay.date_formats), in_bucket=True)
     except BaseException:
