@@ -87,7 +87,7 @@ class SparkConfig(_Strict):
     # a row. A customer with more than `heavy_share` of that gets a bucket of their own.
     bucket_rows: int = Field(2_000_000, ge=1)
     heavy_share: float = Field(0.25, gt=0, le=1)  # of `bucket_rows`: a customer above it gets a bucket alone
-    shuffle_partitions: int | None = None  # spark.sql.shuffle.partitions (None: one per bucket, at least 2)
+    shuffle_partitions: int | None = None  # partitions of the bucket shuffle (None: one per bucket)
     # Per Spark task (one bucket at a time): DuckDB's threads, memory and spill folder, and numba's threads
     # and compiled-code cache (on local disk, so a worker compiles the passes once and then loads them).
     task_threads: int = Field(1, ge=1)  # DuckDB and numba threads per task (set spark.task.cpus to match)

@@ -32,7 +32,7 @@ class BucketOut:
     """What one bucket's build gives (see the module docstring); no features when there are `problems`
     (the build is refused, as `churn.validation.load_source` refuses a whole source)."""
 
-    features: Any  # pyarrow.Table: customer_id, as_of, the features, the hidden BG/NBD histories
+    features: Any  # pyarrow.Table: customer_id, as_of, the features, the hidden BG/NBD histories (and churned)
     registry: Registry | None
     labels: Any = None  # pyarrow.Table (customer_id, as_of, churned) when asked for
     standing: pd.DataFrame | None = None  # customer_id, standing, last_activity at the one as_of
@@ -61,14 +61,14 @@ def build_bucket(tables: Mapping[str, Any], frozen: Frozen, as_of: Sequence[pd.T
             return BucketOut(None, None, problems=problems)
         register_typed(ds, config)
         fs = build_frozen(ds, frozen, sorted(pd.Timestamp(d) for d in as_of), config, bucket=True)
-        out = BucketOut(fs.to_arrow(), fs.registry, notices=list(fs.notices))
+        if labels:
+            create_labels(ds, config, fs.label)
+        out = BucketOut(fs.to_arrow(with_label=labels), fs.registry, notices=list(fs.notices))
+        if labels:  # the features carry them too, as the training frame does
+            out.labels = out.features.select(["customer_id", "as_of", "churned"])
         if fs.btyd_done is not None:
             fs.btyd_done.result()  # the histories are counted on the build's background thread
         out.btyd_counts = dict(fs.ctx.btyd_counts) if fs.ctx is not None else {}
-        if labels:
-            create_labels(ds, config, fs.label)
-            out.labels = ds.con.execute("SELECT customer_id, as_of, churned FROM labels "
-                                        "ORDER BY as_of, customer_id").to_arrow_table()
         if standing:
             out.standing = standing_rows(ds, config, fs.label, None)
             have = ds.columns("customers")

@@ -28,12 +28,12 @@ from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
 from churn.features.context import Ctx, ts_lit
-from churn.features.registry import Feature, Registry
+from churn.features.registry import Registry
 from churn.frozen import Frozen, freeze
 from churn.io import atomic_path, ensure_writable
-from churn.labels import LabelKind, create_labels, create_spine, data_range
+from churn.labels import LabelKind, create_spine
 from churn.sources import DataSource, _lit, _q
-from churn.timeline import label_complete, parse_as_of, snapshot_dates
+from churn.timeline import parse_as_of
 
 # Family -> (module, table it needs). Profile needs only customers, which always exist (maybe derived).
 FAMILIES: dict[str, tuple[Any, str]] = {
@@ -345,71 +345,5 @@ def _date_table(ctx: Ctx) -> Callable[[str], str]:
     return table
 
 
-@dataclass
-class TrainingFrame:
-    """Stacked labelled snapshots ready for training."""
-
-    frame: pd.DataFrame
-    features: list[Feature]
-    as_of: list[pd.Timestamp]
-    excluded_as_of: list[pd.Timestamp]
-    label: LabelKind
-    fingerprint: dict[str, Any]
-    metadata: dict[str, Any]
-    notices: list[str]
-
-    def source_settings(self) -> dict[str, Any]:
-        """What scoring must reuse to build the same features (stored in the model's fitted preparation):
-        label kind, event types chosen, horizon, the feature and label configuration (survey scale
-        frozen) and the BG/NBD parameters."""
-        keep = ("label", "event_types", "horizon_days", "label_config", "features_config", "btyd_params")
-        return {k: self.metadata[k] for k in keep if k in self.metadata}
-
-
-def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None,
-                   notices: list[str] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
-    """(usable as_of dates, dates dropped because their label window is not complete); what explicit dates
-    call for (a repeat, overlapping label windows) is added to `notices`."""
-    start, end = data_range(ds)
-    s = config.snapshots
-    dates = snapshot_dates(
-        explicit=[parse_as_of(d) for d in explicit] if explicit else s.as_of, count=s.count,
-        every_days=s.every_days, end=s.end, data_start=start, data_end=end,
-        horizon_days=config.label.horizon_days, min_history_days=s.min_history_days, notices=notices,
-    )
-    keep = [d for d in dates if label_complete(d, config.label.horizon_days, end)]
-    dropped = [d for d in dates if d not in keep]
-    if not keep:
-        raise ChurnError(
-            f"no as-of date has a complete label window: data ends {end.date()} and the horizon is "
-            f"{config.label.horizon_days} days; use an earlier --as-of"
-        )
-    return keep, dropped
-
-
-def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None = None,
-                         progress: Callable[[str], None] | None = None) -> TrainingFrame:
-    """Features plus label for every usable snapshot, most recent incomplete ones excluded."""
-    date_notices: list[str] = []
-    dates, dropped = training_as_of(ds, config, as_of, date_notices)
-    fs = build_features(ds, dates, config, progress=progress)
-    create_labels(ds, config, fs.label)
-    frame = fs.to_pandas(with_label=True)
-    start, end = data_range(ds)
-    counts = {t: ds.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in [*ds.tables, "customers"]}
-    fingerprint = {
-        "rows": counts, "data_start": str(start.date()), "data_end": str(end.date()),
-        "snapshots": [str(d.date()) for d in dates], "frame_rows": len(frame),
-        "frame_hash": str(pd.util.hash_pandas_object(frame[["customer_id", "as_of", "churned"]], index=False).sum()),
-    }
-    features_config = config.features.model_dump(mode="json")
-    if "surveys" in ds.tables and config.features.feedback.detractor_max is None:
-        # Freeze the inferred survey scale, so scoring applies the detractor cut-off training used.
-        features_config["feedback"]["detractor_max"] = feedback.score_scale(
-            Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days))[0]
-    meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
-                             "label_config": config.label.model_dump(mode="json"),
-                             "features_config": features_config}
-    notices = fs.notices + date_notices + ([(f"as-of dates without a complete label window excluded: "
-                              f"{', '.join(str(d.date()) for d in dropped)}")] if dropped else [])
-    return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)
+# The labelled training frame lives in `churn.features.frame`; imported from here by older callers.
+from churn.features.frame import TrainingFrame, build_training_frame, training_as_of  # noqa: E402, F401

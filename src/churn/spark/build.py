@@ -116,22 +116,26 @@ def with_buckets(src: SparkSource, found: Globals) -> Any:
 
 
 def _spark_schema(schema: Any) -> Any:
+    """The Spark schema of an Arrow schema, every field nullable (side rows leave the row columns empty)."""
+    import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return from_arrow_schema(schema)
+    return from_arrow_schema(pa.schema([f.with_nullable(True) for f in schema]))
 
 
-def output_schema(dry: Any, mode: str) -> Any:
+def output_schema(dry: Any, mode: str, label: str) -> Any:
     """The Arrow schema of the bucket job's rows, from a build of an empty bucket (`dry`): the keys, every
     feature, the BG/NBD histories (`churned` in mode 'train'; status, last activity and attributes in mode
     'score'), and `_kind`, `_payload`."""
     import pyarrow as pa
 
     fields = list(dry.features.schema)
-    if mode == "score":
+    if mode == "score":  # in the order the single-machine run's rows have them (`scoring_base`)
         have = set(dry.features.schema.names)
-        fields += [pa.field("status", pa.string()), pa.field("last_activity_at", pa.timestamp("us"))]
+        if label == "inactivity":  # for cancellation the last activity is never known: no column
+            fields.append(pa.field("last_activity_at", pa.timestamp("us")))
         fields += [f for f in dry.attributes.schema if f.name not in have and f.name != "customer_id"]
+        fields.append(pa.field("status", pa.string()))
     fields = [pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type) for f in fields]
     return pa.schema([*fields, pa.field("_kind", pa.string()), pa.field("_payload", pa.binary())])
 
@@ -147,10 +151,13 @@ def build_on_spark(src: SparkSource, frozen: Frozen, found: Globals, dates: list
     dates = sorted(pd.Timestamp(d) for d in dates)
     dry = build_bucket({}, frozen, dates, config, labels=mode == "train", standing=mode == "score",
                        attributes=attributes)
-    schema = output_schema(dry, mode)
+    schema = output_schema(dry, mode, frozen.label)
     bucketed = with_buckets(src, found)
     udf = bucket_udf(src.tables, frozen, dates, config, schema, mode, attributes)
-    kept = bucketed.groupBy("_bucket").applyInArrow(udf, _spark_schema(schema)).persist()
+    # One shuffle partition per bucket (or as configured): the groupBy then finds the rows already placed.
+    parts = config.engine.spark.shuffle_partitions or found.buckets + len(found.heavy)
+    grouped = bucketed.repartition(parts, "_bucket").groupBy("_bucket")
+    kept = grouped.applyInArrow(udf, _spark_schema(schema)).persist()
     try:
         side = [pickle.loads(r["_payload"]) for r in kept.where("_kind = 'side'").select("_payload").collect()]
         problems = merge_problems([s["problems"] for s in side])

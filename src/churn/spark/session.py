@@ -58,8 +58,7 @@ def require_spark() -> None:
 
 
 def spark_session(config: Config) -> Any:
-    """The active Spark session, else one started with `engine.spark`'s settings (master, shuffle partitions,
-    `conf`): session time zone UTC (timestamps reach the engine as instants or as naive text, and
+    """The active Spark session, else one started with `engine.spark`'s settings (master, `conf`): session time zone UTC (timestamps reach the engine as instants or as naive text, and
     `sources.timezone` applies to naive ones as in the embedded engine), workers on this Python."""
     require_spark()
     from pyspark.sql import SparkSession
@@ -77,8 +76,6 @@ def spark_session(config: Config) -> Any:
         builder = builder.master("local[*]")
     settings = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.sql.parquet.inferTimestampNTZ.enabled": "true"}
-    if cfg.shuffle_partitions:
-        settings["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
     for key, value in {**settings, **cfg.conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -120,3 +120,94 @@ def fill_btyd_udf(fitted: Dict[Any, Dict[str, float]], horizon_days: int, schema
             yield from conform(pa.Table.from_batches([fill_btyd(batch, fitted, horizon_days)]), schema).to_batches()
 
     return run
+
+
+def score_udf(model: Any, registry: Any, config: Config, schema: pa.Schema) -> BatchFn:
+    """mapInArrow with the broadcast model (`model`: a Spark broadcast): the rows whose status is 'scored'
+    get their calibrated probability and reasons from `churn.scoring.score.score_frame`, the others none."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+
+        from churn.features.engine import feature_frame
+        from churn.scoring.score import score_frame
+        from churn.spark.session import task_config
+
+        cfg = task_config(config)
+        for batch in batches:
+            frame = feature_frame(batch.to_pandas(), registry)
+            scored = (frame["status"] == "scored").to_numpy()
+            out = pa.Table.from_batches([batch])
+            if scored.any():
+                values = score_frame(model.value, frame[scored], chunk_rows=cfg.scoring.chunk_rows,
+                                     reason_method=cfg.scoring.reason_method)
+                at = np.flatnonzero(scored)
+                for col in values.columns:
+                    full = np.full(len(frame), None, dtype=object)
+                    full[at] = values[col].to_numpy(dtype=object)
+                    out = out.append_column(col, pa.array(full, type=schema.field(col).type, from_pandas=True))
+            yield from conform(out, schema).to_batches()
+
+    return run
+
+
+def options_udf(config: Config, tiers: Any, inputs: Tuple[Any, Any, Any], schema: pa.Schema) -> BatchFn:
+    """mapInArrow, the plan's first pass: each row's tier, whether it may be contacted, its control-group
+    draw and, for those who may be, every offer's net value and cost (`churn.scoring.plan_rows`)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+
+        from churn.scoring.allocation import control_keys
+        from churn.scoring.plan_rows import plan_rows
+
+        contact_history, exclusions, effects = inputs
+        for batch in batches:
+            r = plan_rows(batch.to_pandas(), config, tiers=tiers, contact_history=contact_history,
+                          exclusions=exclusions, effects=effects)
+            n, m = r.n, len(r.catalogue)
+            cols = {"customer_id": r.df["customer_id"].to_numpy(dtype=object),
+                    "tier_code": r.tier_code.astype(np.int32), "contactable": r.contactable,
+                    # uint64 draws as signed longs in the same order (Spark has no unsigned type)
+                    "draw": (control_keys(r.df["customer_id"], config.seed) ^ np.uint64(1 << 63)).view(np.int64)}
+            for j in range(m):
+                net, cost = np.full(n, -np.inf), np.zeros(n)
+                net[r.rows], cost[r.rows] = r.net[:, j], r.cost[:, j]
+                cols[f"net_{j}"], cols[f"cost_{j}"] = net, cost
+            yield from conform(pa.table(cols), schema).to_batches()
+
+    return run
+
+
+def plan_udf(config: Config, decisions: Any, inputs: Tuple[Any, Any, Any], schema: pa.Schema) -> BatchFn:
+    """mapInArrow, the plan's second pass: `churn.scoring.allocation.plan_retention` on each partition's rows
+    with the decisions taken for everyone; the plan's rows, and the partition's summary (pickled, `_kind`
+    'side') for the driver to merge."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from churn.scoring.allocation import plan_retention
+
+        contact_history, exclusions, effects = inputs
+        rows = _rows(batches)
+        if rows is None:
+            return
+        plan = plan_retention(rows.to_pandas(), config, contact_history=contact_history, exclusions=exclusions,
+                              seed=config.seed, effects=effects, decisions=decisions)
+        side = pa.table({"_kind": ["side"], "_payload": [pickle.dumps(plan.summary)]})
+        yield from conform(side, schema).to_batches()
+        out = plan_arrow(plan.customers)
+        out = out.append_column("_kind", pa.array(["row"] * out.num_rows, pa.string()))
+        yield from conform(out, schema).to_batches()
+
+    return run
+
+
+def plan_arrow(customers: Any) -> pa.Table:
+    """A plan's customers as Arrow: categoricals (the tier) and object columns as text, flags as flags."""
+    import pandas as pd
+
+    frame = customers.copy(deep=False)
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    return pa.Table.from_pandas(frame, preserve_index=False)
