@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DATES = ["2024-09-01", "2025-01-01", "2025-03-01"]
-BUCKET_ROWS = 4_000  # with heavy_share 0.25: a customer above 1,000 rows gets a bucket alone
+BUCKET_ROWS = 10_000  # with heavy_share 0.1: a customer above 1,000 rows gets a bucket alone
 HEAVY, LONELY = "0000010", "L-0001"
 TIMEZONE = "Europe/Berlin"
 
@@ -76,7 +76,7 @@ def parity_config(**spark: object) -> object:
     return Config.model_validate({
         "sources": {"timezone": TIMEZONE},
         "engine": {"threads": 1, "memory_limit": "1GB",
-                   "spark": {"master": "local[2]", "bucket_rows": BUCKET_ROWS, **spark,
+                   "spark": {"master": "local[2]", "bucket_rows": BUCKET_ROWS, "heavy_share": 0.1, **spark,
                              "conf": {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}}},
     })
 

@@ -2,7 +2,8 @@
 in the partitions, through the same functions as the single-machine plan (`churn.scoring.allocation`):
 
 1. tiers: each quantile level's cut point is the k-th highest probability, found exactly (`kth`: an
-   approximate quantile brackets it, the rows inside the bracket are sorted on the driver);
+   approximate quantile brackets it, the rows inside the bracket are sorted on the driver; up to
+   EXACT_ROWS probabilities are simply sorted on the driver);
 2. first pass (`mapInArrow`, `churn.scoring.plan_rows`): each row's tier, whether it may be contacted, its
    control-group draw, and every offer's net value and cost;
 3. control group: per tier the k-th lowest (draw, id) of the contactable customers, k = floor(share x n + 0.5),
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from churn.config import Config
 
 APPROX_ERROR = 1e-3  # relative rank error of the quantile that brackets an exact k-th value
+EXACT_ROWS = 200_000  # up to this many values, they are gathered on the driver and sorted there
 
 
 def kth(df: Any, col: str, k: int, n: int, *, highest: bool, tie: str | None = None) -> tuple[Any, ...]:
@@ -75,13 +78,18 @@ def plan_on_spark(scored: Any, config: Config, inputs: tuple[Any, Any, Any]) -> 
 
     inc = config.incentives
     m = len(inc.catalogue)
-    probs = scored.where(F.col("churn_probability").isNotNull()).select("churn_probability").persist()
-    try:
-        n = probs.count()
-        tiers = RiskTiers(config.tiers).fit_ranked(
-            n, lambda k: float(kth(probs, "churn_probability", k, n, highest=True)[0]))
-    finally:
-        probs.unpersist()
+    probs = scored.where(F.col("churn_probability").isNotNull()).select("churn_probability")
+    few = probs.limit(EXACT_ROWS + 1).collect()
+    if len(few) <= EXACT_ROWS:  # every probability fits on the driver: the very fit of the single machine
+        tiers = RiskTiers(config.tiers).fit(pd.Series([r[0] for r in few], dtype=float))
+    else:
+        probs = probs.persist()
+        try:
+            n = probs.count()
+            tiers = RiskTiers(config.tiers).fit_ranked(
+                n, lambda k: float(kth(probs, "churn_probability", k, n, highest=True)[0]))
+        finally:
+            probs.unpersist()
 
     fields = [pa.field("customer_id", pa.string()), pa.field("tier_code", pa.int32()),
               pa.field("contactable", pa.bool_()), pa.field("draw", pa.int64())]
@@ -124,15 +132,27 @@ def _control_cuts(options: Any, share: float, tiers: int) -> dict[int, tuple[int
 
     if share <= 0:
         return {}
-    sizes = {r["tier_code"]: r["count"] for r in options.groupBy("tier_code").count().collect()}
+    few = options.select("tier_code", "draw", "customer_id").limit(EXACT_ROWS + 1).collect()
+    if len(few) <= EXACT_ROWS:  # sorted on the driver
+        by_tier: dict[int, list[tuple[int, str]]] = {}
+        for t, draw, cid in few:
+            by_tier.setdefault(t, []).append((draw, cid))
+        sizes = {t: len(v) for t, v in by_tier.items()}
+    else:
+        by_tier = {}
+        sizes = {r["tier_code"]: r["count"] for r in options.groupBy("tier_code").count().collect()}
     cuts = {}
     for t in range(tiers):
         size = int(sizes.get(t, 0))
         k = math.floor(share * size + 0.5)
-        if k:
+        if not k:
+            continue
+        if t in by_tier:
+            draw, cid = sorted(by_tier[t])[k - 1]
+        else:
             draw, cid = kth(options.where(F.col("tier_code") == t), "draw", k, size, highest=False,
                             tie="customer_id")
-            cuts[t] = (int(draw), str(cid))
+        cuts[t] = (int(draw), str(cid))
     return cuts
 
 

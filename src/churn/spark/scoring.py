@@ -168,13 +168,12 @@ def _inputs_sample(scored: Any, features: list[Any], seed: int) -> pd.DataFrame:
     from churn.features.engine import feature_frame
     from churn.features.registry import Registry
 
-    rows = scored.where(F.col("status") == "scored")
-    total = rows.count()
-    if total > SAMPLE_ROWS:
-        cut = int(SAMPLE_ROWS / total * 1_000_000)
-        rows = rows.where(F.pmod(F.xxhash64("customer_id", F.lit(seed)), F.lit(1_000_000)) < cut)
     have = [f for f in features if f.name in scored.columns]
-    frame = rows.select("customer_id", *[f.name for f in have]).toPandas()
+    rows = scored.where(F.col("status") == "scored").select("customer_id", *[f.name for f in have])
+    frame = rows.limit(SAMPLE_ROWS + 1).toPandas()
+    if len(frame) > SAMPLE_ROWS:
+        cut = int(SAMPLE_ROWS / rows.count() * 1_000_000)
+        frame = rows.where(F.pmod(F.xxhash64("customer_id", F.lit(seed)), F.lit(1_000_000)) < cut).toPandas()
     return feature_frame(frame, Registry(have)).sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -184,10 +183,9 @@ def _customers_frame(narrow: pd.DataFrame, sample: pd.DataFrame, tiers: Any) -> 
     frame = narrow.merge(sample, on="customer_id", how="left") if len(sample.columns) > 1 else narrow
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     frame["risk_tier"] = pd.Categorical(frame["risk_tier"], categories=list(tiers.tier_names_), ordered=True)
-    for col in frame.columns:
-        if frame[col].dtype == object or isinstance(frame[col].dtype, pd.StringDtype):
-            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
-    return frame
+    text = {c: frame[c].astype(object).where(frame[c].notna(), None) for c in frame.columns
+            if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)}
+    return frame.assign(**text) if text else frame
 
 
 def _write_scores(planned: Any, path: Path, columns: list[str], key: bytes | None) -> Path:
