@@ -44,6 +44,7 @@ class SparkBuild:
     customers: int = 0
     buckets: int = 0
     kept: Any = None  # the persisted bucket output
+    costs: list[dict[str, float]] = field(default_factory=list)  # per bucket: seconds, input rows and bytes
 
     def release(self) -> None:
         """Drop the kept bucket output from the executors."""
@@ -177,7 +178,7 @@ def build_on_spark(src: SparkSource, frozen: Frozen, found: Globals, dates: list
     if found.heavy:
         notices.append(f"{len(found.heavy):,} customer(s) with the most rows got a bucket of their own")
     return SparkBuild(rows, dry.registry, frozen, dates, fitted, notices, found.customers,
-                      found.buckets + len(found.heavy), kept)
+                      found.buckets + len(found.heavy), kept, [s["cost"] for s in side])
 
 
 def pa_schema_without(schema: Any, names: set[str]) -> Any:

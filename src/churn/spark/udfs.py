@@ -9,6 +9,7 @@ task's settings (`churn.spark.session.task_config`) and returns Arrow with `stri
 """
 
 import pickle
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
@@ -83,9 +84,13 @@ def bucket_udf(tables: Dict[str, Any], frozen: Frozen, dates: List[Any], config:
 
         rows = _rows(batches)
         cfg = task_config(config)
+        started = time.perf_counter()
         out = build_bucket(split_tables(rows, tables) if rows is not None else {}, frozen, dates, cfg,
                            labels=mode == "train", standing=mode == "score", attributes=attributes)
-        side = {"problems": out.problems, "notices": out.notices, "btyd": out.btyd_counts}
+        # What the bucket cost (docs/operations.md sizes a cluster from it).
+        cost = {"seconds": time.perf_counter() - started, "rows": rows.num_rows if rows is not None else 0,
+                "bytes": rows.nbytes if rows is not None else 0}
+        side = {"problems": out.problems, "notices": out.notices, "btyd": out.btyd_counts, "cost": cost}
         yield from conform(pa.table({"_kind": ["side"], "_payload": [pickle.dumps(side)]}), schema).to_batches()
         if out.features is None:
             return
