@@ -145,15 +145,22 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
     return DemoWorkspace(work, run_dir, summary)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests that read the shared demo workspace on one pytest-xdist worker (`--dist loadgroup`):
-    the other worker runs the rest meanwhile instead of waiting for the demo's lock. The Spark tests share
-    one worker too, so they share one Spark session."""
+    """pytest-xdist groups (`--dist loadgroup`): the tests that read the shared demo workspace run on one
+    worker (the other runs the rest meanwhile instead of waiting for the demo's lock), the Spark tests share one
+    worker (so they share one Spark session), and every other test runs with the rest of its module, so a
+    module's fixtures (a trained model, a generated source) are built once, not once per worker. Groups set
+    elsewhere (tests/reliability) are kept."""
     for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
         if "demo_workspace" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("demo"))
         elif "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("spark"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 # --------------------------------------------------------------------------------------------- Spark

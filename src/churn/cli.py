@@ -283,13 +283,14 @@ def _print_train(res: Any, uri: str) -> None:
 def promote(
     config: ConfigOpt = None,
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: from config).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even when the challenger loses, is no better than chance, or the champion cannot be compared.")] = False,
 ) -> None:
     """Move alias 'champion' to the challenger if it beats the champion on the same holdout."""
     from churn.pipeline import promote_model
 
     _quiet_libraries()
     cfg = load_config(config)
-    res = promote_model(cfg, name)
+    res = promote_model(cfg, name, force=force)
     for k, v in res.items():
         out.print(f"{k}: {v}")
 

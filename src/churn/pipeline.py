@@ -205,11 +205,12 @@ def with_effects(config: Config, effects: str | None) -> Config:
     return config.model_copy(update={"incentives": config.incentives.model_copy(update={"effects": str(effects)})})
 
 
-def promote_model(config: Config, name: str | None = None) -> dict[str, Any]:
-    """What `churn promote` does: move alias `champion` to the challenger if it wins on the same holdout."""
+def promote_model(config: Config, name: str | None = None, *, force: bool = False) -> dict[str, Any]:
+    """What `churn promote` does: move alias `champion` to the challenger if it wins on the same holdout
+    (`force`: whatever the comparison or the chance check says)."""
     from churn.training.registry import promote
 
-    return promote(name or config.model.registered_name, config)
+    return promote(name or config.model.registered_name, config, force=force)
 
 
 def score_customers(model: Any, data: str | None, as_of: str, config: Config, *,

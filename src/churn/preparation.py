@@ -200,12 +200,15 @@ def read_number_text(filled: pd.Series, learned: TextFormat) -> tuple[np.ndarray
     """(values, ambiguous) of stripped non-blank number text read by a column whose learnt style is
     `learned`: in that style when it reads every value, else in the first style of its family that does (a
     whole batch written elsewhere is harmless); else each value in the styles that read it, and where those
-    disagree (1.234 in a batch that also holds 2,5) the value is ambiguous (NaN, flagged), never guessed."""
+    disagree (1.234 in a batch that also holds 2,5) the value is ambiguous (NaN, flagged), never guessed.
+    Percentages and plain numbers never stand in for each other: 45% and 0.45 are a hundred times apart, so
+    a column learnt one way reads the other as unreadable (NaN)."""
     for fmt in (learned, *_FAMILY[learned]):
         if _matches(filled, fmt).all():
             return parse_numbers(filled, fmt).to_numpy(), np.zeros(len(filled), dtype=bool)  # type: ignore[arg-type]
+    styles = ["percent"] if learned == "percent" else [f for f in _FORMATS if f != "percent"]
     read = np.column_stack([parse_numbers(filled, f).where(_matches(filled, f)).to_numpy(dtype="float64")
-                            for f in _FORMATS]) if len(filled) else np.empty((0, len(_FORMATS)))
+                            for f in styles]) if len(filled) else np.empty((0, len(styles)))
     n = (~np.isnan(read)).sum(axis=1)
     with np.errstate(all="ignore"):
         lo, hi = np.nanmin(np.where(n[:, None] > 0, read, 0.0), axis=1), np.nanmax(

@@ -44,13 +44,16 @@ def default_root() -> Path:
 
 
 def quick(config: Config, rounds: int = 100) -> Config:
-    """`config` with a fast model for small examples: no automatic tuning, fewer boosting rounds, one thread.
+    """`config` with a fast model for small examples: three candidates (LightGBM, its stumps and the sparse
+    logistic regression), one forward fold, no automatic tuning, fewer boosting rounds, one thread.
 
     Example:
         >>> quick(Config()).model.auto_tune_max_rows
         0
     """
-    model = config.model.model_copy(update={"auto_tune_max_rows": 0, "num_boost_round": rounds, "n_jobs": 1})
+    model = config.model.model_copy(update={"auto_tune_max_rows": 0, "num_boost_round": rounds, "n_jobs": 1,
+                                            "candidates": ["lightgbm", "lightgbm_stumps", "logistic_l1"],
+                                            "forward_folds": 1})
     return config.model_copy(update={"model": model})
 
 

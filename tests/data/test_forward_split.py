@@ -52,10 +52,14 @@ def test_forward_rows_respect_the_label_window(n, n_dates, step, horizon, folds,
             expected = {(c, t) for c, t in rows if t < v and c not in held
                         and not (c in scored and t + pd.Timedelta(days=horizon) > v)}
         assert set(zip(id_fit, times.iloc[fit], strict=True)) == expected
-    assert sorted(by_date) == list(valid_dates)
+    at = {d for d in valid_dates if any(t == d and c not in held for c, t in rows)}
+    assert sorted(by_date) == sorted(at)
     for v, parts in by_date.items():  # each validation date's non-holdout customers scored exactly once
         scored_all = [c for _, valid in parts for c in ids[valid]]
+        assert all(len(valid) for _, valid in parts)  # a fold with nobody to score is not fitted
         if len(parts) > 1 or folds > 1:
             assert sorted(scored_all) == sorted(c for c, t in rows if t == v and c not in held)
-    before_h = {(c, t) for c, t in rows if t < dates[-1] and c not in held}
+    h = dates[-1]  # the holdout's fit: the rows whose labels had closed by the holdout date, if two dates'
+    closed_h = {(c, t) for c, t in rows if c not in held and t + pd.Timedelta(days=horizon) <= h}
+    before_h = closed_h if len({t for _, t in closed_h}) >= 2 else {(c, t) for c, t in rows if t < h and c not in held}
     assert set(zip(ids[s.before_holdout], times.iloc[s.before_holdout], strict=True)) == before_h

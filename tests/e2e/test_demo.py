@@ -122,8 +122,11 @@ def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None
     work, res = demo_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns.db'}")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == res.version == "1"
-    metrics = client.get_run(res.run_id).data.metrics
-    assert metrics["roc_auc"] > 0.7
+    run = client.get_run(res.run_id)
+    metrics = run.data.metrics
+    # The registered procedure on the holdout (about 30 churners at 3,000 customers): clearly better than a
+    # coin and than the recency rule; what "clearly" can mean on so few churners is the interval's job.
+    assert run.data.tags["chance_check"] == "ok" and metrics["roc_auc"] > 0.65
     assert metrics["roc_auc"] > metrics["baseline_heuristic_roc_auc"]
     assert (work / "models").is_dir() and any((work / "models").iterdir())
     assert res.bundle_path.name == f"churn-{res.version}"

@@ -71,24 +71,24 @@ def test_readings_within_the_margin_go_to_the_simpler_candidate():
     ev = _evaluated(["lightgbm", "lightgbm_stumps", "logistic", "blend"])
     near = [_reading("lightgbm", 0.8010), _reading("lightgbm_stumps", 0.8000), _reading("logistic", 0.7995),
             _reading("blend", 0.8014)]
-    c = choose(ev, near, forward=True, forward_date="2025-04-01", tie_margin=0.002)
+    c = choose(ev, near, forward=True, tie_margin=0.002)
     assert c.name == "logistic" and "simpler" in c.why and c.linear_won  # 0.7995 >= 0.8014 - 0.002
     assert "NO CANDIDATE WITH LIGHTGBM" in c.why
     clear = [_reading("lightgbm", 0.8010), _reading("lightgbm_stumps", 0.8000), _reading("logistic", 0.7950),
              _reading("blend", 0.8040)]
-    c = choose(ev, clear, forward=True, forward_date="2025-04-01", tie_margin=0.002)
+    c = choose(ev, clear, forward=True, tie_margin=0.002)
     assert c.name == "blend" and not c.linear_won  # stumps 0.8000 < 0.8040 - 0.002
     exact = [_reading("lightgbm", 0.8), _reading("lightgbm_stumps", 0.8)]
-    assert choose(ev[:2], exact, forward=True, forward_date="x", tie_margin=0.0).name == "lightgbm_stumps"
+    assert choose(ev[:2], exact, forward=True, tie_margin=0.0).name == "lightgbm_stumps"
 
 
 def test_a_rule_tie_goes_to_the_fallback_rule():
     ev = _evaluated(["lightgbm"])
     readings = [_reading("lightgbm", 0.75, "rows"), _reading("lightgbm", 0.75, "customers"),
                 _reading("lightgbm", 0.75, "none"), _reading("lightgbm", 0.74, "same")]
-    assert choose(ev, readings, forward=True, forward_date="x", tie_margin=0.002).rule == "customers"
+    assert choose(ev, readings, forward=True, tie_margin=0.002).rule == "customers"
     readings[0] = _reading("lightgbm", 0.76, "rows")
-    assert choose(ev, readings, forward=True, forward_date="x", tie_margin=0.002).rule == "rows"
+    assert choose(ev, readings, forward=True, tie_margin=0.002).rule == "rows"
 
 
 def test_a_blend_whose_trees_take_no_weight_is_not_a_candidate():

@@ -180,3 +180,18 @@ def test_a_batch_mixing_number_styles_names_the_ambiguous_rows():
         prep.transform(pd.DataFrame({"fee": ["1.234", "2,5", "7"]}))
     assert prep.transform(pd.DataFrame({"fee": ["1.234", "2.5"]})).ravel().tolist() == [1.234, 2.5]
     assert prep.transform(pd.DataFrame({"fee": ["2,5", "3,75"]})).ravel().tolist() == [2.5, 3.75]
+
+
+def test_percentages_and_plain_numbers_never_stand_in_for_each_other():
+    from churn.features.registry import Feature
+    from churn.preparation import Preparation
+
+    share = [Feature("share", "t", "share")]
+    pct = Preparation(share, infer=True).fit(pd.DataFrame({"share": ["45%", "12%"] * 10}))
+    with pytest.raises(ChurnError, match=r"column 'share'.*e\.g\. row 1: '0\.45'"):
+        pct.transform(pd.DataFrame({"share": ["0.45", "12%"]}))
+    plain = Preparation(share, infer=True).fit(pd.DataFrame({"share": ["0.45", "0.12"] * 10}))
+    with pytest.raises(ChurnError, match=r"column 'share'.*e\.g\. row 2: '45%'"):
+        plain.transform(pd.DataFrame({"share": ["0.5", "45%"]}))
+    assert pct.transform(pd.DataFrame({"share": ["7%"]})).ravel().tolist() == [7.0]
+

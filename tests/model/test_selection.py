@@ -57,7 +57,7 @@ def _select(interactions: bool):
                              say=lambda m: None)
     readings = forward_readings(ev, df, y, np.arange(n).astype(str).astype(object), rows, cfg, FEATURES,
                                 scale_pos_weight=None, source=None, say=lambda m: None)
-    choice = choose(ev, readings, forward=False, forward_date=None, tie_margin=cfg.model.tie_margin)
+    choice = choose(ev, readings, forward=False, tie_margin=cfg.model.tie_margin)
     return {e.name: e for e in ev}, choice, readings
 
 
@@ -196,11 +196,11 @@ def test_a_forced_candidate_is_registered_whatever_validation_says():
     from churn.errors import ChurnError
 
     ev, choice, readings = _select(interactions=True)
-    forced = choose(list(ev.values()), readings, forward=False, forward_date=None, tie_margin=0.002, force="logistic")
+    forced = choose(list(ev.values()), readings, forward=False, tie_margin=0.002, force="logistic")
     assert forced.name == "logistic" and "forced by model.force_candidate" in forced.why
     assert choice.name != "logistic"  # validation alone would not have chosen it
     with pytest.raises(ChurnError, match="lightgbm_tuned.*not among the candidates"):
-        choose(list(ev.values()), readings, forward=False, forward_date=None, tie_margin=0.002, force="lightgbm_tuned")
+        choose(list(ev.values()), readings, forward=False, tie_margin=0.002, force="lightgbm_tuned")
 
 
 def test_few_calibration_rows_get_a_sigmoid_not_isotonic_steps():

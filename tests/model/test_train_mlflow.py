@@ -136,18 +136,26 @@ def test_holdout_customers_not_in_fitting_rows(runs):
     assert dates == {"2025-05-01"}
     rows = res.model.metadata_["rows"]
     assert len(held) == rows["holdout"]
-    # Of the other customers' older rows, validation reads the customers hashed into the validation share
-    # at the validation snapshots, and training the rest at the training snapshots: no customer in both.
-    from churn.training.splits import unit_hash
+    # Of the other customers' older rows, validation reads some customers at the validation snapshots and
+    # training the rest at the training snapshots: no customer in both, every older row in one of them.
+    from churn.training.splits import split_out_of_time
 
     mc = runs["cfg"].model
-    older = frame[(frame["as_of"] < "2025-05-01") & ~frame["customer_id"].isin(held)]
-    in_valid = older["as_of"].dt.date.astype(str).isin(set(res.model.metadata_["snapshots"]["validation"]))
-    validates = unit_hash(older["customer_id"].astype(str).to_numpy(dtype=object), mc.seed, "validation") \
-        < mc.valid_customer_share
-    assert rows["early_stopping"] + rows["calibration"] == int((in_valid & validates).sum()) > 0
-    assert rows["train"] == int((~in_valid & ~validates).sum()) > 0
-    assert 0.2 < validates.mean() < 0.4  # about the configured 30% of the customers' rows
+    ids = frame["customer_id"].astype(str).to_numpy(dtype=object)
+    s = split_out_of_time(ids, frame["as_of"], holdout_snapshots=mc.holdout_snapshots,
+                          valid_snapshots=mc.valid_snapshots, calibration_share=mc.calibration_share,
+                          holdout_customer_share=0.3, seed=mc.seed, valid_customer_share=mc.valid_customer_share)
+    assert set(ids[s.holdout]) == held
+    valid_ids, train_ids = set(ids[s.validation]), set(ids[s.train])
+    assert valid_ids and train_ids and not valid_ids & train_ids and not (valid_ids | train_ids) & held
+    older = (frame["as_of"] < "2025-05-01").to_numpy() & ~frame["customer_id"].isin(held).to_numpy()
+    in_valid = frame["as_of"].dt.date.astype(str).isin(set(res.model.metadata_["snapshots"]["validation"])).to_numpy()
+    validating = frame["customer_id"].isin(valid_ids).to_numpy()
+    assert sorted(s.validation) == list(np.flatnonzero(older & in_valid & validating))
+    assert sorted(s.train) == list(np.flatnonzero(older & ~in_valid & ~validating))
+    assert rows["early_stopping"] + rows["calibration"] == len(s.validation) and rows["train"] == len(s.train)
+    share = len(valid_ids) / len(valid_ids | train_ids)
+    assert 0.2 < share < 0.4  # about the configured 30% of the customers
 
 
 def test_loaded_models_match_in_memory(runs):

@@ -437,10 +437,16 @@ def test_mlflow_loads_check_hashes_recorded_at_training(store: MlflowClient, tra
         load_model(f"runs:/{mv.run_id}/model")
 
 
-def test_nothing_personal_in_mlflow(store: MlflowClient, trained: Path) -> None:
+def test_nothing_personal_in_mlflow_or_the_bundle(store: MlflowClient, trained: Path) -> None:
+    """Every value of every text column of the input that is not a declared category (the customers' names
+    and e-mails; the profile's categoricals, event types and ticket categories are declared), and every id,
+    is absent from the MLflow runs and from the bundle."""
     customers = pd.read_parquet(trained / "data" / "customers.parquet")
     ids = set(customers["customer_id"].astype(str))
-    words = {*customers["name"], *customers["email"]}  # full names and e-mails: unique enough to search
+    declared = {"customer_id", "plan", "region", "country", "language", "channel"}
+    free_text = [c for c in customers.columns if pd.api.types.is_string_dtype(customers[c]) and c not in declared]
+    assert sorted(free_text) == ["email", "name"]
+    words = {v for c in free_text for v in customers[c].dropna()}  # full names and e-mails: unique enough
     assert len(ids) == 400 and len(words) > 700
     exp = store.get_experiment_by_name("churn")
     runs = store.search_runs([exp.experiment_id])
@@ -450,6 +456,9 @@ def test_nothing_personal_in_mlflow(store: MlflowClient, trained: Path) -> None:
         texts += [json.dumps(run.data.params), json.dumps(run.data.tags)]
     files = [f for f in (trained / "mlartifacts").rglob("*") if f.is_file()]
     assert any(f.name == "holdout.parquet" for f in files)  # the artifact that used to carry them is there
+    bundle = [f for f in (trained / "models" / "churn-1").rglob("*") if f.is_file()]
+    assert any(f.name == "model.joblib" for f in bundle) and any(f.name == "features.json" for f in bundle)
+    files += bundle
     for f in files:  # every artifact, pickles and plots included, as bytes
         raw = f.read_bytes()
         if f.suffix == ".parquet":

@@ -178,7 +178,8 @@ def test_train_on_a_ready_table(ws, tmp_path):
     frame = churn.build_training_frame(ws.data, ws.config).frame
     table = tmp_path / "features.csv"
     frame.to_csv(table, index=False)
-    model_settings = ws.config.model.model_copy(update={"registered_name": "churn_table"})
+    model_settings = ws.config.model.model_copy(update={"registered_name": "churn_table",
+                                                         "candidates": ["lightgbm"]})
     cfg = ws.config.model_copy(update={"model": model_settings})
     result = churn.train_table(table, "churned", "customer_id", cfg, time_col="as_of")
     assert result.model_uri == "models:/churn_table/1" and result.chosen in result.candidates

@@ -6,8 +6,11 @@ call channel, save rates) and random rules (budget, control share, cool-down). W
 - nobody is contacted without consent, while excluded, within the cool-down, or while in the control group;
 - the control group of every tier is its share of that tier's contactable customers, to within half a person;
 - no incentive is given more often than its cap, and each contacted customer gets exactly one;
-- spend, recomputed here from the catalogue's prices and the channel's contact cost, never exceeds the budget,
-  and every offer is expected to be worth more than it costs.
+- spend, recomputed here from the catalogue's prices and the channel's contact cost, never exceeds the budget;
+- every offer's expected net value, recomputed here (probability x fee x 24 months x the tier's save rate,
+  minus its cost), is the plan's and is positive;
+- a plan contacts somebody whenever some customer the rules and the control group leave free has an offer
+  worth more than it costs that fits the budget and its cap: an empty plan must be the only possible one.
 """
 
 from __future__ import annotations
@@ -123,17 +126,37 @@ def test_plan_respects_rules_caps_and_budget(c: dict) -> None:
         if offer.max_customers is not None:
             assert counts.get(offer.name, 0) <= offer.max_customers
 
-    # Spend from the catalogue's prices: unit cost + share of the monthly fee + the contact's channel cost.
+    # Spend from the catalogue's prices: unit cost + share of the monthly fee + the contact's channel cost;
+    # the value kept: probability x fee x 24 months (a free plan with no spend is worth nothing).
     prices = {o.name: o for o in inc.catalogue}
+
+    def cost_of(o: Incentive, fee: float) -> float:
+        return o.unit_cost + o.cost_share_of_fee * fee + (CALL if o.channel == "call" else EMAIL)
+
+    def net_of(o: Incentive, row: int) -> float | None:
+        """Expected net value of offer `o` for plan row `row`, None when it may not be offered there."""
+        tier, fee = plan.at[row, "risk_tier"], float(inp.at[ids[row], "monthly_fee"])
+        value = fee * 24.0 if fee > 0 else 0.0
+        if tier not in o.save_rate or (o.eligible.min_value is not None and value < o.eligible.min_value):
+            return None
+        return float(inp.at[ids[row], "churn_probability"]) * value * o.save_rate[tier] - cost_of(o, fee)
+
     spend = 0.0
     for cid, name in given_to.dropna().items():
         o = prices[name]
-        fee = float(inp.at[ids[cid], "monthly_fee"])
-        cost = o.unit_cost + o.cost_share_of_fee * fee + (CALL if o.channel == "call" else EMAIL)
+        cost = cost_of(o, float(inp.at[ids[cid], "monthly_fee"]))
         assert abs(plan.at[cid, "incentive_cost"] - cost) < 1e-9
+        assert abs(plan.at[cid, "expected_net_value"] - net_of(o, cid)) < 1e-6
         assert plan.at[cid, "expected_net_value"] > 0
         spend += cost
     assert spend <= inc.budget + 1e-9
+    # An empty plan only where nothing was possible.
+    free = np.flatnonzero(rules_allow & ~holdout)
+    possible = any((net := net_of(o, r)) is not None and net > 1e-9
+                   and cost_of(o, float(inp.at[ids[r], "monthly_fee"])) <= inc.budget
+                   and (o.max_customers is None or o.max_customers > 0)
+                   for r in free for o in inc.catalogue)
+    assert contact.any() or not possible, "a plan that could contact somebody contacted nobody"
     # What the draws exercised (pytest --hypothesis-show-statistics): not only empty plans.
     event(f"contacted: {'none' if not contact.any() else 'some'}; control group: {'none' if not holdout.any() else 'some'}"
           f"; budget binding: {spend > 0.5 * inc.budget}")

@@ -9,7 +9,7 @@ a `status` (`churn.scoring.status`): only `scored` rows have a probability, reas
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Config, FeaturesConfig
-from churn.errors import ChurnError
+from churn.errors import ChurnError, DataValidationError
 from churn.io import (
     PSEUDONYM_KEY_ENV,
     atomic_dir,
@@ -262,6 +262,21 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
     output_key(config)  # refused before any work when pseudonyms are asked for without a key
     ensure_writable(run_dir, overwrite)
     model = load_model(model_ref)
+    df, statuses, notices = table_rows(table, id_col, model, when, customers)
+    try:
+        return _finish(model, model_ref, df, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
+                       progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(table),
+                       statuses=statuses)
+    except DataValidationError as exc:  # the model's reading of a column: say which file it is in
+        raise DataValidationError([replace(p, file=p.file or str(table)) for p in exc.problems]) from None
+
+
+def table_rows(table: str, id_col: str, model: Any, when: pd.Timestamp,
+               customers: str | None = None) -> tuple[pd.DataFrame, np.ndarray | None, list[str]]:
+    """(rows, statuses, notices): a ready feature table read for `model` as `score_table` reads it (ids as
+    text under `customer_id`, the scoring date, the listed ids' statuses when `customers` is given), with a
+    `ChurnError` naming the file for an empty table, a missing id column or duplicate ids. The model's
+    preparation reads the feature columns when the rows are scored (`score_frame`)."""
     df = read_table(table)
     if df.empty:  # a header and no rows: an export that went wrong, not a campaign of nobody
         raise ChurnError(f"{table}: the table has no rows to score (only a header: "
@@ -287,9 +302,7 @@ def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: 
     if unused:
         notices.append(f"{table}: {len(unused)} column(s) the model does not use were ignored: "
                        f"{', '.join(unused[:10])}{' ...' if len(unused) > 10 else ''}")
-    return _finish(model, model_ref, df, when, run_dir, Path(out_root), config, overwrite=overwrite, csv=csv,
-                   progress=progress, chunk_progress=chunk_progress, notices=notices, source=str(table),
-                   statuses=statuses)
+    return df, statuses, notices
 
 
 def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, run_dir: Path, out_root: Path,

@@ -60,4 +60,4 @@ def check_calibration_rows(y_cal: np.ndarray, method: str, warn: Callable[[str],
         warn(f"calibration fitted on only {pos} churners; probabilities may be noisy")
     if method == "isotonic" and len(y_cal) < 1000:
         warn(f"only {len(y_cal):,} calibration rows: the evaluation fits are calibrated with a sigmoid (isotonic "
-             "steps would overfit); the registered model's calibration uses every row's out-of-fold prediction")
+             "steps would overfit); the registered model is calibrated on its forward reading (or out of fold)")

@@ -1,6 +1,6 @@
 """ChurnModel: a calibrated churn-risk classifier that follows the scikit-learn estimator contract.
 
-One model is one of three kinds, chosen on out-of-time validation (`churn.training.selection`):
+One model is one of three kinds, chosen by its registered procedure's forward reading (`churn.training.selection`):
 `lightgbm` (gradient-boosted trees), `blend` (the trees' and a spline logistic regression's log-odds,
 weighted) or `logistic` (the spline logistic regression alone, `churn.training.linear`). The model owns
 everything needed to score raw rows identically later: the fitted preparation (`churn.preparation`: how
@@ -11,7 +11,6 @@ joblib as one object.
 
 from __future__ import annotations
 
-import copy
 
 import logging
 import platform
@@ -116,10 +115,14 @@ def library_versions() -> dict[str, str]:
 class ChurnModel(ClassifierMixin, BaseEstimator):
     """Calibrated churn classifier: `predict_risk(X)` is the calibrated probability of churn.
 
-    Parameters are settings only. `fit` learns `preparation_`, `booster_` and `best_iteration_` (kinds
-    lightgbm and blend), `linear_` (blend and logistic), `blend_weights_` ((trees, logistic, intercept):
-    log-odds = trees x a + logistic x b + c; (1, 0, 0) for lightgbm, (0, 1, 0) for logistic), `calibrator_`, `features_`, `feature_names_`, `categorical_levels_`
-    and `metadata_`.
+    Parameters are settings only. `fit` learns `preparation_`, `booster_`, `best_iteration_`, `best_score_`
+    and `lgb_params_` (kinds lightgbm and blend), `linear_` (blend and logistic), `blend_weights_` ((trees,
+    logistic, intercept): log-odds = trees x a + logistic x b + c; (1, 0, 0) for lightgbm, (0, 1, 0) for
+    logistic), `features_`, `feature_names_`, `categorical_levels_`, `metadata_` and an identity
+    `calibrator_`. Three later steps of training complete the registered model, each a method rather than
+    an attribute set while predicting: `calibrate` (`calibrator_`, on rows the model did not see),
+    `fit_explainer` (`path_explainer_`), and the trainer's drift reference (`drift_reference_`,
+    `churn.monitoring.reference`).
     """
 
     def __init__(self, features: list[Feature] | None = None, params: dict[str, Any] | None = None, *,

@@ -11,9 +11,9 @@ at:
 - `rows`: r0 x (rows refit on / rows the evaluation fit saw);
 - `none`: no refit (`model.refit: false`): the evaluation fit itself is registered.
 
-A *forward reading* fits the procedure on the rows before the newest validation date (`Split.forward_fits`)
-and scores customers' rows at that date whose overlapping rows it left out (`Split.forward_valids`), fold by
-fold. The trees are grown once per fold, to the most rounds any rule asks for, and read at each rule's
+A *forward reading* fits the procedure on rows earlier than a validation date (`Split.forward_fits`: the
+rows whose labels had closed by then, or every earlier row but the scored customers' overlapping ones) and
+scores customers at that date (`Split.forward_valids`), fit by fit. The trees are grown once per fold, to the most rounds any rule asks for, and read at each rule's
 rounds. Selection compares candidates and
 rules by these readings (`churn.training.selection`); the registered model is the chosen candidate's
 procedure on every row (`register_procedure`); the holdout figure is the same procedure fitted on the rows
@@ -73,40 +73,56 @@ class Reading:
     raw: np.ndarray = field(repr=False)  # uncalibrated P(churn) of the forward rows (calibrates the refit)
 
 
+LINEAR_RECHOOSE_CHURNERS = 500  # fewer churners behind a regression's settings: each refit chooses them again
+
+
 def refit(ev: Evaluated, frame: pd.DataFrame, y: np.ndarray, rows: np.ndarray, config: Config,
           features: list[Feature], *, rounds: int, scale_pos_weight: float | None,
-          source: dict[str, Any] | None) -> ChurnModel:
+          source: dict[str, Any] | None, ids: np.ndarray | None = None,
+          settings: tuple[float, int] | None = None) -> ChurnModel:
     """The candidate's settings fitted on `rows` with `rounds` boosting rounds (no early stopping);
-    uncalibrated."""
-    from churn.training.selection import build_model
+    uncalibrated. A logistic regression chosen from fewer than LINEAR_RECHOOSE_CHURNERS training churners
+    chooses its penalty and knots again on `rows` (with `ids`, the customers the folds go by): they are part
+    of its procedure, and a young business's training snapshots alone are too few to choose them well.
+    `settings` (penalty, knots) fixes the regression's instead."""
+    from churn.training.selection import _penalised, build_model
 
     m = ev.model
+    cv = m.metadata_.get("linear_cv") or {}
+    if (settings is None and ids is not None and ev.candidate.kind == "logistic"
+            and cv.get("churners", np.inf) < LINEAR_RECHOOSE_CHURNERS):
+        return _penalised(config, features, ev.candidate, frame.iloc[rows], y[rows], ids[rows], source,
+                          lambda msg: None)
+    c, knots = settings or (m.linear_c, m.linear_knots)
     model = build_model(config, features, ev.candidate, scale_pos_weight, source, num_boost_round=max(rounds, 1),
-                        blend_weights=m.blend_weights_, linear_c=m.linear_c, linear_knots=m.linear_knots)
+                        blend_weights=m.blend_weights_, linear_c=c, linear_knots=knots)
     return model.fit(frame.iloc[rows], y[rows])
 
 
 def forward_readings(evaluated: list[Evaluated], frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray,
                      split: Split, config: Config, features: list[Feature], *, scale_pos_weight: float | None,
-                     source: dict[str, Any] | None, say: Callable[[str], None]) -> list[Reading]:
+                     source: dict[str, Any] | None, say: Callable[[str], None],
+                     with_refit: bool = True) -> list[Reading]:
     """Every candidate's procedure under every refit rule, read at the forward date (module docstring); with
-    several folds, each fold's customers are scored by the fit that left their overlapping rows out, and a
-    reading pools them (`Split.forward_valid` order).
+    several fits (folds, dates), each scores its own rows and a reading pools them (`Split.forward_valid`
+    order).
 
-    Without a later date to read (a split by customer), each candidate's evaluation fit is read on the
-    validation rows under the fallback rule: nothing measures the refit there."""
+    Without a later date to read (a split by customer), or without a refit (`with_refit` false, from
+    `model.refit`: the evaluation fits are what is registered), each candidate's evaluation fit is read on
+    the validation rows, under the fallback rule or `none`."""
     out: list[Reading] = []
-    y_fv = y[split.forward_valid]
 
-    def read(name: str, rule: str, raw: np.ndarray, rounds: int) -> None:
-        m = ranking_metrics(y_fv, raw)
+    def read(name: str, rule: str, raw: np.ndarray, rounds: int, y_read: np.ndarray) -> None:
+        m = ranking_metrics(y_read, raw)
         out.append(Reading(name, rule, m["roc_auc"], m["pr_auc"], rounds, raw))
 
-    if not split.forward:
-        X_fv = frame.iloc[split.forward_valid]
+    if not split.forward or not with_refit:
+        va = split.validation
         for ev in evaluated:
-            read(ev.name, RULES[0], ev.model.predict_raw(X_fv), ev.model.best_iteration_)
+            read(ev.name, RULES[0] if with_refit else NO_REFIT, ev.model.predict_raw(frame.iloc[va]),
+                 ev.model.best_iteration_, y[va])
         return out
+    y_fv = y[split.forward_valid]
     fitted = Rows.of(ids, split.train)
     most = 2 * config.model.num_boost_round
     raws: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -122,9 +138,17 @@ def forward_readings(evaluated: list[Evaluated], frame: pd.DataFrame, y: np.ndar
             for rule, r in rounds.items():
                 rounds_of.setdefault((ev.name, rule), r)
             if kind == "blend":
-                # The blend's parts are this fold's refits of its trees and logistic candidates, read at each
-                # rule's rounds with the blend's own stacking weights.
-                (trees, enc_t), (linear, enc_l) = (fits[n] for n in ev.candidate.parts)  # type: ignore[union-attr]
+                # The blend's parts: this fit's refit of its trees candidate, read at each rule's rounds, and a
+                # logistic regression at the blend's own penalty and knots (what its registered refit fits),
+                # with the blend's stacking weights.
+                trees_name, linear_name = ev.candidate.parts  # type: ignore[misc]
+                (trees, enc_t), (linear, enc_l) = fits[trees_name], fits[linear_name]
+                if (linear.linear_c, linear.linear_knots) != (ev.model.linear_c, ev.model.linear_knots):
+                    part = next(e for e in evaluated if e.name == linear_name)
+                    linear = refit(part, frame, y, fit_rows, config, features, rounds=0,
+                                   scale_pos_weight=scale_pos_weight, source=source, settings=(
+                                       ev.model.linear_c, ev.model.linear_knots))
+                    enc_l = linear._encode(X_v)
                 a, b, c = ev.model.blend_weights_
                 lin = linear.linear_.decision_function(enc_l)
                 for rule, r in rounds.items():
@@ -135,14 +159,14 @@ def forward_readings(evaluated: list[Evaluated], frame: pd.DataFrame, y: np.ndar
                 say(f"forward reading: {ev.name} refit on {len(fit_rows):,} rows (fold {fold + 1}/"
                     f"{len(split.forward_fits)}, up to {max(rounds.values())} rounds)")
             model = refit(ev, frame, y, fit_rows, config, features, rounds=max(rounds.values()),
-                          scale_pos_weight=scale_pos_weight, source=source)
+                          scale_pos_weight=scale_pos_weight, source=source, ids=ids)
             enc = model._encode(X_v)
             fits[ev.name] = (model, enc)
             for rule, r in rounds.items():
                 z = model.log_odds_encoded(enc, num_iteration=r or None)
                 raws.setdefault((ev.name, rule), []).append(1.0 / (1.0 + np.exp(-z)))
     for (name, rule), parts in raws.items():
-        read(name, rule, np.concatenate(parts), rounds_of[(name, rule)])
+        read(name, rule, np.concatenate(parts), rounds_of[(name, rule)], y_fv)
     return out
 
 
@@ -166,7 +190,7 @@ def register_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndar
     say(f"refit: {ev.name} on all {len(every):,} rows" + (f" ({r} rounds, rule '{rule}')"
                                                            if ev.candidate.kind != "logistic" else ""))
     model = refit(ev, frame, y, every, config, features, rounds=r, scale_pos_weight=scale_pos_weight,
-                  source=source)
+                  source=source, ids=ids)
     return model, {"rule": rule, "rows": len(every), "customers": target.customers,
                    "rounds": r if ev.candidate.kind != "logistic" else 0}
 
@@ -182,28 +206,30 @@ def holdout_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarr
     r = rule_rounds(rule, ev.model.best_iteration_, Rows.of(ids, split.train), Rows.of(ids, rows),
                     2 * config.model.num_boost_round)
     say(f"holdout: the procedure refit on the {len(rows):,} rows before the holdout")
-    model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight, source=source)
+    model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight, source=source,
+                  ids=ids)
     return model.predict_raw(frame.iloc[split.holdout])
 
 
 def out_of_fold_raw(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, split: Split,
-                    config: Config, features: list[Feature], *, scale_pos_weight: float | None,
+                    config: Config, features: list[Feature], *, rows: np.ndarray, scale_pos_weight: float | None,
                     source: dict[str, Any] | None, say: Callable[[str], None]) -> np.ndarray:
-    """Every row's uncalibrated P(churn) from the procedure under `rule` fitted without that row's customer
-    (`model.calibration_folds` folds by customer, seeded): what calibrates a refit that has no later date
-    to be calibrated on."""
+    """Each of `rows`' uncalibrated P(churn) from the procedure under `rule` fitted on the other `rows`
+    without that row's customer (`model.calibration_folds` folds by customer, seeded): what calibrates a
+    refit that has no later date to be calibrated on."""
     from churn.training.splits import unit_hash
 
     k = config.model.calibration_folds
-    fold = np.minimum((unit_hash(ids, config.model.seed, "refit-fold") * k).astype(int), k - 1)
+    fold = np.minimum((unit_hash(ids[rows], config.model.seed, "refit-fold") * k).astype(int), k - 1)
     fitted = Rows.of(ids, split.train)
-    oof = np.full(len(y), np.nan)
+    oof = np.full(len(rows), np.nan)
     for f in range(k):
         held = fold == f
-        rows = np.flatnonzero(~held)
-        r = rule_rounds(rule, ev.model.best_iteration_, fitted, Rows.of(ids, rows), 2 * config.model.num_boost_round)
-        say(f"refit: calibration fold {f + 1}/{k} ({len(rows):,} rows)")
-        model = refit(ev, frame, y, rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight,
-                      source=source)
-        oof[held] = model.predict_raw(frame.iloc[np.flatnonzero(held)])
+        fit_rows = rows[~held]
+        r = rule_rounds(rule, ev.model.best_iteration_, fitted, Rows.of(ids, fit_rows),
+                        2 * config.model.num_boost_round)
+        say(f"refit: calibration fold {f + 1}/{k} ({len(fit_rows):,} rows)")
+        model = refit(ev, frame, y, fit_rows, config, features, rounds=r, scale_pos_weight=scale_pos_weight,
+                      source=source, ids=ids)
+        oof[held] = model.predict_raw(frame.iloc[rows[held]])
     return oof

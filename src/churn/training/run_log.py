@@ -1,7 +1,8 @@
 """A training run's record, at the edge of the computation: the MLflow run (params, metrics, tags, a nested
 run per candidate, artifacts and plots), the model's metadata, the registered model version and the bundle.
 
-Everything here reads an `Outcome` (`churn.training.outcome`); nothing here computes a model quantity.
+Everything here reads an `Outcome` (`churn.training.outcome`); nothing here decides anything (the plots
+compute what they show: the SHAP summary, importances).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
    calibration rows, and predicts the holdout.
    These evaluation fits fix each candidate's settings.
 2. **Read forward** (`churn.training.procedure.forward_readings`): each candidate's settings refit by each
-   refit rule on the rows before the newest validation date, and scored at that date on the validation
-   customers, who never trained it: the registered procedure judged later than everything it was fitted on.
+   refit rule on rows earlier than a validation date and scored there on customers whose outcome the fit
+   never saw: the registered procedure judged later than everything it was fitted on.
 3. **Choose** (`choose`): the best reading; readings within `model.tie_margin` of it, or within one
    standard error of their difference with it where that is wider (a bootstrap on the same rows), go to
    the simplest candidate (`SIMPLICITY`), and a rule's ties to the fallback rule. Never on the holdout. A
@@ -36,7 +36,6 @@ from churn.training.procedure import NO_REFIT, RULES, Reading
 from churn.training.splits import Split
 
 STUMPS = {"num_leaves": 2, "max_depth": 1, "learning_rate": 0.2}  # depth-1 trees add one-feature effects
-TREE_CANDIDATES = ("lightgbm", "lightgbm_stumps", "lightgbm_tuned")
 BTYD_FEATURE = "btyd_p_no_order"
 # Simplest first: ties within the margin go to the earliest. One feature; a sparse line per feature; a
 # curve per feature; one-feature trees; trees; searched trees; trees and curves together.
@@ -233,7 +232,10 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
         scores[(k, c)] = float(np.mean(aucs)) if aucs else float("nan")
         say(f"candidate {cand.name}: {k} knots, C={c:g}: cross-validated ROC AUC {scores[(k, c)]:.4f}")
     k, c = max(settings, key=lambda s: (_finite(scores[s]), -s[0], -s[1]))
-    return build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
+    model = build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
+    model.metadata_["linear_cv"] = {"churners": int(np.sum(y)), "rows": len(rows),
+                                    "roc_auc": {f"{k} knots, C={c:g}": v for (k, c), v in scores.items()}}
+    return model
 
 
 def _simplicity(name: str) -> int:
@@ -268,15 +270,17 @@ def margin_of(readings: dict[str, Reading], leader: str, y: np.ndarray | None, t
     return out
 
 
-def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool, forward_date: str | None,
-           tie_margin: float, force: str | None = None, y_read: np.ndarray | None = None) -> Choice:
+def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool, tie_margin: float, force: str | None = None, y_read: np.ndarray | None = None, seed: int = 0) -> Choice:
     """The candidate and rule to register (module docstring), or the `force`d candidate's best rule
     (model.force_candidate). `y_read` (the outcomes of the rows the readings scored) widens the tie margin
     to one standard error of each difference (`margin_of`)."""
     by_name = {e.name: e for e in evaluated}
     best = {name: best_rule(readings, name) for name in by_name if any(r.candidate == name for r in readings)}
-    where = (f"ROC AUC of each procedure refit on the rows before {forward_date} and read at {forward_date} on "
-             "customers it never saw" if forward else
+    no_refit = any(r.rule == NO_REFIT for r in readings)
+    where = ("ROC AUC of each procedure refit on rows earlier than the validation date(s) and read there on "
+             "customers whose outcome it never saw" if forward else
+             "validation ROC AUC of the evaluation fits (model.refit is off: they are what is registered)"
+             if no_refit else
              "validation ROC AUC (no later date to read the refit on: the refit rule is the fallback, "
              f"'{RULES[0]}')")
     scores = ", ".join(f"{n} {r.roc_auc:.4f}" + (f" ({r.rule})" if forward else "") for n, r in best.items())
@@ -289,7 +293,7 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
                       ev.candidate.kind == "logistic", forward)
     leader = max(best, key=lambda n: (_finite(best[n].roc_auc), -_simplicity(n)))
     top = _finite(best[leader].roc_auc)
-    margins = margin_of(best, leader, y_read, tie_margin)
+    margins = margin_of(best, leader, y_read, tie_margin, seed)
     near = [n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]]
     name = min(near, key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc)))
     ev = by_name[name]

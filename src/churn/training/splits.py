@@ -20,8 +20,9 @@
   window is never a churner of the fit too); the scored customers are then the validation customers, or,
   with `k` folds, each fold of customers in turn. Small data reads at every validation date (with `k` > 1),
   large data at the newest. `forward_fits[i]` / `forward_valids[i]` hold each fit's rows and the rows it
-  scores; `before_holdout` the rows of the non-holdout customers before the holdout date, which the
-  procedure is fitted on to be judged on the holdout.
+  scores; `before_holdout` the rows the procedure is fitted on to be judged on the holdout, drawn the same
+  way at the holdout date: the non-holdout customers' rows whose labels had closed by then (where two dates'
+  had), else all their rows before it.
 - **grouped random** (no time column, or too few snapshots): customers split 60/20/20 into train,
   validation and holdout; said in the warnings when a time column was given. Nothing is later than
   anything else, so there is no forward reading (`forward` False).
@@ -117,7 +118,15 @@ def split_out_of_time(ids: np.ndarray, times: pd.Series, *, holdout_snapshots: i
         split.forward_fits += fits
         split.forward_valids += valids
         split.notes.append(f"forward reading at {pd.Timestamp(v).date()}: {how}")
-    split.before_holdout = _positions((t < ho_dates[0]).to_numpy() & fit_ok)
+    # The holdout figure's fit, drawn as the forward reading's: as production would have had it on the
+    # holdout date (the rows whose labels had closed), where that leaves enough dates.
+    h = ho_dates[0]
+    before_h = (t < h).to_numpy() & fit_ok
+    if horizon_days:
+        closed = before_h & (t + pd.Timedelta(days=horizon_days) <= h).to_numpy()
+        if t[closed].nunique() >= MIN_GAP_DATES:
+            before_h = closed
+    split.before_holdout = _positions(before_h)
     split.notes.append(
         f"out-of-time holdout: snapshot(s) {', '.join(split.snapshots['holdout'])}, customers hashed into a "
         f"{holdout_customer_share:.0%} holdout share ({len(split.holdout):,} rows); their rows are excluded "
@@ -161,6 +170,7 @@ def forward_rows(t: pd.Series, ids: np.ndarray, id_series: pd.Series, v: Any, fi
     # Only the customers a fold scores lose their overlapping rows (a hash lookup: np.isin on objects is slow).
     scored_ids = [id_series.isin(set(ids[rows])).to_numpy() for rows in valids]
     fits = [_positions(before & ~(s & reaches)) for s in scored_ids]
+    fits, valids = [f for f, v in zip(fits, valids, strict=True) if len(v)], [v for v in valids if len(v)]
     who = f"{folds} folds of customers, each" if folds > 1 else "the validation customers"
     return fits, valids, (f"too few dates with closed labels: {who} scored by a fit on every earlier row but their "
                           "own whose label window reaches it")

@@ -33,7 +33,7 @@ from churn.training.baselines import (
     pick_heuristic_feature,
 )
 from churn.training.checks import check_calibration_rows, check_frame
-from churn.training.comparison import auc_difference, beats_baselines, chance_verdict  # noqa: F401 - re-exported
+from churn.training.comparison import beats_baselines, chance_verdict
 from churn.training.leakage import find_leaks, leak_notice
 from churn.training.metrics import (
     customer_value,
@@ -47,17 +47,14 @@ from churn.training.metrics import (
 )
 from churn.training.model import ChurnModel, sample_rows
 from churn.training.outcome import Keys, Outcome
-from churn.training.selection import Choice, candidate_list, choose, evaluate_candidates
+from churn.training.calibration import ProbabilityCalibrator
+from churn.training.selection import Choice, calibration_method, candidate_list, choose, evaluate_candidates
 from churn.training.splits import (  # noqa: F401 - re-exported: `from churn.training.train import split_...`
-    VALIDATION_SHARE,
     Split,
     assert_holdout_customers_unseen,
     make_split,
-    split_grouped,
     split_out_of_time,
-    unit_hash,
 )
-from churn.training.table import prepare_table  # noqa: F401 - re-exported for `from churn.training.train import ...`
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +113,38 @@ def drop_leaks(clean: pd.DataFrame, y: np.ndarray, ids: np.ndarray, features: li
 
 def calibrate_registered(model: ChurnModel, choice: Choice, split: Split, frame: pd.DataFrame, y: np.ndarray,
                          ids: np.ndarray, config: Config, features: list[Feature], *, scale_pos_weight: float | None,
-                         source: dict[str, Any] | None, say: Callable[[str], None]) -> str:
+                         source: dict[str, Any] | None, say: Callable[[str], None],
+                         ) -> tuple[str, ProbabilityCalibrator | None]:
     """Calibrate a refit: on its forward reading's predictions (later rows, unseen customers), or, with no
-    later date, on out-of-fold predictions of the same procedure. Returns which."""
+    later date, on out-of-fold predictions of the same procedure. Returns which, and the calibrator the
+    holdout figure must use instead of the model's when the model's saw the holdout's labels (out of fold:
+    the holdout's is fitted on the rows before it alone)."""
     method = config.model.calibration
     if choice.forward:
         proc.calibrated(model, choice.reading.raw, y[split.forward_valid], method)
-        return f"forward: the procedure's predictions at {split.snapshots['validation'][-1]} " \
-               f"({len(split.forward_valid):,} rows of customers it never saw)"
-    oof = proc.out_of_fold_raw(choice.evaluated, choice.rule, frame, y, ids, split, config, features,
-                               scale_pos_weight=scale_pos_weight, source=source, say=say)
+        return (f"forward: the procedure's predictions of {len(split.forward_valid):,} rows at the validation "
+                "date(s), fitted on earlier rows that never saw those customers' outcomes"), None
+    kw = {"scale_pos_weight": scale_pos_weight, "source": source, "say": say}
+    every = np.arange(len(y))
+    oof = proc.out_of_fold_raw(choice.evaluated, choice.rule, frame, y, ids, split, config, features, rows=every, **kw)
     proc.calibrated(model, oof, y, method)
-    return f"out of fold ({config.model.calibration_folds} folds by customer)"
+    before = split.before_holdout
+    oof_before = proc.out_of_fold_raw(choice.evaluated, choice.rule, frame, y, ids, split, config, features,
+                                      rows=before, **kw)
+    held = ProbabilityCalibrator(calibration_method(method, len(before))).fit(oof_before, y[before])
+    return f"out of fold ({config.model.calibration_folds} folds by customer)", held
+
+
+def check_forward_rows(y: np.ndarray, split: Split) -> None:
+    """Refuse a split whose forward reading cannot be read: its scored rows, or a fit's rows, of one class."""
+    if len(split.forward_valid) and len(np.unique(y[split.forward_valid])) < 2:
+        raise ChurnError(f"the rows the forward reading scores ({len(split.forward_valid):,} at "
+                         f"{', '.join(split.snapshots.get('validation', []))}) hold only one class: need more "
+                         "customers or snapshots, or more forward folds (model.forward_folds)")
+    for rows in split.forward_fits:
+        if len(np.unique(y[rows])) < 2:
+            raise ChurnError(f"a forward fit's {len(rows):,} rows hold only one class: need more customers or "
+                             "snapshots")
 
 
 def fit_baselines(clean: pd.DataFrame, y: np.ndarray, split: Split, features: list[Feature],
@@ -136,11 +153,15 @@ def fit_baselines(clean: pd.DataFrame, y: np.ndarray, split: Split, features: li
     the holdout: (metrics and notes, scores) by name."""
     idx = sample_rows(split.before_holdout, BASELINE_MAX_ROWS, seed)
     Xf, yf, Xp, y_ho = clean.iloc[idx], y[idx], clean.iloc[split.holdout], y[split.holdout]
-    column, why = pick_heuristic_feature(Xf, yf, features)
-    scores = {"logistic": logistic_baseline(features, seed=seed).fit(Xf, yf).predict_proba(Xp)[:, 1],
-              "heuristic": HeuristicBaseline(column).fit(Xf, yf).predict_proba(Xp)[:, 1]}
-    notes: dict[str, dict[str, Any]] = {"heuristic": {"column": column, "why": why}}
-    if any(f.kind != "categorical" for f in features):
+    scores = {"logistic": logistic_baseline(features, seed=seed).fit(Xf, yf).predict_proba(Xp)[:, 1]}
+    notes: dict[str, dict[str, Any]] = {}
+    try:  # the heuristic and the L1 regression read numbers
+        column, why = pick_heuristic_feature(Xf, yf, features)
+    except ValueError:  # no numeric feature that varies: no one-feature rule to compare with
+        column = None
+    if column is not None:
+        scores["heuristic"] = HeuristicBaseline(column).fit(Xf, yf).predict_proba(Xp)[:, 1]
+        notes["heuristic"] = {"column": column, "why": why}
         small = sample_rows(np.arange(len(idx)), L1_BASELINE_MAX_ROWS, seed)
         if len(np.unique(yf[small])) == 2:
             l1 = l1_logistic_baseline(features, seed=seed).fit(Xf.iloc[small], yf[small])
@@ -196,14 +217,17 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
     if ignored:
         warn(f"{len(ignored)} column(s) in the frame are not declared features and were ignored: "
              f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
-    features, leaks, kept = drop_leaks(clean, y, ids, features, list(keep_columns), mc.seed, warn)
-    clean = clean[[f.name for f in features]]
     horizon = int((source or {}).get("horizon_days") or config.label.horizon_days)
     folds = mc.forward_folds or (SMALL_DATA_FOLDS if int(y.sum()) < SMALL_DATA_CHURNERS else 1)
     split = make_split(ids, frame, time_col, config, holdout_customer_share, warn, horizon, folds)
     has_time = time_col is not None and time_col in frame.columns
     for note in split.notes:
         say(note)
+    check_forward_rows(y, split)
+    # Read on the rows before the holdout only: which columns a model may use must not depend on its labels.
+    features, leaks, kept = drop_leaks(clean.iloc[split.before_holdout], y[split.before_holdout],
+                                       ids[split.before_holdout], features, list(keep_columns), mc.seed, warn)
+    clean = clean[[f.name for f in features]]
     n_pos, n_neg = int(y[split.train].sum()), int(len(split.train) - y[split.train].sum())
     if n_pos == 0:
         raise ChurnError("the training rows hold no churners")
@@ -225,30 +249,35 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
         run = run_log.open_run(client, mc.experiment, say)
         with run:
             run_id = run.info.run_id
-            trials = tune_trials or (mc.auto_tune_trials if len(split.train) <= mc.auto_tune_max_rows else 0)
+            trees = any(c in mc.candidates for c in ("lightgbm", "lightgbm_stumps", "blend"))
+            trials = (tune_trials or (mc.auto_tune_trials if len(split.train) <= mc.auto_tune_max_rows else 0)) \
+                if trees else 0
             minutes = tune_minutes if tune_trials else (mc.auto_tune_minutes if trials else None)
             tuned = search_training_rows(frame, y, ids, split, features, config, spw, trials, minutes, run, say) \
                 if trials > 0 else None
-            evaluated = evaluate_candidates(candidate_list(config, tuned and tuned["best_params"], features), frame,
-                                            y, split, features, config, ids=ids, **fitting)
-            readings = proc.forward_readings(evaluated, frame, y, ids, split, config, features, **fitting)
-            choice = choose(evaluated, readings, forward=split.forward,
-                            forward_date=(split.snapshots.get("validation") or [None])[-1],
-                            tie_margin=mc.tie_margin, force=mc.force_candidate, y_read=y[split.forward_valid])
-            if not mc.refit:
-                choice.rule = proc.NO_REFIT
+            candidates = candidate_list(config, tuned and tuned["best_params"], features)
+            if not candidates:
+                raise ChurnError(f"model.candidates {mc.candidates} leaves no candidate to fit (btyd needs BG/NBD's "
+                                 "features, from an orders table with features.purchases.btyd on)")
+            evaluated = evaluate_candidates(candidates, frame, y, split, features, config, ids=ids, **fitting)
+            readings = proc.forward_readings(evaluated, frame, y, ids, split, config, features,
+                                             with_refit=mc.refit, **fitting)
+            read_rows = split.forward_valid if split.forward and mc.refit else split.validation
+            choice = choose(evaluated, readings, forward=split.forward and mc.refit,
+                            tie_margin=mc.tie_margin, force=mc.force_candidate, y_read=y[read_rows], seed=mc.seed)
             say(f"chosen: {choice.name}, refit rule '{choice.rule}' ({choice.why})")
             if choice.linear_won:
                 warn(f"a candidate without LightGBM was chosen: {choice.why}")
-            if not split.forward:
+            if not split.forward and mc.refit:
                 warn("no later date to read the registered procedure on (a split by customer): the candidates were "
                      f"compared on validation rows and the refit follows the fallback rule '{proc.RULES[0]}'")
             model, refit = proc.register_procedure(choice.evaluated, choice.rule, frame, y, ids, split, config,
                                                    features, **fitting)
             model.fit_explainer()
+            holdout_calibrator = None
             if choice.rule != proc.NO_REFIT:
-                refit["calibration"] = calibrate_registered(model, choice, split, frame, y, ids, config, features,
-                                                            **fitting)
+                refit["calibration"], holdout_calibrator = calibrate_registered(
+                    model, choice, split, frame, y, ids, config, features, **fitting)
             # What scoring runs compare their inputs and scores with (churn.monitoring): the newest snapshot.
             from churn.monitoring.reference import reference_for
 
@@ -262,7 +291,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             y_ho = y[split.holdout]
             say(f"judging the registered procedure on {len(y_ho):,} holdout rows ({split.scheme.replace('_', ' ')})")
             p_raw_ho = proc.holdout_procedure(ch, choice.rule, frame, y, ids, split, config, features, **fitting)
-            p_ho = model.calibrator_.predict(p_raw_ho)
+            p_ho = (holdout_calibrator or model.calibrator_).predict(p_raw_ho)
             if len(np.unique(y_ho)) < 2:
                 warn("the holdout holds only one class: ranking metrics are undefined")
             metrics = holdout_metrics(y_ho, p_ho, p_raw_ho)
@@ -320,7 +349,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
 
             say("comparing with the champion")
             promotion = registry.promote(mc.registered_name, config, version=reg["version"],
-                                         holdout=run_log.with_label_risk(holdout_df, y_ho, p_ho))
+                                         holdout=run_log.with_label_risk(holdout_df, y_ho, p_ho), force=force)
             say(f"promotion: {promotion['decision']} ({promotion['reason']})")
             if promotion["decision"] == "refused":
                 warn(f"NOT PROMOTED: {promotion['reason']}")

@@ -95,8 +95,6 @@ def search_training_rows(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, ro
     trial is a nested MLflow run. Its best settings join the candidates as `lightgbm_tuned`."""
     import mlflow
 
-    from churn.training.tune import tune
-
     mc = config.model
     inner = unit_hash(ids[rows.train], mc.seed, "tune") < VALIDATION_SHARE
     fit_rows, eval_rows = rows.train[~inner], rows.train[inner]
