@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deep lint install browser clean bench prereqs
+.PHONY: demo test test-deep lint install browser java clean bench prereqs
 
 prereqs:
 	@bash scripts/check-prereqs.sh $(PYTHON)
@@ -15,9 +15,10 @@ $(BIN)/python: | prereqs
 
 # Re-install when the dependency list or the lock changes. Bytecode is compiled at install time: with
 # PYTHONDONTWRITEBYTECODE set (as on CI machines) every `churn` run would otherwise recompile MLflow,
-# scikit-learn and pandas from source, ~9 s per command.
+# scikit-learn and pandas from source, ~9 s per command. The spark extra (pyspark) is installed too: the
+# Spark engine's parity tests run in `make test`.
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.lock -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.lock -e '.[dev,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +27,10 @@ install: $(STAMP)
 browser:
 	bash scripts/install-chromium.sh
 
+# Java 17 (from the OS packages) for the Spark engine's tests; fails with what to install where it cannot.
+java:
+	bash scripts/install-java.sh
+
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/churn demo
 
@@ -33,10 +38,10 @@ demo: $(STAMP)
 # Hypothesis draws ~200 examples a property here (profile `ci`); `make test-deep` draws 1,000 (`deep`).
 PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 
-test: prereqs $(STAMP) browser
+test: prereqs $(STAMP) browser java
 	$(PYTEST)
 
-test-deep: prereqs $(STAMP) browser
+test-deep: prereqs $(STAMP) browser java
 	HYPOTHESIS_PROFILE=deep $(PYTEST)
 
 lint: $(STAMP)

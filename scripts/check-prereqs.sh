@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` and `make demo` need from the system, checked first, with how to install what is missing.
 # (Without these the failure comes later and reads like a bug: "No module named venv", "libgomp.so.1: cannot
-# open shared object file" from LightGBM.)
+# open shared object file" from LightGBM.) Java 17, which only the Spark engine needs, is not checked here
+# (`make demo` runs without it): `make test` installs it, or says what to install (scripts/install-java.sh).
 set -u
 PY="${1:-python3}"
 missing=0

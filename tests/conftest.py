@@ -148,16 +148,47 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """pytest-xdist groups (`--dist loadgroup`): the tests that read the shared demo workspace run on one
-    worker (the other runs the rest meanwhile instead of waiting for the demo's lock), and every other test
-    with the rest of its module, so a module's fixtures (a trained model, a generated source) are built once,
-    not once per worker. Groups set elsewhere (tests/reliability) are kept."""
+    worker (the other runs the rest meanwhile instead of waiting for the demo's lock), the Spark tests share one
+    worker (so they share one Spark session), and every other test runs with the rest of its module, so a
+    module's fixtures (a trained model, a generated source) are built once, not once per worker. Groups set
+    elsewhere (tests/reliability) are kept."""
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
             continue
         if "demo_workspace" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("demo"))
+        elif "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("spark"))
         else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+# --------------------------------------------------------------------------------------------- Spark
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session (local[2], no UI, two shuffle partitions) for the whole run: starting one takes
+    ~10 s. Fails, not skips, with what to install when pyspark or Java 17 is missing (`make test` installs
+    both: the `spark` extra, and Java from the OS packages)."""
+    from churn.spark.session import JAVA_HELP, java_version
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.fail("pyspark is missing: the Spark tests need the spark extra (`make test` installs it: "
+                    "uv pip install -e '.[dev,spark]')")
+    version = java_version()
+    if version is None or version < 17:
+        pytest.fail(f"{'no Java' if version is None else f'Java {version}'} found: the Spark tests need Java 17. "
+                    f"{JAVA_HELP} (`make test` does: scripts/install-java.sh)")
+    from churn.config import Config
+    from churn.spark.session import spark_session
+
+    conf = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"}
+    session = spark_session(Config.model_validate(
+        {"engine": {"spark": {"master": "local[2]", "app_name": "churn-tests", "conf": conf}}}))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
 
 
 # ------------------------------------------------------------------ local servers for alert delivery tests

@@ -35,8 +35,19 @@ out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
-DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", help="Data folder (CSV/Parquet tables); overrides sources.path.")]
+# Text, not Path: with --engine spark the data may be a Hadoop URI (s3a://bucket/data), which Path would fold.
+DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Data folder (CSV/Parquet tables; with --engine spark Parquet, local or a Hadoop URI); overrides sources.path.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="embedded (DuckDB on this machine) or spark (the same engine per customer bucket on Spark; Parquet input); overrides engine.kind.")]
+
+
+def _engine(config: Any, engine: str | None) -> Any:
+    """`config` with `--engine` applied (checked)."""
+    from churn.pipeline import with_overrides
+
+    if engine and engine not in ("embedded", "spark"):
+        raise ChurnError(f"--engine must be embedded or spark, not {engine!r}")
+    return with_overrides(config, engine=engine) if engine else config
 MAX_WARNINGS = 15  # model-health breaches printed after a scoring run; the rest are in drift.json
 
 
@@ -166,15 +177,16 @@ def validate(data: DataOpt = None, config: ConfigOpt = None) -> None:
 @user_errors
 def features(
     as_of: Annotated[list[str], typer.Option("--as-of", help="As-of date (YYYY-MM-DD); repeat for several.")],
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
+    out_file: Annotated[str, typer.Option("--out", "-o", help="Output file (.parquet or .csv); with --engine spark a folder of Parquet parts (local or a Hadoop URI).")],
     data: DataOpt = None,
     config: ConfigOpt = None,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Build point-in-time features for every customer at each as-of date."""
     from churn.pipeline import features_to_file
 
-    cfg = load_config(config)
+    cfg = _engine(load_config(config), engine)
     with steps("features") as step:
         res = features_to_file(str(data) if data else None, as_of, str(out_file), cfg, overwrite=overwrite,
                                progress=step)
@@ -200,6 +212,7 @@ def train(
     tune_minutes: Annotated[Optional[float], typer.Option(help="Time budget for the search.")] = None,
     promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current champion.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Register the model even when it ranks churners below non-churners on the holdout.")] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Train a calibrated churn model, tracked and registered in MLflow."""
     from churn.config import tracking_uri
@@ -208,7 +221,7 @@ def train(
     _quiet_libraries()
     if label and label not in ("cancellation", "inactivity"):
         raise ChurnError(f"--label must be cancellation or inactivity, not {label!r}")
-    cfg = with_overrides(load_config(config), label=label, horizon_days=horizon_days, as_of=as_of)
+    cfg = _engine(with_overrides(load_config(config), label=label, horizon_days=horizon_days, as_of=as_of), engine)
     with steps("train") as step:
         if table:
             if not target or not id_col:
@@ -299,6 +312,7 @@ def score(
         "or in the future (said loudly in the output, summary.json and the report).")] = False,
     overwrite: OverwriteOpt = False,
     effects: Annotated[Optional[Path], typer.Option(help="Save rates learned from past campaigns (the effects file `churn campaign-effect` writes); overrides incentives.effects.")] = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Score customers, pick retention incentives within budget, and write segments and a report.
 
@@ -307,7 +321,7 @@ def score(
     from churn.pipeline import score_to_folder, with_effects
 
     _quiet_libraries()
-    cfg = with_effects(load_config(config), str(effects) if effects else None)
+    cfg = _engine(with_effects(load_config(config), str(effects) if effects else None), engine)
     with steps("score") as step, bar("scoring") as chunk:
         # Said in the options' own words here; the pipeline checks the same for API callers.
         if table and not id_col:

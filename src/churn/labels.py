@@ -29,7 +29,11 @@ LabelKind = Literal["cancellation", "inactivity"]
 
 def label_kind(ds: DataSource, config: Config) -> LabelKind:
     """The configured label, or for `auto`: cancellation when the data has cancel dates."""
-    has_cancel = not ds.derived_customers and ds.has_column("customers", "cancel_date")
+    return kind_of(not ds.derived_customers and ds.has_column("customers", "cancel_date"), config)
+
+
+def kind_of(has_cancel: bool, config: Config) -> LabelKind:
+    """`label_kind` for data that has (or lacks) customers' cancel dates."""
     kind = config.label.kind
     if kind == "auto":
         return "cancellation" if has_cancel else "inactivity"
@@ -167,8 +171,13 @@ def data_range(ds: DataSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     parts = [f"SELECT min({CONTRACT[t].time_column}) AS lo, max({CONTRACT[t].time_column}) AS hi FROM {t}"
              for t in ACTIVITY if t in ds.tables]
     lo, hi = ds.con.execute(f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    return range_of(lo, hi, ds.label)
+
+
+def range_of(lo: object, hi: object, where: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """`data_range` from the first and last activity time (None: no activity), `where` naming the data."""
     if lo is None:
-        raise ChurnError(f"{ds.label}: the activity tables hold no rows with a timestamp")
+        raise ChurnError(f"{where}: the activity tables hold no rows with a timestamp")
     return pd.Timestamp(lo), pd.Timestamp(hi).normalize() + pd.Timedelta(days=1)
 
 

@@ -23,9 +23,11 @@ Progress = Callable[[str], None] | None
 
 
 def with_overrides(config: Config, *, label: str | None = None, horizon_days: int | None = None,
-                   as_of: list[str] | None = None) -> Config:
+                   as_of: list[str] | None = None, engine: str | None = None) -> Config:
     """A copy of `config` with command-line overrides applied (validated like the file)."""
     data = config.model_dump()
+    if engine:
+        data["engine"]["kind"] = engine
     if label:
         data["label"]["kind"] = label
     if horizon_days:
@@ -50,7 +52,12 @@ class FeatureBuild:
 
 def features_to_file(data: str | None, as_of: list[str], out: str, config: Config, *, overwrite: bool = False,
                      progress: Progress = None) -> FeatureBuild:
-    """Validate the source, build features at each as_of and write them (Parquet/CSV)."""
+    """Validate the source, build features at each as_of and write them (Parquet/CSV; on Spark a folder of
+    Parquet parts)."""
+    if config.engine.kind == "spark":
+        from churn.spark.flows import features_to_folder
+
+        return features_to_folder(data, as_of, out, config, overwrite=overwrite, progress=progress)
     ensure_writable(out, overwrite)  # fail before the work, not after it
     if progress:
         progress("validating data")
@@ -72,13 +79,18 @@ def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None
     """Build the multi-snapshot training frame from raw data and train, tracked in MLflow."""
     from churn.training.train import train
 
-    if progress:
-        progress("validating data")
-    ds = load_source(data, config)
-    try:
-        tf = build_training_frame(ds, config, as_of, progress=progress)
-    finally:
-        ds.con.close()
+    if config.engine.kind == "spark":  # the frame built on Spark, the model trained here
+        from churn.spark.flows import training_frame_on_spark
+
+        tf = training_frame_on_spark(data, config, as_of, progress=progress)
+    else:
+        if progress:
+            progress("validating data")
+        ds = load_source(data, config)
+        try:
+            tf = build_training_frame(ds, config, as_of, progress=progress)
+        finally:
+            ds.con.close()
     if tf.frame["churned"].nunique() < 2:
         raise ChurnError(
             f"every snapshot row has the same label ({int(tf.frame['churned'].iloc[0])}); nothing to learn. "
@@ -143,11 +155,19 @@ def score_to_folder(config: Config, model_ref: str, out_root: str, *, data: str 
     if table:
         if not id_col:
             raise ChurnError("a feature table needs its id column")
+        if config.engine.kind == "spark":
+            raise ChurnError("a ready feature table is scored by the embedded engine: leave out --engine spark")
         return _published(score_table(table, id_col, model_ref, out_root, config, as_of=as_of, overwrite=overwrite,
                                       csv=csv, progress=progress, chunk_progress=chunk_progress,
                                       customers=customers), config, progress)
     if not as_of:
         raise ChurnError("an as-of date is required when scoring raw data")
+    if config.engine.kind == "spark":
+        from churn.spark.scoring import score_on_spark
+
+        return _published(score_on_spark(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
+                                         progress=progress, customers=customers, allow_stale_data=allow_stale_data),
+                          config, progress)
     run = score_source(data, as_of, model_ref, out_root, config, overwrite=overwrite, csv=csv,
                        progress=progress, chunk_progress=chunk_progress, customers=customers,
                        customers_id=id_col, allow_stale_data=allow_stale_data)

@@ -7,6 +7,7 @@ example rows (with their line numbers) are fetched only for the rules that fail.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -121,6 +122,13 @@ def _examples(ds: DataSource, view: str, info: TableInfo, condition: str, show: 
     """A few offending rows, by file line (CSV) or row number (Parquet), with the offending values."""
     # As text, the way the file shows them: fetching a zoned timestamp as a Python object needs pytz.
     cols = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in dict.fromkeys(show))
+    if info.in_bucket and "customer_id" in info.mapping:
+        # A bucket's row numbers are not the file's: name the customer, in a stable order.
+        who = f"CAST({_q(info.mapping['customer_id'])} AS VARCHAR)"
+        rows = ds.con.execute(f"SELECT {who} AS __who, {cols} FROM {view} WHERE {condition} "
+                              f"ORDER BY ALL LIMIT {MAX_EXAMPLES}").fetchall()
+        return [f"customer {r[0]!r}: " + ", ".join(f"{c}={v!r}" for c, v in zip(dict.fromkeys(show), r[1:]))
+                for r in rows]
     rows = ds.con.execute(
         f"SELECT __row, {cols} FROM (SELECT row_number() OVER () AS __row, * FROM {view}) "
         f"WHERE {condition} ORDER BY __row LIMIT {MAX_EXAMPLES}"
@@ -200,14 +208,9 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
     views: dict[str, str] = {}
     ids: dict[str, str | None] = {}
     for name, info in ds.tables.items():
-        problems += _mapping_problems(info, config)
+        if not info.in_bucket:  # a bucket's columns are the whole table's, checked once (`schema_problems`)
+            problems += schema_problems(info, config)
         if info.missing_required:
-            for col in info.missing_required:
-                theirs = config.sources.tables.get(name, TableSource()).columns.get(col)
-                hint = f" (configured as '{theirs}')" if theirs else ""
-                problems.append(Problem(
-                    name, f"required column '{col}'{hint} is missing; the file has: "
-                    + ", ".join(info.raw_types), str(info.path), col))
             continue
         views[name] = _check_view(ds, info, config)
         ids[name] = _id_counts(ds, info, config)
@@ -228,6 +231,44 @@ def validate(ds: DataSource, config: Config, now: datetime | None = None) -> lis
     for table in filter(None, ids.values()):
         ds.con.execute(f"DROP TABLE {table}")
     return problems
+
+
+def schema_problems(info: TableInfo, config: Config) -> list[Problem]:
+    """What is wrong with a table's columns themselves: mappings that name nothing, required columns missing."""
+    problems = _mapping_problems(info, config)
+    for col in info.missing_required:
+        theirs = config.sources.tables.get(info.name, TableSource()).columns.get(col)
+        hint = f" (configured as '{theirs}')" if theirs else ""
+        problems.append(Problem(
+            info.name, f"required column '{col}'{hint} is missing; the file has: "
+            + ", ".join(info.raw_types), str(info.path), col))
+    return problems
+
+
+# A problem whose message counts distinct ids ("duplicate customer ids (3 ids)"): summed when merged.
+_ID_COUNT = re.compile(r"\(([\d,]+) (unknown )?ids\)")
+
+
+def merge_problems(parts: list[list[Problem]]) -> list[Problem]:
+    """The problems of several buckets of one source as one list: one problem per table, column and rule,
+    its rows (and distinct ids) summed, the first examples in a stable order."""
+    merged: dict[tuple, list] = {}
+    for problems in parts:
+        for p in problems:
+            m = _ID_COUNT.search(p.message)
+            key = (p.table, p.file, p.column, _ID_COUNT.sub("(# ids)", p.message))
+            entry = merged.setdefault(key, [p, 0, 0, []])
+            entry[1] += p.count or 0
+            entry[2] += int(m.group(1).replace(",", "")) if m else 0
+            entry[3] += p.examples
+    out = []
+    for (_, _, _, _), (first, rows, n_ids, examples) in merged.items():
+        message = first.message
+        if n_ids:
+            message = _ID_COUNT.sub(lambda m: f"({n_ids:,} {m.group(2) or ''}ids)", message)
+        out.append(Problem(first.table, message, first.file, first.column,
+                           rows if first.count is not None else None, sorted(examples)[:MAX_EXAMPLES]))
+    return out
 
 
 def _mapping_problems(info: TableInfo, config: Config) -> list[Problem]:

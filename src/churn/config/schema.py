@@ -76,12 +76,45 @@ class SourcesConfig(_Strict):
         return v
 
 
-class EngineConfig(_Strict):
-    """DuckDB resources: explicit so two cores are not oversubscribed and memory stays bounded."""
+class SparkConfig(_Strict):
+    """The Spark scale-out (`engine: spark` or `--engine spark`): the same engine run per customer bucket; see
+    docs/architecture.md and docs/operations.md (sizing)."""
 
+    # Spark master when churn starts the session itself (None: spark-submit's, else local[*]).
+    master: str | None = None
+    app_name: str = "churn"  # the Spark application's name (its UI and logs)
+    # Input rows (all tables together) per customer bucket: about 100-300 MB of Arrow each at 50-150 bytes
+    # a row. A customer with more than `heavy_share` of that gets a bucket of their own.
+    bucket_rows: int = Field(2_000_000, ge=1)
+    heavy_share: float = Field(0.25, gt=0, le=1)  # of `bucket_rows`: a customer above it gets a bucket alone
+    shuffle_partitions: int | None = None  # partitions of the bucket shuffle (None: one per bucket)
+    # Per Spark task (one bucket at a time): DuckDB's threads, memory and spill folder, and numba's threads
+    # and compiled-code cache (on local disk, so a worker compiles the passes once and then loads them).
+    task_threads: int = Field(1, ge=1)  # DuckDB and numba threads per task (set spark.task.cpus to match)
+    task_memory: str = "2GB"  # DuckDB's memory limit per task
+    task_temp_directory: str | None = None  # DuckDB's spill folder per task (None: the worker's temp folder)
+    numba_cache_dir: str | None = None  # numba's cache on the workers (None: <temp folder>/churn-numba-cache)
+    # `churn train --engine spark`: the training frame is sampled by customer (all of a customer's
+    # snapshots, or none) down to at most this many rows before it is collected to the driver.
+    train_max_rows: int = Field(2_000_000, ge=1)
+    conf: dict[str, str] = Field(default_factory=dict)  # any other Spark settings, e.g. spark.executor.memory
+
+
+class EngineConfig(_Strict):
+    """Where the work runs: `embedded` (DuckDB and numba on this machine) or `spark` (the same engine per
+    customer bucket on a Spark cluster). DuckDB resources are explicit so cores are not oversubscribed and
+    memory stays bounded. `engine: spark` is short for `engine: {kind: spark}`."""
+
+    kind: Literal["embedded", "spark"] = "embedded"  # `--engine` overrides it per command
     threads: int = 2
     memory_limit: str = "2GB"
     temp_directory: str | None = None
+    spark: SparkConfig = SparkConfig()  # settings of the Spark engine
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
 
 
 # -------------------------------------------------------------------------------------------- features

@@ -38,6 +38,13 @@ class Ctx:
     btyd_params: dict[str, float] | None = None
     btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)  # per date, when fitted
     btyd_done: Future | None = None  # the background work that fills `btyd_fitted`
+    # A bucket of a larger build (Spark): without frozen parameters BG/NBD is fitted later from every
+    # bucket's histories, so this build only counts them (`btyd_counts`, per date: distinct (x, t_x, T) and
+    # how many share each) and hands each row's history on (`hidden`) instead of predicting.
+    btyd_deferred: bool = False
+    btyd_counts: dict[pd.Timestamp, tuple[np.ndarray, ...]] = field(default_factory=dict)
+    hidden: dict[str, str] = field(default_factory=dict)  # extra output column -> the per-date column it is
+    survey_scale: tuple[float, float] | None = None  # frozen for the whole data (None: read from `ds`)
     # Per-date columns (`per_date_columns`): (each spine row's position(s) in what the family read, the columns).
     compiled: list[tuple[np.ndarray, Callable[[pd.Timestamp, np.ndarray], dict[str, Any]]]] = field(
         default_factory=list)

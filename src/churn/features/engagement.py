@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.config import TableSource
+from churn.config import Config, TableSource
 from churn.contract import CONTRACT
 from churn.errors import ChurnError
 from churn.features.context import CUSTOMER_HASH, Ctx, ident, per_date_columns, ts_lit
@@ -42,9 +42,18 @@ def discover_event_types(ctx: Ctx) -> list[str]:
         f"SELECT event_type, {count} FROM {source} WHERE event_type IS NOT NULL GROUP BY 1 "
         f"ORDER BY 2 DESC, event_type LIMIT {_SPELLINGS_READ}"
     ).fetchall()
+    return choose_event_types(rows, ctx.config)
+
+
+def choose_event_types(rows: list[tuple[str, int]], config: Config) -> list[str]:
+    """`discover_event_types` from (event type as written, rows) ordered by rows (most first), then by the
+    value: the same choice whether the counts come from DuckDB or were summed over Spark partitions."""
+    cfg = config.features.engagement
+    if cfg.event_types is not None:
+        return list(cfg.event_types)
     spellings: dict[str, list[str]] = {}
     totals: dict[str, int] = {}
-    for value, n in rows:  # most frequent spelling first
+    for value, n in rows[:_SPELLINGS_READ]:  # most frequent spelling first
         name = ident(value)
         spellings.setdefault(name, []).append(value)
         totals[name] = totals.get(name, 0) + int(n)

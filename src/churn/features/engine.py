@@ -28,11 +28,12 @@ from churn.config import Config
 from churn.errors import ChurnError
 from churn.features import engagement, feedback, profile, purchases, support
 from churn.features.context import Ctx, ts_lit
-from churn.features.registry import Feature, Registry
+from churn.features.registry import Registry
+from churn.frozen import Frozen, freeze
 from churn.io import atomic_path, ensure_writable
-from churn.labels import LabelKind, create_labels, create_spine, data_range, label_kind
+from churn.labels import LabelKind, create_spine
 from churn.sources import DataSource, _lit, _q
-from churn.timeline import label_complete, parse_as_of, snapshot_dates
+from churn.timeline import parse_as_of
 
 # Family -> (module, table it needs). Profile needs only customers, which always exist (maybe derived).
 FAMILIES: dict[str, tuple[Any, str]] = {
@@ -69,6 +70,7 @@ class FeatureSet:
     # BG/NBD parameters per date fitted by this build, filled by the background work `btyd_done`.
     btyd_fitted: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)
     btyd_done: Future | None = field(default=None, repr=False)
+    ctx: Ctx | None = field(default=None, repr=False)  # the build's context (a bucket's BG/NBD counts)
 
     def _date_sql(self, columns: list[str], when: pd.Timestamp, with_label: bool = False) -> str:
         """One as_of date's feature rows (`columns` of alias f, and the label), in customer order.
@@ -93,14 +95,21 @@ class FeatureSet:
         numbers as float."""
         cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
         parts = [self.ds.con.execute(self._date_sql(cols, d, with_label)).df() for d in self.as_of]
-        df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        for feat in self.registry:
-            if feat.kind == "categorical":
-                df[feat.name] = df[feat.name].astype(object).where(df[feat.name].notna(), None)
-            else:
-                df[feat.name] = pd.to_numeric(df[feat.name], errors="coerce").astype("float64")
-        df["customer_id"] = df["customer_id"].astype(str)
-        return df
+        return feature_frame(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], self.registry)
+
+    @property
+    def hidden(self) -> list[str]:
+        """Columns a bucket hands on besides the features (each row's BG/NBD history, for the later fit)."""
+        return list(self.ctx.hidden) if self.ctx is not None else []
+
+    def to_arrow(self, with_label: bool = False) -> Any:
+        """The features (and label, and the `hidden` columns) as one Arrow table, ordered by (as_of,
+        customer_id)."""
+        import pyarrow as pa
+
+        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names, *self.hidden]]
+        return pa.concat_tables([self.ds.con.execute(self._date_sql(cols, d, with_label)).to_arrow_table()
+                                 for d in self.as_of])
 
     def write(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the feature table (Parquet or CSV by suffix) straight from DuckDB, atomically, ordered by
@@ -169,6 +178,18 @@ class FeatureSet:
         }
 
 
+def feature_frame(df: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Feature rows as every consumer reads them: categoricals as text (None when missing), numbers as
+    float64, customer ids as text."""
+    for feat in registry:
+        if feat.kind == "categorical":
+            df[feat.name] = df[feat.name].astype(object).where(df[feat.name].notna(), None)
+        else:
+            df[feat.name] = pd.to_numeric(df[feat.name], errors="coerce").astype("float64")
+    df["customer_id"] = df["customer_id"].astype(str)
+    return df
+
+
 def _asof_tables(ds: DataSource, dates: list[pd.Timestamp]) -> None:
     """Temp table `asof_dates(as_of)`: one row per as_of date."""
     values = ", ".join(f"({ts_lit(d)})" for d in dates)
@@ -189,24 +210,39 @@ def build_features(
 
     `event_types`, `label` and `btyd_params` are what training chose (the model's preparation), given at
     scoring so the features are built the same way; None: decided from this data (`btyd_params` {}: training
-    fitted no BG/NBD, its features stay missing)."""
+    fitted no BG/NBD, its features stay missing). The global settings are decided first (`churn.frozen`),
+    then the one engine (`build_frozen`) runs on them, as it does per bucket on Spark."""
     if not as_of:
         raise ChurnError("no as-of date given")
     dates = sorted({parse_as_of(d) for d in as_of})
+    _warm_up(ds, config)
+    frozen = freeze(ds, config, event_types=event_types, label=label, btyd_params=btyd_params)
+    return build_frozen(ds, frozen, dates, config, progress=progress)
+
+
+def _warm_up(ds: DataSource, config: Config) -> None:
+    """Start loading the compiled passes the build will need (see `_import_in_background`)."""
     _import_in_background("churn.features.lookup", "warm_up")
     for family, (module, table) in KERNELS.items():
         if family in config.features.families and ds.has(table):
             _import_in_background(module, "warm_up")
     if config.features.purchases.btyd and "purchases" in config.features.families and ds.has("orders"):
         _import_in_background("churn.features.btyd", "warm_up")
-    kind = label or label_kind(ds, config)
+
+
+def build_frozen(ds: DataSource, frozen: Frozen, dates: list[pd.Timestamp], config: Config, *,
+                 bucket: bool = False, progress: Callable[[str], None] | None = None) -> FeatureSet:
+    """The engine: every enabled family at each of `dates` (sorted) for the customers of `ds`, on the global
+    settings `frozen`. `bucket`: `ds` holds some customers of a larger build (Spark), so BG/NBD without
+    frozen parameters is counted here and fitted later (`Ctx.btyd_counts`), and a table the whole data has
+    is there, maybe empty."""
+    kind = frozen.label
     _asof_tables(ds, dates)
     create_spine(ds, config, kind)
     notices = list(ds.notices)
     ctx = Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days, dates=dates, notices=notices,
-              btyd_params=btyd_params)
-    ctx.event_types = event_types if event_types is not None else (
-        engagement.discover_event_types(ctx) if "events" in ds.tables else [])
+              btyd_params=frozen.btyd_params, btyd_deferred=bucket, survey_scale=frozen.survey_scale)
+    ctx.event_types = list(frozen.event_types)
     registry = Registry()
     for family in config.features.families:
         module, needs = FAMILIES[family]
@@ -223,7 +259,7 @@ def build_features(
     ds.notices = notices
     return FeatureSet(ds=ds, registry=registry, as_of=dates, label=kind, event_types=ctx.event_types,
                       btyd_fitted=ctx.btyd_fitted, btyd_done=ctx.btyd_done,
-                      date_select=_assemble(ctx, registry), notices=notices)
+                      date_select=_assemble(ctx, registry), notices=notices, ctx=ctx)
 
 
 def _import_in_background(module: str, call: str | None = None) -> None:
@@ -257,6 +293,7 @@ def _assemble(ctx: Ctx, registry: Registry) -> Callable[[str], str]:
         if feat.name in ctx.zero_fill:
             expr = f"coalesce({expr}, 0)"
         sel.append(f"CAST({expr} AS {'VARCHAR' if feat.kind == 'categorical' else 'DOUBLE'}) AS {_q(feat.name)}")
+    sel += [f"CAST(s.{_q(inner)} AS BIGINT) AS {_q(name)}" for name, inner in ctx.hidden.items()]
 
     def date_select(as_of: str) -> str:
         return f"SELECT s.customer_id, {as_of} AS as_of, {', '.join(sel)} FROM ({table(as_of)}) s"
@@ -308,71 +345,5 @@ def _date_table(ctx: Ctx) -> Callable[[str], str]:
     return table
 
 
-@dataclass
-class TrainingFrame:
-    """Stacked labelled snapshots ready for training."""
-
-    frame: pd.DataFrame
-    features: list[Feature]
-    as_of: list[pd.Timestamp]
-    excluded_as_of: list[pd.Timestamp]
-    label: LabelKind
-    fingerprint: dict[str, Any]
-    metadata: dict[str, Any]
-    notices: list[str]
-
-    def source_settings(self) -> dict[str, Any]:
-        """What scoring must reuse to build the same features (stored in the model's fitted preparation):
-        label kind, event types chosen, horizon, the feature and label configuration (survey scale
-        frozen) and the BG/NBD parameters."""
-        keep = ("label", "event_types", "horizon_days", "label_config", "features_config", "btyd_params")
-        return {k: self.metadata[k] for k in keep if k in self.metadata}
-
-
-def training_as_of(ds: DataSource, config: Config, explicit: list[Any] | None = None,
-                   notices: list[str] | None = None) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
-    """(usable as_of dates, dates dropped because their label window is not complete); what explicit dates
-    call for (a repeat, overlapping label windows) is added to `notices`."""
-    start, end = data_range(ds)
-    s = config.snapshots
-    dates = snapshot_dates(
-        explicit=[parse_as_of(d) for d in explicit] if explicit else s.as_of, count=s.count,
-        every_days=s.every_days, end=s.end, data_start=start, data_end=end,
-        horizon_days=config.label.horizon_days, min_history_days=s.min_history_days, notices=notices,
-    )
-    keep = [d for d in dates if label_complete(d, config.label.horizon_days, end)]
-    dropped = [d for d in dates if d not in keep]
-    if not keep:
-        raise ChurnError(
-            f"no as-of date has a complete label window: data ends {end.date()} and the horizon is "
-            f"{config.label.horizon_days} days; use an earlier --as-of"
-        )
-    return keep, dropped
-
-
-def build_training_frame(ds: DataSource, config: Config, as_of: list[Any] | None = None,
-                         progress: Callable[[str], None] | None = None) -> TrainingFrame:
-    """Features plus label for every usable snapshot, most recent incomplete ones excluded."""
-    date_notices: list[str] = []
-    dates, dropped = training_as_of(ds, config, as_of, date_notices)
-    fs = build_features(ds, dates, config, progress=progress)
-    create_labels(ds, config, fs.label)
-    frame = fs.to_pandas(with_label=True)
-    start, end = data_range(ds)
-    counts = {t: ds.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in [*ds.tables, "customers"]}
-    fingerprint = {
-        "rows": counts, "data_start": str(start.date()), "data_end": str(end.date()),
-        "snapshots": [str(d.date()) for d in dates], "frame_rows": len(frame),
-        "frame_hash": str(pd.util.hash_pandas_object(frame[["customer_id", "as_of", "churned"]], index=False).sum()),
-    }
-    features_config = config.features.model_dump(mode="json")
-    if "surveys" in ds.tables and config.features.feedback.detractor_max is None:
-        # Freeze the inferred survey scale, so scoring applies the detractor cut-off training used.
-        features_config["feedback"]["detractor_max"] = feedback.score_scale(
-            Ctx(ds=ds, config=config, horizon_days=config.label.horizon_days))[0]
-    meta = fs.metadata() | {"horizon_days": config.label.horizon_days,
-                             "label_config": config.label.model_dump(mode="json"),
-                             "features_config": features_config}
-    notices = fs.notices + date_notices + ([(f"as-of dates without a complete label window excluded: "
-                              f"{', '.join(str(d.date()) for d in dropped)}")] if dropped else [])
-    return TrainingFrame(frame, list(fs.registry), dates, dropped, fs.label, fingerprint, meta, notices)
+# The labelled training frame lives in `churn.features.frame`; imported from here by older callers.
+from churn.features.frame import TrainingFrame, build_training_frame, training_as_of  # noqa: E402, F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.config import Config
 from churn.features.context import Ctx, epoch_us, list_per_customer, per_date_columns, scaled_int
 from churn.features.registry import Feature
 
@@ -13,10 +14,17 @@ FAMILY = "feedback"
 
 def score_scale(ctx: Ctx) -> tuple[float, float]:
     """(detractor_max, scale_max): NPS when any score exceeds 5, else CSAT; config overrides."""
-    cfg = ctx.config.features.feedback
+    if ctx.survey_scale is not None:  # frozen for the whole data (a bucket's own surveys must not decide it)
+        return ctx.survey_scale
     # The scale is a property of the survey instrument, not of any customer, so reading it from the whole
     # table leaks nothing about anyone's future.
-    top = ctx.ds.con.execute("SELECT max(score) FROM surveys").fetchone()[0] or 10
+    return scale_of(ctx.ds.con.execute("SELECT max(score) FROM surveys").fetchone()[0], ctx.config)
+
+
+def scale_of(top: float | None, config: Config) -> tuple[float, float]:
+    """`score_scale` given the highest score in the surveys (None: no score)."""
+    cfg = config.features.feedback
+    top = top or 10
     nps = top > 5
     detractor = cfg.detractor_max if cfg.detractor_max is not None else (6.0 if nps else 2.0)
     return detractor, (10.0 if nps else 5.0)

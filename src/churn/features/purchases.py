@@ -10,6 +10,7 @@ customer's score does not depend on who else is in the data or bucket). A featur
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,8 @@ def build(ctx: Ctx) -> None:
         return cols
 
     per_date_columns(ctx, rows, columns)
+    if cfg.btyd and ctx.btyd_deferred and ctx.btyd_params is None:
+        ctx.hidden |= {"_btyd_x": "_x", "_btyd_t_x": "_t_x", "_btyd_T": "_T"}  # filled in after the fit
     ctx.zero_fill |= {f"orders_{w}d" for w in cfg.windows} | {f"spend_{w}d" for w in cfg.windows}
     ctx.zero_fill |= {"spend_trend_90d", "orders_lifetime"}
 
@@ -116,11 +119,17 @@ def _day_number(when: pd.Timestamp) -> int:
 _Fit = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 
 
+# Histories of one date's buyers: distinct (x, t_x, T), sorted, and how many buyers share each.
+Histories = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+MIN_BUYERS = 30  # fewer buyers in a snapshot: no BG/NBD fit at that date
+
+
 def _btyd_fits(ctx: Ctx, in_spine: np.ndarray,
                histories: Callable[[pd.Timestamp, np.ndarray], tuple[np.ndarray, ...]]) -> dict[pd.Timestamp, _Fit]:
     """BG/NBD per as_of, predicted once per distinct whole-day history (x, t_x, T), which equal histories
     share: with the parameters frozen at training (`ctx.btyd_params`, at scoring), else fitted on the buyers
-    in that snapshot (the spine; purchases before as_of only) and recorded in `ctx.btyd_fitted`."""
+    in that snapshot (the spine; purchases before as_of only) and recorded in `ctx.btyd_fitted`. A bucket
+    of a larger build (`ctx.btyd_deferred`) only counts its histories into `ctx.btyd_counts`."""
     from churn.features.btyd import BetaGeo
 
     if ctx.btyd_params == {}:  # training could fit no date: the model learnt these columns as missing
@@ -131,27 +140,82 @@ def _btyd_fits(ctx: Ctx, in_spine: np.ndarray,
     for when in ctx.dates:
         rows = in_spine[ctx.date_slice(when)]
         cols = dict(zip(("_x", "_t_x", "_T"), histories(when, rows[rows >= 0]), strict=True))
-        rows = np.flatnonzero(cols["_x"] >= 0)  # the buyers, as positions in cols
-        if not len(rows) or (frozen is None and len(rows) < 30):
-            why = "no buyers" if frozen else "fewer than 30 buyers"
-            ctx.notices.append(f"BG/NBD skipped at {when.date()}: {why}")
+        counted = history_counts(cols["_x"], cols["_t_x"], cols["_T"])
+        if ctx.btyd_deferred and frozen is None:
+            ctx.btyd_counts[when] = counted
             continue
-        k = int(cols["_T"][rows].max()) + 1
-        keys, n = np.unique(_keys(cols, rows, k), return_counts=True)
-        # Sorted by (x, t_x, T): the fit sums the histories in a fixed order, so it is the same fit
-        # whatever order the rows came in.
-        x, t_x, big_t = (keys // (k * k)).astype(float), (keys // k % k).astype(float), (keys % k).astype(float)
-        model = frozen
+        if frozen is not None and not len(counted[0]):
+            if not ctx.btyd_deferred:  # a bucket without buyers is normal; the whole data without any is not
+                ctx.notices.append(f"BG/NBD skipped at {when.date()}: no buyers")
+            continue
+        model = frozen or fit_histories(ctx, when, counted)
         if model is None:
-            try:
-                model = BetaGeo().fit(x, t_x, big_t, weights=n.astype(float))
-            except (ValueError, FloatingPointError) as exc:
-                ctx.notices.append(f"BG/NBD not fitted at {when.date()}: {exc}")
-                continue
+            continue
+        if frozen is None:
             ctx.btyd_fitted[when] = model.params_._asdict()
-        fits[when] = (keys, model.expected_purchases(ctx.horizon_days, x, t_x, big_t),
-                      model.prob_no_purchase(ctx.horizon_days, x, t_x, big_t), k)
+        fits[when] = predictions(model, counted[:3], ctx.horizon_days)
     return fits
+
+
+def history_counts(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> Histories:
+    """The buyers' (x >= 0) distinct histories (x, t_x, T), sorted, and how many buyers share each."""
+    bought = np.flatnonzero(x >= 0)
+    if not len(bought):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    cols = {"_x": x, "_t_x": t_x, "_T": big_t}
+    k = int(big_t[bought].max()) + 1
+    keys, n = np.unique(_keys(cols, bought, k), return_counts=True)
+    return keys // (k * k), keys // k % k, keys % k, n.astype(np.int64)
+
+
+def add_histories(parts: list[Histories]) -> Histories:
+    """Histories counted in several buckets, summed: the counts of all their buyers together, sorted."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return history_counts(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    x, t_x, big_t, n = (np.concatenate(c) for c in zip(*parts, strict=True))
+    k = int(big_t.max()) + 1
+    keys, at = np.unique(_keys({"_x": x, "_t_x": t_x, "_T": big_t}, slice(None), k), return_inverse=True)
+    return keys // (k * k), keys // k % k, keys % k, np.bincount(at, weights=n).astype(np.int64)
+
+
+def fit_histories(ctx: Ctx, when: pd.Timestamp, counted: Histories) -> Any:
+    """The BG/NBD fit (`BetaGeo`) at `when` on the counted histories, weighted by how many buyers share each;
+    None, with a notice, when there are fewer than 30 buyers or the fit fails."""
+    from churn.features.btyd import BetaGeo
+
+    x, t_x, big_t, n = counted
+    if n.sum() < MIN_BUYERS:
+        ctx.notices.append(f"BG/NBD skipped at {when.date()}: fewer than {MIN_BUYERS} buyers")
+        return None
+    # Sorted by (x, t_x, T): the fit sums the histories in a fixed order, so it is the same fit whatever
+    # order the rows came in, and whichever buckets counted them.
+    try:
+        return BetaGeo().fit(x.astype(float), t_x.astype(float), big_t.astype(float), weights=n.astype(float))
+    except (ValueError, FloatingPointError) as exc:
+        ctx.notices.append(f"BG/NBD not fitted at {when.date()}: {exc}")
+        return None
+
+
+def predictions(model: Any, histories: tuple[np.ndarray, ...], horizon_days: int) -> _Fit:
+    """A date's predictions per distinct history (x, t_x, T) (what `_predict` looks each row up in)."""
+    x, t_x, big_t = (np.asarray(h, np.int64) for h in histories)
+    k = int(big_t.max()) + 1 if len(big_t) else 1
+    keys = _keys({"_x": x, "_t_x": t_x, "_T": big_t}, slice(None), k)
+    xf, tf, bf = x.astype(float), t_x.astype(float), big_t.astype(float)
+    return keys, model.expected_purchases(horizon_days, xf, tf, bf), model.prob_no_purchase(horizon_days, xf, tf, bf), k
+
+
+def predict_rows(model: Any, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray,
+                 horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """(expected orders, P(no order)) per row from its history (x -1: no order before as_of: NaN), predicted
+    once per distinct history as a build predicts them: how a bucketed build fills in the BG/NBD features
+    after the fit."""
+    x, t_x, big_t = (np.asarray(a, np.int64) for a in (x, t_x, big_t))
+    counted = history_counts(x, t_x, big_t)
+    fit = predictions(model, counted[:3], horizon_days) if len(counted[0]) else None
+    return _predict(fit, {"_x": x, "_t_x": t_x, "_T": big_t})
 
 
 def _keys(cols: dict[str, np.ndarray], rows: np.ndarray | slice, k: int) -> np.ndarray:
@@ -166,6 +230,8 @@ def _predict(fit: _Fit | None, cols: dict[str, np.ndarray]) -> tuple[np.ndarray,
     if fit is None:
         return np.full(n, np.nan), np.full(n, np.nan)
     keys, exp, p0, k = fit
+    if not len(keys):
+        return np.full(n, np.nan), np.full(n, np.nan)
     ok = (cols["_x"] >= 0) & (cols["_T"] < k)
     key = np.where(ok, _keys(cols, slice(None), k), -1)
     pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from churn.config import Config
 from churn.errors import ChurnError
+from churn.ids import normalise_id
 from churn.io import read_table
 from churn.labels import CURRENT, LabelKind, create_standing
 from churn.scoring import status
@@ -31,7 +32,7 @@ def _rows(mask: pd.Series, limit: int = 5) -> str:
 
 
 def _as_text(values: pd.Series, where: str) -> pd.Series:
-    """Ids as text: text kept as written (trimmed), whole numbers without a decimal point."""
+    """Ids as text, as the data's ids read (`churn.ids`): trimmed, whole numbers without a decimal point."""
     if pd.api.types.is_bool_dtype(values):
         raise ChurnError(f"{where} holds true/false values, not customer ids")
     if pd.api.types.is_float_dtype(values):
@@ -42,7 +43,7 @@ def _as_text(values: pd.Series, where: str) -> pd.Series:
     if pd.api.types.is_integer_dtype(values):
         return values.map(lambda v: None if pd.isna(v) else str(int(v))).astype(object)
     return values.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v))
-                      else str(v).strip())
+                      else normalise_id(str(v)))
 
 
 def read_customer_list(path: str | Path, id_col: str | None = None) -> pd.Series:

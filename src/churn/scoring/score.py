@@ -203,12 +203,8 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         # The same population rule as the spine (and training): who else is current, or where listed ids stand.
         frame, statuses = with_status(frame, standing_rows(ds, cfg, fs.label, wanted), when)
         have = ds.columns("customers")
-        asked = [*ATTRIBUTES, *(c for c in config.incentives.contact_columns if c not in ATTRIBUTES)]
-        cust_cols = [c for c in asked if c in have]
+        cust_cols = [c for c in asked_attributes(config) if c in have]
         absent = [c for c in config.incentives.contact_columns if c not in have]
-        digest_by = config.monitoring.delivery.digest_by  # the alert digests' owner or region column
-        if digest_by and digest_by in have and digest_by not in cust_cols:
-            cust_cols.append(digest_by)
         attrs = ds.con.execute(
             "SELECT customer_id, " + ", ".join(f'"{c}"' for c in cust_cols) + " FROM customers"
         ).df() if cust_cols else pd.DataFrame({"customer_id": frame["customer_id"]})
@@ -224,11 +220,34 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
         counts = ", ".join(f"{k} {v:,}" for k, v in status.status_counts(statuses).items()) or "none"
         raise ChurnError(f"no customer is active as of {when.date()} in {data}; nothing to score "
                          f"(customers: {counts})")
+    base = _with_attributes(frame, attrs)
+    return base, statuses, notices, warnings
+
+
+def asked_attributes(config: Config) -> list[str]:
+    """The customer columns a scoring run carries (where the data has them): the plan's attributes, the
+    segments' contact columns and the alert digests' owner or region column."""
+    asked = [*ATTRIBUTES, *(c for c in config.incentives.contact_columns if c not in ATTRIBUTES)]
+    digest_by = config.monitoring.delivery.digest_by
+    if digest_by and digest_by not in asked:
+        asked.append(digest_by)
+    return asked
+
+
+def scoring_base(frame: pd.DataFrame, standing: pd.DataFrame, attrs: pd.DataFrame,
+                 when: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray]:
+    """(rows, statuses) of one part of a scoring run (a Spark bucket): the feature rows of the active
+    customers, then every other current customer, with their status (`with_status`) and attributes."""
+    frame, statuses = with_status(frame, standing, when)
+    return _with_attributes(frame, attrs), statuses
+
+
+def _with_attributes(frame: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the customers' attribute columns it does not have (a left merge keeps the rows' order)."""
     attrs["customer_id"] = attrs["customer_id"].astype(str)
     # Profile features (plan, fee at as_of) win over the customers table's current values.
     attrs = attrs[["customer_id", *[c for c in attrs.columns if c != "customer_id" and c not in frame.columns]]]
-    base = frame.merge(attrs, on="customer_id", how="left")  # a left merge keeps the rows' order
-    return base, statuses, notices, warnings
+    return frame.merge(attrs, on="customer_id", how="left")
 
 
 def score_table(table: str, id_col: str, model_ref: str, out_root: str, config: Config, *,
@@ -292,14 +311,9 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
             warnings: list[str] | None = None, kpis: dict[str, Any] | None = None) -> ScoreRun:
     """Score the rows whose status is `scored` (all rows when `statuses` is None), allocate incentives to
     them, and write every row, with its status, and the run folder atomically."""
-    from churn.monitoring.health import health_files, run_health
-    from churn.campaigns.learning import read_effects
-    from churn.scoring.alerts import compute_alerts
     from churn.scoring.allocation import plan_retention
-    from churn.scoring.report import write_report
-    from churn.scoring.segments import write_segments
 
-    key = output_key(config)
+    output_key(config)  # refused before the work when pseudonyms are asked for without a key
     base = base.reset_index(drop=True).copy(deep=False)
     from_input = set(base.columns)  # what the data brought (features, raw table columns, attributes)
     is_scored = np.ones(len(base), dtype=bool) if statuses is None else statuses == status.SCORED
@@ -316,51 +330,84 @@ def _finish(model: Any, model_ref: str, base: pd.DataFrame, when: pd.Timestamp, 
     base["status"] = status.SCORED if statuses is None else statuses
     version = model_version(model, model_ref)
     base["model_version"] = version
-    contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
-    exclusions = read_table(config.incentives.exclusions) if config.incentives.exclusions else None
-    effects = read_effects(config.incentives.effects) if config.incentives.effects else None
+    contact_history, exclusions, effects = plan_inputs(config)
     if progress:
         progress("allocating retention incentives")
     plan = plan_retention(base, config, contact_history=contact_history, exclusions=exclusions, seed=config.seed,
                           effects=effects)
-    planned = plan.customers
+    return write_run(model, model_ref, base, is_scored, plan.customers, plan.summary, from_input, when, run_dir,
+                     out_root, config, overwrite=overwrite, csv=csv, progress=progress, notices=notices,
+                     source=source, warnings=warnings, kpis=kpis)
+
+
+def plan_inputs(config: Config) -> tuple[Any, Any, Any]:
+    """(contact history, exclusions, effects) the plan reads, from the files the config names (or None)."""
+    from churn.campaigns.learning import read_effects
+
+    contact_history = read_table(config.incentives.contact_history) if config.incentives.contact_history else None
+    exclusions = read_table(config.incentives.exclusions) if config.incentives.exclusions else None
+    effects = read_effects(config.incentives.effects) if config.incentives.effects else None
+    return contact_history, exclusions, effects
+
+
+def score_columns(columns: list[str], model: Any, config: Config, from_input: set[str]) -> list[str]:
+    """The columns of scores.parquet: the keys, the model's verdict, the plan's columns and the non-personal
+    attributes the plan was decided on; no raw input column (activity, unused table columns) and no name,
+    e-mail or contact column."""
+    feature_cols = {f.name for f in model.features_}
+    personal = {"name", "email", *config.incentives.contact_columns}
+    extra = [c for c in columns
+             if c not in SCORE_COLUMNS and c not in feature_cols and c not in personal
+             and (c not in from_input or c in SCORE_ATTRIBUTES)]
+    return [c for c in SCORE_COLUMNS if c in columns] + extra
+
+
+def write_run(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.ndarray, planned: pd.DataFrame,
+              summary: Any, from_input: set[str], when: pd.Timestamp, run_dir: Path, out_root: Path,
+              config: Config, *, overwrite: bool, csv: bool, progress: Progress, notices: list[str], source: str,
+              warnings: list[str] | None = None, kpis: dict[str, Any] | None = None,
+              write_scores: Callable[[Path, list[str]], list[Path]] | None = None) -> ScoreRun:
+    """Write the run folder of a finished plan (`planned`: the plan's customers, `summary` its
+    `PlanSummary`; `rows`: the model inputs, `is_scored` marking those scored, for the drift) atomically:
+    scores, segments, the workbook, the report, alerts, health and summary.json. `write_scores(folder,
+    columns)` writes scores.parquet itself (Spark: a folder of parts) instead of from `planned`."""
+    from churn.monitoring.health import health_files, run_health
+    from churn.scoring.alerts import compute_alerts
+    from churn.scoring.report import write_report
+    from churn.scoring.segments import write_segments
+
+    key = output_key(config)
+    version = model_version(model, model_ref)
     # What the plan could not do is said where the run's reader looks first (the CLI, summary.json's
     # warnings, the report's "Read this first"), not only inside the plan summary.
-    warnings = [*(warnings or []), *plan.summary.warnings]
+    warnings = [*(warnings or []), *summary.warnings]
     if key is not None:  # every output below names customers by pseudonym only
         planned = planned.assign(customer_id=pseudonymise(planned["customer_id"], key).to_numpy())
     customers = _riskiest_first(planned)
     previous = _previous_scores(out_root, when)
     alerts = compute_alerts(customers, previous, probability_rise=config.scoring.alert_probability_rise)
-    health = run_health(model, model_ref, base, is_scored, customers, when, out_root, config, kpis=kpis)
+    health = run_health(model, model_ref, rows, is_scored, customers, when, out_root, config, kpis=kpis)
     notices = [*notices, *health.notices]
-    # Scores: the keys, the model's verdict, the plan's columns and the non-personal attributes the plan was
-    # decided on; no raw input column (activity, unused table columns) and no name, e-mail or contact column.
-    feature_cols = {f.name for f in model.features_}
-    personal = {"name", "email", *config.incentives.contact_columns}
-    extra = [c for c in customers.columns
-             if c not in SCORE_COLUMNS and c not in feature_cols and c not in personal
-             and (c not in from_input or c in SCORE_ATTRIBUTES)]
-    scores = customers[[c for c in SCORE_COLUMNS if c in customers.columns] + extra]
+    columns = score_columns(list(customers.columns), model, config, from_input)
+    scores = customers[columns]
     # No wall-clock time in the outputs: the same inputs must give byte-identical files.
     meta = {"model_version": version, "model": model_ref, "as_of": str(when.date()), "source": source}
     if progress:
         progress("writing scores, segments and report")
     with atomic_dir(run_dir, overwrite) as tmp:
-        files = [write_parquet(scores, tmp / "scores.parquet")]
+        files = write_scores(tmp, columns) if write_scores else [write_parquet(scores, tmp / "scores.parquet")]
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
-        files += write_segments(customers, tmp, summary=plan.summary,
-                                contact=config.incentives.contact_columns)
-        files.append(write_report(customers, plan.summary, {**meta, "warnings": list(warnings or [])},
+        files += write_segments(customers, tmp, summary=summary, contact=config.incentives.contact_columns)
+        files.append(write_report(customers, summary, {**meta, "warnings": list(warnings or [])},
                                   tmp / "report.html", features=model.features_, health=health.report()))
         files.append(write_csv(alerts, tmp / "alerts.csv"))
         files += health_files(health, alerts, customers, tmp, config)
-        summary = plan.summary.to_dict()  # the JSON form; segments and the report read the typed one
-        files.append(write_json({"summary": summary, "meta": meta, "notices": notices,
+        as_json = summary.to_dict()  # the JSON form; segments and the report read the typed one
+        files.append(write_json({"summary": as_json, "meta": meta, "notices": notices,
                                  "warnings": list(warnings or [])}, tmp / "summary.json"))
     files = [run_dir / f.relative_to(tmp) for f in files]
-    return ScoreRun(run_dir, int(is_scored.sum()), summary, files, notices, list(warnings or []), health.record)
+    return ScoreRun(run_dir, int(is_scored.sum()), as_json, files, notices, list(warnings or []), health.record)
 
 
 def output_key(config: Config) -> bytes | None:

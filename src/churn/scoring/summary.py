@@ -123,3 +123,44 @@ class PlanSummary:
         d["save_rates"] = {i: {t: SaveRateUsed(**r) for t, r in by_tier.items()}
                            for i, by_tier in (d.get("save_rates") or {}).items()}
         return cls(**d)
+
+
+# Fields every part of one plan shares (settings and the plan's global decisions): taken from the first part.
+_SHARED = {"currency", "budget", "budget_multiplier", "max_customers", "min_probability", "rate", "assumed",
+           "source", "measured", "measured_low", "measured_high", "treated", "control", "data_weight",
+           "detectable_save_rate"}
+
+
+def _merge(a: Any, b: Any, key: str = "") -> Any:
+    """Two parts' values of one field: counts and money summed, lists joined without repeats, dicts merged
+    key by key, shared settings kept."""
+    if key in _SHARED or a is None:
+        return a if a is not None else b
+    if isinstance(a, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge(out[k], v, k) if k in out else v
+        return out
+    if isinstance(a, list):
+        return a + [x for x in b if x not in a]
+    if isinstance(a, bool) or not isinstance(a, int | float):
+        return a
+    return a + b
+
+
+def merge_summaries(parts: list[PlanSummary], order: dict[str, list[str]] | None = None) -> PlanSummary:
+    """One summary of a plan made in parts over disjoint customers with the same global decisions (Spark
+    partitions): counts and money summed, shared settings kept, `budget_left` recomputed; `order` lists the
+    keys of dict fields in the order the single-machine plan gives them (statuses, tiers, incentives)."""
+    if not parts:
+        return PlanSummary()
+    merged = parts[0].to_dict()
+    for p in parts[1:]:
+        merged = {k: _merge(v, p.to_dict().get(k), k) for k, v in merged.items()}
+    merged["budget_left"] = None
+    for name in ("no_contact_reasons", "channels", "missing_translations"):
+        merged[name] = dict(sorted(merged[name].items()))
+    for name, keys in (order or {}).items():
+        got = merged.get(name) or {}
+        merged[name] = {k: got[k] for k in [*keys, *sorted(set(got) - set(keys))] if k in got}
+    return PlanSummary.from_dict(merged)

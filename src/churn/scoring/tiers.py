@@ -23,6 +23,7 @@ list scored later can be tiered with the cut points learnt today.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,13 @@ class RiskTiers:
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, probability: pd.Series) -> RiskTiers:
         """Learn one cut point per tier from `probability` (quantile levels) or the config (fixed ones)."""
+        p = pd.to_numeric(pd.Series(probability), errors="coerce").to_numpy(dtype=float)
+        p = np.sort(p[~np.isnan(p)])[::-1]  # riskiest first
+        return self.fit_ranked(len(p), lambda k: float(p[k - 1]))
+
+    def fit_ranked(self, n: int, kth: Callable[[int], float]) -> RiskTiers:
+        """`fit` for a list of `n` probabilities that is not in memory: `kth(k)` gives the k-th highest
+        (1-based); it is asked only for the quantile levels' ranks (a Spark run finds them exactly)."""
         cfg = self.config if self.config is not None else TiersConfig()
         levels = cfg.levels
         if not levels:
@@ -47,10 +55,6 @@ class RiskTiers:
         names = [lv.name for lv in levels]
         if len(set(names)) != len(names):
             raise ChurnError(f"tiers: tier names must be unique, got {names}")
-
-        p = pd.to_numeric(pd.Series(probability), errors="coerce").to_numpy(dtype=float)
-        p = np.sort(p[~np.isnan(p)])[::-1]  # riskiest first
-        n = len(p)
 
         thresholds: list[float] = []
         last_share = 0.0
@@ -71,7 +75,7 @@ class RiskTiers:
                     )
                 last_share = lv.top_share
                 k = math.floor(lv.top_share * n + 0.5)
-                thresholds.append(float(p[k - 1]) if k >= 1 else math.inf)
+                thresholds.append(kth(k) if k >= 1 else math.inf)
             else:
                 thresholds.append(float(lv.min_probability))  # type: ignore[arg-type]
         fixed = [lv.top_share is None for lv in levels]

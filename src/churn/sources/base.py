@@ -30,11 +30,14 @@ class TableInfo:
     # Per user column, how its text is read (decided from the data unless configured):
     number_styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # (decimal, thousands chars)
     date_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)  # strptime formats after ISO
+    # Some customers' rows of the table (a Spark bucket): row numbers would be the bucket's, so problems
+    # name the customer instead.
+    in_bucket: bool = False
 
     @property
     def columnar(self) -> bool:
         """Parquet (a file or a folder of parts): columns read separately, with per-row-group statistics."""
-        return readers.is_parquet(self.path)
+        return not self.in_bucket and readers.is_parquet(self.path)
 
 
 @dataclass

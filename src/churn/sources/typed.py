@@ -9,6 +9,7 @@ import re
 
 from churn.config import Config, TableSource
 from churn.contract import ACTIVITY, CONTRACT, Column
+from churn.ids import id_sql
 from churn.sources.base import DataSource, TableInfo, _lit, _q
 from churn.sources.layouts import _GROUPING, _date_formats, _thousands_class, native_type
 from churn.yesno import FALSE_WORDS, TRUE_WORDS
@@ -25,7 +26,7 @@ def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone:
     if col.type == "id" and clean_id and t == "VARCHAR":
         return r
     if col.type == "id":
-        return id_expr(r, t)
+        return id_sql(r, t)
     if col.type in ("timestamp", "date"):
         if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
             return f"timezone('UTC', {r})"
@@ -69,24 +70,6 @@ def typed_expr(col: Column, raw: str, raw_type: str, src: TableSource, timezone:
         falses = ", ".join(_lit(w) for w in sorted(FALSE_WORDS))
         return f"CASE WHEN {low} IN ({trues}) THEN TRUE WHEN {low} IN ({falses}) THEN FALSE ELSE NULL END"
     return f"NULLIF(CAST({r} AS VARCHAR), '')"
-
-
-# Whole numbers written with a decimal point ("7.0", "12.00"), as a float column exported to text reads.
-_WHOLE_TEXT = r"^([+-]?[0-9]+)\.0+$"
-_FLOATS = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC")
-
-
-def id_expr(r: str, raw_type: str) -> str:
-    """SQL for a customer id as text, read alike in every table and file type: trimmed, blank -> NULL, whole
-    numbers without a decimal point (7, 7.0 and "7.0" -> "7"), any other text as written ("007" stays)."""
-    if raw_type.upper().startswith(_FLOATS):
-        # A float column (Parquet ids with a missing value become doubles): whole values lose the point.
-        return (f"CASE WHEN {r} = trunc({r}) AND abs({r}) < 1e18 THEN CAST(CAST({r} AS BIGINT) AS VARCHAR) "
-                f"ELSE CAST({r} AS VARCHAR) END")
-    text = f"NULLIF(TRIM(CAST({r} AS VARCHAR)), '')"
-    if raw_type.upper() != "VARCHAR":
-        return text  # integers (and anything else typed) read as their digits
-    return f"CASE WHEN contains({text}, '.') THEN regexp_replace({text}, {_lit(_WHOLE_TEXT)}, '\\1') ELSE {text} END"
 
 
 def register_typed(ds: DataSource, config: Config) -> None:
