@@ -8,16 +8,22 @@ and trailing comments dropped) or from a cron block (the five time fields droppe
   (`test_cheap_commands_run_for_real`), and `churn demo` runs in tests/e2e/test_report_browser.py;
 * `make TARGET`: `make -n TARGET` must succeed (the target exists);
 * `mlflow COMMAND ...`: `mlflow COMMAND --help` must list every option used;
+* `spark-submit [OPTIONS] FILE.py ARGS`: `spark-submit --help` of the venv's pyspark must list every option
+  before the file (it starts a JVM, no Spark job), the file must exist in the repository, and the arguments
+  after `scripts/spark_entry.py` (the churn CLI for spark-submit) are checked as a `churn` command;
 * `.venv/bin/python -m pytest PATHS`: the paths exist; `airflow dags test`: the DAG in docs/operations.md
   compiles and its commands pass these checks;
 * PostgreSQL's `createuser` / `createdb` (after `sudo -u postgres`): the installed tool's `--help` lists
   every option used; `export VAR=value`: well formed;
 * anything else fails the test: add a check for it here.
+
+Every ```json block of the docs (e.g. docs/spark.md's Databricks job) must parse.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shlex
@@ -32,6 +38,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")  # the PostgreSQL client tools of this machine's OS packages
 SHELL_BLOCK = re.compile(r"^```(bash|sh|console|cron)\n(.*?)^```", re.S | re.M)
+JSON_BLOCK = re.compile(r"^```json\n(.*?)^```", re.S | re.M)
+SPARK_ENTRY = "scripts/spark_entry.py"  # spark-submit's stand-in for the `churn` console script
+# spark-submit's options that take no value (every other option is followed by one)
+SPARK_FLAGS = {"--verbose", "-v", "--supervise", "--help", "-h", "--version", "--load-spark-defaults"}
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb", "OMP_NUM_THREADS": "1"}
 
 
@@ -82,6 +92,33 @@ def _check_options(argv: list[str], words: list[str], line: str) -> None:
             assert re.search(rf"{re.escape(opt)}\b", text), f"{line!r}: {' '.join(argv)} has no option {opt}"
 
 
+@functools.cache
+def _spark_submit_help() -> str:
+    """`spark-submit --help` of the venv's pyspark. Its launcher finds SPARK_HOME through the Python named by
+    PYSPARK_DRIVER_PYTHON (else whatever `python3` is on PATH), and it prints the usage to stderr."""
+    env = {**ENV, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    done = subprocess.run([str(BIN / "spark-submit"), "--help"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, f"spark-submit --help failed (it needs Java 17: make java): {done.stderr[-2000:]}"
+    return done.stdout + done.stderr
+
+
+def _check_spark_submit(words: list[str], line: str) -> None:
+    """spark-submit's options against its --help, the Python file it runs, and a churn command after
+    scripts/spark_entry.py."""
+    text = _spark_submit_help()
+    at = 1
+    while at < len(words) and words[at].startswith("-"):
+        opt = words[at].split("=", 1)[0]
+        assert re.search(rf"{re.escape(opt)}\b", text), f"{line!r}: spark-submit has no option {opt}"
+        at += 1 if opt in SPARK_FLAGS or "=" in words[at] else 2
+    assert at < len(words) and words[at].endswith(".py"), f"{line!r}: no Python file for spark-submit to run"
+    script = words[at]
+    assert "://" in script or (ROOT / script).exists(), f"{line!r}: {script} does not exist"
+    if script == SPARK_ENTRY:
+        check(shlex.join(["churn", *words[at + 1:]]))
+
+
 def check(line: str) -> None:
     """Check one documented command (see the module docstring)."""
     words = _words(line)
@@ -100,6 +137,8 @@ def check(line: str) -> None:
             assert done.returncode == 0, f"{line!r}: {done.stderr}"
     elif prog == "mlflow":
         _check_options([str(BIN / "mlflow"), words[1]], words[2:], line)
+    elif prog == "spark-submit":
+        _check_spark_submit(words, line)
     elif prog in ("python", "python3") and words[1:3] == ["-m", "pytest"]:
         for w in words[3:]:
             if not w.startswith("-") and "/" in w:
@@ -124,6 +163,15 @@ def test_the_docs_have_commands() -> None:
 @pytest.mark.parametrize(("where", "line"), commands(), ids=lambda v: v[:60])
 def test_documented_command_exists(where: str, line: str) -> None:
     check(line)
+
+
+def test_json_blocks_in_the_docs_parse() -> None:
+    for doc in DOCS:
+        for block in JSON_BLOCK.findall(doc.read_text(encoding="utf-8")):
+            try:
+                json.loads(block)
+            except json.JSONDecodeError as exc:
+                pytest.fail(f"{doc.relative_to(ROOT)}: a json block does not parse: {exc}")
 
 
 def test_airflow_dag_in_the_docs_compiles_and_runs_documented_commands() -> None:
