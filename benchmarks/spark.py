@@ -10,7 +10,7 @@ JVM's memory is the child's too). Data: `churn generate`, seed 7, 2024-01-01 to 
 customer, generated once under benchmarks/out/ (as benchmarks/features.py). Scoring uses one bundle trained
 once on 20,000 generated customers with tests/fast.yaml's model settings. The Spark feature worker also
 records each bucket's cost (seconds, input rows, Arrow bytes: `SparkBuild.costs`) and Spark's shuffle bytes
-(its REST API), which docs/operations.md sizes a cluster from.
+(its REST API), which docs/spark.md ("Settings and sizing") sizes a cluster from.
 """
 
 from __future__ import annotations

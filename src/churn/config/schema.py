@@ -78,7 +78,7 @@ class SourcesConfig(_Strict):
 
 class SparkConfig(_Strict):
     """The Spark scale-out (`engine: spark` or `--engine spark`): the same engine run per customer bucket; see
-    docs/architecture.md and docs/operations.md (sizing)."""
+    docs/spark.md (design, running it, sizing, limits)."""
 
     # Spark master when churn starts the session itself (None: spark-submit's, else local[*]).
     master: str | None = None

@@ -87,7 +87,7 @@ def bucket_udf(tables: Dict[str, Any], frozen: Frozen, dates: List[Any], config:
         started = time.perf_counter()
         out = build_bucket(split_tables(rows, tables) if rows is not None else {}, frozen, dates, cfg,
                            labels=mode == "train", standing=mode == "score", attributes=attributes)
-        # What the bucket cost (docs/operations.md sizes a cluster from it).
+        # What the bucket cost (docs/spark.md, "Settings and sizing", sizes a cluster from it).
         cost = {"seconds": time.perf_counter() - started, "rows": rows.num_rows if rows is not None else 0,
                 "bytes": rows.nbytes if rows is not None else 0}
         side = {"problems": out.problems, "notices": out.notices, "btyd": out.btyd_counts, "cost": cost}
