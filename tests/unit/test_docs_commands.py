@@ -99,7 +99,7 @@ def _spark_submit_help() -> str:
     env = {**ENV, "PYSPARK_DRIVER_PYTHON": sys.executable}
     done = subprocess.run([str(BIN / "spark-submit"), "--help"], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
-    assert done.returncode == 0, f"spark-submit --help failed (it needs Java 17: make java): {done.stderr[-2000:]}"
+    assert done.returncode == 0, f"spark-submit --help failed (Java 17? make java): {done.stderr[-2000:]}"
     return done.stdout + done.stderr
 
 
