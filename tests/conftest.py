@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from hypothesis import settings
 # Wide enough that the CLI's console (Rich) never folds a temporary path inside a message a test reads,
 # however deep pytest-xdist's folders are; inherited by every `churn` subprocess.
 os.environ.setdefault("COLUMNS", "400")
+# One compiled-code cache for every process of the run: the test processes, the `churn` subprocesses and the
+# Spark Python workers (which otherwise compile every numba pass again, ~15 s cold, in their own cache).
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "churn-tests-numba-cache"))
 
 settings.register_profile("ci", max_examples=200, derandomize=True, database=None, deadline=None,
                           print_blob=True)
@@ -145,13 +149,15 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
     return DemoWorkspace(work, run_dir, summary)
 
 
-@pytest.hookimpl(trylast=True)
+# tryfirst: pytest-xdist's worker turns the markers into its groups in its own collection hook, so they must
+# be in place before it runs (as trylast they came too late and every test was scheduled alone).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """pytest-xdist groups (`--dist loadgroup`): the tests that read the shared demo workspace run on one
     worker (the other runs the rest meanwhile instead of waiting for the demo's lock), the Spark tests share one
     worker (so they share one Spark session), and every other test runs with the rest of its module, so a
-    module's fixtures (a trained model, a generated source) are built once, not once per worker. Groups set
-    elsewhere (tests/reliability) are kept."""
+    module's fixtures (a trained model, a generated source) are built once, not once per worker. A module
+    with `SPREAD_OVER_WORKERS = True` (long tests, session fixtures only) has its tests spread instead."""
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
             continue
@@ -159,8 +165,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("demo"))
         elif "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("spark"))
+        elif getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid))  # each test alone: no module fixtures
         else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker with `--dist loadgroup`, stop if the groups did not reach the scheduler (every
+    test then runs alone and each module's fixtures are built on every worker: the suite doubles in time
+    without a failure). pytest 9.2 broke this silently (pytest-xdist#1386)."""
+    if (os.environ.get("PYTEST_XDIST_WORKER") and getattr(session.config.option, "loadgroup", False)
+            and session.items and not any("@" in item.nodeid for item in session.items)):
+        raise pytest.UsageError("--dist loadgroup is not grouping tests (pytest-xdist#1386): see the pytest pin "
+                                "in pyproject.toml")
 
 
 # --------------------------------------------------------------------------------------------- Spark

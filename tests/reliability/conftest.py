@@ -57,13 +57,3 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert r.returncode == 0, r.stdout + r.stderr
     assert (work / "models" / "churn-1" / "manifest.json").is_file()
     return work
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep every reliability test on one pytest-xdist worker (`--dist loadgroup`), so the CLI-trained
-    `trained` folder is built once and its mutating tests (a second training, tampered artifacts) never run
-    beside each other."""
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.xdist_group("reliability"))

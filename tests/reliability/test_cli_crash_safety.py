@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from churn.io import TEMP_MARK
 
+SPREAD_OVER_WORKERS = True  # each kill test runs alone on either worker (the `trained` folder is per worker)
 pytestmark = pytest.mark.slow
 AS_OF = "2024-09-01"
 
