@@ -35,11 +35,13 @@ HORIZON = 60  # the default label horizon; the activity window is the 60 days be
 
 
 def small_config(bundle_dir: Path, **label: object) -> Config:
-    """Default config with three snapshots and a small single-thread model."""
+    """Default config with three snapshots and a small single-thread model (one candidate, no search: these
+    tests are about who is scored, not how well)."""
     base = Config().model_dump()
     base["label"].update(label)
     base["snapshots"]["count"] = 3
-    base["model"].update({"n_jobs": 1, "num_boost_round": 60, "bundle_dir": str(bundle_dir)})
+    base["model"].update({"n_jobs": 1, "num_boost_round": 60, "bundle_dir": str(bundle_dir),
+                          "candidates": ["lightgbm"], "auto_tune_max_rows": 0})
     return Config.model_validate(base)
 
 

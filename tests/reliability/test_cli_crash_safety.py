@@ -5,6 +5,7 @@ left behind, and the next run succeeds. MLflow runs of killed trainings do not l
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -97,11 +98,21 @@ def test_score_killed_mid_write_leaves_nothing_visible(trained: Path, point: str
     assert _leftovers(out) == []
 
 
+@pytest.fixture(scope="session")
+def old_output(trained: Path) -> Path:
+    """One finished `churn score --csv` run folder (the output the kill tests replace), scored once per worker
+    and copied by each test."""
+    out = trained / "kill-swap-old"
+    r = run_churn(trained, *_score_args(out), "--csv")
+    assert r.returncode == 0, r.stdout + r.stderr  # the old output has scores.csv
+    return out
+
+
 @pytest.mark.parametrize("point", ["file-written:summary.json", f"dir-written:{AS_OF}", f"install:{AS_OF}",
                                    f"swapped:{AS_OF}"])
-def test_score_killed_while_replacing_an_output(trained: Path, point: str) -> None:
+def test_score_killed_while_replacing_an_output(trained: Path, old_output: Path, point: str) -> None:
     out = trained / f"kill-swap-{point.split(':')[0]}"
-    assert run_churn(trained, *_score_args(out), "--csv").returncode == 0  # the old output has scores.csv
+    shutil.copytree(old_output, out)
     before = _files(out / AS_OF)
     assert "scores.csv" in before
     r = run_churn(trained, *_score_args(out), "--overwrite", CHURN_KILL_AT=point)

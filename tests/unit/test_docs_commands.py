@@ -84,8 +84,22 @@ def _help(*argv: str) -> str:
     return done.stdout
 
 
+@functools.cache
+def _churn_help(*sub: str) -> str:
+    """`churn [SUB] --help`, in this process (Typer's runner: the same app and help as the installed script,
+    without a Python start-up per command)."""
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    done = CliRunner().invoke(app, [*sub, "--help"], env={k: ENV[k] for k in ("COLUMNS", "NO_COLOR", "TERM")},
+                              prog_name="churn")
+    assert done.exit_code == 0, f"churn {' '.join(sub)} --help failed: {done.output[-2000:]}"
+    return done.output
+
+
 def _check_options(argv: list[str], words: list[str], line: str) -> None:
-    text = _help(*argv)
+    text = _churn_help(*argv[1:]) if argv[0] == str(BIN / "churn") else _help(*argv)
     for w in words:
         if w.startswith("--"):
             opt = w.split("=", 1)[0]
