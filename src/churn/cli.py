@@ -55,6 +55,10 @@ def user_errors(fn: F) -> F:
     """Print user errors as a clear message (no traceback) and exit 1."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Every command prints churn's warnings itself ("note:" lines); without a handler Python's last-resort
+        # one would print each a second time. A logging set-up of the caller's (cron, Airflow) still gets them.
+        if not logging.getLogger("churn").handlers:
+            logging.getLogger("churn").addHandler(logging.NullHandler())
         try:
             return fn(*args, **kwargs)
         except ChurnError as exc:
