@@ -150,3 +150,11 @@ def test_normalised_ids_are_the_duckdb_ids():
     assert [r[0] for r in con.execute(f"SELECT {id_sql('v', 'DOUBLE')} FROM f").fetchall()] == \
         [normalise_id(v) for v in floats] == ["7", "12.5", "-3", "100000000000000000"]
     assert pc.utf8_trim_whitespace(pa.array(["007\xa0"])).to_pylist() == ["007"]  # Arrow agrees too
+
+
+def test_id_space_is_every_character_python_strips():
+    """`ID_SPACE` is written out (scanning Unicode at import cost every command start-up half a second): it
+    must be exactly the characters `str.isspace()` holds, so DuckDB's and Spark's trims match `str.strip()`."""
+    from churn.ids import ID_SPACE
+
+    assert ID_SPACE == "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
