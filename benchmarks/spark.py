@@ -27,22 +27,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from features import ensure_data  # noqa: E402  (the data set shared with benchmarks/features.py)
+
 AS_OF = "2025-06-01"
-START, END = "2024-01-01", "2025-07-01"
-
-
-def ensure_data(customers: int) -> Path:
-    """Generate the benchmark data set once (shared with benchmarks/features.py)."""
-    out = HERE / "out" / f"data-{customers}"
-    if not (out / "events.parquet").exists():
-        from datetime import date
-
-        from churn.generate import generate
-
-        t = time.perf_counter()
-        generate(customers, date.fromisoformat(START), date.fromisoformat(END), 7, out, overwrite=True)
-        print(f"generated {customers:,} customers in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    return out
 
 
 def config_file(bucket_rows: int) -> Path:
