@@ -5,8 +5,8 @@ the same machine.
     python benchmarks/spark.py --customers 200000 --steps features,score
 
 Each measurement runs in a fresh subprocess (wall time includes interpreter, JVM and Spark start; the
-embedded runs' peak RSS via os.wait4; Spark's executors live in the driver's JVM in local mode, so the
-JVM's memory is the child's too). Data: `churn generate`, seed 7, 2024-01-01 to 2025-07-01, 50 events per
+embedded runs' peak RSS via os.wait4; for Spark that figure is the driver's Python process only, since the
+JVM pyspark starts is not a child it waits for). Data: `churn generate`, seed 7, 2024-01-01 to 2025-07-01, 50 events per
 customer, generated once under benchmarks/out/ (as benchmarks/features.py). Scoring uses one bundle trained
 once on 20,000 generated customers with tests/fast.yaml's model settings. The Spark feature worker also
 records each bucket's cost (seconds, input rows, Arrow bytes: `SparkBuild.costs`) and Spark's shuffle bytes

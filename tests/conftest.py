@@ -174,11 +174,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """On a pytest-xdist worker with `--dist loadgroup`, stop if the groups did not reach the scheduler (every
     test then runs alone and each module's fixtures are built on every worker: the suite doubles in time
-    without a failure). pytest 9.2 broke this silently (pytest-xdist#1386)."""
-    if (os.environ.get("PYTEST_XDIST_WORKER") and getattr(session.config.option, "loadgroup", False)
-            and session.items and not any("@" in item.nodeid for item in session.items)):
-        raise pytest.UsageError("--dist loadgroup is not grouping tests (pytest-xdist#1386): see the pytest pin "
-                                "in pyproject.toml")
+    without a failure). pytest 9.2 broke this silently (pytest-xdist#1386): xdist's group suffix on the node
+    id, which its scheduler reads, was dropped."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(session.config.option, "loadgroup", False)):
+        return
+    for item in session.items:
+        names = sorted({str(m.args[0]) if m.args else str(m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and not item.nodeid.endswith("@" + "_".join(names)):
+            raise pytest.UsageError(f"--dist loadgroup is not grouping tests ({item.nodeid} lacks its group; "
+                                    "pytest-xdist#1386): see the pytest pin in pyproject.toml")
 
 
 # --------------------------------------------------------------------------------------------- Spark

@@ -19,7 +19,8 @@ import re
 from typing import Any
 
 # Every character str.isspace() holds (29 of them): what str.strip() removes. Written out, because scanning
-# all of Unicode for them cost every `churn` command 0.5-0.8 s at start-up (a test holds the list complete).
+# all of Unicode for them cost every `churn` command ~0.1 s at start-up, more on a busy machine (a test holds
+# the list complete).
 ID_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
             "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 WHOLE_TEXT = r"^([+-]?[0-9]+)\.0+$"  # "7.0", "-12.00": a whole number exported from a float column
