@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.stats import betabinom
 
 from churn.campaigns.effect import ALL, CampaignEffect, Counts, Estimate, _clean
 from churn.campaigns.stats import detectable_churn, ratio_interval
@@ -153,10 +155,6 @@ def _strength(counts: list[tuple[int, int, float]]) -> float:
     cells, searched on log k within STRENGTH_BOUNDS; the upper bound without cells."""
     if not counts:
         return STRENGTH_BOUNDS[1]
-    # Imported here: scipy.stats and scipy.optimize cost ~1 s at start-up, and every `churn score` imports
-    # this module while few runs read campaign effects.
-    from scipy.optimize import minimize_scalar
-    from scipy.stats import betabinom
 
     def neg_log_lik(log_k: float) -> float:
         k = math.exp(log_k)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy.optimize import brentq
+from scipy.stats import norm
 
 ALPHA = 0.05
 POWER = 0.80
@@ -31,7 +33,6 @@ NAN = float("nan")
 
 
 def _z(alpha: float) -> float:
-    from scipy.stats import norm  # scipy's start-up cost is paid only when effects are measured
     return float(norm.ppf(1 - alpha / 2))
 
 
@@ -84,7 +85,6 @@ def ratio_interval(k1: int, n1: int, k2: int, n2: int, alpha: float = ALPHA) -> 
 
 def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
     """(z, two-sided p-value) of the pooled z test of p1 = p2; (0, 1) when every or no customer churned."""
-    from scipy.stats import norm  # scipy's start-up cost is paid only when effects are measured
     if n1 <= 0 or n2 <= 0:
         return NAN, NAN
     pooled = (k1 + k2) / (n1 + n2)
@@ -97,7 +97,6 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, floa
 
 def power(p_treated: float, p_control: float, n_treated: int, n_control: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided pooled z test to tell churn `p_treated` from `p_control` with these groups."""
-    from scipy.stats import norm  # scipy's start-up cost is paid only when effects are measured
     if n_treated <= 0 or n_control <= 0:
         return 0.0
     pbar = (n_treated * p_treated + n_control * p_control) / (n_treated + n_control)
@@ -112,7 +111,6 @@ def detectable_churn(p_control: float, n_treated: int, n_control: int, target: f
                      alpha: float = ALPHA) -> float:
     """The highest churn among the treated that these groups detect with `target` power when the control
     group churns at `p_control` (smaller reductions go unnoticed); NaN when not even 0 would be."""
-    from scipy.optimize import brentq  # scipy's start-up cost is paid only when effects are measured
     if not 0 < p_control < 1 or n_treated <= 0 or n_control <= 0:
         return NAN
     gap = lambda p: power(p, p_control, n_treated, n_control, alpha) - target  # noqa: E731
