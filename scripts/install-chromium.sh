@@ -11,19 +11,7 @@ if [ -x "$CHROMIUM" ]; then
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-else
-    echo "error: $CHROMIUM is missing and this script needs root to install it (apt-get install chromium)" >&2
-    exit 1
-fi
-
-echo "installing chromium (apt-get)..."
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO apt-get install -y chromium
+bash "$(dirname "$0")/apt-install.sh" "$CHROMIUM" chromium
 
 if [ ! -x "$CHROMIUM" ]; then
     echo "error: apt-get finished but $CHROMIUM is still missing" >&2

@@ -24,19 +24,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
          "Fedora: dnf install java-17-openjdk-headless) or point JAVA_HOME at one" >&2
     exit 1
 fi
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-else
-    echo "error: Java 17 is missing and this script needs root to install it (apt-get install $PACKAGE)" >&2
-    exit 1
-fi
-
-echo "installing Java 17 ($PACKAGE, apt-get)..."
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO apt-get install -y "$PACKAGE"
+bash "$(dirname "$0")/apt-install.sh" "Java 17" "$PACKAGE"
 major="$(java_major)"
 if [ "${major:-0}" -lt 17 ]; then
     echo "error: apt-get finished but java 17 is still not found (JAVA_HOME=${JAVA_HOME:-unset})" >&2
