@@ -12,10 +12,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
+import forked_cli
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,8 +41,7 @@ HORIZON = 60  # the default label horizon
 
 def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "300", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "churn.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    done = forked_cli.run(args, env=env, timeout=600)
     assert not check or done.returncode == 0, done.stderr[-3000:]
     return done
 

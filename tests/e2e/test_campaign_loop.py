@@ -15,9 +15,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import mlflow
 import pandas as pd
 import pytest
@@ -29,8 +29,7 @@ HORIZON = 60
 
 
 def churn(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "churn.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **env, "COLUMNS": "250", "OMP_NUM_THREADS": "1"}, check=False)
+    return forked_cli.run(args, env={**os.environ, **env, "COLUMNS": "250", "OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")

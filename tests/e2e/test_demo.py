@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import forked_cli
 import mlflow
 import pandas as pd
 import pytest
@@ -133,15 +133,14 @@ def test_demo_model_is_registered_champion_and_beats_baselines(demo_run) -> None
 
 
 def _cli_features(folder: Path, customers: str, events: str, as_of: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
-    """Write two CSV tables into `folder` and run `churn features` on them in a fresh process (`churn.cli`'s
-    main, as installed); (the finished process, the output path)."""
+    """Write two CSV tables into `folder` and run `churn features` on them in a process of its own (`churn.cli`'s
+    main, as installed; tests/forked_cli.py); (the finished process, the output path)."""
     folder.mkdir()
     (folder / "customers.csv").write_text(customers)
     (folder / "events.csv").write_text(events)
     out = folder.parent / "features.parquet"
     args = [a for d in as_of for a in ("--as-of", d)]
-    proc = subprocess.run([sys.executable, "-m", "churn.cli", "features", "--data", str(folder), *args, "--out", str(out)],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
+    proc = forked_cli.run(["features", "--data", folder, *args, "--out", out], env={**os.environ, "COLUMNS": "200"})
     return proc, out
 
 

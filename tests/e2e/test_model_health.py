@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,10 +95,9 @@ def test_planted_shifts_warn_in_the_record_the_report_the_digest_and_the_cli(wor
     # The CLI says each breach as a warning.
     env = {**os.environ, "COLUMNS": "400", "OMP_NUM_THREADS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([sys.executable, "-m", "churn.cli", "score", "--table", str(work["root"] / "shifted.parquet"),
-                           "--id", "customer_id", "--model", str(work["root"] / "with_reference"), "--as-of",
-                           "2025-05-01", "--out", str(tmp_path / "cli")], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
+    done = forked_cli.run(["score", "--table", work["root"] / "shifted.parquet", "--id", "customer_id", "--model",
+                           work["root"] / "with_reference", "--as-of", "2025-05-01", "--out", tmp_path / "cli"],
+                          env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     warned = [line for line in done.stderr.splitlines() if line.startswith("warning: model health: ")]
     assert [w.removeprefix("warning: model health: ") for w in warned] == breaches

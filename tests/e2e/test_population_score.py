@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
+import forked_cli
 import pandas as pd
 import pytest
 
@@ -74,9 +73,8 @@ def subscription(work):
 
 
 def churn(*args: object) -> str:
-    """Run the `churn` command in a fresh process; its standard output (fails on a non-zero exit)."""
-    proc = subprocess.run([sys.executable, "-m", "churn.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}, check=False)
+    """Run the `churn` command in a process of its own; its standard output (fails on a non-zero exit)."""
+    proc = forked_cli.run(args, env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -266,9 +264,8 @@ def test_customer_list_errors_are_the_users(subscription, tmp_path):
     data, bundle = subscription
     bad = tmp_path / "list.csv"
     bad.write_text("customer_id\n0000001\n0000002\n0000001\n")
-    proc = subprocess.run([sys.executable, "-m", "churn.cli", "score", "--data", str(data), "--as-of", "2024-03-01",
-                           "--model", str(bundle), "--out", str(tmp_path / "out"), "--customers", str(bad)],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"}, check=False)
+    proc = forked_cli.run(["score", "--data", data, "--as-of", "2024-03-01", "--model", bundle, "--out",
+                           tmp_path / "out", "--customers", bad], env={**os.environ, "COLUMNS": "300"})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{bad}, column 'customer_id': 1 id(s) listed more than once" in " ".join(proc.stderr.split())
     assert not (tmp_path / "out" / "2024-03-01").exists()

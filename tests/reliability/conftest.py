@@ -8,12 +8,11 @@ import os
 os.environ["OMP_NUM_THREADS"] = "1"  # 2 shared cores: no OpenMP oversubscription in tests
 
 import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import pytest
 
-CHURN = [sys.executable, "-m", "churn.cli"]
 # These tests check crash safety, integrity and privacy, not model quality: `churn train` here trains small.
 FAST_CONFIG = str(Path(__file__).resolve().parents[1] / "fast.yaml")
 
@@ -35,15 +34,13 @@ def churn_env(work: Path, **extra: str) -> dict[str, str]:
 
 
 def run_churn(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run `churn <args>` in `work` and wait for it (a `train` with the fast test config)."""
-    return subprocess.run([*CHURN, *_args(args)], cwd=work, env=churn_env(work, **env), capture_output=True, text=True,
-                          timeout=600)
+    """Run `churn <args>` as a process in `work` and wait for it (a `train` with the fast test config)."""
+    return forked_cli.run(_args(args), env=churn_env(work, **env), cwd=work, timeout=600)
 
 
-def start_churn(work: Path, *args: str, **env: str) -> subprocess.Popen:
-    """Start `churn <args>` in `work` without waiting (a `train` with the fast test config)."""
-    return subprocess.Popen([*CHURN, *_args(args)], cwd=work, env=churn_env(work, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def start_churn(work: Path, *args: str, **env: str) -> forked_cli.ForkedChurn:
+    """Start `churn <args>` as a process in `work` without waiting (a `train` with the fast test config)."""
+    return forked_cli.start(_args(args), env=churn_env(work, **env), cwd=work)
 
 
 @pytest.fixture(scope="session")

@@ -180,7 +180,8 @@ def test_at_most_max_customers_per_digest(tmp_path: Path, webhook_server) -> Non
 def test_churn_notify_sends_what_is_missing(run_dir: Path, tmp_path: Path, webhook_server) -> None:
     import os
     import subprocess
-    import sys
+
+    import forked_cli
 
     cfg = tmp_path / "notify.yaml"
     cfg.write_text("incentives: {contact_columns: [name]}\n"
@@ -188,14 +189,12 @@ def test_churn_notify_sends_what_is_missing(run_dir: Path, tmp_path: Path, webho
     env = {**os.environ, "COLUMNS": "300", "CHURN_WEBHOOK_URL": webhook_server.url}
 
     def notify() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "churn.cli", "notify", "--run", str(run_dir), "--config", str(cfg)],
-                              capture_output=True, text=True, env=env, timeout=120)
+        return forked_cli.run(["notify", "--run", run_dir, "--config", cfg], env=env, timeout=120)
 
     first = notify()
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.count("sent webhook: ") == 4 and len(webhook_server.received) == 4
     second = notify()
     assert second.stdout.count("already sent, not again: webhook: ") == 4 and len(webhook_server.received) == 4
-    missing = subprocess.run([sys.executable, "-m", "churn.cli", "notify", "--run", str(tmp_path), "--config",
-                              str(cfg)], capture_output=True, text=True, env=env, timeout=120)
+    missing = forked_cli.run(["notify", "--run", tmp_path, "--config", cfg], env=env, timeout=120)
     assert missing.returncode == 1 and "notifications.json not found" in missing.stderr

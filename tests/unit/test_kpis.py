@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import pandas as pd
 import pytest
 
@@ -220,9 +219,8 @@ def test_the_reports_kpis_are_everyones_months_since_the_data_starts(subscriptio
 def test_the_command_writes_csv_and_excel(subscription: Path, tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     for name in ("kpis.csv", "kpis.xlsx"):
-        done = subprocess.run([sys.executable, "-m", "churn.cli", "kpis", "--data", str(subscription), "--by", "region",
-                               "--months", "2", "--end", "2025-04-01", "--out", str(tmp_path / name)],
-                              capture_output=True, text=True, env=env, timeout=300)
+        done = forked_cli.run(["kpis", "--data", subscription, "--by", "region", "--months", "2", "--end",
+                               "2025-04-01", "--out", tmp_path / name], env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "saved revenue: left out (no campaign run given" in done.stderr
     csv = pd.read_csv(tmp_path / "kpis.csv")
@@ -231,6 +229,5 @@ def test_the_command_writes_csv_and_excel(subscription: Path, tmp_path: Path) ->
     pd.testing.assert_frame_equal(csv, xlsx["kpis"], check_dtype=False)
     assert csv.loc[(csv["month"] == "2025-02") & (csv["group"] == "all"), "churn_rate"].item() == 0.25
     # An existing output is never replaced silently.
-    again = subprocess.run([sys.executable, "-m", "churn.cli", "kpis", "--data", str(subscription), "--out",
-                            str(tmp_path / "kpis.csv")], capture_output=True, text=True, env=env, timeout=300)
+    again = forked_cli.run(["kpis", "--data", subscription, "--out", tmp_path / "kpis.csv"], env=env, timeout=300)
     assert again.returncode == 1 and "already exists; pass --overwrite" in again.stderr

@@ -1,0 +1,157 @@
+"""`churn` commands as real processes, started from a warm fork server instead of a fresh interpreter.
+
+A fresh `python -m churn.cli` spends ~5 s importing its libraries (MLflow and its SQL store, scikit-learn,
+LightGBM, numba, pandas, DuckDB) before it does anything; the suite starts about seventy of them. Here each
+test process keeps one `multiprocessing` fork server that has imported those *third-party* libraries once,
+and every command is a child forked from it: a separate process with its own pid, working folder,
+environment, standard output and error, exit code and atexit hooks, which a test can pause or SIGKILL like
+any other. churn's own modules are not preloaded: each child imports them after its environment is set, so
+everything churn reads at import (the crash points of `churn.crashpoints`) comes from that command's
+environment, as in a fresh process.
+
+The installed `churn` command itself still runs as a fresh interpreter in the demo workspace's build
+(tests/conftest.py) and in the documented-commands test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# Third-party modules the commands import; never churn's (see the module docstring).
+PRELOAD = ["numpy", "pandas", "pyarrow", "pyarrow.parquet", "duckdb", "numba", "scipy.stats", "scipy.optimize",
+           "sklearn.linear_model", "sklearn.isotonic", "sklearn.metrics", "lightgbm", "mlflow", "mlflow.pyfunc",
+           "mlflow.store.tracking.sqlalchemy_store", "mlflow.artifacts", "matplotlib", "matplotlib.pyplot", "jinja2",
+           "typer", "rich.console", "rich.progress", "yaml", "pydantic", "openpyxl", "filelock"]
+# What a child's environment must hold at the fork server's start, as every test command's does: these are
+# read once by the libraries preloaded (OpenMP at load, Python's hash seed at start, numba's cache folder).
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
+
+_lock = threading.Lock()
+_context: multiprocessing.context.ForkServerContext | None = None
+
+
+def _server() -> multiprocessing.context.ForkServerContext:
+    """This test process's fork server, started (with SERVER_ENV) on first use."""
+    global _context
+    with _lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            saved = {k: os.environ.get(k) for k in SERVER_ENV}
+            os.environ.update(SERVER_ENV)
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            _context = context
+    return _context
+
+
+def _command(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str) -> None:
+    """The child: become `churn <argv>` in `cwd` with exactly `env`, output to the files `out` and `err`."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115 - fd 1 itself
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.argv = ["churn", *argv]
+    code: int = 0
+    try:
+        from churn.cli import main
+
+        main()
+    except SystemExit as stop:
+        if isinstance(stop.code, int):
+            code = stop.code
+        elif stop.code is not None:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    # A process that returns from main runs its atexit hooks (MLflow ends its runs there); a multiprocessing
+    # child does not unless asked.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class ForkedChurn:
+    """A started `churn` command with the parts of `subprocess.Popen`'s interface the tests use."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str]) -> None:
+        self.args = ["churn", *argv]
+        self._files = tempfile.mkdtemp(prefix="churn-forked-")
+        self._out, self._err = os.path.join(self._files, "out"), os.path.join(self._files, "err")
+        self._proc = _server().Process(target=_command, args=(list(argv), dict(env), str(cwd), self._out, self._err))
+        self._proc.start()
+        self.pid = self._proc.pid
+        self.returncode: int | None = None
+        self._said: tuple[str, str] | None = None
+
+    def poll(self) -> int | None:
+        """The exit code (negative: killed by that signal), or None while it runs."""
+        if self.returncode is None and not self._proc.is_alive():
+            self._proc.join()
+            self.returncode = self._proc.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; subprocess.TimeoutExpired when it outlives `timeout` seconds."""
+        self._proc.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the exit; (standard output, standard error) as text."""
+        self.wait(timeout)
+        if self._said is None:
+            # No file: the child died before it could open them (the fork server says why on its stderr).
+            self._said = tuple(Path(p).read_text(encoding="utf-8", errors="replace") if Path(p).exists() else ""
+                               for p in (self._out, self._err))
+            shutil.rmtree(self._files, ignore_errors=True)
+        return self._said
+
+    def kill(self) -> None:
+        """SIGKILL the command."""
+        self._proc.kill()
+
+
+def start(argv: Sequence[object], env: Mapping[str, str] | None = None,
+          cwd: str | os.PathLike[str] | None = None) -> ForkedChurn:
+    """Start `churn <argv>` (environment `env`, default this process's; folder `cwd`, default this one)."""
+    return ForkedChurn([str(a) for a in argv], dict(os.environ if env is None else env), cwd or os.getcwd())
+
+
+def run(argv: Sequence[object], env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `churn <argv>` to its end, as `subprocess.run(..., capture_output=True, text=True)` would."""
+    proc = start(argv, env, cwd)
+    try:
+        out, err = proc.communicate(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
