@@ -74,7 +74,7 @@ def mlflow_store(tmp_path_factory, mlflow_env):
 
 
 # ------------------------------------------------------------------------------------ the demo workspace
-FAST_CONFIG = Path(__file__).resolve().parent / "fast.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parent / "demo.yaml"  # the demo's settings with a smaller model search
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,16 @@ def _build_demo(work: Path, customers: int, seed: int) -> None:
            "CHURN_ARTIFACT_ROOT": (work / "mlartifacts").as_uri()}
     churn = Path(sys.executable).with_name("churn")
     done = subprocess.run([str(churn), "demo", "--customers", str(customers), "--seed", str(seed),
-                           "--workdir", str(work)], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+                           "--workdir", str(work), "--config", str(DEMO_CONFIG)], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (work / "demo.out").write_text(done.stdout + done.stderr)
 
 
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
-    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11),
-    built once per test run and shared by every worker (read-only)."""
+    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11; two
+    candidates, tests/demo.yaml), built once per test run and shared by every worker (read-only)."""
     # The base temp folder of the whole run: shared by the xdist workers (each has its own below it).
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
