@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 from hypothesis import settings
+from stores import fresh_store
 
 # Wide enough that the CLI's console (Rich) never folds a temporary path inside a message a test reads,
 # however deep pytest-xdist's folders are; inherited by every `churn` subprocess.
@@ -49,9 +50,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @contextmanager
 def _mlflow_env(root: Path) -> Iterator[Path]:
-    """MLflow's tracking store (SQLite) and artifact root inside `root` for the block; environment restored."""
+    """A new MLflow tracking store (SQLite, tests/stores.py) and artifact root inside `root` for the block;
+    environment restored."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlruns.db")
+    mp.setenv("MLFLOW_TRACKING_URI", fresh_store(root))
     mp.setenv("CHURN_ARTIFACT_ROOT", (root / "artifacts").as_uri())
     try:
         yield root
@@ -67,8 +69,7 @@ def mlflow_env() -> Callable[[Path], AbstractContextManager[Path]]:
 
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory, mlflow_env):
-    """A fresh SQLite tracking store + artifact root for one test module (creating one costs seconds of
-    migrations, so a module's tests share it)."""
+    """A fresh SQLite tracking store + artifact root for one test module (its tests share it)."""
     with mlflow_env(tmp_path_factory.mktemp("mlflow")) as root:
         yield root
 

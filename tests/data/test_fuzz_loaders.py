@@ -32,6 +32,7 @@ import pytest
 from conftest import NOW, make_config
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from stores import fresh_store
 
 from churn.errors import ChurnError, DataValidationError
 from churn.io import read_table
@@ -471,7 +472,7 @@ def fuzz_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     tmp = tmp_path_factory.mktemp("fuzz-model")
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlruns.db")
+    mp.setenv("MLFLOW_TRACKING_URI", fresh_store(tmp))
     mp.setenv("CHURN_ARTIFACT_ROOT", (tmp / "artifacts").as_uri())
     rng = np.random.default_rng(3)
     n = 400

@@ -21,6 +21,7 @@ import forked_cli
 import mlflow
 import pandas as pd
 import pytest
+from stores import fresh_store
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def churn(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def loop(demo_workspace, tmp_path_factory):
     work = tmp_path_factory.mktemp("loop")
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
+    env = {"MLFLOW_TRACKING_URI": fresh_store(work),
            "CHURN_ARTIFACT_ROOT": (work / "artifacts").as_uri()}
     bundle = demo_workspace.bundle
     done = churn("score", "--model", bundle, "--data", demo_workspace.data, "--as-of", AS_OF, "--out",

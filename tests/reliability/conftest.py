@@ -12,6 +12,7 @@ from pathlib import Path
 
 import forked_cli
 import pytest
+from stores import fresh_store
 
 # These tests check crash safety, integrity and privacy, not model quality: `churn train` here trains small.
 FAST_CONFIG = str(Path(__file__).resolve().parents[1] / "fast.yaml")
@@ -25,8 +26,10 @@ def _args(args: tuple[str, ...]) -> list[str]:
 
 
 def churn_env(work: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `churn` subprocess working in `work` (its own SQLite store and artifacts)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}",
+    """The environment of a `churn` process working in `work` (its own SQLite store and artifacts, unless
+    `extra` names another tracking URI)."""
+    store = extra.get("MLFLOW_TRACKING_URI") or fresh_store(work)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": store,
            "CHURN_ARTIFACT_ROOT": (work / "mlartifacts").as_uri(), "PYTHONHASHSEED": "0"}
     env.pop("CHURN_KILL_AT", None)
     env.pop("CHURN_PAUSE_AT", None)
