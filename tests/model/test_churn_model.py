@@ -6,11 +6,13 @@ import itertools
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 
 from churn.config import Config
 from churn.errors import ChurnError
+from churn.features.registry import Feature
 from churn.training.baselines import HeuristicBaseline, pick_heuristic_feature
 from churn.training.metrics import ranking_metrics
 from churn.training.model import ChurnModel
@@ -168,3 +170,27 @@ def test_categoricals_stored_as_numbers_match_text(synthetic):
     as_float = f.assign(plan=f["plan"].astype(float))
     assert np.array_equal(m.predict_risk(as_text), m.predict_risk(f))
     assert np.array_equal(m.predict_risk(as_float), m.predict_risk(f))
+
+
+def test_monotone_constraint_makes_the_trees_move_one_way():
+    """`monotone`: with a planted risk that falls again for the longest-inactive customers (a hump), the
+    constrained trees' risk never falls as days since the last event grow; unconstrained, it does."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    days = rng.uniform(0, 100, n)
+    noise = rng.normal(size=n)
+    # Risk rises to day 60, then falls steeply: unconstrained trees follow the fall.
+    logit = np.where(days < 60, -3 + days / 15, 1 - (days - 60) / 8)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({"days_since_last_event": days, "noise": noise})
+    feats = [Feature("days_since_last_event", "engagement", "days since the last event"),
+             Feature("noise", "profile", "noise")]
+    grid = pd.DataFrame({"days_since_last_event": np.linspace(0, 100, 101), "noise": 0.0})
+    risk = {}
+    for name, monotone in (("free", None), ("rising", {"days_since_last_event": 1})):
+        m = ChurnModel(feats, {"learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 50}, kind="lightgbm",
+                       num_boost_round=150, seed=1, n_jobs=1, monotone=monotone).fit(X, y)
+        risk[name] = m.predict_raw(grid)
+    assert np.all(np.diff(risk["rising"]) >= -1e-12)
+    assert risk["free"][95] < risk["free"][60] - 0.2  # the planted fall is there to be learnt
+    assert m.lgb_params_["monotone_constraints"] == [1, 0]

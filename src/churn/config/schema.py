@@ -230,6 +230,10 @@ class ModelConfig(_Strict):
     # too noisily on one fold), else 1 (the validation customers).
     forward_folds: int = Field(0, ge=0, le=10)
     keep_columns: list[str] = []  # kept as features although the table or leakage rules would drop them
+    # Features whose effect on churn risk the trees may only push one way: 1 (risk only rises with the
+    # value), -1 (only falls). Features the data does not have are ignored; the linear models are not
+    # constrained.
+    monotone: dict[str, Literal[-1, 1]] = {}
     # Inverse penalty strengths tried for the logistic regressions (L2 spline, L1 sparse): the best mean ROC
     # AUC over 3 folds of the training rows by customer is kept (small data wants the stronger penalties).
     # One value: no search.

@@ -68,6 +68,18 @@ def lightgbm_params(params: dict[str, Any], *, seed: int, n_jobs: int,
     return p
 
 
+def monotone_constraints(feature_names: list[str], directions: dict[str, int] | None) -> list[int] | None:
+    """LightGBM's `monotone_constraints` for these columns: +1 where the churn risk may only rise with the
+    feature, -1 where it may only fall, 0 for the others; None when no column is constrained.
+
+    Example:
+        >>> monotone_constraints(["tenure_days", "days_since_last_event"], {"days_since_last_event": 1})
+        [0, 1]
+    """
+    out = [int((directions or {}).get(name, 0)) for name in feature_names]
+    return out if any(out) else None
+
+
 def train_booster(X: np.ndarray, y: np.ndarray, X_es: np.ndarray | None, y_es: np.ndarray | None, *,
                   params: dict[str, Any], categorical_index: list[int], feature_names: list[str],
                   num_boost_round: int, early_stopping_rounds: int) -> tuple[lgb.Booster, int, float | None]:
@@ -131,7 +143,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                  n_jobs: int = 2, max_categories: int = 256,
                  blend_weights: tuple[float, float, float] | float | None = None,
                  linear_c: float = 0.5, linear_knots: int = 5, linear_penalty: str = "l2",
-                 source: dict[str, Any] | None = None):
+                 source: dict[str, Any] | None = None, monotone: dict[str, int] | None = None):
         self.features = features
         self.params = params
         self.kind = kind
@@ -147,6 +159,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.linear_knots = linear_knots
         self.linear_penalty = linear_penalty
         self.source = source
+        self.monotone = monotone
 
     # -- fitting
     def fit(self, X: pd.DataFrame, y: Any, *, eval_set: tuple[pd.DataFrame, Any] | None = None,
@@ -173,6 +186,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         es = None if eval_set is None else (self.preparation_.transform(eval_set[0]), _labels(eval_set[1], "early-stopping"))
         self.lgb_params_ = lightgbm_params(self.params or {}, seed=self.seed, n_jobs=self.n_jobs,
                                            scale_pos_weight=self.scale_pos_weight)
+        constraints = monotone_constraints(self.feature_names_, self.monotone)
+        if constraints:
+            self.lgb_params_["monotone_constraints"] = constraints
         self.booster_, self.best_iteration_, self.best_score_ = None, 0, None
         if self.kind != "logistic":
             self.booster_, self.best_iteration_, self.best_score_ = train_booster(
@@ -235,7 +251,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                     early_stopping_rounds=trees.early_stopping_rounds, calibration=trees.calibration,
                     scale_pos_weight=trees.scale_pos_weight, seed=trees.seed, n_jobs=trees.n_jobs,
                     max_categories=trees.max_categories, blend_weights=tuple(weights), linear_c=linear.linear_c,
-                    linear_knots=linear.linear_knots, linear_penalty=linear.linear_penalty, source=trees.source)
+                    linear_knots=linear.linear_knots, linear_penalty=linear.linear_penalty, source=trees.source,
+                    monotone=trees.monotone)
         for attr in ("preparation_", "features_", "feature_names_", "categorical_levels_", "classes_", "lgb_params_",
                      "booster_", "best_iteration_", "best_score_", "path_explainer_"):
             setattr(model, attr, getattr(trees, attr))

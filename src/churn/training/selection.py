@@ -129,7 +129,7 @@ def build_model(config: Config, features: list[Feature], cand: Candidate, scale_
                       early_stopping_rounds=mc.early_stopping_rounds, calibration=mc.calibration,
                       scale_pos_weight=scale_pos_weight, seed=mc.seed, n_jobs=mc.n_jobs, blend_weights=blend_weights,
                       linear_c=linear_c or mc.linear_c[-1], linear_knots=linear_knots or (cand.knots or mc.linear_knots)[-1],
-                      linear_penalty=cand.penalty, source=source)
+                      linear_penalty=cand.penalty, source=source, monotone=dict(mc.monotone) or None)
 
 
 ISOTONIC_MIN_ROWS = 1000  # fewer calibration rows: isotonic steps overfit, Platt scaling is steadier

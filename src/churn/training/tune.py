@@ -19,7 +19,7 @@ from churn.config import Config
 from churn.preparation import Preparation
 
 from churn.features.registry import Feature
-from churn.training.model import lightgbm_params, train_booster
+from churn.training.model import lightgbm_params, monotone_constraints, train_booster
 from churn.training.splits import VALIDATION_SHARE, Split, unit_hash
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,15 @@ def search_training_rows(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, ro
             mlflow.log_params(trial_params)
             mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
 
-    res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=dict(mc.params),
+    # The trials search under the same monotone constraints as the candidates are fitted with.
+    constraints = monotone_constraints(prep.feature_names_, mc.monotone)
+    base = {**mc.params, **({"monotone_constraints": constraints} if constraints else {})}
+    res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=base,
                categorical_index=prep.categorical_index_, feature_names=prep.feature_names_, n_trials=n_trials,
                minutes=minutes, seed=mc.seed, n_jobs=mc.n_jobs, num_boost_round=mc.num_boost_round,
                early_stopping_rounds=mc.early_stopping_rounds, scale_pos_weight=scale_pos_weight, on_trial=on_trial)
     mlflow.log_metrics({"tune_best_valid_log_loss": res.best_value, "tune_trials_run": res.n_trials})
     say(f"tuning done: best validation log loss {res.best_value:.5f} after {res.n_trials} trial(s)")
-    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": res.params, "trials": res.trials}
+    # The model puts the constraints back by feature name when it is fitted (ChurnModel.monotone).
+    best = {k: v for k, v in res.params.items() if k != "monotone_constraints"}
+    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": best, "trials": res.trials}
