@@ -41,7 +41,14 @@ def id_sql(r: str, raw_type: str) -> str:
     text = f"NULLIF(trim(CAST({r} AS VARCHAR), {_sql_lit(ID_SPACE)}), '')"
     if raw_type.upper() != "VARCHAR":
         return text  # integers (and anything else typed) read as their digits
-    return f"CASE WHEN contains({text}, '.') THEN regexp_replace({text}, {_sql_lit(WHOLE_TEXT)}, '\\1') ELSE {text} END"
+    full = f"CASE WHEN contains({text}, '.') THEN regexp_replace({text}, {_sql_lit(WHOLE_TEXT)}, '\\1') ELSE {text} END"
+    # The usual id needs none of that: not blank, no point, no space at either end (first and last character,
+    # by code point, not in ID_SPACE) is the id as written. DuckDB's trim with a character set costs ~0.6 us
+    # an id (0.19 s for 300,000), the test ~0.1 us; validation normalises every table's distinct ids.
+    space = _sql_lit(ID_SPACE)
+    clean = (f"{r} <> '' AND NOT contains({r}, '.') AND NOT contains({space}, left({r}, 1)) "
+             f"AND NOT contains({space}, right({r}, 1))")
+    return f"CASE WHEN {clean} THEN {r} ELSE {full} END"
 
 
 def id_spark(column: Any, data_type: Any) -> Any:
