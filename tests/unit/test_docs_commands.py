@@ -98,8 +98,23 @@ def _churn_help(*sub: str) -> str:
     return done.output
 
 
+@functools.cache
+def _mlflow_help(sub: str) -> str:
+    """`mlflow SUB --help`, in this process (click's runner on MLflow's own command group, which the
+    installed `mlflow` script runs), without a Python start-up and an MLflow import per command."""
+    from click.testing import CliRunner
+    from mlflow.cli import cli
+
+    done = CliRunner().invoke(cli, [sub, "--help"], prog_name="mlflow", env={"COLUMNS": ENV["COLUMNS"]})
+    assert done.exit_code == 0, f"mlflow {sub} --help failed: {done.output[-2000:]}"
+    return done.output
+
+
 def _check_options(argv: list[str], words: list[str], line: str) -> None:
-    text = _churn_help(*argv[1:]) if argv[0] == str(BIN / "churn") else _help(*argv)
+    if argv[0] == str(BIN / "mlflow"):
+        text = _mlflow_help(argv[1])
+    else:
+        text = _churn_help(*argv[1:]) if argv[0] == str(BIN / "churn") else _help(*argv)
     for w in words:
         if w.startswith("--"):
             opt = w.split("=", 1)[0]
