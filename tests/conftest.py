@@ -131,8 +131,8 @@ def _build_demo(work: Path, customers: int, seed: int) -> None:
 
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
-    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11; two
-    candidates, tests/demo.yaml), built once per test run and shared by every worker (read-only)."""
+    """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11; a
+    smaller model search, tests/demo.yaml), built once per test run and shared by every worker (read-only)."""
     # The base temp folder of the whole run: shared by the xdist workers (each has its own below it).
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
