@@ -10,7 +10,8 @@ everything churn reads at import (the crash points of `churn.crashpoints`) comes
 environment, as in a fresh process.
 
 The installed `churn` command itself still runs as a fresh interpreter in the demo workspace's build
-(tests/conftest.py) and in the documented-commands test.
+(tests/conftest.py: `churn demo` generates, trains, scores and writes every output) and in the
+documented-commands test (generate, validate, features).
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ PRELOAD = ["numpy", "pandas", "pyarrow", "pyarrow.parquet", "duckdb", "numba", "
            "sklearn.linear_model", "sklearn.isotonic", "sklearn.metrics", "lightgbm", "mlflow", "mlflow.pyfunc",
            "mlflow.store.tracking.sqlalchemy_store", "mlflow.artifacts", "matplotlib", "matplotlib.pyplot", "jinja2",
            "typer", "rich.console", "rich.progress", "yaml", "pydantic", "openpyxl", "filelock"]
-# What a child's environment must hold at the fork server's start, as every test command's does: these are
-# read once by the libraries preloaded (OpenMP at load, Python's hash seed at start, numba's cache folder).
+# The fork server's environment for what is read once, when the interpreter starts or a library is loaded: a
+# child inherits these whatever its own environment says. OpenMP's threads and waiting only change speed
+# (churn gives LightGBM its threads explicitly); the hash seed, matplotlib's backend and numba's cache folder
+# (inherited from the test process) could change what a command does, so `start` refuses a command
+# environment that sets one of those to another value.
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
+_FIXED = ("PYTHONHASHSEED", "MPLBACKEND", "NUMBA_CACHE_DIR")
 
 _lock = threading.Lock()
 _context: multiprocessing.context.ForkServerContext | None = None
+_fixed: dict[str, str | None] = {}  # the fork server's values of _FIXED
 
 
 def _server() -> multiprocessing.context.ForkServerContext:
@@ -51,6 +57,7 @@ def _server() -> multiprocessing.context.ForkServerContext:
             os.environ.update(SERVER_ENV)
             try:
                 multiprocessing.forkserver.ensure_running()
+                _fixed.update({k: os.environ.get(k) for k in _FIXED})
             finally:
                 for k, v in saved.items():
                     if v is None:
@@ -70,8 +77,10 @@ def _command(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str)
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115 - fd 1 itself
-    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    # As an interpreter sets them up for files: stderr line-buffered and never failing on a character.
+    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - fd 1 itself
+    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                                       buffering=1, closefd=False)
     sys.argv = ["churn", *argv]
     code: int = 0
     try:
@@ -89,8 +98,9 @@ def _command(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str)
 
         traceback.print_exc()
         code = 1
-    # A process that returns from main runs its atexit hooks (MLflow ends its runs there); a multiprocessing
-    # child does not unless asked.
+    # What an interpreter does at its end, which a multiprocessing child skips: wait for the threads that are
+    # not daemons (and thread pools' queued work), then run the atexit hooks (MLflow ends its runs there).
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -135,14 +145,22 @@ class ForkedChurn:
         return self._said
 
     def kill(self) -> None:
-        """SIGKILL the command."""
-        self._proc.kill()
+        """SIGKILL the command, if it still runs (its pid is not looked at once it has ended)."""
+        if self.poll() is None:
+            self._proc.kill()
 
 
 def start(argv: Sequence[object], env: Mapping[str, str] | None = None,
           cwd: str | os.PathLike[str] | None = None) -> ForkedChurn:
     """Start `churn <argv>` (environment `env`, default this process's; folder `cwd`, default this one)."""
-    return ForkedChurn([str(a) for a in argv], dict(os.environ if env is None else env), cwd or os.getcwd())
+    env = dict(os.environ if env is None else env)
+    _server()
+    for key in _FIXED:
+        if key in env and env[key] != _fixed.get(key):
+            raise ValueError(f"{key}={env[key]!r}: a forked command keeps its fork server's {key}="
+                             f"{_fixed.get(key)!r} (read when the interpreter or a library starts); run this "
+                             "command with subprocess instead")
+    return ForkedChurn([str(a) for a in argv], env, cwd or os.getcwd())
 
 
 def run(argv: Sequence[object], env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
@@ -153,5 +171,6 @@ def run(argv: Sequence[object], env: Mapping[str, str] | None = None, cwd: str |
         out, err = proc.communicate(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.communicate()  # reaps it and removes its output files
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

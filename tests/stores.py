@@ -2,13 +2,15 @@
 
 A new SQLite store runs every migration of MLflow's schema (~1.1 s on an idle core, twice that beside another
 test); the suite makes a few dozen. Each test process migrates one empty store once and every store a test
-asks for is a copy of it: the same schema and the same empty `Default` experiment a fresh store has. The first
-migration of a store is still exercised, by the demo workspace's `churn demo` and by the tests that start a
-tracking server.
+asks for is a copy of it: the same schema and an empty `Default` experiment (whose artifact location is the
+template's folder, where a fresh store's would be the working directory's `mlruns`; churn logs to experiments
+of its own). The first migration of a store is still exercised, by the demo workspace's `churn demo` and by
+the tests that start a tracking server.
 """
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import threading
@@ -26,6 +28,7 @@ def _migrated_template() -> Path:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
             folder = Path(tempfile.mkdtemp(prefix="churn-mlflow-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
             store = SqlAlchemyStore(f"sqlite:///{folder / 'mlruns.db'}", (folder / "artifacts").as_uri())
             store.engine.dispose()
             _template = folder / "mlruns.db"

@@ -187,6 +187,12 @@ class SnapshotsConfig(_Strict):
 
 
 # ------------------------------------------------------------------------------------------------ model
+# Features whose direction holds by definition: risk rises with the days since the last event or order and
+# with BG/NBD's probability of no order, and falls with the orders it expects.
+MONOTONE_DEFAULT = {"days_since_last_event": 1, "days_since_last_order": 1, "btyd_p_no_order": 1,
+                    "btyd_expected_orders": -1}
+
+
 class ModelConfig(_Strict):
     experiment: str = "churn"
     registered_name: str = "churn"
@@ -230,10 +236,11 @@ class ModelConfig(_Strict):
     # too noisily on one fold), else 1 (the validation customers).
     forward_folds: int = Field(0, ge=0, le=10)
     keep_columns: list[str] = []  # kept as features although the table or leakage rules would drop them
-    # Features whose effect on churn risk the trees may only push one way: 1 (risk only rises with the
-    # value), -1 (only falls). Features the data does not have are ignored; the linear models are not
-    # constrained.
-    monotone: dict[str, Literal[-1, 1]] = {}
+    # Features whose effect on churn risk LightGBM's trees may only push one way: 1 (risk only rises with the
+    # value), -1 (only falls). Names the data has no numeric feature of are ignored (categorical features
+    # cannot be constrained); the logistic regressions, and so a blend's linear part, are not constrained.
+    # Default: the directions that hold by definition (longer since the last activity, likelier no order).
+    monotone: dict[str, Literal[-1, 1]] = Field(default_factory=lambda: dict(MONOTONE_DEFAULT))
     # Inverse penalty strengths tried for the logistic regressions (L2 spline, L1 sparse): the best mean ROC
     # AUC over 3 folds of the training rows by customer is kept (small data wants the stronger penalties).
     # One value: no search.

@@ -137,6 +137,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     `churn.monitoring.reference`).
     """
 
+    # Models pickled before this setting existed have no such attribute: scikit-learn's get_params (repr,
+    # clone) reads it.
+    monotone: dict[str, int] | None = None
+
     def __init__(self, features: list[Feature] | None = None, params: dict[str, Any] | None = None, *,
                  kind: ModelKind = "lightgbm", num_boost_round: int = 2000, early_stopping_rounds: int = 100,
                  calibration: str = "isotonic", scale_pos_weight: float | None = None, seed: int = 42,

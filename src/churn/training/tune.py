@@ -121,5 +121,5 @@ def search_training_rows(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, ro
     mlflow.log_metrics({"tune_best_valid_log_loss": res.best_value, "tune_trials_run": res.n_trials})
     say(f"tuning done: best validation log loss {res.best_value:.5f} after {res.n_trials} trial(s)")
     # The model puts the constraints back by feature name when it is fitted (ChurnModel.monotone).
-    best = {k: v for k, v in res.params.items() if k != "monotone_constraints"}
+    best = {k: v for k, v in res.params.items() if not (constraints and k == "monotone_constraints")}
     return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": best, "trials": res.trials}
