@@ -9,8 +9,10 @@ any other. churn's own modules are not preloaded: each child imports them after 
 everything churn reads at import (the crash points of `churn.crashpoints`) comes from that command's
 environment, as in a fresh process.
 
-The installed `churn` command itself still runs as a fresh interpreter in the demo workspace's build
-(tests/conftest.py: `churn demo` generates, trains, scores and writes every output) and in the
+What a forked command cannot show is a missing import: a module the fork server preloaded is there for the
+child whether or not churn imports it. So some commands still run in a fresh interpreter: the installed
+`churn demo` of the demo workspace (tests/conftest.py: generate, train, score, every output), the reliability
+tests' `churn train` and one `churn score` (tests/reliability/conftest.py, `run_churn_fresh`), and the
 documented-commands test (generate, validate, features).
 """
 

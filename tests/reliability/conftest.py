@@ -8,6 +8,7 @@ import os
 os.environ["OMP_NUM_THREADS"] = "1"  # 2 shared cores: no OpenMP oversubscription in tests
 
 import subprocess
+import sys
 from pathlib import Path
 
 import forked_cli
@@ -41,6 +42,13 @@ def run_churn(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     return forked_cli.run(_args(args), env=churn_env(work, **env), cwd=work, timeout=600)
 
 
+def run_churn_fresh(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`run_churn` in a fresh interpreter (`python -m churn.cli`): what the forked commands cannot show, a
+    command that imports everything it uses itself, whatever the fork server had preloaded."""
+    return subprocess.run([sys.executable, "-m", "churn.cli", *_args(args)], cwd=work, env=churn_env(work, **env),
+                          capture_output=True, text=True, timeout=600)
+
+
 def start_churn(work: Path, *args: str, **env: str) -> forked_cli.ForkedChurn:
     """Start `churn <args>` as a process in `work` without waiting (a `train` with the fast test config)."""
     return forked_cli.start(_args(args), env=churn_env(work, **env), cwd=work)
@@ -48,12 +56,13 @@ def start_churn(work: Path, *args: str, **env: str) -> forked_cli.ForkedChurn:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work folder with data/ (400 generated customers, seed 5) and models/churn-1 (trained by the CLI)."""
+    """A work folder with data/ (400 generated customers, seed 5) and models/churn-1 (trained by the CLI, in a
+    fresh interpreter)."""
     work = tmp_path_factory.mktemp("reliability")
     r = run_churn(work, "generate", "--out", "data", "--customers", "400", "--start", "2024-01-01",
                   "--end", "2024-10-01", "--seed", "5")
     assert r.returncode == 0, r.stderr
-    r = run_churn(work, "train", "--data", "data")
+    r = run_churn_fresh(work, "train", "--data", "data")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (work / "models" / "churn-1" / "manifest.json").is_file()
     return work

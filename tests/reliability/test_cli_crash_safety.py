@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_churn, start_churn
+from conftest import run_churn, run_churn_fresh, start_churn
 from mlflow import MlflowClient
 
 from churn.io import TEMP_MARK
@@ -103,7 +103,7 @@ def old_output(trained: Path) -> Path:
     """One finished `churn score --csv` run folder (the output the kill tests replace), scored once per worker
     and copied by each test."""
     out = trained / "kill-swap-old"
-    r = run_churn(trained, *_score_args(out), "--csv")
+    r = run_churn_fresh(trained, *_score_args(out), "--csv")  # one `churn score` in a fresh interpreter
     assert r.returncode == 0, r.stdout + r.stderr  # the old output has scores.csv
     return out
 
