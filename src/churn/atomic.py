@@ -4,7 +4,8 @@ Every temporary is paired with a lock file, `.<name>.churn-tmp-<random>.lock` be
 `.<name>.churn-tmp-<random>.tmp`, and its writer holds an exclusive flock on that lock file for the
 temporary's whole life. A later run tells a dead writer's leftovers (SIGKILL leaves them behind: no `finally`
 runs) from a live writer's work by trying that lock: the kernel releases a dead process's flock, so a lock
-that can be taken belongs to nobody, and only then are the temporary and its lock removed. This needs no
+that can be taken belongs to nobody, and only then are the temporary and its lock removed (with
+`tmp_<temporary>`, the file DuckDB writes first and renames over a file it is asked to write). This needs no
 process ids, which mean nothing across hosts or containers sharing a file system. Renames into place
 happen under an exclusive flock on the output, with renameat2's NOREPLACE / EXCHANGE where the system has
 them. The named steps of a write (`checkpoint`) are hooks for crash tests, no-ops in production
@@ -17,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -61,14 +63,18 @@ def _same_file(path: Path, fd: int) -> bool:
         return False
 
 
+# A temporary's or its lock file's name: `.<output>.churn-tmp-<random>[.tmp|.lock]`; DuckDB, asked to write
+# a file that exists, writes `tmp_<name>` first and renames it over the file, so a writer's temporary may have
+# that companion while it is written.
+_TEMP_NAME = re.compile(r"^(?:tmp_)?(\..*" + re.escape(TEMP_MARK) + r"[^./]+)(?:\.tmp|\.lock)?$")
+DUCKDB_PREFIX = "tmp_"
+
+
 def _stem(name: str) -> str | None:
-    """The shared part of a temporary's and its lock file's names, or None for other files."""
-    if TEMP_MARK not in name:
-        return None
-    for suffix in (TEMP_SUFFIX, LOCK_SUFFIX):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    """The shared part of a temporary's, its lock file's and DuckDB's companion's names, or None for other
+    files (another program's file that merely contains the mark is not judged)."""
+    m = _TEMP_NAME.match(name)
+    return m.group(1) if m else None
 
 
 def _remove(p: Path) -> None:
@@ -104,7 +110,7 @@ def sweep_stale(folder: Path) -> list[Path]:
                     continue  # held: a live writer
                 if not _same_file(lock, fd):
                     continue  # another sweeper removed it meanwhile
-            for p in (folder / f"{stem}{TEMP_SUFFIX}", folder / stem):
+            for p in (folder / f"{stem}{TEMP_SUFFIX}", folder / stem, folder / f"{DUCKDB_PREFIX}{stem}{TEMP_SUFFIX}"):
                 if p.exists() or p.is_symlink():
                     _remove(p)
                     removed.append(p)

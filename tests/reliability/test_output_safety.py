@@ -156,22 +156,28 @@ def test_a_live_writers_temporary_is_judged_by_its_lock_not_a_pid(tmp_path: Path
 def test_a_temporary_whose_lock_is_free_is_swept(tmp_path: Path) -> None:
     # A writer on another host holds the lock of `.x.churn-tmp-a.tmp`: a process here, here a child that
     # holds the flock until told to stop. `.x.churn-tmp-b.tmp`'s writer is gone: its lock is free.
+    # Each also has the file DuckDB writes first when asked to write over an existing file (`tmp_<name>`,
+    # renamed over it when done): a live writer's is being written, a dead one's is left over. A file of
+    # someone else's that merely contains the mark is never judged.
     for stem in ("a", "b"):
         (tmp_path / f".x.churn-tmp-{stem}.tmp").mkdir()
         (tmp_path / f".x.churn-tmp-{stem}.tmp" / "part").write_text(stem)
         (tmp_path / f".x.churn-tmp-{stem}.lock").touch()
+        (tmp_path / f"tmp_.x.churn-tmp-{stem}.tmp").write_text("parquet being written")
+    (tmp_path / "notes.churn-tmp-c.txt").write_text("not ours")
     holder = subprocess.Popen(
         [sys.executable, "-c", ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
                                 "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"),
          str(tmp_path / ".x.churn-tmp-a.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     removed = sweep_stale(tmp_path)
-    assert sorted(p.name for p in removed) == [".x.churn-tmp-b.lock", ".x.churn-tmp-b.tmp"]
-    assert _temps(tmp_path) == [".x.churn-tmp-a.lock", ".x.churn-tmp-a.tmp"]
+    assert sorted(p.name for p in removed) == [".x.churn-tmp-b.lock", ".x.churn-tmp-b.tmp", "tmp_.x.churn-tmp-b.tmp"]
+    assert _temps(tmp_path) == [".x.churn-tmp-a.lock", ".x.churn-tmp-a.tmp", "notes.churn-tmp-c.txt",
+                                "tmp_.x.churn-tmp-a.tmp"]
     holder.stdin.close()  # the holder exits: the kernel releases its lock
     assert holder.wait(60) == 0
     sweep_stale(tmp_path)
-    assert _temps(tmp_path) == []
+    assert _temps(tmp_path) == ["notes.churn-tmp-c.txt"]
 
 
 def test_crash_hooks_are_off_unless_armed_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
