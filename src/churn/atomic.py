@@ -66,14 +66,14 @@ def _same_file(path: Path, fd: int) -> bool:
 # A temporary's or its lock file's name: `.<output>.churn-tmp-<random>[.tmp|.lock]`; DuckDB, asked to write
 # a file that exists, writes `tmp_<name>` first and renames it over the file, so a writer's temporary may have
 # that companion while it is written.
-_TEMP_NAME = re.compile(r"^(?:tmp_)?(\..*" + re.escape(TEMP_MARK) + r"[^./]+)(?:\.tmp|\.lock)?$")
+_TEMP_NAME = re.compile(r"(?:tmp_)?(\..*" + re.escape(TEMP_MARK) + r"[^./]+)(?:\.tmp|\.lock)?", re.DOTALL)
 DUCKDB_PREFIX = "tmp_"
 
 
 def _stem(name: str) -> str | None:
     """The shared part of a temporary's, its lock file's and DuckDB's companion's names, or None for other
     files (another program's file that merely contains the mark is not judged)."""
-    m = _TEMP_NAME.match(name)
+    m = _TEMP_NAME.fullmatch(name)
     return m.group(1) if m else None
 
 

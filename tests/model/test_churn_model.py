@@ -194,3 +194,20 @@ def test_monotone_constraint_makes_the_trees_move_one_way():
     assert np.all(np.diff(risk["rising"]) >= -1e-12)
     assert risk["free"][95] < risk["free"][60] - 0.2  # the planted fall is there to be learnt
     assert m.lgb_params_["monotone_constraints"] == [1, 0]
+
+
+def test_a_constrained_name_on_a_column_of_categories_is_left_free():
+    """A ready table's text column that happens to carry a constrained name ("never", "12 days") is read as
+    categories: it is not constrained (LightGBM would abort the process on a constrained category) and the
+    model trains with the default directions."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    X = pd.DataFrame({"days_since_last_event": rng.choice(["never", "12 days", "3 days"], n),
+                      "days_since_last_order": rng.uniform(0, 90, n)})
+    y = (rng.random(n) < 0.1 + 0.2 * (X["days_since_last_event"] == "never")).astype(int)
+    feats = [Feature("days_since_last_event", "ready", "as exported"), Feature("days_since_last_order", "ready", "")]
+    m = ChurnModel(feats, {"num_leaves": 7, "min_child_samples": 50}, num_boost_round=30, seed=1, n_jobs=1,
+                   monotone=Config().model.monotone).fit(X, y)
+    assert m.categorical_levels_ and "days_since_last_event" in m.categorical_levels_
+    assert m.lgb_params_["monotone_constraints"] == [0, 1]
+    assert m.predict_risk(X.head(5)).shape == (5,)

@@ -43,10 +43,11 @@ def run_churn(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess
 
 
 def run_churn_fresh(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """`run_churn` in a fresh interpreter (`python -m churn.cli`): what the forked commands cannot show, a
-    command that imports everything it uses itself, whatever the fork server had preloaded."""
-    return subprocess.run([sys.executable, "-m", "churn.cli", *_args(args)], cwd=work, env=churn_env(work, **env),
-                          capture_output=True, text=True, timeout=600)
+    """`run_churn` as the installed `churn` command in a fresh interpreter: what the forked commands cannot
+    show, a command that imports everything it uses itself, whatever the fork server had preloaded."""
+    churn = Path(sys.executable).with_name("churn")
+    return subprocess.run([str(churn), *_args(args)], cwd=work, env=churn_env(work, **env), capture_output=True,
+                          encoding="utf-8", errors="replace", timeout=600)
 
 
 def start_churn(work: Path, *args: str, **env: str) -> forked_cli.ForkedChurn:

@@ -237,8 +237,8 @@ class ModelConfig(_Strict):
     forward_folds: int = Field(0, ge=0, le=10)
     keep_columns: list[str] = []  # kept as features although the table or leakage rules would drop them
     # Features whose effect on churn risk LightGBM's trees may only push one way: 1 (risk only rises with the
-    # value), -1 (only falls). Names the data has no numeric feature of are ignored (categorical features
-    # cannot be constrained); the logistic regressions, and so a blend's linear part, are not constrained.
+    # value), -1 (only falls). Names the data has no numeric feature of are ignored (a column of that name
+    # read as categories is left free); the logistic regressions, and a blend's linear part, are not.
     # Default: the directions that hold by definition (longer since the last activity, likelier no order).
     monotone: dict[str, Literal[-1, 1]] = Field(default_factory=lambda: dict(MONOTONE_DEFAULT))
     # Inverse penalty strengths tried for the logistic regressions (L2 spline, L1 sparse): the best mean ROC

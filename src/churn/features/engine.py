@@ -115,7 +115,10 @@ class FeatureSet:
         """Write the feature table (Parquet or CSV by suffix) straight from DuckDB, atomically, ordered by
         (as_of, customer_id)."""
         p = Path(path)
-        fmt = {".parquet": "(FORMAT PARQUET)", ".csv": "(FORMAT CSV, HEADER)"}.get(p.suffix.lower())
+        # USE_TMP_FILE false: the file is churn's temporary already (atomic_path); DuckDB need not write a
+        # `tmp_` file of its own beside it and rename it over.
+        fmt = {".parquet": "(FORMAT PARQUET, USE_TMP_FILE false)",
+               ".csv": "(FORMAT CSV, HEADER, USE_TMP_FILE false)"}.get(p.suffix.lower())
         if fmt is None:
             raise ChurnError(f"{p}: output must end in .parquet or .csv")
         ensure_writable(p, overwrite)

@@ -68,15 +68,19 @@ def lightgbm_params(params: dict[str, Any], *, seed: int, n_jobs: int,
     return p
 
 
-def monotone_constraints(feature_names: list[str], directions: dict[str, int] | None) -> list[int] | None:
+def monotone_constraints(feature_names: list[str], directions: dict[str, int] | None,
+                         categorical: list[int] | tuple[int, ...] = ()) -> list[int] | None:
     """LightGBM's `monotone_constraints` for these columns: +1 where the churn risk may only rise with the
-    feature, -1 where it may only fall, 0 for the others; None when no column is constrained.
+    feature, -1 where it may only fall, 0 for the others and for the `categorical` columns (positions; LightGBM
+    aborts the process on a constrained category, and a ready table's text column may carry a constrained
+    name); None when no column is constrained.
 
     Example:
         >>> monotone_constraints(["tenure_days", "days_since_last_event"], {"days_since_last_event": 1})
         [0, 1]
     """
-    out = [int((directions or {}).get(name, 0)) for name in feature_names]
+    skip = set(categorical)
+    out = [0 if i in skip else int((directions or {}).get(name, 0)) for i, name in enumerate(feature_names)]
     return out if any(out) else None
 
 
@@ -190,7 +194,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         es = None if eval_set is None else (self.preparation_.transform(eval_set[0]), _labels(eval_set[1], "early-stopping"))
         self.lgb_params_ = lightgbm_params(self.params or {}, seed=self.seed, n_jobs=self.n_jobs,
                                            scale_pos_weight=self.scale_pos_weight)
-        constraints = monotone_constraints(self.feature_names_, self.monotone)
+        constraints = monotone_constraints(self.feature_names_, self.monotone, self.preparation_.categorical_index_)
         if constraints:
             self.lgb_params_["monotone_constraints"] = constraints
         self.booster_, self.best_iteration_, self.best_score_ = None, 0, None

@@ -112,7 +112,7 @@ def search_training_rows(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, ro
             mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
 
     # The trials search under the same monotone constraints as the candidates are fitted with.
-    constraints = monotone_constraints(prep.feature_names_, mc.monotone)
+    constraints = monotone_constraints(prep.feature_names_, mc.monotone, prep.categorical_index_)
     base = {**mc.params, **({"monotone_constraints": constraints} if constraints else {})}
     res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=base,
                categorical_index=prep.categorical_index_, feature_names=prep.feature_names_, n_trials=n_trials,
