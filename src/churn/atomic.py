@@ -66,8 +66,9 @@ def _same_file(path: Path, fd: int) -> bool:
 # A temporary's or its lock file's name: `.<output>.churn-tmp-<random>[.tmp|.lock]`; DuckDB, asked to write
 # a file that exists, writes `tmp_<name>` first and renames it over the file, so a writer's temporary may have
 # that companion while it is written.
-_TEMP_NAME = re.compile(r"(?:tmp_)?(\..*" + re.escape(TEMP_MARK) + r"[^./]+)(?:\.tmp|\.lock)?", re.DOTALL)
 DUCKDB_PREFIX = "tmp_"
+_TEMP_NAME = re.compile(f"(?:{re.escape(DUCKDB_PREFIX)})?(\\..*{re.escape(TEMP_MARK)}[^./]+)"
+                        f"(?:{re.escape(TEMP_SUFFIX)}|{re.escape(LOCK_SUFFIX)})?", re.DOTALL)
 
 
 def _stem(name: str) -> str | None:

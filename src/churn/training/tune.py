@@ -50,8 +50,10 @@ def suggest(trial: Any) -> dict[str, Any]:
 def tune(X: np.ndarray, y: np.ndarray, X_es: np.ndarray, y_es: np.ndarray, *, base_params: dict[str, Any],
          categorical_index: list[int], feature_names: list[str], n_trials: int, minutes: float | None, seed: int,
          n_jobs: int, num_boost_round: int, early_stopping_rounds: int, scale_pos_weight: float | None = None,
-         on_trial: Callable[[int, dict[str, Any], float, int], None] | None = None) -> TuneResult:
-    """Search LightGBM parameters on encoded matrices; returns the best (merged over `base_params`)."""
+         on_trial: Callable[[int, dict[str, Any], float, int], None] | None = None,
+         monotone_constraints: list[int] | None = None) -> TuneResult:
+    """Search LightGBM parameters on encoded matrices, every trial under `monotone_constraints` (LightGBM's,
+    one per column) when given; returns the best (merged over `base_params`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -62,6 +64,8 @@ def tune(X: np.ndarray, y: np.ndarray, X_es: np.ndarray, y_es: np.ndarray, *, ba
         if cand.get("bagging_fraction", 1.0) < 1.0 and not cand.get("bagging_freq"):
             cand["bagging_freq"] = 1
         params = lightgbm_params(cand, seed=seed, n_jobs=n_jobs, scale_pos_weight=scale_pos_weight)
+        if monotone_constraints:
+            params["monotone_constraints"] = monotone_constraints
         _, best_iter, score = train_booster(X, y, X_es, y_es, params=params, categorical_index=categorical_index,
                                             feature_names=feature_names, num_boost_round=num_boost_round,
                                             early_stopping_rounds=early_stopping_rounds)
@@ -111,15 +115,12 @@ def search_training_rows(frame: pd.DataFrame, y: np.ndarray, ids: np.ndarray, ro
             mlflow.log_params(trial_params)
             mlflow.log_metrics({"valid_log_loss": value, "best_iteration": best_iter})
 
-    # The trials search under the same monotone constraints as the candidates are fitted with.
-    constraints = monotone_constraints(prep.feature_names_, mc.monotone, prep.categorical_index_)
-    base = {**mc.params, **({"monotone_constraints": constraints} if constraints else {})}
-    res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=base,
+    res = tune(X, y[fit_rows], X_es, y[eval_rows], base_params=dict(mc.params),
                categorical_index=prep.categorical_index_, feature_names=prep.feature_names_, n_trials=n_trials,
                minutes=minutes, seed=mc.seed, n_jobs=mc.n_jobs, num_boost_round=mc.num_boost_round,
-               early_stopping_rounds=mc.early_stopping_rounds, scale_pos_weight=scale_pos_weight, on_trial=on_trial)
+               early_stopping_rounds=mc.early_stopping_rounds, scale_pos_weight=scale_pos_weight, on_trial=on_trial,
+               # the trials search under the constraints the candidates are fitted with (ChurnModel.monotone)
+               monotone_constraints=monotone_constraints(prep.feature_names_, mc.monotone, prep.categorical_index_))
     mlflow.log_metrics({"tune_best_valid_log_loss": res.best_value, "tune_trials_run": res.n_trials})
     say(f"tuning done: best validation log loss {res.best_value:.5f} after {res.n_trials} trial(s)")
-    # The model puts the constraints back by feature name when it is fitted (ChurnModel.monotone).
-    best = {k: v for k, v in res.params.items() if not (constraints and k == "monotone_constraints")}
-    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": best, "trials": res.trials}
+    return {"best_value": res.best_value, "n_trials": res.n_trials, "best_params": res.params, "trials": res.trials}
