@@ -93,6 +93,11 @@ class DemoWorkspace:
         return self.work / "data" / "demo"
 
     @property
+    def config(self) -> Path:
+        """The settings the demo was built with (tests/demo.yaml)."""
+        return DEMO_CONFIG
+
+    @property
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.work / 'mlruns.db'}"
 

@@ -3,7 +3,8 @@ and MLflow store (so they neither generate nor, for scoring, train again), from 
 not the notebooks folder; and they are stored without outputs. How long they take is measured by
 benchmarks, not here.
 
-Parameters are injected papermill-style: a cell after the one tagged `parameters` overrides its values.
+The notebooks get the demo's own settings (tests/demo.yaml: a smaller model search than configs/default.yaml;
+the full search is trained in tests/model/test_train_mlflow.py). Parameters are injected papermill-style: a cell after the one tagged `parameters` overrides its values.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, demo_workspace):
     workspace = demo_workspace.notebook_workspace(tmp_path / "workspace")
     nb = _with_parameters(nbformat.read(path, as_version=4),
                           {"workdir": str(workspace), "customers": demo_workspace.customers,
-                           "seed": demo_workspace.seed})
+                           "seed": demo_workspace.seed, "config_path": str(demo_workspace.config)})
     client = NotebookClient(nb, timeout=TIMEOUT_SECONDS, kernel_name="python3",
                             resources={"metadata": {"path": str(elsewhere)}})
     client.execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails

@@ -26,12 +26,14 @@ def runs(mlflow_store, synthetic, make_config):
     keeps v2), full v4 (same seed as v2: determinism)."""
     frame, features = synthetic
     cfg = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests")
+    # The weak models only need to be weak (what promotion compares): one candidate, no search.
+    one = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests", candidates=["lightgbm"])
     weak = [f for f in features if f.name in WEAK]
     out = {"cfg": cfg, "frame": frame, "features": features}
-    out["weak1"] = train(frame, weak, cfg, promote=True, extra_metadata={"features_config": {"k": 1}})
+    out["weak1"] = train(frame, weak, one, promote=True, extra_metadata={"features_config": {"k": 1}})
     out["full"] = train(frame, features, cfg, promote=True, extra_metadata={"features_config": {"k": 1}},
                         data_fingerprint={"source": "synthetic"})
-    out["weak2"] = train(frame, weak, cfg)
+    out["weak2"] = train(frame, weak, one)
     out["promote_weak2"] = promote(NAME, cfg)
     out["full_again"] = train(frame, features, cfg)
     return out
