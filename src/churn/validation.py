@@ -86,7 +86,10 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
             rules.append(_Rule(col.name, "not a finite number (NaN or infinite)",
                                f"(isnan({typed}) OR isinf({typed}))", [info.mapping[col.name]]))
             rules.append(_Rule(col.name, f"implausibly large number (magnitude above {MAX_MAGNITUDE:.0e})",
-                               f"abs({typed}) > {MAX_MAGNITUDE} AND isfinite({typed})", [info.mapping[col.name]]))
+                               # Two ranges rather than abs(): Parquet's min/max statistics then settle it
+                               # without reading the values (0.15 s -> 1 ms for 15M event rows).
+                               f"({typed} > {MAX_MAGNITUDE} OR {typed} < -{MAX_MAGNITUDE}) AND isfinite({typed})",
+                               [info.mapping[col.name]]))
         if col.min is not None:
             rules.append(_Rule(col.name, f"value below {col.min:g}", f"{typed} < {col.min}", [info.mapping[col.name]]))
         if col.max is not None:

@@ -308,3 +308,17 @@ def test_typed_parquet_finds_what_csv_finds(tmp_path, fmt):
     assert got == want
     assert {(t, c) for t, c, *_ in got} == {("orders", "amount"), ("events", "timestamp"), ("tickets", "closed_at"),
                                             ("tickets", "satisfaction"), ("customers", "customer_id")}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_implausibly_large_numbers_either_sign_and_not_finite_ones(tmp_path, fmt):
+    """Magnitudes above 1e12 are refused whatever their sign (1e12 itself is allowed); NaN and infinities are
+    their own problem, not also "implausibly large"."""
+    tables = valid()
+    extra = [3e12, -4e12, 1e12, -1e12, float("inf"), 12.5]
+    tables["events"] = [dict(tables["events"][0], value=v) for v in extra]
+    err = failures(tmp_path, tables, fmt)
+    by = {p.message.split(" (")[0]: p for p in err.problems}
+    assert set(by) == {"implausibly large number", "not a finite number"}, str(err)
+    assert by["implausibly large number"].count == 2 and by["implausibly large number"].column == "value"
+    assert by["not a finite number"].count == 1
