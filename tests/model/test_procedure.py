@@ -105,7 +105,8 @@ def test_a_blend_whose_trees_take_no_weight_is_not_a_candidate():
     assert any("blend: dropped" in m and "it is the logistic regression" in m for m in said)
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "lightgbm_stumps", "logistic", "logistic_l1", "blend", "btyd"])
+@pytest.mark.parametrize("name", ["lightgbm", "lightgbm_stumps", "logistic", "logistic_l1", "blend", "btyd",
+                                  "average"])
 def test_no_kind_scores_beyond_the_edge_of_what_it_was_fitted_on(name):
     """A customer far outside the training range (a tenure of 1,000 when training saw 0-10, or -1,000)
     scores exactly like one at the nearest edge, for every candidate kind."""
@@ -113,11 +114,15 @@ def test_no_kind_scores_beyond_the_edge_of_what_it_was_fitted_on(name):
     df["btyd_p_no_order"] = np.clip(0.2 + 0.05 * df["tenure"] + np.random.default_rng(0).normal(0, 0.05, len(df)), 0, 1)
     feats = [*FEATURES, Feature("btyd_p_no_order", "purchases", "P(no order)")]
     cfg = _config(candidates=["lightgbm", "lightgbm_stumps", "logistic", "logistic_l1", "btyd", "blend"])
-    cand = next(c for c in candidate_list(cfg, features=feats) if c.name == name)
-    kw = {"blend_weights": (0.5, 0.5, 0.0)} if name == "blend" else {}
-    if cand.kind == "blend":
-        cand = Candidate("blend", "blend", cand.params, cand.note)
-    model = build_model(cfg, feats, cand, None, None, num_boost_round=60, **kw).fit(df, y)
+    if name == "average":  # of a tree model and a regression
+        model = ChurnModel.average_of([build_model(cfg, feats, c, None, None, num_boost_round=60).fit(df, y)
+                                       for c in candidate_list(cfg, features=feats) if c.name in ("lightgbm", "logistic")])
+    else:
+        cand = next(c for c in candidate_list(cfg, features=feats) if c.name == name)
+        kw = {"blend_weights": (0.5, 0.5, 0.0)} if name == "blend" else {}
+        if cand.kind == "blend":
+            cand = Candidate("blend", "blend", cand.params, cand.note)
+        model = build_model(cfg, feats, cand, None, None, num_boost_round=60, **kw).fit(df, y)
     edge = df.iloc[[0, 0, 0, 0]].reset_index(drop=True)
     column = "btyd_p_no_order" if name == "btyd" else "tenure"
     lo, hi = df[column].min(), df[column].max()

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn.config import Config
+from churn.errors import ChurnError
 from churn.features.registry import Feature
 from churn.training.metrics import ranking_metrics
 from churn.training.model import ChurnModel
@@ -97,6 +98,30 @@ def test_contributions_add_up_to_the_log_odds_for_every_kind(kind, method):
     spread = c.drop(columns="bias").abs().mean().sort_values(ascending=False)
     assert set(spread.index[:3]) >= {"x0", "x1"} or set(spread.index[:3]) >= {"x2", "seg"}
 
+
+@pytest.mark.parametrize("method", ["path", "treeshap"])
+def test_an_average_is_the_mean_log_odds_of_its_members_and_so_are_its_reasons(method):
+    from scipy.special import expit, logit
+
+    df, y = _table(3000, 3, interactions=True)
+    members = [ChurnModel(FEATURES, {"num_leaves": 7, "min_child_samples": 20}, kind=kind, num_boost_round=60,
+                          n_jobs=1, blend_weights=0.6 if kind == "blend" else None).fit(df, y)
+               for kind in ("lightgbm", "logistic", "blend")]
+    avg = ChurnModel.average_of(members).fit_explainer()
+    rows = df.head(300)
+    want = expit(np.mean([logit(m.predict_raw(rows)) for m in members], axis=0))
+    np.testing.assert_allclose(avg.predict_raw(rows), want, rtol=0, atol=1e-12)
+    c = avg.contributions(rows, method)
+    np.testing.assert_allclose(c.sum(axis=1), logit(avg.predict_raw(rows)), rtol=0, atol=1e-8)
+    parts = [m.contributions(rows, method).to_numpy() for m in members]
+    np.testing.assert_allclose(c.to_numpy(), (parts[0] + parts[1] + parts[2]) / 3, atol=1e-10)
+    share = avg.feature_importance()
+    assert share.sum() == pytest.approx(1.0) and set(share.index[:2]) & {"x0", "x1", "x2", "seg"}
+    assert avg.metadata_["members"] == ["lightgbm", "logistic", "blend"] and avg.kind == "average"
+    with pytest.raises(ChurnError, match="average_of"):
+        ChurnModel(FEATURES, kind="average").fit(df, y)
+    with pytest.raises(ValueError, match="at least two"):
+        ChurnModel.average_of(members[:1])
 
 def test_logistic_contribution_is_coefficient_times_distance_from_the_mean():
     """Read from the model's outputs only: changing one feature of a row moves that feature's contribution

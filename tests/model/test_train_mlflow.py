@@ -246,6 +246,39 @@ def test_without_time_column_splits_by_customer_and_refits_on_every_row(mlflow_s
     assert res.version == "1"
 
 
+def test_tied_candidates_are_registered_as_their_average_and_score_alike_everywhere(mlflow_store, synthetic,
+                                                                                      make_config):
+    """A tie margin wide enough to tie every candidate: the registered model is the average of the tied ones,
+    each refit by its own rule (what the run logs), calibrated; its bundle, the registry's copy and the pyfunc
+    all score as it does. Without average_ties the simplest tied candidate is registered instead."""
+    from churn.training.tracking import mlflow_session
+
+    frame, features = synthetic
+    cfg = make_config(mlflow_store / "models", registered_name="churn-average", experiment="churn-tests",
+                      candidates=["lightgbm", "logistic"], tie_margin=0.099)
+    res = train(frame, features, cfg)
+    assert res.chosen == "average" and res.model.kind == "average", res.chosen_why
+    assert [m.kind for m in res.model.members_] == ["logistic", "lightgbm"]  # simplest first
+    assert res.refit["rule"] == "members" and set(res.refit["members"]) == {"logistic", "lightgbm"}
+    assert all(info["rows"] == len(frame) for info in res.refit["members"].values())  # each refit on every row
+    assert res.model.metadata_["calibration"] != "none" and "the average of logistic" in res.chosen_why
+    assert {"lightgbm", "logistic", "average"} <= set(res.candidates)
+    rows = res.holdout.drop(columns=["churned", "churn_probability"], errors="ignore")
+    want = res.model.predict_risk(rows)
+    assert not np.allclose(want, res.model.members_[0].predict_raw(rows))
+    np.testing.assert_allclose(load_model(str(res.bundle_path)).predict_risk(rows), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(load_model(res.model_uri).predict_risk(rows), want, rtol=0, atol=1e-12)
+    with mlflow_session():
+        pyfunc = mlflow.pyfunc.load_model(res.model_uri)
+    np.testing.assert_allclose(pyfunc.predict(rows), want, rtol=0, atol=1e-9)
+    reasons = res.model.contributions(rows.head(50), "path")
+    np.testing.assert_allclose(reasons.sum(axis=1), np.log(res.model.predict_raw(rows.head(50)))
+                               - np.log1p(-res.model.predict_raw(rows.head(50))), atol=1e-8)
+
+    simplest = train(frame, features, cfg.model_copy(update={"model": cfg.model.model_copy(update={
+        "average_ties": False})}))
+    assert simplest.chosen == "logistic" and simplest.model.kind == "logistic"
+
 def test_few_snapshots_fall_back_with_warning_and_tuning_logs_trials(mlflow_store, synthetic, make_config):
     frame, features = synthetic
     two = frame[frame["as_of"] >= "2025-04-01"]

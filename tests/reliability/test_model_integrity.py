@@ -126,7 +126,7 @@ def test_pickle_that_is_not_a_churn_model(bundle: Path, tmp_path: Path, monkeypa
 # ------------------------------------------------------------------ the allow-list against real models
 @pytest.fixture(scope="module")
 def every_model_kind(trained: Path) -> dict[str, ChurnModel]:
-    """Every kind with every calibration, on categorical features, the decision-path explainer built where
+    """Every kind with every calibration (an average of three of them), on categorical features, the decision-path explainer built where
     there are trees; and the model `churn train` made from raw data (its preparation carries the source
     settings and the BG/NBD fit)."""
     frame, features = synthetic_training_frame(600, 3, seed=1, n_extra_categorical=1)
@@ -142,6 +142,8 @@ def every_model_kind(trained: Path) -> dict[str, ChurnModel]:
             if kind != "logistic":
                 m.fit_explainer()  # what the registered model carries
             models[f"{kind}-{method}"] = m
+    average = ChurnModel.average_of([models["lightgbm-sigmoid"], models["logistic-isotonic"], models["blend-sigmoid"]])
+    models["average"] = average.calibrate(average.predict_raw(X.iloc[b:]), y.iloc[b:], "isotonic").fit_explainer()
     models["trained-from-raw-data"] = load_model(str(trained / "models" / "churn-1"))
     return models
 

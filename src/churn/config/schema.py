@@ -228,9 +228,15 @@ class ModelConfig(_Strict):
     # Register this candidate whatever selection says (the choice and every score are still logged).
     force_candidate: Literal["lightgbm", "lightgbm_stumps", "lightgbm_tuned", "blend", "logistic", "logistic_l1",
                              "btyd"] | None = None
-    # Readings within this ROC AUC of the best go to the simplest candidate (btyd, logistic_l1, logistic,
-    # stumps, lightgbm, tuned, blend): a difference this small is noise, and simpler models hold up later.
+    # Readings within this ROC AUC of the best (or one standard error, where wider) are tied: a difference
+    # this small is noise. Their average is registered (average_ties), or the simplest of them (btyd,
+    # logistic_l1, logistic, stumps, lightgbm, tuned, blend).
     tie_margin: float = Field(0.002, ge=0.0, lt=0.1)
+    # Register the mean log-odds of the candidates tied within that margin (or one standard error) on the
+    # forward reading, each refit by its own rule, instead of the simplest of them: on small data the tied
+    # readings cannot tell which will hold up later, and their average does better than any one chosen by
+    # noise (churn.training.average). false: the simplest tied candidate.
+    average_ties: bool = True
     # Folds of customers the forward reading scores (each fold by the procedure fitted without its
     # overlapping rows); 0: 3 when the training frame holds fewer than 5,000 churner rows (small data reads
     # too noisily on one fold), else 1 (the validation customers).

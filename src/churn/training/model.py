@@ -1,8 +1,10 @@
 """ChurnModel: a calibrated churn-risk classifier that follows the scikit-learn estimator contract.
 
-One model is one of three kinds, chosen by its registered procedure's forward reading (`churn.training.selection`):
+One model is one of four kinds, chosen by its registered procedure's forward reading (`churn.training.selection`):
 `lightgbm` (gradient-boosted trees), `blend` (the trees' and a spline logistic regression's log-odds,
-weighted) or `logistic` (the spline logistic regression alone, `churn.training.linear`). The model owns
+weighted), `logistic` (the spline logistic regression alone, `churn.training.linear`) or `average` (the mean
+log-odds of several fitted models of the other kinds on the same features: the candidates the forward
+reading could not tell apart, `average_of`). The model owns
 everything needed to score raw rows identically later: the fitted preparation (`churn.preparation`: how
 each column is read, category levels), the booster and/or the logistic regression, the blend weight, the
 calibrator and the metadata (library versions, label horizon, training dates, metrics). It pickles with
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ModelKind = Literal["lightgbm", "blend", "logistic"]
+ModelKind = Literal["lightgbm", "blend", "logistic", "average"]
 LINEAR_MAX_ROWS = 30_000  # the logistic regression fits on a seeded sample of at most this many rows
 
 
@@ -135,7 +137,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     and `lgb_params_` (kinds lightgbm and blend), `linear_` (blend and logistic), `blend_weights_` ((trees,
     logistic, intercept): log-odds = trees x a + logistic x b + c; (1, 0, 0) for lightgbm, (0, 1, 0) for
     logistic), `features_`, `feature_names_`, `categorical_levels_`, `metadata_` and an identity
-    `calibrator_`. Three later steps of training complete the registered model, each a method rather than
+    `calibrator_`; an average (`average_of`) holds its fitted models in `members_` instead of a booster or a
+    regression. Three later steps of training complete the registered model, each a method rather than
     an attribute set while predicting: `calibrate` (`calibrator_`, on rows the model did not see),
     `fit_explainer` (`path_explainer_`), and the trainer's drift reference (`drift_reference_`,
     `churn.monitoring.reference`).
@@ -181,6 +184,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """
         if not self.features:
             raise ChurnError("the model needs at least one feature")
+        if self.kind == "average":
+            raise ChurnError("an average is built from fitted models (ChurnModel.average_of), not fitted itself")
         if self.kind not in ("lightgbm", "blend", "logistic"):
             raise ValueError(f"unknown model kind {self.kind!r}")
         self.preparation_ = Preparation(self.features, infer=True, max_categories=self.max_categories,
@@ -271,6 +276,30 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                calibration="none")
         return model
 
+    @classmethod
+    def average_of(cls, members: list[ChurnModel]) -> ChurnModel:
+        """The mean log-odds of `members`, models fitted on the same rows and features (so with one
+        preparation): its reasons are the mean of theirs, which sum to its log-odds as each member's sum to
+        its own. Uncalibrated until `calibrate` is called."""
+        if len(members) < 2:
+            raise ValueError("an average needs at least two models")
+        first = members[0]
+        if any(m.kind == "average" or m.feature_names_ != first.feature_names_ for m in members):
+            raise ValueError("an average's members are fitted models of one feature list, not averages")
+        model = cls(first.features, {}, kind="average", num_boost_round=first.num_boost_round,
+                    early_stopping_rounds=first.early_stopping_rounds, calibration=first.calibration,
+                    scale_pos_weight=first.scale_pos_weight, seed=first.seed, n_jobs=first.n_jobs,
+                    max_categories=first.max_categories, source=first.source, monotone=first.monotone)
+        for attr in ("preparation_", "features_", "feature_names_", "categorical_levels_", "classes_"):
+            setattr(model, attr, getattr(first, attr))
+        model.members_ = list(members)
+        model.booster_, model.linear_, model.best_iteration_, model.best_score_ = None, None, 0, None
+        model.lgb_params_, model.blend_weights_, model.path_explainer_ = {}, (), None
+        model.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
+        model.metadata_ = dict(first.metadata_, kind="average", calibration="none", blend_weights=[],
+                               members=[m.metadata_.get("kind", m.kind) for m in members])
+        return model
+
     @property
     def source_settings(self) -> dict[str, Any]:
         """The raw-data build settings the model was trained with (empty for bring-your-own tables)."""
@@ -303,8 +332,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return trees, None if self.linear_ is None else self.linear_.decision_function(enc)
 
     def log_odds_encoded(self, enc: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
-        """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts); `num_iteration`
-        as in `_parts`."""
+        """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts, or the mean of an
+        average's members); `num_iteration` as in `_parts`."""
+        if self.kind == "average":
+            return np.mean([m.log_odds_encoded(enc) for m in self.members_], axis=0)
         return blend_log_odds(self._parts(enc, num_iteration), self.blend_weights_)
 
     def _raw_from_encoded(self, enc: np.ndarray) -> np.ndarray:
@@ -344,6 +375,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """`contributions` of a prepared matrix (from `encode`), as (n, features + 1) with the bias last."""
         if method not in ("path", "treeshap"):
             raise ValueError(f"unknown contribution method {method!r}; use 'treeshap' or 'path'")
+        if self.kind == "average":
+            return np.mean([m.contributions_encoded(enc, method) for m in self.members_], axis=0)
         a, b, c = self.blend_weights_
         out = np.zeros((enc.shape[0], enc.shape[1] + 1))
         if self.booster_ is not None and a != 0:
@@ -365,8 +398,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return PathExplainer(num_iteration=self.best_iteration_, n_jobs=self.n_jobs).fit(self.booster_)
 
     def fit_explainer(self) -> ChurnModel:
-        """Fit the trees' decision-path explainer (`path_explainer_`, what fast reason codes read): done for
-        the model that gets registered, not for the many fits that choose it (it walks every tree)."""
+        """Fit the trees' decision-path explainer (`path_explainer_`, what fast reason codes read; an
+        average's members' each): done for the model that gets registered, not for the many fits that choose
+        it (it walks every tree)."""
+        for m in getattr(self, "members_", None) or []:
+            m.fit_explainer()
         self.path_explainer_ = self._explainer()
         return self
 
@@ -384,7 +420,12 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """The trees' total gain (or split count) per feature, largest first; for a logistic model, the
-        spread of each feature's contribution on the training rows."""
+        spread of each feature's contribution on the training rows; for an average, the mean of its members'
+        shares (each member's importances as shares of their sum, since gains and spreads differ in units)."""
+        if self.kind == "average":
+            shares = [imp / imp.sum() if imp.sum() > 0 else imp for imp in
+                      (m.feature_importance(kind).reindex(self.feature_names_) for m in self.members_)]
+            return pd.concat(shares, axis=1).mean(axis=1).rename("share").sort_values(ascending=False)
         if self.booster_ is None:
             return pd.Series(self.linear_.importance_, index=self.feature_names_, name="contribution_sd") \
                 .sort_values(ascending=False)

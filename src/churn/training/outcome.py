@@ -86,4 +86,8 @@ class Outcome:
             out[e.name] = {**e.holdout, "valid_roc_auc": e.valid["roc_auc"],
                            "forward_roc_auc": best.roc_auc if best else float("nan"),
                            **({"forward_rule": best.rule} if best else {})}
+        if self.chosen.members:  # the average of tied candidates: chosen, though not a candidate fitted alone
+            out[self.choice.name] = {**self.chosen.holdout, "valid_roc_auc": self.chosen.valid["roc_auc"],
+                                     "forward_roc_auc": self.choice.reading.roc_auc,
+                                     "forward_rule": self.choice.rule}
         return out

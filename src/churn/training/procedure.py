@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 
 RULES = ("customers", "same", "rows")  # refit rules, the fallback first (it wins ties)
 NO_REFIT = "none"
+MEMBERS_RULE = "members"  # an average's: each member refit by its own rule (churn.training.average)
+
+
+def mean_raw(raws: list[np.ndarray]) -> np.ndarray:
+    """P(churn) from the mean log-odds of several models' uncalibrated probabilities of the same rows (what
+    an average model predicts)."""
+    z = [np.log(p) - np.log1p(-p) for p in (np.clip(r, 1e-15, 1 - 1e-15) for r in raws)]
+    return 1.0 / (1.0 + np.exp(-np.mean(z, axis=0)))
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,14 @@ def register_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndar
                        split: Split, config: Config, features: list[Feature], *, scale_pos_weight: float | None,
                        source: dict[str, Any] | None, say: Callable[[str], None]) -> tuple[ChurnModel, dict[str, Any]]:
     """The registered model: the chosen candidate's procedure under `rule` on every row (uncalibrated when
-    refit), and what the refit did."""
+    refit), and what the refit did; an average's members each by their own rule, then averaged."""
+    if ev.members:
+        fits = [register_procedure(m, r, frame, y, ids, split, config, features, scale_pos_weight=scale_pos_weight,
+                                   source=source, say=say) for m, r in ev.members]
+        first = fits[0][1]
+        return ChurnModel.average_of([m for m, _ in fits]), {
+            "rule": MEMBERS_RULE, "rows": first["rows"], "customers": first.get("customers"), "rounds": 0,
+            "members": {m.name: info for (m, _), (_, info) in zip(ev.members, fits, strict=True)}}
     every = np.arange(len(y))
     if rule == NO_REFIT:
         return ev.model, {"rule": NO_REFIT, "rows": len(split.train), "rounds": ev.model.best_iteration_}
@@ -199,7 +214,11 @@ def holdout_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarr
                       split: Split, config: Config, features: list[Feature], *, scale_pos_weight: float | None,
                       source: dict[str, Any] | None, say: Callable[[str], None]) -> np.ndarray:
     """Uncalibrated P(churn) of the holdout rows from the procedure fitted on the rows before the holdout
-    date (every non-holdout customer's)."""
+    date (every non-holdout customer's); an average's, from its members'."""
+    if ev.members:
+        return mean_raw([holdout_procedure(m, r, frame, y, ids, split, config, features,
+                                           scale_pos_weight=scale_pos_weight, source=source, say=say)
+                         for m, r in ev.members])
     if rule == NO_REFIT:
         return ev.p_raw_holdout
     rows = split.before_holdout
@@ -216,9 +235,13 @@ def out_of_fold_raw(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndarray
                     source: dict[str, Any] | None, say: Callable[[str], None]) -> np.ndarray:
     """Each of `rows`' uncalibrated P(churn) from the procedure under `rule` fitted on the other `rows`
     without that row's customer (`model.calibration_folds` folds by customer, seeded): what calibrates a
-    refit that has no later date to be calibrated on."""
+    refit that has no later date to be calibrated on. An average's, from its members'."""
     from churn.training.splits import unit_hash
 
+    if ev.members:
+        return mean_raw([out_of_fold_raw(m, r, frame, y, ids, split, config, features, rows=rows,
+                                         scale_pos_weight=scale_pos_weight, source=source, say=say)
+                         for m, r in ev.members])
     k = config.model.calibration_folds
     fold = np.minimum((unit_hash(ids[rows], config.model.seed, "refit-fold") * k).astype(int), k - 1)
     fitted = Rows.of(ids, split.train)

@@ -106,7 +106,8 @@ def log_run(o: Outcome, run_id: str) -> None:
             log_metrics({"valid_roc_auc": e.valid["roc_auc"], "valid_pr_auc": e.valid["pr_auc"]})
             log_metrics({f"forward_roc_auc_{r.rule}": r.roc_auc for r in o.readings if r.candidate == e.name})
             log_metrics(e.holdout, prefix="holdout_")
-            mlflow.set_tags({"chosen": str(e is o.chosen).lower()})
+            mlflow.set_tags({"chosen": str(e is o.chosen).lower(),
+                             "average_member": str(any(e is m for m, _ in o.chosen.members)).lower()})
     log_params({
         "chosen": o.choice.name, "kind": o.chosen.candidate.kind, "refit_rule": o.choice.rule,
         "blend_weights": list(o.model.blend_weights_),

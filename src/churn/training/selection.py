@@ -54,7 +54,7 @@ class Candidate:
     penalty: str = "l2"  # the logistic regression's
     knots: tuple[int, ...] | None = None  # knot counts to try (None: model.linear_knots)
     features: tuple[str, ...] | None = None  # a subset of the features (None: all)
-    parts: tuple[str, str] | None = None  # a blend's trees and logistic candidates
+    parts: tuple[str, ...] | None = None  # a blend's trees and logistic candidates; an average's members
 
 
 @dataclass
@@ -67,6 +67,9 @@ class Evaluated:
     holdout: dict[str, float]  # of the evaluation fit (for information)
     p_holdout: np.ndarray = field(repr=False)
     p_raw_holdout: np.ndarray = field(repr=False)
+    p_raw_valid: np.ndarray | None = field(default=None, repr=False)  # uncalibrated, on the validation rows
+    # An average's members and the refit rule each is registered by (churn.training.average).
+    members: tuple[tuple[Evaluated, str], ...] = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
@@ -83,6 +86,7 @@ class Choice:
     reading: Reading
     linear_won: bool  # no candidate with trees was chosen (said loudly)
     forward: bool  # chosen on a forward reading (else on validation rows, with the fallback rule)
+    tied: tuple[str, ...] = ()  # the candidates whose readings are within the margin of the best, simplest first
 
     @property
     def name(self) -> str:
@@ -176,10 +180,11 @@ def evaluate_candidates(cands: list[Candidate], frame: pd.DataFrame, y: np.ndarr
             say(f"candidate {cand.name}: fitting on {len(rows.train):,} rows")
             model = build_model(config, features, cand, scale_pos_weight, source).fit(X, y[rows.train], eval_set=es)
         model.calibrate(model.predict_raw(cal[0]), cal[1], calibration_method(config.model.calibration, len(cal[1])))
-        valid = ranking_metrics(y[va], model.predict_raw(X_va))
+        p_raw_valid = model.predict_raw(X_va)
+        valid = ranking_metrics(y[va], p_raw_valid)
         p_raw = model.predict_raw(X_ho)
         p_ho = model.calibrator_.predict(p_raw)
-        ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw)
+        ev = Evaluated(cand, model, valid, holdout_metrics(y[rows.holdout], p_ho, p_raw), p_ho, p_raw, p_raw_valid)
         say(f"candidate {cand.name}: validation ROC AUC {valid['roc_auc']:.4f}")
         out.append(ev)
     return out
@@ -294,8 +299,9 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
     leader = max(best, key=lambda n: (_finite(best[n].roc_auc), -_simplicity(n)))
     top = _finite(best[leader].roc_auc)
     margins = margin_of(best, leader, y_read, tie_margin, seed)
-    near = [n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]]
-    name = min(near, key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc)))
+    near = sorted((n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]),
+                  key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc)))
+    name = near[0]
     ev = by_name[name]
     why = f"best {where} ({scores})"
     if name != leader:
@@ -305,4 +311,4 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
     linear_won = ev.candidate.kind == "logistic" and any(e.candidate.kind != "logistic" for e in evaluated)
     if linear_won:
         why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE {name.upper()} CANDIDATE: {why}"
-    return Choice(ev, best[name].rule, why, best[name], linear_won, forward)
+    return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near))

@@ -242,6 +242,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
     fitting = {"scale_pos_weight": spw, "source": source, "say": say}
 
     from churn.training import run_log
+    from churn.training.average import averaged
     from churn.training.tracking import mlflow_session
     from churn.training.tune import search_training_rows
 
@@ -265,6 +266,8 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             read_rows = split.forward_valid if split.forward and mc.refit else split.validation
             choice = choose(evaluated, readings, forward=split.forward and mc.refit,
                             tie_margin=mc.tie_margin, force=mc.force_candidate, y_read=y[read_rows], seed=mc.seed)
+            if mc.average_ties and mc.force_candidate is None:
+                choice = averaged(choice, evaluated, readings, y, split)
             say(f"chosen: {choice.name}, refit rule '{choice.rule}' ({choice.why})")
             if choice.linear_won:
                 warn(f"a candidate without LightGBM was chosen: {choice.why}")
