@@ -262,6 +262,7 @@ def test_tied_candidates_are_registered_as_their_average_and_score_alike_everywh
     assert res.refit["rule"] == "members" and set(res.refit["members"]) == {"logistic", "lightgbm"}
     assert all(info["rows"] == len(frame) for info in res.refit["members"].values())  # each refit on every row
     assert res.model.metadata_["calibration"] != "none" and "the average of logistic" in res.chosen_why
+    assert "NO CANDIDATE WITH LIGHTGBM" not in res.chosen_why and "lightgbm" not in " ".join(res.warnings)
     assert {"lightgbm", "logistic", "average"} <= set(res.candidates)
     rows = res.holdout.drop(columns=["churned", "churn_probability"], errors="ignore")
     want = res.model.predict_risk(rows)

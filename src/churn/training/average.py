@@ -49,8 +49,8 @@ def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading]
     ev = Evaluated(cand, ChurnModel.average_of([e.model for e, _ in members]), valid, holdout, p_raw_ho, p_raw_ho,
                    p_raw_valid, members=tuple((e, r.rule) for e, r in members))
     rules = ", ".join(f"{e.name} ({r.rule})" for e, r in members)
-    why = (f"the average of {rules}: their forward readings are within the margin of the best, too close to "
-           f"choose between (average {reading.roc_auc:.4f}); {choice.why}")
+    why = (f"the average of {rules}: their readings are within the margin of the best, too close to choose "
+           f"between (the average reads {reading.roc_auc:.4f}); {choice.readings_text}")
     linear = all(e.candidate.kind == "logistic" for e, _ in members)
     return Choice(ev, MEMBERS_RULE, why, reading, linear and any(e.candidate.kind != "logistic" for e in evaluated),
                   choice.forward, choice.tied)

@@ -9,9 +9,10 @@
    refit rule on rows earlier than a validation date and scored there on customers whose outcome the fit
    never saw: the registered procedure judged later than everything it was fitted on.
 3. **Choose** (`choose`): the best reading; readings within `model.tie_margin` of it, or within one
-   standard error of their difference with it where that is wider (a bootstrap on the same rows), go to
-   the simplest candidate (`SIMPLICITY`), and a rule's ties to the fallback rule. Never on the holdout. A
-   blend that puts (almost) no weight on its trees is the logistic regression, and is dropped.
+   standard error of their difference with it where that is wider (a bootstrap on the same rows), are
+   tied: the simplest of them (`SIMPLICITY`) is the choice, which `churn.training.average` replaces by the
+   average of the tied candidates (`model.average_ties`); a rule's ties go to the fallback rule. Never on
+   the holdout. A blend that puts (almost) no weight on its trees is the logistic regression, and is dropped.
 
 The candidates: LightGBM (the configured settings, depth-1 stumps, and an Optuna search on small data), a
 spline logistic regression, a sparse (L1) linear logistic regression, their blend, and BG/NBD's P(no order)
@@ -87,6 +88,7 @@ class Choice:
     linear_won: bool  # no candidate with trees was chosen (said loudly)
     forward: bool  # chosen on a forward reading (else on validation rows, with the fallback rule)
     tied: tuple[str, ...] = ()  # the candidates whose readings are within the margin of the best, simplest first
+    readings_text: str = ""  # what was read, and each candidate's best reading (for a `why` built elsewhere)
 
     @property
     def name(self) -> str:
@@ -311,4 +313,4 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
     linear_won = ev.candidate.kind == "logistic" and any(e.candidate.kind != "logistic" for e in evaluated)
     if linear_won:
         why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE {name.upper()} CANDIDATE: {why}"
-    return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near))
+    return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near), f"{where} ({scores})")
