@@ -272,6 +272,16 @@ def test_tied_candidates_are_registered_as_their_average_and_score_alike_everywh
     with mlflow_session():
         pyfunc = mlflow.pyfunc.load_model(res.model_uri)
     np.testing.assert_allclose(pyfunc.predict(rows), want, rtol=0, atol=1e-9)
+    from churn.config import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    nested = {r.info.run_name: r for r in client.search_runs(
+        [client.get_run(res.run_id).info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{res.run_id}'")}
+    assert nested["candidate-average"].data.tags["chosen"] == "true"
+    assert nested["candidate-average"].data.metrics["forward_roc_auc_members"] == pytest.approx(
+        res.candidates["average"]["forward_roc_auc"])
+    assert {n for n, r in nested.items() if r.data.tags["average_member"] == "true"} == {
+        "candidate-lightgbm", "candidate-logistic"}
     reasons = res.model.contributions(rows.head(50), "path")
     np.testing.assert_allclose(reasons.sum(axis=1), np.log(res.model.predict_raw(rows.head(50)))
                                - np.log1p(-res.model.predict_raw(rows.head(50))), atol=1e-8)

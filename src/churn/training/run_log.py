@@ -97,14 +97,16 @@ def log_run(o: Outcome, run_id: str) -> None:
     mc, split = o.config.model, o.split
     exp_id = mlflow.get_run(run_id).info.experiment_id
     table = o.candidates_table()
-    for e in o.evaluated:
+    # An average of tied candidates gets a run of its own beside its members' (its reading is the choice's).
+    readings = [*o.readings, *([o.choice.reading] if o.chosen.members else [])]
+    for e in [*o.evaluated, *([o.chosen] if o.chosen.members else [])]:
         with mlflow.start_run(experiment_id=exp_id, run_name=f"candidate-{e.name}", nested=True):
             log_params({"candidate": e.name, "kind": e.candidate.kind, "note": e.candidate.note,
                         "lgb": e.model.lgb_params_ if e.candidate.kind != "logistic" else None,
                         "best_iteration": e.model.best_iteration_, "blend_weights": list(e.model.blend_weights_),
                         "features": len(e.model.features_)})
             log_metrics({"valid_roc_auc": e.valid["roc_auc"], "valid_pr_auc": e.valid["pr_auc"]})
-            log_metrics({f"forward_roc_auc_{r.rule}": r.roc_auc for r in o.readings if r.candidate == e.name})
+            log_metrics({f"forward_roc_auc_{r.rule}": r.roc_auc for r in readings if r.candidate == e.name})
             log_metrics(e.holdout, prefix="holdout_")
             mlflow.set_tags({"chosen": str(e is o.chosen).lower(),
                              "average_member": str(any(e is m for m, _ in o.chosen.members)).lower()})
