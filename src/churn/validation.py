@@ -87,7 +87,7 @@ def _column_rules(info: TableInfo, now: datetime, tolerance_days: int) -> list[_
                                f"(isnan({typed}) OR isinf({typed}))", [info.mapping[col.name]]))
             rules.append(_Rule(col.name, f"implausibly large number (magnitude above {MAX_MAGNITUDE:.0e})",
                                # Two ranges rather than abs(): Parquet's min/max statistics then settle it
-                               # without reading the values (0.15 s -> 1 ms for 15M event rows).
+                               # without reading the values (15M event rows: 0.25 s -> 2 ms for two such columns).
                                f"({typed} > {MAX_MAGNITUDE} OR {typed} < -{MAX_MAGNITUDE}) AND isfinite({typed})",
                                [info.mapping[col.name]]))
         if col.min is not None:

@@ -130,3 +130,82 @@ def test_no_kind_scores_beyond_the_edge_of_what_it_was_fitted_on(name):
     p = model.predict_raw(edge)
     assert p[1] == p[0] and p[3] == p[2], p
     assert p[0] != p[2]  # the feature matters inside the range: the equalities above are not vacuous
+
+
+def _fitted_world() -> tuple[pd.DataFrame, np.ndarray, Split, list[Evaluated], list[Reading]]:
+    """Three candidates fitted and read forward on one later block of rows (each reading's raw is its
+    model's prediction of those rows)."""
+    from churn.training.metrics import ranking_metrics
+
+    df, y = _table(4000, 6)
+    split = Split("out_of_time", np.arange(0, 2000), np.arange(2000, 2400), np.arange(2400, 2800),
+                  np.arange(3400, 4000), forward=True, forward_fits=[np.arange(0, 2000)],
+                  forward_valids=[np.arange(2800, 3400)])
+    cfg = _config(candidates=["lightgbm", "logistic", "logistic_l1"])
+    ev = evaluate_candidates(candidate_list(cfg), df, y, split, FEATURES, cfg, scale_pos_weight=None, source=None,
+                             say=lambda m: None)
+    fv = split.forward_valid
+    readings = []
+    for e in ev:
+        raw = e.model.predict_raw(df.iloc[fv])
+        m = ranking_metrics(y[fv], raw)
+        readings.append(Reading(e.name, "customers", m["roc_auc"], m["pr_auc"], 10, raw))
+    return df, y, split, ev, readings
+
+
+def test_tied_candidates_are_averaged_simplest_first_and_read_as_their_mean_log_odds():
+    from dataclasses import replace
+
+    from scipy.special import expit, logit
+    from sklearn.metrics import roc_auc_score
+
+    from churn.training.average import averaged
+
+    df, y, split, ev, readings = _fitted_world()
+    choice = choose(ev, readings, forward=True, tie_margin=0.099, y_read=y[split.forward_valid])
+    assert set(choice.tied) == {"lightgbm", "logistic", "logistic_l1"}
+    avg = averaged(choice, ev, readings, df, y, split, "isotonic")
+    assert avg.name == "average" and avg.rule == "members" and avg.evaluated.candidate.parts == (
+        "logistic_l1", "logistic", "lightgbm")
+    raws = {r.candidate: r.raw for r in readings}
+    want = expit(np.mean([logit(raws[n]) for n in ("logistic_l1", "logistic", "lightgbm")], axis=0))
+    np.testing.assert_allclose(avg.reading.raw, want, rtol=0, atol=1e-12)
+    assert avg.reading.roc_auc == pytest.approx(roc_auc_score(y[split.forward_valid], want))
+    assert avg.evaluated.model.metadata_["members"] == ["logistic_l1", "logistic", "lightgbm"]
+    # Calibrated on the 400 calibration rows as each evaluation fit is (a sigmoid below 1,000 rows).
+    assert avg.evaluated.model.calibrator_.method == "sigmoid" and not avg.linear_won
+    assert not np.allclose(avg.evaluated.p_holdout, avg.evaluated.p_raw_holdout)
+    assert "NO CANDIDATE" not in avg.why and "the average of logistic_l1 (customers)" in avg.why
+    # Two regressions alone: an average, said as loudly as a regression chosen alone.
+    linear = averaged(replace(choice, tied=("logistic_l1", "logistic")), ev, readings, df, y, split, "isotonic")
+    assert linear.name == "average" and linear.linear_won and linear.why.startswith("NO CANDIDATE WITH LIGHTGBM")
+
+
+def _fake(name: str, features: tuple[str, ...] | None = None) -> Evaluated:
+    return Evaluated(Candidate(name, "logistic", {}, name, features=features), None, {"roc_auc": 0.7}, {},  # type: ignore[arg-type]
+                     np.zeros(1), np.zeros(1))
+
+
+def test_when_the_tied_candidates_are_not_averaged():
+    from dataclasses import replace
+
+    from churn.training.average import averaged
+    from churn.training.selection import Choice
+
+    y = np.array([1, 0, 1, 0, 1, 0])
+    split = Split("out_of_time", np.arange(0), np.arange(0), np.arange(0), np.arange(0), forward=True,
+                  forward_valids=[np.arange(6)])
+    # Each reads 0.667; the mean of their log-odds reads 0.556: averaging lost what they agreed on.
+    a = Reading("logistic_l1", "customers", 2 / 3, 0.5, 0, np.array([0.44, 0.17, 0.52, 0.95, 0.26, 0.2]))
+    b = Reading("logistic", "customers", 2 / 3, 0.5, 0, np.array([0.83, 0.39, 0.51, 0.56, 0.58, 0.79]))
+    ev = [_fake("logistic_l1"), _fake("logistic"), _fake("btyd", ("btyd_p_no_order",))]
+    base = Choice(ev[0], "customers", "why", a, False, True, ("logistic_l1", "logistic"), "read")
+    assert averaged(base, ev, [a, b], pd.DataFrame(), y, split, "isotonic") is base
+    # Not a forward reading; one candidate tied; the best tied reading BG/NBD alone, which cannot join.
+    assert averaged(replace(base, forward=False), ev, [a, b], pd.DataFrame(), y, split, "isotonic").name == \
+        "logistic_l1"
+    alone = replace(base, tied=("logistic_l1", "btyd"))
+    c = Reading("btyd", "customers", 0.9, 0.5, 0, np.zeros(6))
+    assert averaged(alone, ev, [a, b, c], pd.DataFrame(), y, split, "isotonic") is alone
+    led = replace(base, tied=("btyd", "logistic_l1", "logistic"))
+    assert averaged(led, ev, [a, b, c], pd.DataFrame(), y, split, "isotonic") is led

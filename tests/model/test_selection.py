@@ -122,6 +122,10 @@ def test_an_average_is_the_mean_log_odds_of_its_members_and_so_are_its_reasons(m
         ChurnModel(FEATURES, kind="average").fit(df, y)
     with pytest.raises(ValueError, match="at least two"):
         ChurnModel.average_of(members[:1])
+    # A member fitted on other rows knows other category levels: the first's preparation cannot encode for it.
+    other = ChurnModel(FEATURES, kind="logistic", n_jobs=1).fit(df[df["seg"] != "c"], y[(df["seg"] != "c").to_numpy()])
+    with pytest.raises(ValueError, match="same category levels"):
+        ChurnModel.average_of([members[0], other])
 
 def test_logistic_contribution_is_coefficient_times_distance_from_the_mean():
     """Read from the model's outputs only: changing one feature of a row moves that feature's contribution

@@ -7,50 +7,66 @@ issue 20). Averaging models that read alike keeps what each gets right and halve
 one of them, so the registered model is the mean log-odds of the tied candidates, each refit by the rule its
 own reading chose (`churn.training.procedure`), calibrated on the average of their forward readings.
 
-Only candidates on the full feature list join (BG/NBD alone reads one feature); with fewer than two, the
-choice stands as `choose` made it.
+Only candidates on the full feature list join (BG/NBD alone reads one feature); with fewer than two, when
+the best tied reading is one that cannot join, or when the average reads below every member, the choice
+stands as `choose` made it.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from churn.training.metrics import holdout_metrics, ranking_metrics
 from churn.training.model import ChurnModel
 from churn.training.procedure import MEMBERS_RULE, Reading, mean_raw
-from churn.training.selection import Candidate, Choice, Evaluated, best_rule
+from churn.training.selection import Candidate, Choice, Evaluated, best_rule, calibration_method
 from churn.training.splits import Split
 
 AVERAGE = "average"
 
 
-def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading], y: np.ndarray, split: Split,
-             ) -> Choice:
-    """The average of `choice.tied` (module docstring), or `choice` itself when fewer than two of them can
-    join. `y` is every row's label (the forward rows', validation's and holdout's are read)."""
+def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading], frame: pd.DataFrame,
+             y: np.ndarray, split: Split, calibration: str) -> Choice:
+    """The average of `choice.tied` (module docstring), or `choice` itself when it does not apply: not a
+    forward reading, fewer than two tied candidates on the full feature list, the best reading among them
+    one that cannot join (BG/NBD alone), or an average that reads below every one of its members (then
+    averaging lost what they agree on). `frame` and `y` are every row's (the forward, calibration,
+    validation and holdout rows are read); `calibration` the configured method (`model.calibration`)."""
     by_name = {e.name: e for e in evaluated}
     names = [n for n in choice.tied if n in by_name and by_name[n].candidate.features is None
              and by_name[n].candidate.kind != AVERAGE]
     if len(names) < 2 or not choice.forward:
         return choice
     members = [(by_name[n], best_rule(readings, n)) for n in names]
+    tied_best = max((best_rule(readings, n) for n in choice.tied if n in by_name), key=lambda r: r.roc_auc)
+    if tied_best.candidate not in names:
+        return choice
     raw = mean_raw([r.raw for _, r in members])
     m = ranking_metrics(y[split.forward_valid], raw)
+    if m["roc_auc"] < min(r.roc_auc for _, r in members):
+        return choice
     reading = Reading(AVERAGE, MEMBERS_RULE, m["roc_auc"], m["pr_auc"], 0, raw)
+    # The evaluation fits' average, calibrated on the calibration rows as each candidate's evaluation fit is
+    # (its holdout row in the candidates table is for information; the registered average is calibrated on
+    # its forward reading).
+    model = ChurnModel.average_of([e.model for e, _ in members], names)
+    cal = split.calibration
+    model.calibrate(model.predict_raw(frame.iloc[cal]), y[cal], calibration_method(calibration, len(cal)))
     p_raw_valid = mean_raw([e.p_raw_valid for e, _ in members]) if all(
         e.p_raw_valid is not None for e, _ in members) else None
     valid = ranking_metrics(y[split.validation], p_raw_valid) if p_raw_valid is not None else \
         {"roc_auc": float("nan"), "pr_auc": float("nan")}
     p_raw_ho = mean_raw([e.p_raw_holdout for e, _ in members])
-    # The evaluation fits' average is for information only (the registered average is calibrated on its
-    # forward reading): its holdout figures are of its uncalibrated probabilities.
-    holdout = holdout_metrics(y[split.holdout], p_raw_ho, p_raw_ho)
+    p_ho = model.calibrator_.predict(p_raw_ho)
     cand = Candidate(AVERAGE, "average", {}, "the mean log-odds of " + ", ".join(names), parts=tuple(names))
-    ev = Evaluated(cand, ChurnModel.average_of([e.model for e, _ in members]), valid, holdout, p_raw_ho, p_raw_ho,
+    ev = Evaluated(cand, model, valid, holdout_metrics(y[split.holdout], p_ho, p_raw_ho), p_ho, p_raw_ho,
                    p_raw_valid, members=tuple((e, r.rule) for e, r in members))
     rules = ", ".join(f"{e.name} ({r.rule})" for e, r in members)
     why = (f"the average of {rules}: their readings are within the margin of the best, too close to choose "
            f"between (the average reads {reading.roc_auc:.4f}); {choice.readings_text}")
-    linear = all(e.candidate.kind == "logistic" for e, _ in members)
-    return Choice(ev, MEMBERS_RULE, why, reading, linear and any(e.candidate.kind != "logistic" for e in evaluated),
-                  choice.forward, choice.tied)
+    linear_won = all(e.candidate.kind == "logistic" for e, _ in members) and any(
+        e.candidate.kind != "logistic" for e in evaluated)
+    if linear_won:
+        why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE LOGISTIC REGRESSIONS: {why}"
+    return Choice(ev, MEMBERS_RULE, why, reading, linear_won, choice.forward, choice.tied, choice.readings_text)

@@ -277,15 +277,18 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return model
 
     @classmethod
-    def average_of(cls, members: list[ChurnModel]) -> ChurnModel:
-        """The mean log-odds of `members`, models fitted on the same rows and features (so with one
-        preparation): its reasons are the mean of theirs, which sum to its log-odds as each member's sum to
-        its own. Uncalibrated until `calibrate` is called."""
+    def average_of(cls, members: list[ChurnModel], names: list[str] | None = None) -> ChurnModel:
+        """The mean log-odds of `members` (called `names` in its metadata), models fitted on the same rows
+        and features (so with one preparation: the first's encodes for all): its reasons are the mean of
+        theirs, which sum to its log-odds as each member's sum to its own. Uncalibrated until `calibrate` is
+        called."""
         if len(members) < 2:
             raise ValueError("an average needs at least two models")
         first = members[0]
-        if any(m.kind == "average" or m.feature_names_ != first.feature_names_ for m in members):
-            raise ValueError("an average's members are fitted models of one feature list, not averages")
+        if any(m.kind == "average" or m.feature_names_ != first.feature_names_
+               or m.categorical_levels_ != first.categorical_levels_ for m in members):
+            raise ValueError("an average's members are fitted models of one feature list and the same category "
+                             "levels (fitted on the same rows), not averages")
         model = cls(first.features, {}, kind="average", num_boost_round=first.num_boost_round,
                     early_stopping_rounds=first.early_stopping_rounds, calibration=first.calibration,
                     scale_pos_weight=first.scale_pos_weight, seed=first.seed, n_jobs=first.n_jobs,
@@ -296,8 +299,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         model.booster_, model.linear_, model.best_iteration_, model.best_score_ = None, None, 0, None
         model.lgb_params_, model.blend_weights_, model.path_explainer_ = {}, (), None
         model.calibrator_ = ProbabilityCalibrator(method="none").fit(np.array([0.0, 1.0]), np.array([0, 1]))
-        model.metadata_ = dict(first.metadata_, kind="average", calibration="none", blend_weights=[],
-                               members=[m.metadata_.get("kind", m.kind) for m in members])
+        own = {"best_iteration", "lightgbm_params", "linear_cv", "calibration_rows"}  # each member's, not the average's
+        model.metadata_ = {k: v for k, v in first.metadata_.items() if k not in own} | {
+            "kind": "average", "calibration": "none", "blend_weights": [],
+            "members": list(names) if names else [m.kind for m in members]}
         return model
 
     @property
@@ -335,6 +340,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """The uncalibrated log-odds of churn of a prepared matrix (the blend of the parts, or the mean of an
         average's members); `num_iteration` as in `_parts`."""
         if self.kind == "average":
+            if num_iteration is not None:
+                raise ValueError("an average's members are read at their own rounds")
             return np.mean([m.log_odds_encoded(enc) for m in self.members_], axis=0)
         return blend_log_odds(self._parts(enc, num_iteration), self.blend_weights_)
 

@@ -109,12 +109,16 @@ def profit_plot(curve: pd.DataFrame, path: Path, note: str = "") -> Path:
 
 
 def importance_plot(importance: pd.Series, path: Path, top: int = 30) -> Path:
-    """Horizontal bars of total gain per feature (top features)."""
+    """Horizontal bars of importance per feature (top features), labelled by what `ChurnModel.feature_importance`
+    measured (its series name): the trees' total gain, a regression's contribution spread, or an average's
+    mean share."""
     imp = importance.sort_values(ascending=False).head(top)[::-1]
     fig = Figure(figsize=(7, max(3, 0.28 * len(imp) + 1)))
     ax = fig.subplots()
     ax.barh(imp.index.astype(str), imp.to_numpy())
-    ax.set(xlabel="total gain", title="Feature importance (gain)")
+    label = {"gain": "total gain", "contribution_sd": "spread of the contribution (log-odds)",
+             "share": "mean share of the members' importance"}.get(str(importance.name), str(importance.name))
+    ax.set(xlabel=label, title="Feature importance")
     ax.tick_params(axis="y", labelsize=7)
     return _save(fig, path)
 

@@ -194,7 +194,7 @@ def register_procedure(ev: Evaluated, rule: str, frame: pd.DataFrame, y: np.ndar
         fits = [register_procedure(m, r, frame, y, ids, split, config, features, scale_pos_weight=scale_pos_weight,
                                    source=source, say=say) for m, r in ev.members]
         first = fits[0][1]
-        return ChurnModel.average_of([m for m, _ in fits]), {
+        return ChurnModel.average_of([m for m, _ in fits], [m.name for m, _ in ev.members]), {
             "rule": MEMBERS_RULE, "rows": first["rows"], "customers": first.get("customers"), "rounds": 0,
             "members": {m.name: info for (m, _), (_, info) in zip(ev.members, fits, strict=True)}}
     every = np.arange(len(y))

@@ -267,7 +267,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             choice = choose(evaluated, readings, forward=split.forward and mc.refit,
                             tie_margin=mc.tie_margin, force=mc.force_candidate, y_read=y[read_rows], seed=mc.seed)
             if mc.average_ties and mc.force_candidate is None:
-                choice = averaged(choice, evaluated, readings, y, split)
+                choice = averaged(choice, evaluated, readings, frame, y, split, mc.calibration)
             say(f"chosen: {choice.name}, refit rule '{choice.rule}' ({choice.why})")
             if choice.linear_won:
                 warn(f"a candidate without LightGBM was chosen: {choice.why}")
@@ -287,7 +287,8 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             newest = (frame[time_col] == frame[time_col].max()).to_numpy() if has_time else np.ones(len(frame), bool)
             model.drift_reference_ = reference_for(model, frame.loc[newest], None, config)
             ch = choice.evaluated
-            if ch.candidate.kind != "logistic" and ch.model.best_iteration_ >= mc.num_boost_round:
+            fits = [e for e, _ in ch.members] or [ch]  # an average's members stopped early, or did not, each
+            if any(e.candidate.kind != "logistic" and e.model.best_iteration_ >= mc.num_boost_round for e in fits):
                 warn(f"early stopping did not trigger within {mc.num_boost_round} rounds; consider raising "
                      "model.num_boost_round or the learning rate")
 
@@ -305,7 +306,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
             value, value_source = customer_value(frame.iloc[split.holdout], config)
             curve = profit_curve(y_ho, p_ho, value, econ.save_rate, econ.cost)
             metrics.update(profit_summary(curve))
-            metrics["best_iteration"] = float(ch.model.best_iteration_)
+            metrics["best_iteration"] = float(max(e.model.best_iteration_ for e in fits))
             metrics["valid_roc_auc"] = ch.valid["roc_auc"]
             metrics["forward_roc_auc"] = choice.reading.roc_auc
             if value_source.startswith("no customer value"):
