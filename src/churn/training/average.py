@@ -34,14 +34,11 @@ def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading]
     averaging lost what they agree on). `frame` and `y` are every row's (the forward, calibration,
     validation and holdout rows are read); `calibration` the configured method (`model.calibration`)."""
     by_name = {e.name: e for e in evaluated}
-    names = [n for n in choice.tied if n in by_name and by_name[n].candidate.features is None
-             and by_name[n].candidate.kind != AVERAGE]
-    if len(names) < 2 or not choice.forward:
+    best = {n: best_rule(readings, n) for n in choice.tied if n in by_name}
+    names = [n for n in best if by_name[n].candidate.features is None]
+    if len(names) < 2 or not choice.forward or max(best.values(), key=lambda r: r.roc_auc).candidate not in names:
         return choice
-    members = [(by_name[n], best_rule(readings, n)) for n in names]
-    tied_best = max((best_rule(readings, n) for n in choice.tied if n in by_name), key=lambda r: r.roc_auc)
-    if tied_best.candidate not in names:
-        return choice
+    members = [(by_name[n], best[n]) for n in names]
     raw = mean_raw([r.raw for _, r in members])
     m = ranking_metrics(y[split.forward_valid], raw)
     if m["roc_auc"] < min(r.roc_auc for _, r in members):

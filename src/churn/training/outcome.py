@@ -79,15 +79,10 @@ class Outcome:
         holdout metrics."""
         from churn.training.selection import best_rule
 
-        out = {}
-        for e in self.evaluated:
-            mine = [r for r in self.readings if r.candidate == e.name]
-            best = best_rule(self.readings, e.name) if mine else None
-            out[e.name] = {**e.holdout, "valid_roc_auc": e.valid["roc_auc"],
-                           "forward_roc_auc": best.roc_auc if best else float("nan"),
-                           **({"forward_rule": best.rule} if best else {})}
+        rows = [(e, best_rule(self.readings, e.name) if any(r.candidate == e.name for r in self.readings) else None)
+                for e in self.evaluated]
         if self.chosen.members:  # the average of tied candidates: chosen, though not a candidate fitted alone
-            out[self.choice.name] = {**self.chosen.holdout, "valid_roc_auc": self.chosen.valid["roc_auc"],
-                                     "forward_roc_auc": self.choice.reading.roc_auc,
-                                     "forward_rule": self.choice.rule}
-        return out
+            rows.append((self.chosen, self.choice.reading))
+        return {e.name: {**e.holdout, "valid_roc_auc": e.valid["roc_auc"],
+                         "forward_roc_auc": best.roc_auc if best else float("nan"),
+                         **({"forward_rule": best.rule} if best else {})} for e, best in rows}

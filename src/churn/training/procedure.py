@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 
 from churn.config import Config
 from churn.features.registry import Feature
@@ -46,8 +47,7 @@ MEMBERS_RULE = "members"  # an average's: each member refit by its own rule (chu
 def mean_raw(raws: list[np.ndarray]) -> np.ndarray:
     """P(churn) from the mean log-odds of several models' uncalibrated probabilities of the same rows (what
     an average model predicts)."""
-    z = [np.log(p) - np.log1p(-p) for p in (np.clip(r, 1e-15, 1 - 1e-15) for r in raws)]
-    return 1.0 / (1.0 + np.exp(-np.mean(z, axis=0)))
+    return expit(np.mean([logit(np.clip(r, 1e-15, 1 - 1e-15)) for r in raws], axis=0))
 
 
 @dataclass(frozen=True)
