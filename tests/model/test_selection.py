@@ -167,6 +167,29 @@ def test_the_logistic_settings_are_chosen_by_cross_validation_by_customer():
     assert read[chosen] == best  # ties would go to fewer knots and the stronger penalty
 
 
+def test_blocks_shared_across_penalties_fit_the_same_regression_and_refuse_other_rows():
+    """The cross-validation learns a fold's blocks once for every penalty: fitting on them gives the very
+    coefficients and scores a fit from the raw rows gives; blocks of other rows or settings are refused."""
+    from churn.training.linear import SplineLogit
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.gamma(2.0, 3.0, 900), rng.normal(size=900), rng.integers(0, 4, 900).astype(float)])
+    X[rng.random(900) < 0.1, 1] = np.nan
+    y = (rng.random(900) < 1 / (1 + np.exp(2 - 0.3 * X[:, 0]))).astype(int)
+    shared = SplineLogit((2,), n_knots=5).prepare(X)
+    for c, penalty in [(0.05, "l2"), (1.0, "l2"), (0.2, "l1")]:
+        alone = SplineLogit((2,), C=c, n_knots=5, penalty=penalty).fit(X, y)
+        reused = SplineLogit((2,), C=c, n_knots=5, penalty=penalty).fit(X, y, prepared=shared)
+        assert alone.intercept_ == reused.intercept_
+        for a, b in zip(alone.coef_blocks_, reused.coef_blocks_, strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(alone.decision_function(X), reused.decision_function(X))
+    with pytest.raises(ValueError, match="other rows or with other settings"):
+        SplineLogit((2,), n_knots=5).fit(X[:500], y[:500], prepared=shared)
+    with pytest.raises(ValueError, match="other rows or with other settings"):
+        SplineLogit((2,), n_knots=2).fit(X, y, prepared=shared)
+
+
 _yes_no = st.sampled_from(["yes", "no", "Yes", "NO", " y ", "n", "", None])
 _bool_text = st.sampled_from(["True", "False", "true", "FALSE", None])
 _level = st.sampled_from(["gold", "silver", "bronze", "Gold ", "", None])

@@ -103,6 +103,17 @@ def _fit_block(x: np.ndarray, categorical: bool, n_knots: int, min_level_share: 
                   lo=float(filled.min()) if len(filled) else 0.0, hi=float(filled.max()) if len(filled) else 0.0)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Blocks learnt on some rows and those rows' design matrix, with the settings they were learnt with."""
+
+    blocks: list[_Block]
+    design: np.ndarray
+    n_knots: int
+    min_level_share: float
+    categorical_index: tuple[int, ...]
+
+
 class SplineLogit(ClassifierMixin, BaseEstimator):
     """Logistic regression over per-feature spline / level blocks of the prepared matrix.
 
@@ -121,13 +132,27 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.max_iter = max_iter
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> SplineLogit:
-        """Learn each feature's block, then the penalised logistic regression over all blocks."""
+    def prepare(self, X: np.ndarray) -> Prepared:
+        """Each feature's block learnt on `X` (it depends on the rows, the knots and the level share, not on the
+        penalty) and the rows' design matrix: `fit(X, y, prepared=...)` reuses them for every penalty tried."""
         X = np.asarray(X, dtype="float64")
         cats = set(self.categorical_index)
-        self.blocks_ = [_fit_block(X[:, j], j in cats, self.n_knots, self.min_level_share)
-                        for j in range(X.shape[1])]
-        Z = np.hstack([b.design(X[:, j]) for j, b in enumerate(self.blocks_)])
+        blocks = [_fit_block(X[:, j], j in cats, self.n_knots, self.min_level_share) for j in range(X.shape[1])]
+        return Prepared(blocks, np.hstack([b.design(X[:, j]) for j, b in enumerate(blocks)]), self.n_knots,
+                        self.min_level_share, tuple(self.categorical_index))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, prepared: Prepared | None = None) -> SplineLogit:
+        """Learn each feature's block (or take them from `prepared`, made by `prepare` on the same `X`), then
+        the penalised logistic regression over all blocks."""
+        X = np.asarray(X, dtype="float64")
+        if prepared is None:
+            prepared = self.prepare(X)
+        elif (len(prepared.design) != len(X) or len(prepared.blocks) != X.shape[1]
+              or (prepared.n_knots, prepared.min_level_share, prepared.categorical_index)
+              != (self.n_knots, self.min_level_share, tuple(self.categorical_index))):
+            raise ValueError("the prepared blocks were learnt on other rows or with other settings")
+        self.blocks_ = list(prepared.blocks)
+        Z = prepared.design
         if self.penalty not in ("l1", "l2"):
             raise ValueError(f"unknown penalty {self.penalty!r}; use 'l1' or 'l2'")
         # L1 (sparse: most blocks get no weight) needs liblinear; L2 fits faster with lbfgs.

@@ -226,17 +226,20 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
     fold = np.minimum((unit_hash(groups[rows], mc.seed, "linear-cv") * LINEAR_CV_FOLDS).astype(int),
                       LINEAR_CV_FOLDS - 1)
     y_cv = y[rows]
-    scores: dict[tuple[int, float], float] = {}
-    for k, c in settings:
-        aucs = []
+    aucs: dict[tuple[int, float], list[float]] = {s: [] for s in settings}
+    for k in knots:
         for f in range(LINEAR_CV_FOLDS):
             fit, held = fold != f, fold == f
             if len(np.unique(y_cv[fit])) < 2 or len(np.unique(y_cv[held])) < 2:
                 continue
-            m = SplineLogit(prep.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
-                            seed=mc.seed).fit(X_enc[fit], y_cv[fit])
-            aucs.append(ranking_metrics(y_cv[held], m.decision_function(X_enc[held]))["roc_auc"])
-        scores[(k, c)] = float(np.mean(aucs)) if aucs else float("nan")
+            # A fold's blocks depend on its rows and the knots, not on the penalty: learnt once per fold.
+            shared = SplineLogit(prep.categorical_index_, n_knots=k).prepare(X_enc[fit])
+            for c in mc.linear_c:
+                m = SplineLogit(prep.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
+                                seed=mc.seed).fit(X_enc[fit], y_cv[fit], prepared=shared)
+                aucs[(k, c)].append(ranking_metrics(y_cv[held], m.decision_function(X_enc[held]))["roc_auc"])
+    scores = {s: float(np.mean(aucs[s])) if aucs[s] else float("nan") for s in settings}
+    for k, c in settings:
         say(f"candidate {cand.name}: {k} knots, C={c:g}: cross-validated ROC AUC {scores[(k, c)]:.4f}")
     k, c = max(settings, key=lambda s: (_finite(scores[s]), -s[0], -s[1]))
     model = build_model(config, features, cand, None, source, linear_c=c, linear_knots=k).fit(X, y)
