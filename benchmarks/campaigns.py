@@ -264,8 +264,8 @@ def value_seed(seed: int, customers: int, budget: float, control_share: float, w
     finally:
         ds.con.close()
 
-    learned = shrink(pool_cells(measured), assumed)
-    first_two = shrink(pool_cells(measured[:2]), assumed)
+    learned = shrink(pool_cells(measured), assumed, campaigns=[pool_cells([m]) for m in measured])
+    first_two = shrink(pool_cells(measured[:2]), assumed, campaigns=[pool_cells([m]) for m in measured[:2]])
     tier_rates = {inc: {t: r.rate for t, r in by.items()} for inc, by in first_two.save_rates.items()}
     hist = pd.concat(history, ignore_index=True)
     hist["treated"] = hist["treated"].astype(bool)

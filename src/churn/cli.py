@@ -538,7 +538,8 @@ def _print_campaign(effect: Any) -> None:
 
 
 def _print_learned(learned: Any) -> None:
-    t = Table(title=f"save rates for the next plan (catalogue weighs {learned.prior_strength:,.0f} customers)")
+    t = Table(title=f"save rates for the next plan (catalogue weighs {learned.prior_strength:,.0f} customers, "
+                    f"{learned.prior_strength_method})")
     for col in ("incentive", "tier", "rate", "source", "assumed", "measured", "weight of the data"):
         t.add_column(col, justify="left" if col in ("incentive", "tier", "source") else "right")
     for inc, by_tier in learned.save_rates.items():

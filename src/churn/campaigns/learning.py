@@ -9,10 +9,17 @@ The shrinkage is Beta-binomial empirical Bayes on both arms of every (tier, ince
   than the tier's average expects more churn; without probabilities, the tier's pooled control churn;
 * the treated group's churn has the prior ``Beta(k_t m_t, k_t (1 - m_t))`` with ``m_t = m_c (1 - s)``, ``s``
   the catalogue's save rate for the cell: the assumption, written as a churn rate;
-* ``k_c`` and ``k_t``, each arm's prior weight in customers, maximise that arm's Beta-binomial likelihood
-  over every cell (empirical Bayes): when the cells' treated churn is far from the assumption beyond chance,
-  ``k_t`` is small and the measurement wins; when control groups churn as the model expects, ``k_c`` is
-  large and a small control group borrows strength from the model and the other cells;
+* ``k_c``, the control arm's prior weight in customers, maximises its Beta-binomial likelihood over every
+  cell (empirical Bayes): when control groups churn as the model expects, ``k_c`` is large and a small
+  control group borrows strength from the model and the other cells;
+* ``k_t``, the catalogue's weight in customers, is chosen by what the next plan needs: rates that hold in a
+  campaign they were not learnt from. With two or more campaigns, each campaign in turn is held out, the
+  rates are learnt from the others, and ``k_t`` maximises the held-out campaigns' likelihood of their
+  treated churn (given their own expected control churn). An offer's effect that moves from month to month
+  (a different mix of persuadable customers, a price change) makes yesterday's measurement a poor guide
+  however precise it is, and the held-out campaigns show it: the catalogue keeps more weight. With one
+  campaign nothing can be held out, and ``k_t`` maximises the treated arm's Beta-binomial likelihood over
+  the cells, as ``k_c`` does (how far the campaign is from the assumption beyond chance);
 * the learned rate is ``1 - E[p_t] / E[p_c]`` with the posterior means ``(k m + churned) / (k + customers)``.
 
 A cell without customers in both groups keeps the catalogue's rate ("assumed"); an offer the catalogue does
@@ -40,7 +47,9 @@ from churn.errors import ChurnError
 EFFECTS_KIND = "churn-effects"
 EFFECTS_VERSION = 1
 STRENGTH_BOUNDS = (1.0, 100_000.0)  # prior weight in customers: from "barely any" to "the assumption rules"
+HELD_OUT_GRID = 41  # catalogue weights tried on held-out campaigns, log-spaced over STRENGTH_BOUNDS
 MEASURED, ASSUMED = "measured", "assumed"
+HELD_OUT, MARGINAL, GIVEN = "held-out campaigns", "marginal likelihood", "given"
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class Effects:
     save_rates: dict[str, dict[str, LearnedRate]] = field(default_factory=dict)
     prior_strength: float = 0.0  # k_t: the catalogue's weight in customers (treated arm)
     prior_strength_estimated: bool = True
+    prior_strength_method: str = MARGINAL  # how k_t was chosen: held-out campaigns, marginal likelihood, given
     control_prior_strength: float = 0.0  # k_c: the expected churn's weight in customers (control arm)
     learned_from: list[dict[str, Any]] = field(default_factory=list)  # run, as_of, horizon_days per campaign
     uplift: dict[str, Any] = field(default_factory=dict)  # per offer: evaluation and use (churn.campaigns.uplift)
@@ -172,15 +182,78 @@ def prior_strength(cells: Sequence[Cell], assumed: dict[str, dict[str, float]]) 
             _strength([(c.treated_churned, c.treated, mt) for c, _, mt in measured]))
 
 
+def _shrunk_rates(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], k_c: float,
+                  k_t: float) -> dict[tuple[str, str], float]:
+    """{(incentive, tier): learned rate} of the measurable cells at prior weights (k_c, k_t)."""
+    out = {}
+    for c, mc, mt in _prior_means(cells, assumed):
+        pc = (k_c * mc + c.control_churned) / (k_c + c.control)
+        pt = (k_t * mt + c.treated_churned) / (k_t + c.treated)
+        out[(c.incentive, c.tier)] = 1 - pt / pc
+    return out
+
+
+def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]],
+                      k_c: float) -> float:
+    """The catalogue's weight k_t whose rates, learnt from all campaigns but one, best predict the one left
+    out: the sum over held-out campaigns and their measurable cells of the binomial log-likelihood of the
+    treated churners at (expected control churn of that campaign's cell) x (1 - learned rate), maximised on
+    a log-spaced grid over STRENGTH_BOUNDS (ties: the larger weight). Needs two campaigns with cells."""
+    from scipy.stats import binom
+
+    kept = [list(cells) for cells in campaigns if cells]
+    if len(kept) < 2:
+        raise ValueError("held-out campaigns need two campaigns with measured cells")
+    folds = []
+    for j, held in enumerate(kept):
+        others = _add_cells([cells for i, cells in enumerate(kept) if i != j])
+        folds.append((others, _prior_means(held, assumed)))
+    grid = np.exp(np.linspace(*(math.log(b) for b in STRENGTH_BOUNDS), HELD_OUT_GRID))
+    best, best_ll = float(grid[-1]), -math.inf
+    for k in grid[::-1]:  # from the catalogue's side: a tie keeps the larger weight
+        ll = 0.0
+        for others, held in folds:
+            rates = _shrunk_rates(others, assumed, k_c, float(k))
+            for c, mc, _ in held:
+                rate = rates.get((c.incentive, c.tier), assumed[c.incentive][c.tier])
+                p = _inside(mc * (1 - min(max(rate, -1.0), 1.0)))
+                ll += float(binom.logpmf(c.treated_churned, c.treated, p))
+        if ll > best_ll + 1e-9:
+            best, best_ll = float(k), ll
+    return best
+
+
+def _add_cells(campaigns: Sequence[Sequence[Cell]]) -> list[Cell]:
+    """Cells of several campaigns added up per (tier, incentive), as `pool_cells` adds measured campaigns."""
+    totals: dict[tuple[str, str], Cell] = {}
+    for cells in campaigns:
+        for c in cells:
+            t = totals.get((c.tier, c.incentive))
+            totals[(c.tier, c.incentive)] = c if t is None else Cell(
+                c.tier, c.incentive, t.treated + c.treated, t.treated_churned + c.treated_churned,
+                t.control + c.control, t.control_churned + c.control_churned,
+                t.treated_predicted + c.treated_predicted, t.control_predicted + c.control_predicted)
+    return list(totals.values())
+
+
 def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength: float | None = None,
-           learned_from: list[dict[str, Any]] | None = None) -> Effects:
+           learned_from: list[dict[str, Any]] | None = None,
+           campaigns: Sequence[Sequence[Cell]] | None = None) -> Effects:
     """Learned save rates for every (incentive, tier) the catalogue (`assumed`: {incentive: {tier: rate}})
-    names: the cell's measurement shrunk towards the assumption (Beta-binomial on both arms, prior weights
-    estimated from the cells, or `strength` customers for both when given), or the assumption where nothing
-    was measured."""
+    names: the cell's measurement shrunk towards the assumption (Beta-binomial on both arms), or the
+    assumption where nothing was measured. The prior weights: `strength` customers for both arms when given;
+    else the control arm's by marginal likelihood and the catalogue's by held-out campaigns when
+    `campaigns` (each campaign's own cells; `cells` is their pool) holds two or more, by marginal likelihood
+    otherwise (the module docstring says why)."""
     if strength is not None and not (isinstance(strength, (int, float)) and strength > 0):
         raise ChurnError(f"the prior strength must be a positive number of customers, got {strength!r}")
-    k_c, k_t = prior_strength(cells, assumed) if strength is None else (float(strength), float(strength))
+    if strength is not None:
+        k_c, k_t, method = float(strength), float(strength), GIVEN
+    else:
+        k_c, k_t = prior_strength(cells, assumed)
+        method = MARGINAL
+        if campaigns is not None and sum(1 for c in campaigns if c) >= 2:
+            k_t, method = held_out_strength(campaigns, assumed, k_c), HELD_OUT
     rates: dict[str, dict[str, LearnedRate]] = {
         inc: {tier: LearnedRate(rate=float(s), assumed=float(s), source=ASSUMED) for tier, s in by_tier.items()}
         for inc, by_tier in assumed.items()
@@ -199,7 +272,8 @@ def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength
             detectable_save_rate=None if math.isnan(detect) else 1 - detect / p_control,
         )
     return Effects(rates, prior_strength=k_t, prior_strength_estimated=strength is None,
-                   control_prior_strength=k_c, learned_from=list(learned_from or []))
+                   prior_strength_method=method, control_prior_strength=k_c,
+                   learned_from=list(learned_from or []))
 
 
 def catalogue_rates(config: Any) -> dict[str, dict[str, float]]:
@@ -252,6 +326,7 @@ def read_effects(path: str | Path) -> Effects:
     strength = data.get("prior_strength", 0.0)
     return Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),
                    prior_strength_estimated=bool(data.get("prior_strength_estimated", True)),
+                   prior_strength_method=str(data.get("prior_strength_method", MARGINAL)),
                    control_prior_strength=_number(data.get("control_prior_strength", 0.0),
                                                   f"{p}: control_prior_strength", 0.0),
                    learned_from=list(data.get("learned_from") or []), uplift=dict(data.get("uplift") or {}))

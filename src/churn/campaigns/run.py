@@ -169,9 +169,11 @@ class CampaignRun:
 
 def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | None = None) -> Effects:
     """The save rates the next plan reads: every measured campaign's cells pooled, shrunk towards the
-    catalogue (`churn.campaigns.learning.shrink`)."""
+    catalogue (`churn.campaigns.learning.shrink`; with two or more campaigns, the catalogue's weight is the
+    one whose rates best predict a campaign they were not learnt from)."""
     return shrink(pool_cells(measured), catalogue_rates(config), strength,
-                  [{"run": e.run, "as_of": e.as_of, "horizon_days": e.horizon_days} for e in measured])
+                  [{"run": e.run, "as_of": e.as_of, "horizon_days": e.horizon_days} for e in measured],
+                  campaigns=[pool_cells([e]) for e in measured])
 
 
 def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any, *,
