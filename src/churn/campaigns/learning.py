@@ -201,7 +201,7 @@ def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, di
     a log-spaced grid over STRENGTH_BOUNDS (ties: the larger weight). Needs two campaigns with cells."""
     from scipy.stats import binom
 
-    kept = [list(cells) for cells in campaigns if cells]
+    kept = _measurable(campaigns, assumed)
     if len(kept) < 2:
         raise ValueError("held-out campaigns need two campaigns with measured cells")
     folds = []
@@ -221,6 +221,11 @@ def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, di
         if ll > best_ll + 1e-9:
             best, best_ll = float(k), ll
     return best
+
+
+def _measurable(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]]) -> list[list[Cell]]:
+    """The campaigns with at least one cell that can be measured (both groups, a catalogue rate)."""
+    return [list(cells) for cells in campaigns if _prior_means(cells, assumed)]
 
 
 def _add_cells(campaigns: Sequence[Sequence[Cell]]) -> list[Cell]:
@@ -252,7 +257,7 @@ def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength
     else:
         k_c, k_t = prior_strength(cells, assumed)
         method = MARGINAL
-        if campaigns is not None and sum(1 for c in campaigns if c) >= 2:
+        if campaigns is not None and len(_measurable(campaigns, assumed)) >= 2:
             k_t, method = held_out_strength(campaigns, assumed, k_c), HELD_OUT
     rates: dict[str, dict[str, LearnedRate]] = {
         inc: {tier: LearnedRate(rate=float(s), assumed=float(s), source=ASSUMED) for tier, s in by_tier.items()}
