@@ -188,6 +188,8 @@ def test_blocks_shared_across_penalties_fit_the_same_regression_and_refuse_other
         SplineLogit((2,), n_knots=5).fit(X[:500], y[:500], prepared=shared)
     with pytest.raises(ValueError, match="other rows or with other settings"):
         SplineLogit((2,), n_knots=2).fit(X, y, prepared=shared)
+    with pytest.raises(ValueError, match="other rows or with other settings"):  # same shape, other rows
+        SplineLogit((2,), n_knots=5).fit(X[::-1], y[::-1], prepared=shared)
 
 
 _yes_no = st.sampled_from(["yes", "no", "Yes", "NO", " y ", "n", "", None])

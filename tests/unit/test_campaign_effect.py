@@ -211,7 +211,14 @@ def test_the_catalogue_weight_is_what_predicts_a_campaign_left_out():
     one = shrink(steady[0], assumed, campaigns=steady[:1])
     assert one.prior_strength_method == "marginal likelihood" and one.prior_strength < 300
     with pytest.raises(ValueError, match="two campaigns"):
-        held_out_strength(steady[:1], assumed, 1000.0)
+        held_out_strength(steady[:1], assumed)
+    # Two campaigns that measured different offers: neither predicts the other, so nothing is held out.
+    apart = [steady[0][:6], steady[1][6:]]
+    split = shrink(_added(apart), assumed, campaigns=apart)
+    assert split.prior_strength_method == "marginal likelihood" and split.prior_strength < 300
+    assert split.rate("o1", "critical").rate == pytest.approx(0.6, abs=0.06)
+    with pytest.raises(ValueError, match="must be the pool"):
+        shrink(_added(steady[:2]), assumed, campaigns=steady)
 
 
 def _added(campaigns: list[list[Cell]]) -> list[Cell]:

@@ -13,12 +13,12 @@ The shrinkage is Beta-binomial empirical Bayes on both arms of every (tier, ince
   cell (empirical Bayes): when control groups churn as the model expects, ``k_c`` is large and a small
   control group borrows strength from the model and the other cells;
 * ``k_t``, the catalogue's weight in customers, is chosen by what the next plan needs: rates that hold in a
-  campaign they were not learnt from. With two or more campaigns, each campaign in turn is held out, the
-  rates are learnt from the others, and ``k_t`` maximises the held-out campaigns' likelihood of their
-  treated churn (given their own expected control churn). An offer's effect that moves from month to month
+  campaign they were not learnt from. With two or more campaigns that measured some of the same cells, each
+  campaign in turn is held out, the rates are learnt from the others, and ``k_t`` maximises the held-out
+  campaigns' likelihood of their treated churn in those cells (given their own expected control churn). An offer's effect that moves from month to month
   (a different mix of persuadable customers, a price change) makes yesterday's measurement a poor guide
   however precise it is, and the held-out campaigns show it: the catalogue keeps more weight. With one
-  campaign nothing can be held out, and ``k_t`` maximises the treated arm's Beta-binomial likelihood over
+  campaign (or campaigns that measured different cells) nothing can be held out, and ``k_t`` maximises the treated arm's Beta-binomial likelihood over
   the cells, as ``k_c`` does (how far the campaign is from the assumption beyond chance);
 * the learned rate is ``1 - E[p_t] / E[p_c]`` with the posterior means ``(k m + churned) / (k + customers)``.
 
@@ -182,41 +182,54 @@ def prior_strength(cells: Sequence[Cell], assumed: dict[str, dict[str, float]]) 
             _strength([(c.treated_churned, c.treated, mt) for c, _, mt in measured]))
 
 
-def _shrunk_rates(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], k_c: float,
-                  k_t: float) -> dict[tuple[str, str], float]:
-    """{(incentive, tier): learned rate} of the measurable cells at prior weights (k_c, k_t)."""
+def _rates_at(measurable: list[tuple[Cell, float, float]], k_c: float, k_t: float) -> dict[tuple[str, str], float]:
+    """{(incentive, tier): learned rate} of measurable cells (`_prior_means`) at prior weights (k_c, k_t)."""
     out = {}
-    for c, mc, mt in _prior_means(cells, assumed):
+    for c, mc, mt in measurable:
         pc = (k_c * mc + c.control_churned) / (k_c + c.control)
         pt = (k_t * mt + c.treated_churned) / (k_t + c.treated)
         out[(c.incentive, c.tier)] = 1 - pt / pc
     return out
 
 
-def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]],
-                      k_c: float) -> float:
-    """The catalogue's weight k_t whose rates, learnt from all campaigns but one, best predict the one left
-    out: the sum over held-out campaigns and their measurable cells of the binomial log-likelihood of the
-    treated churners at (expected control churn of that campaign's cell) x (1 - learned rate), maximised on
-    a log-spaced grid over STRENGTH_BOUNDS (ties: the larger weight). Needs two campaigns with cells."""
-    from scipy.stats import binom
-
+def _held_out_folds(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]]
+                    ) -> list[tuple[list[tuple[Cell, float, float]], float, list[tuple[Cell, float, float]]]]:
+    """For each campaign in turn: the other campaigns' measurable cells (pooled), their control weight k_c,
+    and the held-out campaign's cells that the others measured too (a cell nobody else measured is
+    predicted by the catalogue whatever the weight, so it says nothing about the weight). Folds with no
+    such cell are left out."""
     kept = _measurable(campaigns, assumed)
-    if len(kept) < 2:
-        raise ValueError("held-out campaigns need two campaigns with measured cells")
     folds = []
     for j, held in enumerate(kept):
         others = _add_cells([cells for i, cells in enumerate(kept) if i != j])
-        folds.append((others, _prior_means(held, assumed)))
+        learnt = _prior_means(others, assumed)
+        keys = {(c.incentive, c.tier) for c, _, _ in learnt}
+        predicted = [h for h in _prior_means(held, assumed) if (h[0].incentive, h[0].tier) in keys]
+        if predicted:
+            folds.append((learnt, prior_strength(others, assumed)[0], predicted))
+    return folds
+
+
+def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]]) -> float:
+    """The catalogue's weight k_t whose rates, learnt from all campaigns but one, best predict the one left
+    out: the sum over held-out campaigns and their cells measured by the others too of the binomial
+    log-likelihood of the treated churners at p = m_c x (1 - learned rate), m_c the held-out cell's own
+    expected control churn (the model's, recalibrated on that campaign's control groups), p kept inside
+    (0, 1); each fold's control weight k_c from its own campaigns. Maximised on a log-spaced grid over
+    STRENGTH_BOUNDS (ties: the larger weight). Needs two campaigns whose cells the others measured too."""
+    from scipy.stats import binom
+
+    folds = _held_out_folds(campaigns, assumed)
+    if len(folds) < 2:
+        raise ValueError("held-out campaigns need two campaigns with cells the other campaigns measured too")
     grid = np.exp(np.linspace(*(math.log(b) for b in STRENGTH_BOUNDS), HELD_OUT_GRID))
     best, best_ll = float(grid[-1]), -math.inf
     for k in grid[::-1]:  # from the catalogue's side: a tie keeps the larger weight
         ll = 0.0
-        for others, held in folds:
-            rates = _shrunk_rates(others, assumed, k_c, float(k))
-            for c, mc, _ in held:
-                rate = rates.get((c.incentive, c.tier), assumed[c.incentive][c.tier])
-                p = _inside(mc * (1 - min(max(rate, -1.0), 1.0)))
+        for learnt, k_c, predicted in folds:
+            rates = _rates_at(learnt, k_c, float(k))
+            for c, mc, _ in predicted:
+                p = _inside(mc * (1 - rates[(c.incentive, c.tier)]))
                 ll += float(binom.logpmf(c.treated_churned, c.treated, p))
         if ll > best_ll + 1e-9:
             best, best_ll = float(k), ll
@@ -226,6 +239,10 @@ def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, di
 def _measurable(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, dict[str, float]]) -> list[list[Cell]]:
     """The campaigns with at least one cell that can be measured (both groups, a catalogue rate)."""
     return [list(cells) for cells in campaigns if _prior_means(cells, assumed)]
+
+
+def _counts(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+    return {(c.tier, c.incentive): (c.treated, c.treated_churned, c.control, c.control_churned) for c in cells}
 
 
 def _add_cells(campaigns: Sequence[Sequence[Cell]]) -> list[Cell]:
@@ -252,25 +269,27 @@ def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength
     otherwise (the module docstring says why)."""
     if strength is not None and not (isinstance(strength, (int, float)) and strength > 0):
         raise ChurnError(f"the prior strength must be a positive number of customers, got {strength!r}")
+    if campaigns is not None and _counts(_add_cells(campaigns)) != _counts(cells):
+        raise ValueError("`cells` must be the pool of `campaigns`")
     if strength is not None:
         k_c, k_t, method = float(strength), float(strength), GIVEN
     else:
         k_c, k_t = prior_strength(cells, assumed)
         method = MARGINAL
-        if campaigns is not None and len(_measurable(campaigns, assumed)) >= 2:
-            k_t, method = held_out_strength(campaigns, assumed, k_c), HELD_OUT
+        if campaigns is not None and len(_held_out_folds(campaigns, assumed)) >= 2:
+            k_t, method = held_out_strength(campaigns, assumed), HELD_OUT
     rates: dict[str, dict[str, LearnedRate]] = {
         inc: {tier: LearnedRate(rate=float(s), assumed=float(s), source=ASSUMED) for tier, s in by_tier.items()}
         for inc, by_tier in assumed.items()
     }
-    for c, mc, mt in _prior_means(cells, assumed):
-        pc = (k_c * mc + c.control_churned) / (k_c + c.control)
-        pt = (k_t * mt + c.treated_churned) / (k_t + c.treated)
+    learnt = _prior_means(cells, assumed)
+    rate_of = _rates_at(learnt, k_c, k_t)
+    for c, mc, _ in learnt:
         raw = ratio_interval(c.treated_churned, c.treated, c.control_churned, c.control)
         p_control = c.control_churned / c.control
         detect = detectable_churn(p_control, c.treated, c.control)
         rates[c.incentive][c.tier] = LearnedRate(
-            rate=1 - pt / pc, assumed=assumed[c.incentive][c.tier], expected_control_churn=mc, source=MEASURED,
+            rate=rate_of[(c.incentive, c.tier)], assumed=assumed[c.incentive][c.tier], expected_control_churn=mc, source=MEASURED,
             measured=1 - raw[0], measured_low=1 - raw[2], measured_high=1 - raw[1],
             treated=c.treated, treated_churned=c.treated_churned, control=c.control,
             control_churned=c.control_churned, data_weight=c.treated / (c.treated + k_t),
@@ -331,10 +350,21 @@ def read_effects(path: str | Path) -> Effects:
     strength = data.get("prior_strength", 0.0)
     return Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),
                    prior_strength_estimated=bool(data.get("prior_strength_estimated", True)),
-                   prior_strength_method=str(data.get("prior_strength_method", MARGINAL)),
+                   prior_strength_method=_method(data, p),
                    control_prior_strength=_number(data.get("control_prior_strength", 0.0),
                                                   f"{p}: control_prior_strength", 0.0),
                    learned_from=list(data.get("learned_from") or []), uplift=dict(data.get("uplift") or {}))
+
+
+def _method(data: dict[str, Any], p: Path) -> str:
+    """How an effects file's catalogue weight was chosen (files written before it was recorded: estimated
+    weights by marginal likelihood, the others given)."""
+    method = data.get("prior_strength_method",
+                      MARGINAL if bool(data.get("prior_strength_estimated", True)) else GIVEN)
+    if method not in (HELD_OUT, MARGINAL, GIVEN):
+        raise ChurnError(f"{p}: prior_strength_method must be one of {HELD_OUT!r}, {MARGINAL!r}, {GIVEN!r}, "
+                         f"got {method!r}")
+    return method
 
 
 def applied_rates(effects: Effects | None, assumed: dict[str, dict[str, float]]

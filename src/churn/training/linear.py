@@ -14,6 +14,7 @@ holds the whole design matrix.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -112,6 +113,11 @@ class Prepared:
     n_knots: int
     min_level_share: float
     categorical_index: tuple[int, ...]
+    rows: bytes  # a digest of the rows they were learnt on: fitting on other rows is refused
+
+
+def _rows_digest(X: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(X).tobytes(), digest_size=16).digest() + bytes(str(X.shape), "ascii")
 
 
 class SplineLogit(ClassifierMixin, BaseEstimator):
@@ -138,8 +144,10 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype="float64")
         cats = set(self.categorical_index)
         blocks = [_fit_block(X[:, j], j in cats, self.n_knots, self.min_level_share) for j in range(X.shape[1])]
-        return Prepared(blocks, np.hstack([b.design(X[:, j]) for j, b in enumerate(blocks)]), self.n_knots,
-                        self.min_level_share, tuple(self.categorical_index))
+        design = np.hstack([b.design(X[:, j]) for j, b in enumerate(blocks)])
+        design.setflags(write=False)  # shared by every model fitted on it
+        return Prepared(blocks, design, self.n_knots, self.min_level_share, tuple(self.categorical_index),
+                        _rows_digest(X))
 
     def fit(self, X: np.ndarray, y: np.ndarray, prepared: Prepared | None = None) -> SplineLogit:
         """Learn each feature's block (or take them from `prepared`, made by `prepare` on the same `X`), then
@@ -147,7 +155,7 @@ class SplineLogit(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype="float64")
         if prepared is None:
             prepared = self.prepare(X)
-        elif (len(prepared.design) != len(X) or len(prepared.blocks) != X.shape[1]
+        elif (prepared.rows != _rows_digest(X)
               or (prepared.n_knots, prepared.min_level_share, prepared.categorical_index)
               != (self.n_knots, self.min_level_share, tuple(self.categorical_index))):
             raise ValueError("the prepared blocks were learnt on other rows or with other settings")

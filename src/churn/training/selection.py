@@ -218,7 +218,7 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
 
     mc = config.model
     knots = cand.knots or tuple(mc.linear_knots)
-    settings = sorted((k, c) for k in knots for c in mc.linear_c)
+    settings = sorted({(k, c) for k in knots for c in mc.linear_c})
     feats = [f for f in features if cand.features is None or f.name in cand.features]
     prep = Preparation(feats, infer=True, source=source).fit(X)  # as the model's own fit will learn it
     rows = sample_rows(np.arange(len(y)), LINEAR_CV_MAX_ROWS, mc.seed)
@@ -227,14 +227,14 @@ def _penalised(config: Config, features: list[Feature], cand: Candidate, X: pd.D
                       LINEAR_CV_FOLDS - 1)
     y_cv = y[rows]
     aucs: dict[tuple[int, float], list[float]] = {s: [] for s in settings}
-    for k in knots:
+    for k in dict.fromkeys(knots):
         for f in range(LINEAR_CV_FOLDS):
             fit, held = fold != f, fold == f
             if len(np.unique(y_cv[fit])) < 2 or len(np.unique(y_cv[held])) < 2:
                 continue
             # A fold's blocks depend on its rows and the knots, not on the penalty: learnt once per fold.
             shared = SplineLogit(prep.categorical_index_, n_knots=k).prepare(X_enc[fit])
-            for c in mc.linear_c:
+            for c in dict.fromkeys(mc.linear_c):
                 m = SplineLogit(prep.categorical_index_, C=c, n_knots=k, penalty=cand.penalty,
                                 seed=mc.seed).fit(X_enc[fit], y_cv[fit], prepared=shared)
                 aucs[(k, c)].append(ranking_metrics(y_cv[held], m.decision_function(X_enc[held]))["roc_auc"])
