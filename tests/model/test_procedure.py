@@ -153,6 +153,30 @@ def _fitted_world() -> tuple[pd.DataFrame, np.ndarray, Split, list[Evaluated], l
     return df, y, split, ev, readings
 
 
+def test_the_average_pools_the_candidates_not_significantly_worse_than_the_best():
+    """One standard error of the paired difference ties a candidate (it may be chosen alone); two admit it
+    to the average's pool; further below, it is in neither. The readings' ROC AUC is set by hand around the
+    margins the bootstrap gives for these very scores."""
+    from dataclasses import replace
+
+    from churn.training.selection import best_rule, margin_of
+
+    df, y, split, ev, readings = _fitted_world()
+    y_read = y[split.forward_valid]
+    best = {e.name: best_rule(readings, e.name) for e in ev}
+    leader = max(best, key=lambda n: best[n].roc_auc)
+    other = next(n for n in ("logistic_l1", "logistic", "lightgbm") if n != leader)
+    one = margin_of(best, leader, y_read, 0.0)[other]
+    two = margin_of(best, leader, y_read, 0.0, errors=2.0)[other]
+    assert two == pytest.approx(2 * one) and one > 0
+    top = best[leader].roc_auc
+    for below, tied, pooled in [(0.5, True, True), (1.5, False, True), (2.5, False, False)]:
+        moved = [replace(r, roc_auc=top - below * one) if r.candidate == other else r for r in readings]
+        choice = choose(ev, moved, forward=True, tie_margin=0.0, y_read=y_read)
+        assert (other in choice.tied) is tied and (other in choice.pool) is pooled, below
+        assert choice.pool[:len(choice.tied)] == choice.tied  # the tied first, then the rest of the pool
+
+
 def test_tied_candidates_are_averaged_simplest_first_and_read_as_their_mean_log_odds():
     from dataclasses import replace
 
@@ -177,7 +201,8 @@ def test_tied_candidates_are_averaged_simplest_first_and_read_as_their_mean_log_
     assert not np.allclose(avg.evaluated.p_holdout, avg.evaluated.p_raw_holdout)
     assert "NO CANDIDATE" not in avg.why and "the average of logistic_l1 (customers)" in avg.why
     # Two regressions alone: an average, said as loudly as a regression chosen alone.
-    linear = averaged(replace(choice, tied=("logistic_l1", "logistic")), ev, readings, df, y, split, "isotonic")
+    two = ("logistic_l1", "logistic")
+    linear = averaged(replace(choice, tied=two, pool=two), ev, readings, df, y, split, "isotonic")
     assert linear.name == "average" and linear.linear_won and linear.why.startswith("NO CANDIDATE WITH LIGHTGBM")
 
 

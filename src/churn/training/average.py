@@ -4,8 +4,10 @@ On small data (a few hundred churners at the forward dates) the readings of seve
 one standard error of each other: which of them leads is noise, and the candidate that reads best, or the
 simplest of the tied ones, is often not the one that does best at a later date (benchmarks/RESULTS.md,
 issue 20). Averaging models that read alike keeps what each gets right and halves what is noise in any
-one of them, so the registered model is the mean log-odds of the tied candidates, each refit by the rule its
-own reading chose (`churn.training.procedure`), calibrated on the average of their forward readings.
+one of them, so the registered model is the mean log-odds of the candidates not significantly worse than the
+best (`Choice.pool`: the tied ones and those within two standard errors of the paired difference), each
+refit by the rule its own reading chose (`churn.training.procedure`), calibrated on the average of their
+forward readings.
 
 Only candidates on the full feature list join (BG/NBD alone reads one feature); with fewer than two, when
 the best tied reading is one that cannot join, or when the average reads below every member, the choice
@@ -28,13 +30,13 @@ AVERAGE = "average"
 
 def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading], frame: pd.DataFrame,
              y: np.ndarray, split: Split, calibration: str) -> Choice:
-    """The average of `choice.tied` (module docstring), or `choice` itself when it does not apply: not a
+    """The average of `choice.pool` (or `choice.tied` when no pool was read; module docstring), or `choice` itself when it does not apply: not a
     forward reading, fewer than two tied candidates on the full feature list, the best reading among them
     one that cannot join (BG/NBD alone), or an average that reads below every one of its members (then
     averaging lost what they agree on). `frame` and `y` are every row's (the forward, calibration,
     validation and holdout rows are read); `calibration` the configured method (`model.calibration`)."""
     by_name = {e.name: e for e in evaluated}
-    best = {n: best_rule(readings, n) for n in choice.tied if n in by_name}
+    best = {n: best_rule(readings, n) for n in (choice.pool or choice.tied) if n in by_name}
     names = [n for n in best if by_name[n].candidate.features is None]
     if len(names) < 2 or not choice.forward or max(best.values(), key=lambda r: r.roc_auc).candidate not in names:
         return choice
@@ -60,10 +62,11 @@ def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading]
     ev = Evaluated(cand, model, valid, holdout_metrics(y[split.holdout], p_ho, p_raw_ho), p_ho, p_raw_ho,
                    p_raw_valid, members=tuple((e, r.rule) for e, r in members))
     rules = ", ".join(f"{e.name} ({r.rule})" for e, r in members)
-    why = (f"the average of {rules}: their readings are within the margin of the best, too close to choose "
-           f"between (the average reads {reading.roc_auc:.4f}); {choice.readings_text}")
+    why = (f"the average of {rules}: their readings are not significantly worse than the best, too close to "
+           f"choose between (the average reads {reading.roc_auc:.4f}); {choice.readings_text}")
     linear_won = all(e.candidate.kind == "logistic" for e, _ in members) and any(
         e.candidate.kind != "logistic" for e in evaluated)
     if linear_won:
         why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE LOGISTIC REGRESSIONS: {why}"
-    return Choice(ev, MEMBERS_RULE, why, reading, linear_won, choice.forward, choice.tied, choice.readings_text)
+    return Choice(ev, MEMBERS_RULE, why, reading, linear_won, choice.forward, choice.tied, choice.readings_text,
+                  choice.pool)

@@ -68,7 +68,7 @@ def metadata(o: Outcome, run_id: str) -> dict[str, Any]:
                  "refit": o.refit.get("rows")},
         "chosen": {"candidate": o.choice.name, "kind": o.chosen.candidate.kind, "why": o.choice.why,
                    "note": o.chosen.candidate.note, "rule": o.choice.rule, "forward": o.choice.forward,
-                   "refit": o.refit, "tied": list(o.choice.tied)},
+                   "refit": o.refit, "tied": list(o.choice.tied), "pool": list(o.choice.pool)},
         "candidates": o.candidates_table(),
         "readings": [{"candidate": r.candidate, "rule": r.rule, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc,
                       "rounds": r.rounds} for r in o.readings],

@@ -87,8 +87,9 @@ class Choice:
     reading: Reading
     linear_won: bool  # no candidate with trees was chosen (said loudly)
     forward: bool  # chosen on a forward reading (else on validation rows, with the fallback rule)
-    tied: tuple[str, ...] = ()  # the candidates whose readings are within the margin of the best, simplest first
+    tied: tuple[str, ...] = ()  # the candidates within the margin (one standard error) of the best, simplest first
     readings_text: str = ""  # what was read, and each candidate's best reading (for a `why` built elsewhere)
+    pool: tuple[str, ...] = ()  # the tied, then those not significantly worse (POOL_ERRORS): what is averaged
 
     @property
     def name(self) -> str:
@@ -199,6 +200,10 @@ def _trees_negligible(parts: tuple[np.ndarray, np.ndarray], weights: tuple[float
     return bool(a <= 0 or a * np.std(parts[0]) < NEGLIGIBLE_TREE_SHARE * max(b * np.std(parts[1]), 1e-12))
 
 
+# The average's members: every candidate not significantly worse than the best (two standard errors of the
+# paired difference), a wider set than the one-standard-error tie that picks a single candidate.
+POOL_ERRORS = 2.0
+
 LINEAR_CV_FOLDS = 3
 LINEAR_CV_MAX_ROWS = 6_000  # the settings are compared on a seeded sample of the training rows
 
@@ -264,9 +269,9 @@ def _finite(v: float) -> float:
 
 
 def margin_of(readings: dict[str, Reading], leader: str, y: np.ndarray | None, tie_margin: float,
-              seed: int = 0) -> dict[str, float]:
-    """How far below the leader each candidate may read and still count as tied: `tie_margin`, or one
-    standard error of its paired difference with the leader on the same rows (bootstrap) where that is
+              seed: int = 0, errors: float = 1.0) -> dict[str, float]:
+    """How far below the leader each candidate may read and still count as tied: `tie_margin`, or `errors`
+    standard errors of its paired difference with the leader on the same rows (bootstrap) where that is
     wider (the one-standard-error rule: on few churners, differences this size are noise)."""
     from churn.training.comparison import auc_difference
 
@@ -276,7 +281,7 @@ def margin_of(readings: dict[str, Reading], leader: str, y: np.ndarray | None, t
             out[name] = tie_margin
             continue
         _, lo, hi = auc_difference(y, readings[leader].raw, r.raw, n_boot=200, seed=seed)
-        out[name] = max(tie_margin, (hi - lo) / 3.92 if np.isfinite(hi - lo) else 0.0)
+        out[name] = max(tie_margin, errors * (hi - lo) / 3.92 if np.isfinite(hi - lo) else 0.0)
     return out
 
 
@@ -316,4 +321,9 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
     linear_won = ev.candidate.kind == "logistic" and any(e.candidate.kind != "logistic" for e in evaluated)
     if linear_won:
         why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE {name.upper()} CANDIDATE: {why}"
-    return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near), f"{where} ({scores})")
+    wide = margin_of(best, leader, y_read, tie_margin, seed, errors=POOL_ERRORS)
+    pool = tuple(near) + tuple(sorted(
+        (n for n, r in best.items() if n not in near and _finite(r.roc_auc) >= top - wide[n]),
+        key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc))))
+    return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near), f"{where} ({scores})",
+                  pool)
