@@ -15,11 +15,12 @@ The shrinkage is Beta-binomial empirical Bayes on both arms of every (tier, ince
 * ``k_t``, the catalogue's weight in customers, is chosen by what the next plan needs: rates that hold in a
   campaign they were not learnt from. With two or more campaigns that measured some of the same cells, each
   campaign in turn is held out, the rates are learnt from the others, and ``k_t`` maximises the held-out
-  campaigns' likelihood of their treated churn in those cells (given their own expected control churn). An offer's effect that moves from month to month
-  (a different mix of persuadable customers, a price change) makes yesterday's measurement a poor guide
-  however precise it is, and the held-out campaigns show it: the catalogue keeps more weight. With one
-  campaign (or campaigns that measured different cells) nothing can be held out, and ``k_t`` maximises the treated arm's Beta-binomial likelihood over
-  the cells, as ``k_c`` does (how far the campaign is from the assumption beyond chance);
+  campaigns' likelihood of their treated churn in those cells (given their own expected control churn).
+  An offer's effect that moves from month to month (a different mix of persuadable customers, a price
+  change) makes yesterday's measurement a poor guide however precise it is, and the held-out campaigns
+  show it: the catalogue keeps more weight. With one campaign (or campaigns that measured different cells)
+  nothing can be held out, and ``k_t`` maximises the treated arm's Beta-binomial likelihood over the
+  cells, as ``k_c`` does (how far the campaign is from the assumption beyond chance);
 * the learned rate is ``1 - E[p_t] / E[p_c]`` with the posterior means ``(k m + churned) / (k + customers)``.
 
 A cell without customers in both groups keeps the catalogue's rate ("assumed"); an offer the catalogue does
@@ -105,18 +106,11 @@ class Effects:
 def pool_cells(effects: Sequence[CampaignEffect | Sequence[Estimate]]) -> list[Cell]:
     """The (tier, incentive) cells of several measured campaigns (or their estimates), counts and predicted
     churn added up (margins left out)."""
-    totals: dict[tuple[str, str], list[float]] = {}
-    for ce in effects:
-        for e in (ce.estimates if isinstance(ce, CampaignEffect) else ce):
-            if e.tier == ALL or e.incentive == ALL:
-                continue
-            t = totals.setdefault((e.tier, e.incentive), [0, 0, 0, 0, 0.0, 0.0])
-            parts = (e.treated, e.treated_churned, e.control, e.control_churned,
-                     e.predicted_churn_treated * e.treated if e.treated else 0.0,
-                     e.predicted_churn_control * e.control if e.control else 0.0)
-            for i, v in enumerate(parts):
-                t[i] += v
-    return [Cell(tier, inc, *(int(x) for x in v[:4]), float(v[4]), float(v[5])) for (tier, inc), v in totals.items()]
+    return _add_cells([[Cell(e.tier, e.incentive, e.treated, e.treated_churned, e.control, e.control_churned,
+                             e.predicted_churn_treated * e.treated if e.treated else 0.0,
+                             e.predicted_churn_control * e.control if e.control else 0.0)
+                        for e in (ce.estimates if isinstance(ce, CampaignEffect) else ce)
+                        if e.tier != ALL and e.incentive != ALL] for ce in effects])
 
 
 def _inside(m: float) -> float:
@@ -217,11 +211,17 @@ def held_out_strength(campaigns: Sequence[Sequence[Cell]], assumed: dict[str, di
     expected control churn (the model's, recalibrated on that campaign's control groups), p kept inside
     (0, 1); each fold's control weight k_c from its own campaigns. Maximised on a log-spaced grid over
     STRENGTH_BOUNDS (ties: the larger weight). Needs two campaigns whose cells the others measured too."""
-    from scipy.stats import binom
-
     folds = _held_out_folds(campaigns, assumed)
     if len(folds) < 2:
         raise ValueError("held-out campaigns need two campaigns with cells the other campaigns measured too")
+    return _best_weight(folds)
+
+
+def _best_weight(folds: list[tuple[list[tuple[Cell, float, float]], float, list[tuple[Cell, float, float]]]]
+                 ) -> float:
+    """The grid weight with the largest held-out log-likelihood over `folds` (`held_out_strength`)."""
+    from scipy.stats import binom
+
     grid = np.exp(np.linspace(*(math.log(b) for b in STRENGTH_BOUNDS), HELD_OUT_GRID))
     best, best_ll = float(grid[-1]), -math.inf
     for k in grid[::-1]:  # from the catalogue's side: a tie keeps the larger weight
@@ -276,8 +276,9 @@ def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength
     else:
         k_c, k_t = prior_strength(cells, assumed)
         method = MARGINAL
-        if campaigns is not None and len(_held_out_folds(campaigns, assumed)) >= 2:
-            k_t, method = held_out_strength(campaigns, assumed), HELD_OUT
+        folds = _held_out_folds(campaigns, assumed) if campaigns is not None else []
+        if len(folds) >= 2:
+            k_t, method = _best_weight(folds), HELD_OUT
     rates: dict[str, dict[str, LearnedRate]] = {
         inc: {tier: LearnedRate(rate=float(s), assumed=float(s), source=ASSUMED) for tier, s in by_tier.items()}
         for inc, by_tier in assumed.items()
@@ -289,7 +290,8 @@ def shrink(cells: Sequence[Cell], assumed: dict[str, dict[str, float]], strength
         p_control = c.control_churned / c.control
         detect = detectable_churn(p_control, c.treated, c.control)
         rates[c.incentive][c.tier] = LearnedRate(
-            rate=rate_of[(c.incentive, c.tier)], assumed=assumed[c.incentive][c.tier], expected_control_churn=mc, source=MEASURED,
+            rate=rate_of[(c.incentive, c.tier)], assumed=assumed[c.incentive][c.tier], expected_control_churn=mc,
+            source=MEASURED,
             measured=1 - raw[0], measured_low=1 - raw[2], measured_high=1 - raw[1],
             treated=c.treated, treated_churned=c.treated_churned, control=c.control,
             control_churned=c.control_churned, data_weight=c.treated / (c.treated + k_t),
