@@ -273,16 +273,26 @@ def margin_of(readings: dict[str, Reading], leader: str, y: np.ndarray | None, t
     """How far below the leader each candidate may read and still count as tied: `tie_margin`, or `errors`
     standard errors of its paired difference with the leader on the same rows (bootstrap) where that is
     wider (the one-standard-error rule: on few churners, differences this size are noise)."""
+    return _margins(_errors(readings, leader, y, seed), tie_margin, errors)
+
+
+def _errors(readings: dict[str, Reading], leader: str, y: np.ndarray | None, seed: int) -> dict[str, float | None]:
+    """Each candidate's bootstrap standard error of its paired ROC AUC difference with the leader (None for the
+    leader itself, or without outcomes)."""
     from churn.training.comparison import auc_difference
 
-    out = {}
+    out: dict[str, float | None] = {}
     for name, r in readings.items():
         if y is None or name == leader or len(np.unique(y)) < 2:
-            out[name] = tie_margin
+            out[name] = None
             continue
         _, lo, hi = auc_difference(y, readings[leader].raw, r.raw, n_boot=200, seed=seed)
-        out[name] = max(tie_margin, errors * (hi - lo) / 3.92 if np.isfinite(hi - lo) else 0.0)
+        out[name] = (hi - lo) / 3.92 if np.isfinite(hi - lo) else 0.0
     return out
+
+
+def _margins(errors_of: dict[str, float | None], tie_margin: float, errors: float) -> dict[str, float]:
+    return {n: tie_margin if se is None else max(tie_margin, errors * se) for n, se in errors_of.items()}
 
 
 def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool, tie_margin: float, force: str | None = None, y_read: np.ndarray | None = None, seed: int = 0) -> Choice:
@@ -308,9 +318,13 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
                       ev.candidate.kind == "logistic", forward)
     leader = max(best, key=lambda n: (_finite(best[n].roc_auc), -_simplicity(n)))
     top = _finite(best[leader].roc_auc)
-    margins = margin_of(best, leader, y_read, tie_margin, seed)
-    near = sorted((n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]),
-                  key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc)))
+    errors_of = _errors(best, leader, y_read, seed)  # one bootstrap for the tie and the average's pool
+    margins = _margins(errors_of, tie_margin, 1.0)
+
+    def simplest_first(n: str) -> tuple[int, float]:
+        return _simplicity(n), -_finite(best[n].roc_auc)
+
+    near = sorted((n for n, r in best.items() if _finite(r.roc_auc) >= top - margins[n]), key=simplest_first)
     name = near[0]
     ev = by_name[name]
     why = f"best {where} ({scores})"
@@ -321,9 +335,8 @@ def choose(evaluated: list[Evaluated], readings: list[Reading], *, forward: bool
     linear_won = ev.candidate.kind == "logistic" and any(e.candidate.kind != "logistic" for e in evaluated)
     if linear_won:
         why = f"NO CANDIDATE WITH LIGHTGBM BEATS THE {name.upper()} CANDIDATE: {why}"
-    wide = margin_of(best, leader, y_read, tie_margin, seed, errors=POOL_ERRORS)
+    wide = _margins(errors_of, tie_margin, POOL_ERRORS)
     pool = tuple(near) + tuple(sorted(
-        (n for n, r in best.items() if n not in near and _finite(r.roc_auc) >= top - wide[n]),
-        key=lambda n: (_simplicity(n), -_finite(best[n].roc_auc))))
+        (n for n, r in best.items() if n not in near and _finite(r.roc_auc) >= top - wide[n]), key=simplest_first))
     return Choice(ev, best[name].rule, why, best[name], linear_won, forward, tuple(near), f"{where} ({scores})",
                   pool)
