@@ -7,8 +7,7 @@ examples are expensive (a model fit, a DuckDB build) draws a fixed share of the 
 `settings.default.max_examples // k`, so `deep` scales it too.
 
 The demo workspace (`churn demo` run once, as a user runs it) is built once per test run, whatever the number
-of pytest-xdist workers: the first worker to need it builds it under a file lock, the others wait and read it.
-Tests must treat it as read-only (copy what they change).
+of pytest-xdist workers (tests/shared.py). Tests must treat it as read-only (copy what they change).
 
 `webhook_server` and `smtp_sink` are local servers on 127.0.0.1 for the alert delivery tests (nothing leaves
 the machine).
@@ -30,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 from hypothesis import settings
+from shared import built_once
 from stores import fresh_store
 
 # Wide enough that the CLI's console (Rich) never folds a temporary path inside a message a test reads,
@@ -138,17 +137,8 @@ def _build_demo(work: Path, customers: int, seed: int) -> None:
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
     """`churn demo` as a user runs it (the installed command, a fresh folder, 3,000 customers, seed 11; a
     smaller model search, tests/demo.yaml), built once per test run and shared by every worker (read-only)."""
-    # The base temp folder of the whole run: shared by the xdist workers (each has its own below it).
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    work = root / "shared-demo"
-    with FileLock(str(root / "shared-demo.lock")):
-        if not (work / "demo.out").is_file():
-            if work.exists():
-                shutil.rmtree(work)  # a build that failed half-way
-            work.mkdir()
-            _build_demo(work, DemoWorkspace.customers, DemoWorkspace.seed)
+    work = built_once(tmp_path_factory, "shared-demo",
+                      lambda folder: _build_demo(folder, DemoWorkspace.customers, DemoWorkspace.seed))
     reports = sorted((work / "outputs").rglob("report.html"))
     assert len(reports) == 1, reports
     run_dir = reports[0].parent

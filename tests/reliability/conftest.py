@@ -13,9 +13,11 @@ from pathlib import Path
 
 import forked_cli
 import pytest
+from shared import built_once, worker_copy
 from stores import fresh_store
 
 # These tests check crash safety, integrity and privacy, not model quality: `churn train` here trains small.
+OLD_OUTPUT, OLD_OUTPUT_AS_OF = "kill-swap-old", "2024-09-01"  # see `trained`
 FAST_CONFIG = str(Path(__file__).resolve().parents[1] / "fast.yaml")
 
 
@@ -55,15 +57,23 @@ def start_churn(work: Path, *args: str, **env: str) -> forked_cli.ForkedChurn:
     return forked_cli.start(_args(args), env=churn_env(work, **env), cwd=work)
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work folder with data/ (400 generated customers, seed 5) and models/churn-1 (trained by the CLI, in a
-    fresh interpreter)."""
-    work = tmp_path_factory.mktemp("reliability")
+def _train_and_score(work: Path) -> None:
     r = run_churn(work, "generate", "--out", "data", "--customers", "400", "--start", "2024-01-01",
                   "--end", "2024-10-01", "--seed", "5")
     assert r.returncode == 0, r.stderr
     r = run_churn_fresh(work, "train", "--data", "data")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (work / "models" / "churn-1" / "manifest.json").is_file()
-    return work
+    # The finished output the crash tests replace: one `churn score --csv` in a fresh interpreter.
+    r = run_churn_fresh(work, "score", "--data", "data", "--as-of", OLD_OUTPUT_AS_OF, "--model", "models/churn-1",
+                        "--out", str(work / OLD_OUTPUT), "--csv")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder with data/ (400 generated customers, seed 5), models/churn-1 (trained by the CLI, in a
+    fresh interpreter) and OLD_OUTPUT (a finished `churn score --csv` run at OLD_OUTPUT_AS_OF): built once per
+    test run (tests/shared.py), and copied for each worker, whose tests write into it."""
+    shared = built_once(tmp_path_factory, "shared-trained", _train_and_score)
+    return worker_copy(shared, tmp_path_factory.mktemp("reliability"))

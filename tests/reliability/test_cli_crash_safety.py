@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_churn, run_churn_fresh, start_churn
+from conftest import OLD_OUTPUT, OLD_OUTPUT_AS_OF, run_churn, start_churn
 from mlflow import MlflowClient
 
 from churn.io import TEMP_MARK
 
-SPREAD_OVER_WORKERS = True  # each kill test runs alone on either worker (the `trained` folder is per worker)
+SPREAD_OVER_WORKERS = True  # each kill test runs alone on either worker (each worker has its own `trained` copy)
 pytestmark = pytest.mark.slow
 AS_OF = "2024-09-01"
 
@@ -100,12 +100,10 @@ def test_score_killed_mid_write_leaves_nothing_visible(trained: Path, point: str
 
 @pytest.fixture(scope="session")
 def old_output(trained: Path) -> Path:
-    """One finished `churn score --csv` run folder (the output the kill tests replace), scored once per worker
-    and copied by each test."""
-    out = trained / "kill-swap-old"
-    r = run_churn_fresh(trained, *_score_args(out), "--csv")  # one `churn score` in a fresh interpreter
-    assert r.returncode == 0, r.stdout + r.stderr  # the old output has scores.csv
-    return out
+    """One finished `churn score --csv` run folder at AS_OF (the output the kill tests replace; scored once
+    per test run with the trained folder, and copied by each test)."""
+    assert OLD_OUTPUT_AS_OF == AS_OF
+    return trained / OLD_OUTPUT
 
 
 @pytest.mark.parametrize("point", ["file-written:summary.json", f"dir-written:{AS_OF}", f"install:{AS_OF}",
