@@ -111,3 +111,17 @@ def test_number_styles_read_at_scoring_and_only_bad_values_named():
     euro = Preparation(fee, infer=True).fit(pd.DataFrame({"fee": ["1.234,5", "12,5"] * 5}))
     assert euro.rules_[0].text_format == "european"
     assert euro.transform(pd.DataFrame({"fee": ["1.234", "7,25"]})).ravel().tolist() == [1234.0, 7.25]
+
+
+def test_plain_numbers_read_alike_as_text_of_either_kind():
+    """Arrow reads a string column's plain numbers (its fast path); Python's float reads the same text held as
+    objects: the values must be the same, signs and overflow included, and what is not a number NaN."""
+    from churn.preparation import parse_numbers
+
+    raw = ["+1", "-1", "1.", ".5", "1e5", "1E+05", "007", "-.5e-3", "0.1", "-0", "1e400",
+           "123456789012345678901234567890", "abc", "1,5"]
+    want = [float(v) if v not in ("abc", "1,5") else np.nan for v in raw]
+    for text in (pd.Series(raw, dtype="str"), pd.Series(raw, dtype=object)):
+        got = parse_numbers(text, "plain").to_numpy()
+        np.testing.assert_array_equal(got, np.array(want))
+        assert np.signbit(got[raw.index("-0")])
