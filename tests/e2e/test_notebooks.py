@@ -3,7 +3,7 @@ and MLflow store (so they neither generate nor, for scoring, train again), from 
 not the notebooks folder; and they are stored without outputs. How long they take is measured by
 benchmarks, not here.
 
-The notebooks get the demo's own settings (tests/demo.yaml: a smaller model search than configs/default.yaml;
+The notebooks get the demo's own settings (tests/demo.yaml: one candidate where configs/default.yaml searches six;
 the full search is trained in tests/model/test_train_mlflow.py). Parameters are injected papermill-style: a cell after the one tagged `parameters` overrides its values.
 """
 
