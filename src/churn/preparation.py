@@ -64,13 +64,21 @@ def _matches(values: pd.Series, fmt: str) -> pd.Series:
     return out
 
 
-def _text(s: pd.Series) -> pd.Series:
-    """Values as stripped text; missing values as ''. In pandas' string dtype, as tables read as text already
-    are: the matching and parsing below then run vectorised instead of once per value in Python."""
-    if not isinstance(s.dtype, pd.StringDtype):
-        obj = s.astype(object)
-        s = obj.where(obj.notna(), "").astype("str")
-    return s.fillna("").str.strip()
+def stripped_text(s: pd.Series) -> pd.Series:
+    """Values as stripped text (`str(value).strip()`); missing values as ''. Text comes back in pandas' string
+    dtype (Arrow), as tables read as text already are, so the matching and parsing that follow run
+    vectorised; values that are not all text (numbers, bytes, anything Arrow cannot hold) are converted one
+    by one, as `str()` writes them."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.fillna("").str.strip()
+    obj = s.astype(object)
+    filled = obj.where(obj.notna(), "")
+    if ptypes.infer_dtype(filled, skipna=True) in ("string", "empty"):
+        try:
+            return filled.astype("str").str.strip()
+        except (UnicodeError, pa.ArrowException):  # e.g. a lone surrogate: not valid UTF-8
+            pass
+    return pd.Series([str(v).strip() for v in filled.to_numpy()], index=s.index, dtype=object)
 
 
 def _examples(s: pd.Series, mask: np.ndarray) -> list[str]:
@@ -100,19 +108,20 @@ def parse_numbers(text: pd.Series, fmt: TextFormat) -> pd.Series:
         text = text.str.rstrip("%").str.strip()
     plain = text.where(_matches(text, "plain"))
     if isinstance(plain.dtype, pd.StringDtype):
-        # Arrow's cast reads the same values as pd.to_numeric (each one matched the plain pattern above), in
-        # compiled code: ~20x faster on a column of a million numbers.
+        # Arrow's cast, in compiled code, reads each value (all matched the plain pattern) as float() does.
         try:
             values = pc.cast(pa.array(plain), pa.float64()).to_numpy(zero_copy_only=False)
             return pd.Series(values, index=text.index, dtype="float64")
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-            pass  # something Arrow does not read as a number (pandas decides, as below)
+            pass  # a value Arrow does not read (digits of another script): pandas decides, as below
+    # Without its leading "+": pd.to_numeric reads "+7e23" one unit in the last place away from float().
+    plain = plain.str.replace(r"^\+", "", regex=True)
     return pd.to_numeric(plain, errors="coerce").astype("float64")
 
 
 def parse_number_text(s: pd.Series) -> pd.Series | None:
     """Text that holds numbers as float64 (NaN for blanks/NA markers), or None when it is not numeric."""
-    text = _text(s)
+    text = stripped_text(s)
     na = text.str.lower().isin(NA_WORDS)
     fmt = number_format(text[~na])
     if fmt is None:
@@ -145,7 +154,7 @@ def infer_kind(s: pd.Series) -> tuple[Literal["number", "yes_no", "category"], T
     """
     if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
         return "number", None
-    text = _text(s)
+    text = stripped_text(s)
     lower = text.str.lower()
     filled = lower[~lower.isin(NA_WORDS)]
     fmt = number_format(text[~lower.isin(NA_WORDS)])
@@ -186,7 +195,7 @@ def _read_number(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.
         problems.append(Problem("model input", f"is a date/time column ({s.dtype}) but the model expects a "
                                 "number", column=rule.name, count=len(s)))
         return np.full(len(s), np.nan)
-    text = _text(s)
+    text = stripped_text(s)
     blank = text.str.lower().isin(NA_WORDS).to_numpy()
     out = np.full(len(s), np.nan)
     values, ambiguous = read_number_text(text[~blank], rule.text_format or "plain")
@@ -236,7 +245,7 @@ def _read_yes_no(s: pd.Series, rule: ColumnRule, problems: list[Problem]) -> np.
         out = s.to_numpy(dtype="float64", na_value=np.nan)
         bad = ~np.isnan(out) & ~np.isin(out, (0.0, 1.0))
     else:
-        text = _text(s).str.lower()
+        text = stripped_text(s).str.lower()
         blank = text.isin(NA_WORDS).to_numpy()
         yes, no = text.isin(TRUE_WORDS).to_numpy(), text.isin(FALSE_WORDS).to_numpy()
         out = np.where(yes, 1.0, np.where(no, 0.0, np.nan))

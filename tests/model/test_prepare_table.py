@@ -114,14 +114,29 @@ def test_number_styles_read_at_scoring_and_only_bad_values_named():
 
 
 def test_plain_numbers_read_alike_as_text_of_either_kind():
-    """Arrow reads a string column's plain numbers (its fast path); Python's float reads the same text held as
-    objects: the values must be the same, signs and overflow included, and what is not a number NaN."""
+    """Arrow reads a string column's plain numbers (its fast path); pandas reads the same text held as objects,
+    or a column Arrow refuses (digits of another script): both must read what Python's float() reads, signs
+    and overflow included, and what is not a number as NaN."""
     from churn.preparation import parse_numbers
 
-    raw = ["+1", "-1", "1.", ".5", "1e5", "1E+05", "007", "-.5e-3", "0.1", "-0", "1e400",
+    raw = ["+1", "-1", "1.", ".5", "1e5", "1E+05", "007", "-.5e-3", "0.1", "-0", "1e400", "+7e23",
            "123456789012345678901234567890", "abc", "1,5"]
     want = [float(v) if v not in ("abc", "1,5") else np.nan for v in raw]
-    for text in (pd.Series(raw, dtype="str"), pd.Series(raw, dtype=object)):
+    for text in (pd.Series(raw, dtype="str"), pd.Series(raw, dtype=object),
+                 pd.Series([*raw, "\u0661"], dtype="str")):  # ARABIC-INDIC DIGIT ONE: Arrow refuses the column
         got = parse_numbers(text, "plain").to_numpy()
-        np.testing.assert_array_equal(got, np.array(want))
+        np.testing.assert_array_equal(got[: len(raw)], np.array(want))
         assert np.signbit(got[raw.index("-0")])
+        assert len(got) == len(raw) or np.isnan(got[-1])
+
+
+def test_stripped_text_writes_values_as_str_does():
+    """Values that are not text are written as str() writes them, bytes and lone surrogates included (Arrow
+    would decode the one and refuse the other); text is stripped of what str.strip() strips."""
+    from churn.preparation import stripped_text
+
+    values = [b"\xf9\x01", b"yes", "\ud800", 1.5, 2, True, None, np.nan, " a\xa0", "\u3000b\t"]
+    got = stripped_text(pd.Series(values, dtype=object)).tolist()
+    assert got == ["b'\\xf9\\x01'", "b'yes'", "\ud800", "1.5", "2", "True", "", "", "a", "b"]
+    text = pd.Series([" a\xa0", None, "\u3000b\t"], dtype="str")
+    assert stripped_text(text).tolist() == ["a", "", "b"]

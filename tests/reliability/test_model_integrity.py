@@ -15,11 +15,13 @@ import json
 import os
 import pickle
 import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import joblib
 import numpy as np
@@ -235,7 +237,7 @@ def _protocol0_call(module: str, name: str, *args: object) -> bytes:
 
 
 def _touch(marker: Path) -> str:
-    return f"touch {marker}"
+    return f"touch {shlex.quote(str(marker))}"
 
 
 # Globals that read files or evaluate something, under the names a pickle can use for them.
@@ -299,7 +301,7 @@ def _payload(kind: str, marker: Path, folder: Path) -> tuple[bytes, dict[str, by
         cmd = _touch(marker)
         return (b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(Vos\ntRVsystem\ntR(V" + cmd.encode() + b"\ntR."), {}
     if kind == "builtins.eval":
-        return _protocol0_call("builtins", "eval", f"__import__('os').system('{_touch(marker)}')"), {}
+        return _protocol0_call("builtins", "eval", f"__import__('os').system({_touch(marker)!r})"), {}
     if kind == "os.system":
         return pickle.dumps(run, protocol=5), {}
     if kind == "joblib-object-array":  # joblib's own format: a wrapped object array, unpickled by joblib.load
@@ -357,7 +359,7 @@ def logged(store: MlflowClient) -> Iterator[tuple[Path, Any]]:
     """(the folder of models:/churn/1 in the artifact store, its model version); the files and the recorded
     hashes are put back afterwards (the store is shared by this module's tests)."""
     mv = store.get_model_version("churn", "1")
-    folder = Path(urlparse(store.get_logged_model(mv.source.rsplit("/", 1)[-1]).artifact_location).path)
+    folder = Path(url2pathname(urlparse(store.get_logged_model(mv.source.rsplit("/", 1)[-1]).artifact_location).path))
     files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     tags = {k: v for k, v in mv.tags.items() if k.startswith(HASH_TAG)}
     yield folder, mv

@@ -28,7 +28,7 @@ from pandas.api import types as ptypes
 
 from churn.errors import ChurnError
 from churn.features.registry import Feature
-from churn.preparation import infer_kind, parse_number_text  # noqa: F401 - parse_number_text re-exported
+from churn.preparation import infer_kind, parse_number_text, stripped_text  # noqa: F401 - parse_number_text re-exported
 from churn.yesno import FALSE_WORDS, NA_WORDS, TRUE_WORDS
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,12 @@ def _examples(df: pd.DataFrame, mask: np.ndarray, col: str, id_col: str | None, 
     return "; ".join(rows)
 
 
-def _target_text(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), "").map(lambda v: str(v).strip())
-
-
 def parse_target(df: pd.DataFrame, target: str, id_col: str | None = None, churn_value: str | None = None,
                  notices: list[str] | None = None) -> pd.Series:
     """The target as int 0/1 (module docstring for the rules); ChurnError otherwise. A reading that was
     inferred rather than given is appended to `notices`."""
     s = df[target]
-    text = _target_text(s)
+    text = stripped_text(s)
     blank = text.str.lower().isin(NA_WORDS).to_numpy()
     if churn_value is not None:
         want = str(churn_value).strip().casefold()
@@ -131,7 +127,7 @@ def _looks_like_dates(text: pd.Series) -> bool:
 
 def why_not_a_feature(s: pd.Series) -> str | None:
     """Why a column must not be a model input (a short reason), or None when it may be one."""
-    if s.isna().all() or (s.dtype == object and _target_text(s).eq("").all()):
+    if s.isna().all() or (s.dtype == object and stripped_text(s).eq("").all()):
         return "empty"
     if s.nunique(dropna=False) <= 1:
         return "constant (the same value in every row)"
@@ -139,7 +135,7 @@ def why_not_a_feature(s: pd.Series) -> str | None:
         return "a date (give a number such as days since it instead)"
     if ptypes.is_bool_dtype(s) or ptypes.is_numeric_dtype(s):
         return None
-    text = _target_text(s)
+    text = stripped_text(s)
     filled = text[~text.str.lower().isin(NA_WORDS)]
     if filled.empty:
         return "empty"
