@@ -24,6 +24,7 @@ import pandas as pd
 
 from churn.config import Config
 from churn.config import load_config as _load_config
+from churn.errors import ChurnError
 
 if TYPE_CHECKING:  # the heavy modules load only when a function needs them
     from churn.features.engine import TrainingFrame
@@ -164,18 +165,24 @@ def build_training_frame(data: PathLike | None = None, config: Config | PathLike
 
 
 def train(config: Config | PathLike | None = None, data: PathLike | None = None, *,
-          as_of: Sequence[str] | None = None, promote: bool = False, tune_trials: int = 0) -> TrainResult:
+          as_of: Sequence[str] | None = None, promote: bool = False, tune_trials: int = 0,
+          frame: TrainingFrame | None = None) -> TrainResult:
     """Train on raw data as `churn train` does: candidates chosen out of time, refit, tracked and
-    registered in MLflow (alias `challenger`; `champion` too with `promote=True` if it wins).
+    registered in MLflow (alias `challenger`; `champion` too with `promote=True` if it wins). With `frame`
+    (from `build_training_frame`), that frame is trained as it is instead of being built again.
 
     Example:
         >>> result = train(cfg, "data/demo")  # doctest: +SKIP
+        >>> tf = build_training_frame("data/demo", cfg)  # doctest: +SKIP
+        >>> result = train(cfg, frame=tf)  # the frame just explored, not built a second time  # doctest: +SKIP
         >>> result.chosen, result.metrics["roc_auc"]  # doctest: +SKIP
     """
     from churn.pipeline import train_from_data, with_overrides
 
+    if frame is not None and as_of:
+        raise ChurnError("give either as_of or a frame: the frame's snapshot dates are already decided")
     cfg = with_overrides(_cfg(config), as_of=list(as_of) if as_of else None)
-    return train_from_data(cfg, _path(data), tune_trials=tune_trials, promote=promote)
+    return train_from_data(cfg, _path(data), tune_trials=tune_trials, promote=promote, frame=frame)
 
 
 def train_table(table: PathLike, target: str, id_col: str, config: Config | PathLike | None = None, *,

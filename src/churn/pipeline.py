@@ -75,11 +75,17 @@ def features_to_file(data: str | None, as_of: list[str], out: str, config: Confi
 
 def train_from_data(config: Config, data: str | None, *, as_of: list[str] | None = None, tune_trials: int = 0,
                     tune_minutes: float | None = None, promote: bool = False, keep_columns: list[str] | None = None,
-                    force: bool = False, progress: Progress = None) -> Any:
-    """Build the multi-snapshot training frame from raw data and train, tracked in MLflow."""
+                    force: bool = False, progress: Progress = None, frame: Any = None) -> Any:
+    """Build the multi-snapshot training frame from raw data and train, tracked in MLflow; with `frame` (a
+    `TrainingFrame` already built from the data), train on it as it is."""
+    from churn.features.frame import TrainingFrame
     from churn.training.train import train
 
-    if config.engine.kind == "spark":  # the frame built on Spark, the model trained here
+    if frame is not None:
+        if not isinstance(frame, TrainingFrame):
+            raise ChurnError(f"frame must be a training frame (build_training_frame), got {type(frame).__name__}")
+        tf = frame
+    elif config.engine.kind == "spark":  # the frame built on Spark, the model trained here
         from churn.spark.flows import training_frame_on_spark
 
         tf = training_frame_on_spark(data, config, as_of, progress=progress)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import churn
+from churn.errors import ChurnError
 
 CUSTOMERS = 2000
 SEED = 7
@@ -32,6 +33,12 @@ def ws(tmp_path_factory):
         yield churn.workspace(root, customers=CUSTOMERS, seed=SEED)
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def frame(ws):
+    """The workspace's training frame, built once for the tests that read it."""
+    return churn.build_training_frame(ws.data, ws.config)
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +93,12 @@ def test_config_and_validation_report(ws, tmp_path):
     assert set(broken.problems["table"]) == {"customers"}
 
 
-def test_features_training_frame_and_exploration(ws):
+def test_features_training_frame_and_exploration(ws, frame):
     end = churn.latest_date(ws.data, ws.config)
     feats = churn.build_features(ws.data, [end], ws.config)
     assert {"customer_id", "as_of"} <= set(feats.columns) and feats["customer_id"].is_unique
     assert (feats["as_of"] == pd.Timestamp(end)).all()
-    tf = churn.build_training_frame(ws.data, ws.config)
+    tf = frame
     frame = tf.frame
     assert set(frame["churned"].unique()) == {0, 1} and len(tf.as_of) >= 3
     by_month = churn.churn_rate_by(frame, "month")
@@ -173,9 +180,9 @@ def test_promote_then_score_to_folder_as_the_cli(ws, trained, scores, tmp_path):
                                rtol=0, atol=1e-12)
 
 
-def test_train_on_a_ready_table(ws, tmp_path):
+def test_train_on_a_ready_table(ws, frame, tmp_path):
     """Bring-your-own features: the training frame written as CSV trains under its own registered name."""
-    frame = churn.build_training_frame(ws.data, ws.config).frame
+    frame = frame.frame
     table = tmp_path / "features.csv"
     frame.to_csv(table, index=False)
     # Small: the table's path through training (the Optuna search on the table's own columns included, with
@@ -188,3 +195,20 @@ def test_train_on_a_ready_table(ws, tmp_path):
     latest = frame[frame["as_of"] == frame["as_of"].max()].head(50)
     probs = churn.score_frame(result.model_uri, latest, cfg)["churn_probability"]
     assert probs.between(0, 1).all() and probs.nunique() > 1
+
+
+def test_train_on_the_frame_already_built(ws, frame):
+    """A frame built and explored is trained as it is (not built again): the run's data fingerprint is that
+    frame's, rows and hash; a frame with as_of dates, or something that is not a frame, is refused."""
+    tf = frame
+    small = ws.config.model.model_copy(update={"registered_name": "churn_frame", "candidates": ["lightgbm"],
+                                                "auto_tune_max_rows": 0, "refit": False, "num_boost_round": 40})
+    cfg = ws.config.model_copy(update={"model": small})
+    result = churn.train(cfg, frame=tf)
+    recorded = result.model.metadata_["data_fingerprint"]
+    assert {k: recorded.get(k) for k in tf.fingerprint} == tf.fingerprint
+    assert recorded["frame_rows"] == len(tf.frame) and recorded["snapshots"] == [str(d.date()) for d in tf.as_of]
+    with pytest.raises(ChurnError, match="either as_of or a frame"):
+        churn.train(cfg, frame=tf, as_of=["2024-06-01"])
+    with pytest.raises(ChurnError, match="must be a training frame"):
+        churn.train(cfg, frame=tf.frame)
