@@ -359,7 +359,8 @@ def logged(store: MlflowClient) -> Iterator[tuple[Path, Any]]:
     """(the folder of models:/churn/1 in the artifact store, its model version); the files and the recorded
     hashes are put back afterwards (the store is shared by this module's tests)."""
     mv = store.get_model_version("churn", "1")
-    folder = Path(url2pathname(urlparse(store.get_logged_model(mv.source.rsplit("/", 1)[-1]).artifact_location).path))
+    location = store.get_logged_model(mv.source.rsplit("/", 1)[-1]).artifact_location
+    folder = Path(url2pathname(urlparse(location).path))
     files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     tags = {k: v for k, v in mv.tags.items() if k.startswith(HASH_TAG)}
     yield folder, mv
