@@ -183,6 +183,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                                     "pytest-xdist#1386): see the pytest pin in pyproject.toml")
 
 
+# ------------------------------------------------------------------------------------- compiled kernels
+def pytest_configure(config: pytest.Config) -> None:
+    """With pytest-xdist, fill numba's cache (NUMBA_CACHE_DIR above) before the workers start: otherwise
+    both workers and the `churn` processes they start compile the same kernels at once on a fresh machine.
+    Two processes, each compiling half of them (`churn.compiled`)."""
+    if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0"):
+        return
+    from churn.compiled import KERNEL_MODULES
+
+    procs = [subprocess.Popen([sys.executable, "-m", "churn.compiled", *half], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for half in (KERNEL_MODULES[0::2], KERNEL_MODULES[1::2])]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise pytest.UsageError(f"compiling the numba kernels failed: {err[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def compiled_kernels() -> list[str]:
+    """Every kernel compiled into numba's cache (already done before the workers started, under xdist)."""
+    from churn.compiled import compile_all
+
+    return compile_all()
+
+
 # --------------------------------------------------------------------------------------------- Spark
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:

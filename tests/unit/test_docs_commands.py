@@ -213,9 +213,11 @@ def test_airflow_dag_in_the_docs_compiles_and_runs_documented_commands() -> None
             check(cmd)
 
 
-def test_cheap_commands_run_for_real(tmp_path: Path) -> None:
+def test_cheap_commands_run_for_real(tmp_path: Path, compiled_kernels: list[str]) -> None:
     """The README's generate, validate and features commands, run as written but on 300 customers (in the
-    other docs they are checked against --help: they name folders of the reader's own)."""
+    other docs they are checked against --help: they name folders of the reader's own). `churn features`, a
+    fresh process, also shows numba's cache at work (churn.compiled): it loads one version of each kernel it
+    runs, every one compiled ahead by `compile_all`, and compiles nothing itself."""
     ran = set()
     for where, line in commands():
         if where != "README.md":
@@ -226,7 +228,14 @@ def test_cheap_commands_run_for_real(tmp_path: Path) -> None:
         words = [str(BIN / "churn"), *words[1:]]
         if "--customers" in words:
             words[words.index("--customers") + 1] = "300"  # small size, same command
-        done = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=300)
+        env = {**ENV, "NUMBA_DEBUG_CACHE": "1"} if words[1] == "features" else ENV
+        done = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, f"{line!r}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
         ran.add(words[1])
+        if words[1] == "features":
+            cache = re.findall(r"\[cache\] data (loaded from|saved to) '[^']*/([\w.]+)-\d+\.py\d+\.(\d+)\.nbc'",
+                               done.stdout + done.stderr)
+            loaded = [(kernel, version) for how, kernel, version in cache if how == "loaded from"]
+            assert len(loaded) >= 10 and len(loaded) == len({k for k, _ in loaded}), loaded  # one version each
+            assert [k for how, k, _ in cache if how == "saved to"] == [], "compiled here, not by compile_all"
     assert ran == {"generate", "validate", "features"}

@@ -54,6 +54,8 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, log1p
 from threadpoolctl import threadpool_limits
 
+from churn.compiled import kernel_input
+
 __all__ = ["BGParams", "BTYDFitError", "BetaGeo", "NotFittedError", "compress_rfm", "rfm_summary"]
 
 # Bounds on log-parameters (internal time unit): exp(+-12) ~ 1.6e5 / 6e-6. They keep the search finite
@@ -262,9 +264,9 @@ class _NegLogLik:
             inv_bx1_x = 1.0 / (b + ux - 1.0)
             lt_u = np.log(alpha + self.uT)
             inv_T_u = 1.0 / (alpha + self.uT)
-            ll_rows, gr_rows, ga_rows, w3_sum, gb_rows = _x_positive_rows(
+            ll_rows, gr_rows, ga_rows, w3_sum, gb_rows = _x_positive_rows(*(kernel_input(v, v.dtype) for v in (
                 xi, self.itx, self.iT, self.w1, r + ux, np.log(alpha + self.utx), lt_u,
-                np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx), inv_T_u, inv_bx1_x)
+                np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx), inv_T_u, inv_bx1_x)))
             # sum_rows w1 k lt, via per-T aggregates: sum w1 (r + x) lt = r W1_T.lt + WX1_T.lt
             w1_lt = self.w1_T @ lt_u
             ll += -(r * w1_lt + self.wx1_T @ lt_u) + ll_rows
@@ -314,7 +316,7 @@ def _x_positive_rows(xi, itx, iT, w1, k_x, log_tx, log_T, base_x, inv_tx, inv_T,
 def warm_up() -> None:
     """Load the compiled likelihood loop (numba's cache, or compile it once): run in the background while
     DuckDB works, so the first fit does not wait for it."""
-    idx, one = np.zeros(1, np.intp), np.ones(1)
+    idx, one = kernel_input(np.zeros(1, np.intp), np.intp), kernel_input(np.ones(1), np.float64)
     _x_positive_rows(idx, idx, idx, one, one, one, one, one, one, one, one)
 
 

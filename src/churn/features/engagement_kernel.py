@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
+
 NO_DAY = np.iinfo(np.int32).min  # `before`: the customer has no event before the first window day
 
 
@@ -59,9 +61,9 @@ def compute(offsets: np.ndarray, codes: np.ndarray, before: np.ndarray, as_of_da
     by_type = np.zeros((nw, max(lay.n_types, 1), n), np.int64)
     trend = np.zeros((4, n), np.int64)  # events in the last 30, the 30 before, the last 90; weeks active
     last = np.full(n, np.nan)  # days from the start of the last active day to as_of
-    # One dtype per argument, so one compiled (and cached) version serves Arrow's int32 and int64 offsets.
-    offsets, codes, before, rows = (np.asarray(a, np.int64) for a in (offsets, codes, before, rows))
-    _pass(offsets, codes, before, rows, np.int64(as_of_day), np.asarray(lay.windows, np.int64), lay.type_bits,
+    # One type per argument (churn.compiled), so one compiled version serves Arrow's and computed arrays.
+    offsets, codes, before, rows = (kernel_input(a, np.int64) for a in (offsets, codes, before, rows))
+    _pass(offsets, codes, before, rows, np.int64(as_of_day), kernel_input(lay.windows, np.int64), lay.type_bits,
           lay.day_bits, lay.n_types, lay.lookback, lay.weeks, counts, dur_ms, active, by_type, trend, last)
     cols: dict[str, np.ndarray] = {}
     for k, w in enumerate(lay.windows):

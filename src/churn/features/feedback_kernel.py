@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
 from churn.timeline import days_between_us
 
 DAY_US = 86_400_000_000
@@ -27,7 +28,7 @@ def compute(offsets: np.ndarray, answered: np.ndarray, score: np.ndarray, as_of_
     # Rows: last answer time, last score's time, last score, scored answers, score sum, answers in 365 days.
     acc = np.zeros((6, n), np.int64)
     acc[0] = acc[1] = acc[2] = _NONE
-    offsets, answered, score, rows = (np.asarray(a, np.int64) for a in (offsets, answered, score, rows))
+    offsets, answered, score, rows = (kernel_input(a, np.int64) for a in (offsets, answered, score, rows))
     _pass(offsets, answered, score, rows, np.int64(as_of_us), acc)
     scored, total = acc[3], acc[4] / SCALE
     last = np.where(acc[1] != _NONE, acc[2] / SCALE, np.nan)

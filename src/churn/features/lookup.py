@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
+
 _EMPTY = -1
 
 
@@ -19,7 +21,7 @@ class HashIndex:
 
     def __init__(self, keys: np.ndarray) -> None:
         """Index `keys`; `unique` tells whether they were distinct (if not, `find` must not be trusted)."""
-        keys = np.ascontiguousarray(keys).view(np.int64)
+        keys = kernel_input(np.ascontiguousarray(keys).view(np.int64), np.int64)
         size = 2
         while size < 2 * len(keys):
             size *= 2
@@ -29,7 +31,7 @@ class HashIndex:
     def find(self, queries: np.ndarray) -> np.ndarray:
         """Each query's position among the keys, -1 if absent."""
         out = np.empty(len(queries), np.int64)
-        _find(self.slots, np.ascontiguousarray(queries).view(np.int64), out)
+        _find(self.slots, kernel_input(np.ascontiguousarray(queries).view(np.int64), np.int64), out)
         return out
 
 

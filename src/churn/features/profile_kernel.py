@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
 from churn.timeline import days_between_us
 
 DAY_US = 86_400_000_000
@@ -23,8 +24,8 @@ def order_changes(offsets: np.ndarray, changed: np.ndarray, fee: np.ndarray, pla
     Here rather than DuckDB's ordered `list(... ORDER BY ...)`, whose result took ~14 s to fetch for 1M
     customers' changes (the sort itself is milliseconds: most lists hold one or two changes)."""
     order = np.empty(len(changed), np.int64)
-    _order(np.asarray(offsets, np.int64), np.asarray(changed, np.int64), np.asarray(fee, np.float64),
-           np.asarray(plan_rank, np.int64), order)
+    _order(kernel_input(offsets, np.int64), kernel_input(changed, np.int64), kernel_input(fee, np.float64),
+           kernel_input(plan_rank, np.int64), order)
     return order
 
 
@@ -37,8 +38,8 @@ def compute(offsets: np.ndarray, changed: np.ndarray, fee: np.ndarray, has_plan:
     n = len(rows)
     count, plan_at, increases = np.zeros(n, np.int64), np.full(n, -1, np.int64), np.zeros(n, np.int64)
     fee_now, fee_before, last = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64)
-    offsets, changed, rows = (np.asarray(a, np.int64) for a in (offsets, changed, rows))
-    _pass(offsets, changed, np.asarray(fee, np.float64), np.asarray(has_plan, np.bool_), rows,
+    offsets, changed, rows = (kernel_input(a, np.int64) for a in (offsets, changed, rows))
+    _pass(offsets, changed, kernel_input(fee, np.float64), kernel_input(has_plan, np.bool_), rows,
           np.int64(as_of_us), count, plan_at, increases, fee_now, fee_before, last)
     return {
         "_changes": count,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
+
 DIGITS = 4  # amounts and discounts are held in units of 1/10**DIGITS (DECIMAL(18, 4))
 SCALE = 10**DIGITS
 NO_AMOUNT = -1  # an order without an amount: counted, not summed (amounts are never negative)
@@ -21,7 +23,7 @@ NO_AMOUNT = -1  # an order without an amount: counted, not summed (amounts are n
 def sort_by_day(offsets: np.ndarray, day: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
     """`day` and each of `values` reordered by day within each list (offsets unchanged)."""
     order = np.empty(len(day), np.int64)
-    _sort_segments(np.asarray(offsets, np.int64), np.asarray(day, np.int64), order)
+    _sort_segments(kernel_input(offsets, np.int64), kernel_input(day, np.int64), order)
     return (day[order], *(v[order] for v in values))
 
 
@@ -78,8 +80,8 @@ def _run(offsets: np.ndarray, day: np.ndarray, amount: np.ndarray, discount: np.
     # in the 90 before; then the order-day summary: x, t_x, T, days since the last order day, sum of
     # squared gaps between order days.
     acc = np.zeros((9, n), np.int64)
-    _pass(np.asarray(offsets, np.int64), day, amount, discount, np.asarray(rows, np.int64), np.int64(as_of_day),
-          windows, acc, counts, spend)
+    _pass(*(kernel_input(a, np.int64) for a in (offsets, day, amount, discount, rows)), np.int64(as_of_day),
+          kernel_input(windows, np.int64), acc, counts, spend)
     return counts, spend, acc
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from churn.compiled import kernel_input
 from churn.timeline import days_between_us
 
 DAY_US = 86_400_000_000
@@ -33,7 +34,7 @@ def compute(offsets: np.ndarray, opened: np.ndarray, closed: np.ndarray, complai
     rows; -1 = a customer without tickets): counts as integers, the rest float64 with NaN for unknown.
     Features of an absent column (`has_*`) are left out; without `closed_at` every rating counts as known."""
     n = len(rows)
-    wins = np.asarray(windows, np.int64)
+    wins = kernel_input(windows, np.int64)
     big = int(wins.max())
     tickets = np.zeros((len(wins), n), np.int64)
     complaints = np.zeros((len(wins), n), np.int64)
@@ -41,9 +42,9 @@ def compute(offsets: np.ndarray, opened: np.ndarray, closed: np.ndarray, complai
     for r in (_LAST, _LAST_COMPLAINT, _RES_MAX, _SAT_LAST_AT):
         acc[r] = _NONE
     acc[_OLDEST_OPEN] = NEVER
-    # One dtype per argument, so the one compiled (and cached) version serves every call.
+    # One type per argument (churn.compiled), so the one compiled version serves every call.
     offsets, opened, closed, complaint, rating, rows = (
-        np.asarray(a, np.int64) for a in (offsets, opened, closed, complaint, rating, rows))
+        kernel_input(a, np.int64) for a in (offsets, opened, closed, complaint, rating, rows))
     _pass(offsets, opened, closed, complaint, rating, rows, np.int64(as_of_us), wins, np.int64(big),
           bool(has_closed), acc, tickets, complaints)
 

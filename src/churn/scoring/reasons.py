@@ -25,6 +25,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from churn.compiled import kernel_input
 from churn.features.registry import Feature
 
 N_REASONS = 3
@@ -290,7 +291,7 @@ def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame
             c = c[:, keep]
         names = [names[i] for i in keep]
     k = min(n, len(names))
-    top = _top_positive(c, k)
+    top = _top_positive(kernel_input(c, np.float64), k)
     out = np.full((len(X), n), None, dtype=object)
     driver = np.full((len(X), n), None, dtype=object)
     needed: dict[str, list[str]] = {}
@@ -332,3 +333,8 @@ def _py(v: object) -> object:
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def warm_up() -> None:
+    """Load the compiled ranking of contributions (numba's cache, or compile it once; churn.compiled)."""
+    _top_positive(kernel_input(np.array([[0.5, -1.0, 2.0]]), np.float64), 2)

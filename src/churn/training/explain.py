@@ -24,6 +24,8 @@ import numba
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from churn.compiled import kernel_input
+
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
 
@@ -233,10 +235,10 @@ class PathExplainer(BaseEstimator):
         previous = numba.get_num_threads()
         numba.set_num_threads(max(1, min(int(self.n_jobs), numba.config.NUMBA_NUM_THREADS)))
         try:
-            f = self.forest_
-            _walk(X, f["roots"], f["feature"], f["threshold"], f["left"], f["right"], f["default_left"],
-                  f["missing"], f["categorical"], f["cat_start"], f["cat_words"], f["words"], f["leaf_ptr"],
-                  f["leaf_feature"], f["leaf_value"], out, leaves)
+            f = {k: kernel_input(v, v.dtype) for k, v in self.forest_.items()}
+            _walk(kernel_input(X, np.float64), f["roots"], f["feature"], f["threshold"], f["left"], f["right"],
+                  f["default_left"], f["missing"], f["categorical"], f["cat_start"], f["cat_words"], f["words"],
+                  f["leaf_ptr"], f["leaf_feature"], f["leaf_value"], out, leaves)
         finally:
             numba.set_num_threads(previous)
         out[:, -1] = self.bias_
@@ -249,3 +251,14 @@ class PathExplainer(BaseEstimator):
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """(n, trees): each row's leaf index within every tree, as LightGBM's `pred_leaf` gives it."""
         return self.forest_["leaf_local"][self._run(X, with_leaves=True)[1]]
+
+
+def warm_up() -> None:
+    """Load the compiled walk (numba's cache, or compile it once) through `PathExplainer`, on a two-tree
+    booster of a few rows (churn.compiled.compile_all)."""
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, np.nan]] * 5)
+    booster = lgb.train({"objective": "binary", "num_leaves": 2, "min_data_in_leaf": 1, "min_data_in_bin": 1,
+                         "verbose": -1, "num_threads": 1}, lgb.Dataset(X, np.arange(len(X)) % 2), num_boost_round=2)
+    explainer = PathExplainer(n_jobs=1).fit(booster)
+    explainer.contributions(X)
+    explainer.leaves(X)
