@@ -116,7 +116,8 @@ def read_run(run_id: str) -> RunReport:
         reliability = pd.read_csv(client.download_artifacts(run_id, "reliability.csv", str(local)))
         features_file = client.download_artifacts(run_id, "features.json", str(local))
         features_doc = json.loads(Path(features_file).read_text())
-        plots_dir = Path(client.download_artifacts(run_id, "plots", str(local)))
+        drawn = client.list_artifacts(run_id, "plots")  # none when the run was trained with model.plots off
+        plots_dir = Path(client.download_artifacts(run_id, "plots", str(local))) if drawn else None
     metrics = dict(run.data.metrics)
     tags = dict(run.data.tags)
     return RunReport(
@@ -128,7 +129,7 @@ def read_run(run_id: str) -> RunReport:
         calibration=reliability,
         lift=lift_table(holdout[LABEL_COLUMN].to_numpy(), holdout[RISK_COLUMN].to_numpy()),
         importance=_importance(run_id, features_doc),
-        plots={p.stem: p for p in sorted(plots_dir.glob("*.png"))},
+        plots={p.stem: p for p in sorted(plots_dir.glob("*.png"))} if plots_dir else {},
         tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
     )
 

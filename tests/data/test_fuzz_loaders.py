@@ -484,7 +484,7 @@ def fuzz_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cfg = tmp / "config.yaml"
     cfg.write_text("model:\n  registered_name: fuzz\n  experiment: fuzz\n  n_jobs: 1\n  num_boost_round: 30\n"
                    "  early_stopping_rounds: 10\n  auto_tune_max_rows: 0\n  candidates: [lightgbm]\n"
-                   f"  refit: false\n  bundle_dir: {tmp / 'models'}\nengine:\n  threads: 1\n")
+                   f"  refit: false\n  plots: false\n  bundle_dir: {tmp / 'models'}\nengine:\n  threads: 1\n")
     try:
         res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--table", str(tmp / "train.csv"),
                                        "--target", "churn", "--id", "cid"])

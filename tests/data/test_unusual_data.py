@@ -192,7 +192,7 @@ def test_a_tickets_only_business_validates_and_trains(tmp_path: Path, mlflow_env
     data = _support_desk(tmp_path / "data")
     cfg = config_file(tmp_path, {"model": {"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0,
                                            "num_boost_round": 30, "early_stopping_rounds": 10, "refit": False,
-                                           "bundle_dir": str(tmp_path / "models")},
+                                           "plots": False, "bundle_dir": str(tmp_path / "models")},
                                  "snapshots": {"count": 5}})
     out = ok("validate", "--data", data, "--config", cfg)
     assert "label: inactivity (no tickets within 60 days)" in out
@@ -235,7 +235,7 @@ def test_repeated_and_close_as_of_dates_are_said(tmp_path: Path, mlflow_env) -> 
     data = _support_desk(tmp_path / "data", customers=200)
     cfg = config_file(tmp_path, {"model": {"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0,
                                            "num_boost_round": 30, "early_stopping_rounds": 10, "refit": False,
-                                           "bundle_dir": str(tmp_path / "models")}})
+                                           "plots": False, "bundle_dir": str(tmp_path / "models")}})
     dates = ["2023-08-01", "2023-10-01", "2023-12-01", "2024-02-01", "2024-04-01", "2024-04-02", "2024-04-01"]
     with mlflow_env(tmp_path / "mlflow"):
         out = ok("train", "--data", data, "--config", cfg, *[a for d in dates for a in ("--as-of", d)])

@@ -56,7 +56,7 @@ def world(mlflow_store) -> dict:
     raw = cfg.model_dump()
     raw["snapshots"].update({"count": 6, "end": "2025-03-01"})
     raw["model"].update({"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0, "num_boost_round": 200,
-                         "early_stopping_rounds": 20, "refit": False, "max_shap_rows": 200,
+                         "early_stopping_rounds": 20, "refit": False, "plots": False,
                          "bundle_dir": str(root / "models")})
     cfg = cfg.model_validate(raw)
     trained = train_from_data(cfg, str(root / "data"))

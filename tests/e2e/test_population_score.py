@@ -40,7 +40,7 @@ def small_config(bundle_dir: Path, **label: object) -> Config:
     base["label"].update(label)
     base["snapshots"]["count"] = 3
     base["model"].update({"n_jobs": 1, "num_boost_round": 60, "bundle_dir": str(bundle_dir),
-                          "candidates": ["lightgbm"], "auto_tune_max_rows": 0})
+                          "candidates": ["lightgbm"], "auto_tune_max_rows": 0, "plots": False})
     return Config.model_validate(base)
 
 

@@ -19,12 +19,13 @@ N_SNAPSHOTS = 5
 
 
 def small_config(bundle_dir: Path | str = "models", **model: object) -> Config:
-    """Default config with a fast single-thread model: few rounds, higher learning rate."""
+    """Default config with a fast single-thread model: few rounds, higher learning rate, no plots (the tests
+    that read them turn them on)."""
     base = Config()
     params = {**base.model.params, "learning_rate": 0.1, "num_leaves": 15}
     settings = {"n_jobs": 1, "num_boost_round": 300, "early_stopping_rounds": 20, "params": params,
                 "auto_tune_max_rows": 0,
-                "max_shap_rows": 500, "bundle_dir": str(bundle_dir), **model}
+                "max_shap_rows": 500, "bundle_dir": str(bundle_dir), "plots": False, **model}
     return base.model_copy(update={"model": base.model.model_copy(update=settings)})
 
 

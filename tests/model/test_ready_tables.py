@@ -25,7 +25,7 @@ from churn.training.table import read_ready_table
 
 FAST = ("model:\n  n_jobs: 1\n  num_boost_round: 80\n  early_stopping_rounds: 15\n  auto_tune_max_rows: 0\n"
         "  candidates: [lightgbm, logistic_l1]\n  registered_name: {name}\n  experiment: {name}\n"
-        "  bundle_dir: {models}\n")
+        "  plots: false\n  bundle_dir: {models}\n")
 
 
 def bank_export(n: int, seed: int) -> pd.DataFrame:

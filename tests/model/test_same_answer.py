@@ -56,7 +56,7 @@ def trained(mlflow_store, tmp_path_factory):
     cfg = tmp / "config.yaml"
     cfg.write_text(f"model:\n  registered_name: telco\n  experiment: telco\n  n_jobs: 1\n  num_boost_round: 200\n"
                    f"  early_stopping_rounds: 20\n  auto_tune_max_rows: 0\n  candidates: [lightgbm, logistic]\n"
-                   f"  bundle_dir: {tmp / 'models'}\n")
+                   f"  plots: false\n  bundle_dir: {tmp / 'models'}\n")
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--table", str(table), "--target", "Churn",
                                    "--id", "customerID"])
     assert res.exit_code == 0, res.output

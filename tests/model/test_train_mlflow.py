@@ -25,7 +25,7 @@ def runs(mlflow_store, synthetic, make_config):
     """weak v1 (promoted: no champion), full v2 (promoted: better), weak v3 (challenger only, then promote()
     keeps v2), full v4 (same seed as v2: determinism)."""
     frame, features = synthetic
-    cfg = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests")
+    cfg = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests", plots=True)
     # The weak models only need to be weak (what promotion compares): one candidate, no search.
     one = make_config(mlflow_store / "models", registered_name=NAME, experiment="churn-tests", candidates=["lightgbm"])
     weak = [f for f in features if f.name in WEAK]

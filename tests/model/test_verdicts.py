@@ -19,7 +19,7 @@ from churn.config import tracking_uri
 
 CONFIG = ("model:\n  n_jobs: 1\n  num_boost_round: 60\n  early_stopping_rounds: 10\n  auto_tune_max_rows: 0\n"
           "  candidates: [lightgbm, logistic_l1]\n  registered_name: {name}\n  experiment: {name}\n"
-          "  bundle_dir: {models}\n")
+          "  plots: false\n  bundle_dir: {models}\n")
 
 
 def _snapshots(n: int, seed: int, flip_last: bool, signal: float) -> pd.DataFrame:

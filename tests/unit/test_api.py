@@ -188,7 +188,8 @@ def test_train_on_a_ready_table(ws, frame, tmp_path):
     # Small: the table's path through training (the Optuna search on the table's own columns included, with
     # two trials) and scoring is what is checked, not the search's quality.
     model_settings = ws.config.model.model_copy(update={"registered_name": "churn_table",
-                                                         "candidates": ["lightgbm"], "auto_tune_trials": 2})
+                                                         "candidates": ["lightgbm"], "auto_tune_trials": 2,
+                                                         "plots": False})
     cfg = ws.config.model_copy(update={"model": model_settings})
     result = churn.train_table(table, "churned", "customer_id", cfg, time_col="as_of")
     assert result.model_uri == "models:/churn_table/1" and result.chosen in result.candidates
@@ -202,12 +203,15 @@ def test_train_on_the_frame_already_built(ws, frame):
     frame's, rows and hash; a frame with as_of dates, or something that is not a frame, is refused."""
     tf = frame
     small = ws.config.model.model_copy(update={"registered_name": "churn_frame", "candidates": ["lightgbm"],
-                                                "auto_tune_max_rows": 0, "refit": False, "num_boost_round": 40})
+                                                "auto_tune_max_rows": 0, "refit": False, "num_boost_round": 40,
+                                                "plots": False})
     cfg = ws.config.model_copy(update={"model": small})
     result = churn.train(cfg, frame=tf)
     recorded = result.model.metadata_["data_fingerprint"]
     assert {k: recorded.get(k) for k in tf.fingerprint} == tf.fingerprint
     assert recorded["frame_rows"] == len(tf.frame) and recorded["snapshots"] == [str(d.date()) for d in tf.as_of]
+    run = churn.read_run(result.run_id)  # model.plots off: no plots drawn, everything else logged
+    assert run.plots == {} and len(run.calibration) >= 3 and list(run.lift.index) == list(range(1, 11))
     with pytest.raises(ChurnError, match="either as_of or a frame"):
         churn.train(cfg, frame=tf, as_of=["2024-06-01"])
     with pytest.raises(ChurnError, match="must be a training frame"):

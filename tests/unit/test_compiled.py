@@ -51,7 +51,8 @@ def test_kernel_input_is_a_read_only_view_without_a_copy():
 def test_every_kernel_has_one_version_whatever_arrays_it_is_handed():
     """Arrow's read-only arrays, computed writable ones, Fortran-ordered and sliced matrices: after every
     entry point has seen them (and whatever else this process ran before), each kernel holds one version."""
-    from churn.features.engagement_kernel import compute as engagement, layout
+    from churn.features.engagement_kernel import compute as engagement
+    from churn.features.engagement_kernel import layout
     from churn.features.lookup import HashIndex
     from churn.features.registry import Feature
     from churn.scoring.reasons import reason_codes

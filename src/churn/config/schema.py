@@ -283,9 +283,14 @@ class ModelConfig(_Strict):
     auto_tune_max_rows: int = 20_000
     auto_tune_trials: int = 20
     auto_tune_minutes: float = 0.5
+    # The metric a challenger must beat the champion on to be promoted (train --promote, churn promote).
     promote_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "pr_auc"
-    bundle_dir: str = "models"
-    max_shap_rows: int = 5000
+    bundle_dir: str = "models"  # where each registered version's bundle is exported (models/<name>-<version>)
+    # Draw the evaluation plots (ROC, precision-recall, reliability, lift and gain, profit, importance, the
+    # SHAP summary) into the run; false skips them, the slowest part of a small training, for quick
+    # iterations. The metrics, tables and the reliability table are logged either way.
+    plots: bool = True
+    max_shap_rows: int = 5000  # holdout rows sampled for the SHAP summary plot
 
 
 # ------------------------------------------------------------------------------------ tiers and value

@@ -21,6 +21,7 @@ region and plan breakdowns count the scored customers only. Meta keys: model_ver
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,16 @@ def render_report(ctx: dict[str, Any]) -> str:
         charts["tiers"] = chart_tiers(ctx)
     if any(r["cost"] or r["saved"] for r in ctx["incentives"]):
         charts["incentives"] = chart_incentives(ctx)
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
     public = {k: v for k, v in ctx.items() if not k.startswith("_")}
-    return env.get_template(TEMPLATE_NAME).render(**public, charts=charts)
+    return _environment().get_template(TEMPLATE_NAME).render(**public, charts=charts)
+
+
+@functools.cache
+def _environment() -> Environment:
+    """One Jinja environment per process: it keeps the compiled template (compiling it took longer than
+    rendering it), and reloads it if the file changes."""
+    return Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def write_report(

@@ -204,13 +204,21 @@ def write_artifacts(tmp: Path, o: Outcome) -> None:
     if o.curve is not None:
         step = max(1, len(o.curve) // 1000)
         o.curve.iloc[::step].to_csv(tmp / "profit_curve.csv", index=False)
-    pl = tmp / "plots"
+    both_classes = len(np.unique(y_ho)) == 2
+    if both_classes:
+        reliability_table(y_ho, p_ho).to_csv(tmp / "reliability.csv", index=False)
+    if o.config.model.plots:
+        write_plots(tmp / "plots", o, both_classes)
+
+
+def write_plots(pl: Path, o: Outcome, both_classes: bool) -> None:
+    """The evaluation plots of the registered procedure on the holdout (model.plots)."""
+    model, y_ho, p_ho = o.model, o.y_holdout, o.p_holdout
     curves = {"model": p_ho, **{_baseline_label(n, o.baselines[n]): p for n, p in o.baseline_scores.items()}}
-    if len(np.unique(y_ho)) == 2:
+    if both_classes:
         plots.roc_plot(y_ho, curves, pl / "roc.png")
         plots.pr_plot(y_ho, curves, pl / "pr.png")
         plots.calibration_plot(y_ho, o.p_raw_holdout, p_ho, pl / "calibration.png")
-        reliability_table(y_ho, p_ho).to_csv(tmp / "reliability.csv", index=False)
         plots.lift_gain_plot(y_ho, p_ho, pl / "lift_gain.png")
     if o.curve is not None and o.economics is not None:
         econ = o.economics

@@ -342,7 +342,7 @@ def train(frame: pd.DataFrame, features: list[Feature], config: Config, *, id_co
                                  "it); train with --force to register it anyway")
             with tempfile.TemporaryDirectory(prefix="churn-train-") as tmpd:
                 tmp = Path(tmpd)
-                say("drawing plots")
+                say("writing the run's files" + (" and drawing its plots" if mc.plots else ""))
                 run_log.write_artifacts(tmp, outcome)
                 holdout_df = run_log.holdout_frame(outcome)
                 reg = run_log.register(client, run_id, outcome, config_path, tmp, holdout_df, say, warn)
