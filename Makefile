@@ -36,7 +36,10 @@ demo: $(STAMP)
 
 # Every core (pytest-xdist); groups of tests that share a mutable fixture stay on one worker (loadgroup).
 # Hypothesis draws ~200 examples a property here (profile `ci`); `make test-deep` draws 1,000 (`deep`).
-PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
+# Bytecode is written during the tests even where PYTHONDONTWRITEBYTECODE is set (CI): churn's own modules
+# (installed editable, so not compiled at install) and the assertion-rewritten test modules are compiled once
+# (into the gitignored __pycache__ folders), not again by each of the ~100 `churn` processes the suite starts.
+PYTEST := PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 
 test: prereqs $(STAMP) browser java
 	$(PYTEST)
