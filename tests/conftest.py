@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -166,6 +167,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(item.nodeid))  # each test alone: no module fixtures
         else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    # The scheduler hands out groups in this order (pytest_configure turns off its own reorder by test count):
+    # the two longest groups first (about a minute each on one worker), then those with slow tests, then the
+    # rest, each by test count, so the run ends with short tests spread over both workers, not with one
+    # worker finishing a long group while the other waits.
+    groups = [_group_of(item) for item in items]
+    sizes, first, slow = Counter(groups), {}, set()
+    for i, (g, item) in enumerate(zip(groups, items)):
+        first.setdefault(g, i)
+        if item.get_closest_marker("slow"):
+            slow.add(g)
+    rank = {g: k for k, g in enumerate(LONGEST_GROUPS)}
+    order = sorted(range(len(items)), key=lambda i: (rank.get(groups[i], len(rank)), groups[i] not in slow,
+                                                     -sizes[groups[i]], first[groups[i]], i))
+    items[:] = [items[i] for i in order]
+
+
+LONGEST_GROUPS = ("spark", "demo")
+
+
+def _group_of(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -187,9 +210,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """With pytest-xdist, fill numba's cache (NUMBA_CACHE_DIR above) before the workers start: otherwise
     both workers and the `churn` processes they start compile the same kernels at once on a fresh machine.
-    Two processes, each compiling half of them (`churn.compiled`)."""
+    Two processes, each compiling half of them (`churn.compiled`). Also: the scheduler keeps the groups in the
+    order `pytest_collection_modifyitems` gives them."""
     if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0"):
         return
+    config.option.loadscopereorder = False  # the groups' order is set in pytest_collection_modifyitems
     from churn.compiled import KERNEL_MODULES
 
     procs = [subprocess.Popen([sys.executable, "-m", "churn.compiled", *half], env={**os.environ, "OMP_NUM_THREADS": "1"},
