@@ -217,8 +217,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.loadscopereorder = False  # the groups' order is set in pytest_collection_modifyitems
     from churn.compiled import KERNEL_MODULES
 
-    procs = [subprocess.Popen([sys.executable, "-m", "churn.compiled", *half], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "churn.compiled", *half], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
              for half in (KERNEL_MODULES[0::2], KERNEL_MODULES[1::2])]
     for proc in procs:
         _, err = proc.communicate()

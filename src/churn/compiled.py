@@ -3,7 +3,8 @@
 numba compiles a kernel once per *type* of its arguments, and an array's type includes its dtype, its
 layout and whether it is writable. Arrow hands out read-only arrays without a copy while computed ones are
 writable, so the same kernel was compiled, cached and loaded twice over. Every kernel input therefore goes
-through `kernel_input`: read-only, C-contiguous, one dtype. A kernel's outputs are the arrays it fills, allocated writable by its caller.
+through `kernel_input`: read-only, C-contiguous, one dtype. A kernel's outputs are the arrays it fills,
+allocated writable by its caller.
 
 `compile_all` compiles (or loads from numba's cache) every kernel on tiny inputs through the same code paths
 real data takes. Run it where the cache should be filled before real work: a container image's build
