@@ -167,6 +167,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(item.nodeid))  # each test alone: no module fixtures
         else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the collection order as it is
     # The scheduler hands out groups in this order (pytest_configure turns off its own reorder by test count):
     # the two longest groups first (about a minute each on one worker), then those with slow tests, then the
     # rest, each by test count, so the run ends with short tests spread over both workers, not with one
@@ -212,7 +214,8 @@ def pytest_configure(config: pytest.Config) -> None:
     both workers and the `churn` processes they start compile the same kernels at once on a fresh machine.
     Two processes, each compiling half of them (`churn.compiled`). Also: the scheduler keeps the groups in the
     order `pytest_collection_modifyitems` gives them."""
-    if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0"):
+    if (hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0")
+            or config.getoption("dist", default="no") == "no" or config.getoption("collectonly")):
         return
     config.option.loadscopereorder = False  # the groups' order is set in pytest_collection_modifyitems
     from churn.compiled import KERNEL_MODULES
@@ -221,10 +224,9 @@ def pytest_configure(config: pytest.Config) -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "churn.compiled", *half], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
              for half in (KERNEL_MODULES[0::2], KERNEL_MODULES[1::2])]
-    for proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise pytest.UsageError(f"compiling the numba kernels failed: {err[-3000:]}")
+    failed = [err for proc in procs for _, err in [proc.communicate()] if proc.returncode != 0]
+    if failed:
+        raise pytest.UsageError(f"compiling the numba kernels failed: {failed[0][-3000:]}")
 
 
 @pytest.fixture(scope="session")

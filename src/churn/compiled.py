@@ -27,8 +27,9 @@ KERNEL_MODULES = ("churn.features.profile_kernel", "churn.features.purchases_ker
 
 
 def kernel_input(a: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
-    """`a` as a read-only, C-contiguous array of `dtype`, for a kernel to read: a view of `a` when it is one
-    already (no copy), so every call matches the one compiled version."""
+    """`a` as a read-only, C-contiguous array of `dtype`, for a kernel to read, so every call matches the one
+    compiled version: a view of `a` when it has that dtype and layout already, else a converted copy (int32
+    Arrow offsets, a sliced or column-major matrix)."""
     view = np.ascontiguousarray(a, dtype=dtype).view()
     view.flags.writeable = False
     return view

@@ -28,7 +28,8 @@ class RunReport:
     `valid_roc_auc` and its evaluation fit's holdout metrics; `calibration`: observed churn rate against mean predicted probability per bin;
     `lift`: churn rate and lift per risk decile of the holdout; `importance`: gain per feature and its
     family (largest first);
-    `plots`: the run's PNG plots, downloaded to a local folder.
+    `plots`: the run's PNG plots, downloaded to a local folder (none for a run trained with `model.plots`
+    off).
     """
 
     run_id: str

@@ -128,7 +128,7 @@ def test_top_positive_matches_a_stable_sort_including_ties() -> None:
     c = rng.choice([-1.0, 0.0, 0.25, 0.5, 0.5, 1.0, np.nan], size=(3000, 9))  # many exact ties
     c[:50] = -1.0  # rows without any risk-raising feature
     for k in (1, 3, 9):
-        got = _top_positive(kernel_input(c, np.float64), k)  # as reason_codes passes it
+        got = _top_positive(kernel_input(c, np.float64), c.shape[1], k)  # as reason_codes passes it
         masked = np.where(c > 0, c, -np.inf)
         want = np.argsort(-masked, axis=1, kind="stable")[:, :k]
         want = np.where(np.take_along_axis(masked, want, axis=1) > -np.inf, want, -1)

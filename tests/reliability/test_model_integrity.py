@@ -464,7 +464,7 @@ def test_nothing_personal_in_mlflow_or_the_bundle(store: MlflowClient, trained: 
     bundle = [f for f in (trained / "models" / "churn-1").rglob("*") if f.is_file()]
     assert any(f.name == "model.joblib" for f in bundle) and any(f.name == "features.json" for f in bundle)
     files += bundle
-    for f in files:  # every artifact, pickles and plots included, as bytes
+    for f in files:  # every artifact, pickles included, as bytes
         raw = f.read_bytes()
         if f.suffix == ".parquet":
             raw = pd.read_parquet(f).to_csv(index=False).encode()

@@ -287,8 +287,8 @@ class ModelConfig(_Strict):
     promote_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "pr_auc"
     bundle_dir: str = "models"  # where each registered version's bundle is exported (models/<name>-<version>)
     # Draw the evaluation plots (ROC, precision-recall, reliability, lift and gain, profit, importance, the
-    # SHAP summary) into the run; false skips them, the slowest part of a small training, for quick
-    # iterations. The metrics, tables and the reliability table are logged either way.
+    # SHAP summary) into the run; false skips them, for quick iterations (churn.read_run then has no plots).
+    # The metrics and tables, the reliability table among them, are logged either way.
     plots: bool = True
     max_shap_rows: int = 5000  # holdout rows sampled for the SHAP summary plot
 

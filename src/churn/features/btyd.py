@@ -264,9 +264,11 @@ class _NegLogLik:
             inv_bx1_x = 1.0 / (b + ux - 1.0)
             lt_u = np.log(alpha + self.uT)
             inv_T_u = 1.0 / (alpha + self.uT)
-            ll_rows, gr_rows, ga_rows, w3_sum, gb_rows = _x_positive_rows(*(kernel_input(v, v.dtype) for v in (
-                xi, self.itx, self.iT, self.w1, r + ux, np.log(alpha + self.utx), lt_u,
-                np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx), inv_T_u, inv_bx1_x)))
+            ll_rows, gr_rows, ga_rows, w3_sum, gb_rows = _x_positive_rows(
+                *(kernel_input(v, np.intp) for v in (xi, self.itx, self.iT)),
+                *(kernel_input(v, np.float64) for v in (self.w1, r + ux, np.log(alpha + self.utx), lt_u,
+                                                       np.log(a) + np.log(inv_bx1_x), 1.0 / (alpha + self.utx),
+                                                       inv_T_u, inv_bx1_x)))
             # sum_rows w1 k lt, via per-T aggregates: sum w1 (r + x) lt = r W1_T.lt + WX1_T.lt
             w1_lt = self.w1_T @ lt_u
             ll += -(r * w1_lt + self.wx1_T @ lt_u) + ll_rows

@@ -247,14 +247,14 @@ def render_many(feature: Feature, cols: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_positive(c: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    """Per row, the columns of the k largest positive values (-1 where fewer), largest first; equal values
-    keep column order, as a stable sort would."""
+def _top_positive(c: np.ndarray, ncols: int, k: int) -> np.ndarray:  # pragma: no cover
+    """Per row, the columns (of the first `ncols`) of the k largest positive values (-1 where fewer), largest
+    first; equal values keep column order, as a stable sort would."""
     out = np.full((c.shape[0], k), -1, dtype=np.int64)
     best = np.empty(k)
     for i in range(c.shape[0]):
         m = 0  # how many slots are filled
-        for j in range(c.shape[1]):
+        for j in range(ncols):
             v = c[i, j]
             if not v > 0.0:  # only features that raised the risk are reasons (NaN never)
                 continue
@@ -278,7 +278,9 @@ def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame
     """`reason_1..n` per row: the n features with the largest positive contributions, in plain words, and
     `reason_1_feature..reason_n_feature`: which feature each reason speaks for (the report groups by it).
 
-    `contrib` is a frame with one column per feature, or a matrix whose columns are `names`.
+    `contrib` is a frame with one column per feature, or a matrix whose first columns are `names` (later
+    columns, such as the bias of `contributions_encoded`, are not read: the scorer passes its matrix whole, so
+    nothing is copied).
     """
     by_name = {f.name: f for f in features}
     if isinstance(contrib, pd.DataFrame):
@@ -291,7 +293,7 @@ def reason_codes(features: list[Feature], X: pd.DataFrame, contrib: pd.DataFrame
             c = c[:, keep]
         names = [names[i] for i in keep]
     k = min(n, len(names))
-    top = _top_positive(kernel_input(c, np.float64), k)
+    top = _top_positive(kernel_input(c, np.float64), len(names), k)
     out = np.full((len(X), n), None, dtype=object)
     driver = np.full((len(X), n), None, dtype=object)
     needed: dict[str, list[str]] = {}
@@ -337,4 +339,4 @@ def _py(v: object) -> object:
 
 def warm_up() -> None:
     """Load the compiled ranking of contributions (numba's cache, or compile it once; churn.compiled)."""
-    _top_positive(kernel_input(np.array([[0.5, -1.0, 2.0]]), np.float64), 2)
+    _top_positive(kernel_input(np.array([[0.5, -1.0, 2.0]]), np.float64), 3, 2)

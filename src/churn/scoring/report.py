@@ -55,8 +55,8 @@ def render_report(ctx: dict[str, Any]) -> str:
 
 @functools.cache
 def _environment() -> Environment:
-    """One Jinja environment per process: it keeps the compiled template (compiling it took longer than
-    rendering it), and reloads it if the file changes."""
+    """One Jinja environment per process (a cache: it holds no state of a report), so the template is compiled
+    once rather than for every report; Jinja reloads it if the file changes."""
     return Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 

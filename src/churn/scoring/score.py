@@ -92,7 +92,7 @@ def score_frame(model: Any, frame: pd.DataFrame, *, chunk_rows: int = 200_000, r
         raw = 1.0 / (1.0 + np.exp(-values.sum(axis=1)))
         p = np.asarray(model.calibrator_.predict(raw), dtype=float)
         probs.append(p)
-        reasons.append(reason_codes(features, chunk, values[:, :-1], names=list(model.feature_names_)))
+        reasons.append(reason_codes(features, chunk, values, names=list(model.feature_names_)))  # bias unread
         if progress:
             progress(min(start + chunk_rows, n), n)
     out = pd.DataFrame({"churn_probability": np.concatenate(probs) if probs else np.array([], float)},
