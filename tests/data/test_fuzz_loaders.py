@@ -102,12 +102,14 @@ def number_cells(draw: st.DrawFn, decimal: str, signed: bool = False) -> Cell:
     frac = draw(st.integers(1, 99))
     if kind == "int":
         return Cell(str(whole), True, float(whole))
+    # The value a decimal text denotes is the double nearest to it, as float() reads it: not whole + frac / 100,
+    # which is 1.8199999999999998 for "1.82".
     if kind == "frac":
-        return Cell(f"{whole}{decimal}{frac:02d}", True, whole + frac / 100)
+        return Cell(f"{whole}{decimal}{frac:02d}", True, float(f"{whole}.{frac:02d}"))
     if kind == "grouped":
         big = draw(st.integers(1, 999)) * 1000 + whole
         sep = "." if decimal == "," else ","
-        return Cell(f"{big // 1000}{sep}{big % 1000:03d}{decimal}{frac:02d}", True, big + frac / 100)
+        return Cell(f"{big // 1000}{sep}{big % 1000:03d}{decimal}{frac:02d}", True, float(f"{big}.{frac:02d}"))
     if kind == "nan":
         return Cell(draw(st.sampled_from(["NaN", "nan", "inf", "-inf", "Infinity"])), False)
     if kind == "inf":
