@@ -28,7 +28,8 @@ def trained(mlflow_store):
     generate(1500, date(2024, 1, 1), date(2025, 7, 1), 3, data)
     cfg = tmp / "config.yaml"
     cfg.write_text(f"snapshots:\n  count: 5\nmodel:\n  registered_name: same-data\n  experiment: same-data\n  n_jobs: 1\n  num_boost_round: 200\n  early_stopping_rounds: 20\n"
-                   f"  auto_tune_max_rows: 0\n  candidates: [lightgbm, logistic]\n  forward_folds: 1\n  plots: false\n  bundle_dir: {tmp / 'models'}\n")
+                   f"  auto_tune_max_rows: 0\n  candidates: [lightgbm, logistic]\n  forward_folds: 1\n  plots: false\n"
+                   f"  bundle_dir: {tmp / 'models'}\n")
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--data", str(data)])
     assert res.exit_code == 0, res.output
     assert "registered models:/same-data/1" in " ".join(res.output.split())

@@ -41,7 +41,8 @@ def trained(mlflow_store: Path) -> dict[str, Any]:
     sections = {"engine": {"threads": 1, "memory_limit": "1GB"}, "snapshots": {"count": 3},
                 "incentives": str(Path(__file__).resolve().parents[2] / "configs" / "incentives.yaml"),
                 "model": {"n_jobs": 1, "candidates": ["lightgbm"], "auto_tune_max_rows": 0, "num_boost_round": 30,
-                          "early_stopping_rounds": 10, "refit": False, "plots": False, "bundle_dir": str(mlflow_store / "models")}}
+                          "early_stopping_rounds": 10, "refit": False, "plots": False,
+                          "bundle_dir": str(mlflow_store / "models")}}
     cfg_path = mlflow_store / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(sections), encoding="utf-8")
     cfg = churn.load_config(cfg_path)

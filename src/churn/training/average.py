@@ -33,8 +33,9 @@ def averaged(choice: Choice, evaluated: list[Evaluated], readings: list[Reading]
     """The average of `choice.pool` (or `choice.tied` when no pool was read; module docstring), or `choice`
     itself when it does not apply: not a forward reading, fewer than two pooled candidates on the full
     feature list, the best reading among them one that cannot join (BG/NBD alone), or an average that reads
-    below every one of its members (then averaging lost what they agree on). `frame` and `y` are every row's (the forward, calibration,
-    validation and holdout rows are read); `calibration` the configured method (`model.calibration`)."""
+    below every one of its members (then averaging lost what they agree on). `frame` and `y` are every
+    row's (the forward, calibration, validation and holdout rows are read); `calibration` the configured
+    method (`model.calibration`)."""
     by_name = {e.name: e for e in evaluated}
     best = {n: best_rule(readings, n) for n in (choice.pool or choice.tied) if n in by_name}
     names = [n for n in best if by_name[n].candidate.features is None]
