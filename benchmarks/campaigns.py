@@ -19,8 +19,9 @@ outcomes are known). Target: the overall interval covers it in at least 90 of 10
    catalogue's rates (budget `--budget`, control share `--control-share`, cool-down 30 days) on the data as it
    was then (the world with the earlier campaigns' effects), its contacts fed back to the generator;
 3. learning: each campaign measured on the final world's labels, the rates shrunk (`churn.campaigns.learning`);
-   uplift models (two-model and X-learner) fitted on the first two campaigns, judged on the third against the
-   tier rates, and refitted on all three for the offers where they won;
+   uplift models (two-model, X-learner and the hazard ratio on the churn model's probability) fitted on the
+   first two campaigns, judged on the third against the tier rates, and refitted on all three for the offers
+   where they won;
 4. plans on 2025-05-01, all at the same budget: "top-k by risk" (riskiest contactable customers first, each
    with the catalogue's highest-rated offer open to them, until the budget is spent), the catalogue-rate plan,
    the plan with learned rates only, and the learned plan (rates and, where chosen, uplift);

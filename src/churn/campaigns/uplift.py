@@ -14,21 +14,29 @@ follow the scikit-learn contract (settings in the constructor, learnt state endi
   contacted ``g``: ``tau(x) = g tau0(x) + (1 - g) tau1(x)`` (the control model weighs most when controls
   are few, because it is fitted against the treated model, which had many customers).
 
+* `HazardRatio` (`churn.campaigns.hazard`): the offer's hazard ratio on the churn model's own probability,
+  learned from the contacted customers, with the controls setting each campaign's level only.
+
 Evaluation on a held-out campaign, ranking customers by predicted uplift: the Qini curve
 ``Q(k) = churned_control(k) x treated(k) / control(k) - churned_treated(k)`` (customers kept among the top k,
 Radcliffe 2007), its coefficient (area between the curve and random targeting, both axes as shares of the
 campaign) and uplift@k (churn of the control minus churn of the contacted in the top share k). `evaluate`
 keeps an uplift model for an offer only where its Qini coefficient beats the ranking the tier-level rates
-give (``p x save_rate[tier]``) on the same held-out customers, in 95% of paired bootstrap resamples.
+give (``p x save_rate[tier]``) on the same held-out customers, in 95% of paired bootstrap resamples. The
+hazard ratio is judged instead by the held-out contacted customers' churn, predicted against the tier rates'
+prediction on the same baseline (`hazard.likelihood_wins`, also in 95% of resamples): with ~10% controls a
+campaign's Qini coefficients are too noisy to tell rankings apart, while every contacted customer counts here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from churn.campaigns.hazard import BASELINE, HazardRatio, campaign_shifts, likelihood_wins
 
 DEFAULT_PARAMS = {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 80,
                   "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1}
@@ -113,7 +121,15 @@ class XLearner:
         return g * self.tau_control_.predict(Z) + (1 - g) * self.tau_treated_.predict(Z)
 
 
-MODELS = {"two_model": TwoModel, "x_learner": XLearner}
+MODELS = {"two_model": TwoModel, "x_learner": XLearner, "hazard_ratio": HazardRatio}
+# Judged on the held-out campaign by how well it predicts the contacted customers' churn (it learns from
+# them), not by its Qini coefficient, which a campaign's few controls make too noisy to tell rankings apart.
+BY_LIKELIHOOD = ("hazard_ratio",)
+
+
+def _inputs(name: str, features: list[str]) -> list[str]:
+    """The columns model `name` reads: the features, and the extra inputs it declares (`HazardRatio.inputs`)."""
+    return [*features, *getattr(MODELS[name], "inputs", ())]
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -161,16 +177,20 @@ class Evaluation:
     control: int
     qini: dict[str, float]  # ranking -> Qini coefficient ("tier_rates" and each model)
     uplift_at_30: dict[str, float]  # ranking -> uplift among its top 30%
-    wins: dict[str, float]  # model -> share of bootstrap resamples in which it beat the tier rates' Qini
+    wins: dict[str, float]  # model -> share of bootstrap resamples in which it beat the tier rates (Qini, or
+    #                         for BY_LIKELIHOOD models the contacted customers' held-out log-likelihood)
     chosen: str  # the model the plan uses for this offer, or "tier_rates"
+    likelihood_gain: dict[str, float] = field(default_factory=dict)  # BY_LIKELIHOOD model -> mean gain a customer
 
 
 def evaluate(scores: dict[str, np.ndarray], treated: np.ndarray, churned: np.ndarray, offer: str, *,
-             resamples: int = 200, confidence: float = 0.95, seed: int = 0) -> Evaluation:
+             resamples: int = 200, confidence: float = 0.95, seed: int = 0,
+             judged: dict[str, tuple[float, float]] | None = None) -> Evaluation:
     """Qini and uplift@30% of every ranking in `scores` (one must be "tier_rates"). A model is chosen only
     when it beats the tier rates' Qini coefficient in at least `confidence` of `resamples` paired bootstrap
     resamples of the held-out customers (a held-out campaign is small: a lucky ranking must not win); of
-    those, the one with the highest Qini."""
+    those, the one with the highest Qini. A model in `judged` ({model: (mean gain, share of resamples
+    won)}, from `hazard.likelihood_wins`) is judged by that share instead, and preferred when it wins."""
     t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
     qini = {name: qini_coefficient(s, t, y) for name, s in scores.items()}
     at30 = {name: uplift_at_k(s, t, y, 0.3) for name, s in scores.items()}
@@ -178,12 +198,17 @@ def evaluate(scores: dict[str, np.ndarray], treated: np.ndarray, churned: np.nda
     draws = [rng.integers(0, len(t), len(t)) for _ in range(resamples)]
     base = [qini_coefficient(scores["tier_rates"][d], t[d], y[d]) for d in draws]
     wins = {}
+    judged = judged or {}
     for name, s in scores.items():
-        if name != "tier_rates":
+        if name in judged:
+            wins[name] = judged[name][1]
+        elif name != "tier_rates":
             wins[name] = float(np.mean([qini_coefficient(s[d], t[d], y[d]) > b for d, b in zip(draws, base)]))
     good = [n for n, w in wins.items() if w >= confidence and np.isfinite(qini[n])]
-    chosen = max(good, key=lambda n: qini[n]) if good else "tier_rates"
-    return Evaluation(offer, int(t.sum()), int((~t).sum()), qini, at30, wins, chosen)
+    # A win on the likelihood used every contacted customer; a Qini win rests on the few controls.
+    chosen = max(good, key=lambda n: (n in judged, qini[n])) if good else "tier_rates"
+    return Evaluation(offer, int(t.sum()), int((~t).sum()), qini, at30, wins, chosen,
+                      {n: g for n, (g, _) in judged.items()})
 
 
 MIN_TREATED = 200  # contacted customers with the offer needed to fit its models
@@ -201,8 +226,8 @@ class OfferUplift:
 
 
 def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[str, dict[str, float]], *,
-                 seed: int = 0, n_jobs: int = 1, models: tuple[str, ...] = ("two_model", "x_learner")
-                 ) -> dict[str, OfferUplift]:
+                 seed: int = 0, n_jobs: int = 1,
+                 models: tuple[str, ...] = ("two_model", "x_learner", "hazard_ratio")) -> dict[str, OfferUplift]:
     """Per offer: fit each uplift model on every campaign but the latest, evaluate it against the tier rates
     (`tier_rates` {offer: {tier: rate}}, learned without the latest campaign) on the latest one, and refit
     the winner on all campaigns.
@@ -210,9 +235,13 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
     `history`: one row per customer and campaign: campaign (ordered), offer (the would-be incentive),
     treated (contacted) and churned (0/1), risk_tier, churn_probability and the `features`. An offer's
     models learn from its contacted customers and from every control customer (what happens without a
-    contact does not depend on the offer one would have got; the control groups are random)."""
+    contact does not depend on the offer one would have got; the control groups are random). The hazard-ratio
+    model is judged by the held-out contacted customers' churn (`hazard.likelihood_wins`), on the baseline
+    recalibrated on the latest campaign's whole control group."""
     last = history["campaign"].max()
     train, test = history[history["campaign"] < last], history[history["campaign"] == last]
+    shift = campaign_shifts(test[BASELINE].to_numpy(dtype=float), test["churned"].to_numpy(dtype=float),
+                            test["treated"].to_numpy(dtype=bool), test["campaign"].to_numpy())[last]
     out: dict[str, OfferUplift] = {}
     for offer in sorted(history["offer"].dropna().unique()):
         fit_rows = train[(train["offer"] == offer) & train["treated"] | ~train["treated"]]
@@ -225,21 +254,27 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
             continue
         rate = held["risk_tier"].astype(object).map(tier_rates.get(offer, {})).astype(float).fillna(0.0)
         scores = {"tier_rates": held["churn_probability"].to_numpy(dtype=float) * rate.to_numpy()}
-        fitted = {}
+        fitted, judged = {}, {}
         for name in models:
             fitted[name] = MODELS[name](seed=seed, n_jobs=n_jobs).fit(
-                fit_rows[features], fit_rows["treated"].to_numpy(), fit_rows["churned"].to_numpy())
-            scores[name] = fitted[name].predict_uplift(held[features])
-        ev = evaluate(scores, held["treated"].to_numpy(), held["churned"].to_numpy(), offer, seed=seed)
+                fit_rows[_inputs(name, features)], fit_rows["treated"].to_numpy(), fit_rows["churned"].to_numpy())
+            scores[name] = fitted[name].predict_uplift(held[_inputs(name, features)])
+            if name in BY_LIKELIHOOD:
+                contacted = held["treated"].to_numpy(dtype=bool)
+                judged[name] = likelihood_wins(fitted[name], held[contacted], rate.to_numpy()[contacted], shift,
+                                               seed=seed)
+        ev = evaluate(scores, held["treated"].to_numpy(), held["churned"].to_numpy(), offer, seed=seed,
+                      judged=judged)
         if ev.chosen == "tier_rates":
             out[offer] = OfferUplift(ev, None, "no uplift model beat the tier rates on the held-out campaign "
                                                "(in 95% of bootstrap resamples)")
             continue
         every = history[(history["offer"] == offer) & history["treated"] | ~history["treated"]]
         model = MODELS[ev.chosen](seed=seed, n_jobs=n_jobs).fit(
-            every[features], every["treated"].to_numpy(), every["churned"].to_numpy())
-        out[offer] = OfferUplift(ev, model, f"{ev.chosen} beat the tier rates (Qini {ev.qini[ev.chosen]:.4f} "
-                                            f"against {ev.qini['tier_rates']:.4f})")
+            every[_inputs(ev.chosen, features)], every["treated"].to_numpy(), every["churned"].to_numpy())
+        how = (f"held-out log-likelihood {ev.likelihood_gain[ev.chosen]:+.4f} a contacted customer"
+               if ev.chosen in ev.likelihood_gain else f"Qini {ev.qini[ev.chosen]:.4f} against {ev.qini['tier_rates']:.4f}")
+        out[offer] = OfferUplift(ev, model, f"{ev.chosen} beat the tier rates ({how})")
     return out
 
 
@@ -252,7 +287,8 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
     for offer, u in learned.items():
         if u.model is None:
             continue
-        tau = u.model.predict_uplift(frame[features])
+        tau = u.model.predict_uplift(frame[[c for c in [*features, *getattr(u.model, "inputs", ())]
+                                            if c in frame.columns]])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[offer] = np.clip(np.where(p > 0, tau / p, 0.0), 0.0, 1.0)
     return out

@@ -1,0 +1,115 @@
+"""The hazard-ratio effect model: the link by hand, the fit recovering planted hazard ratios on the churn model's
+own probability, each campaign's level read from its controls, the penalty chosen on held-out campaigns, and
+the held-out check against the tier rates (it wins where the effect differs by customer, not where it is flat).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.campaigns.hazard import DEFAULT_PENALTY, HazardRatio, campaign_shifts, cloglog, fit_cloglog, likelihood_wins
+from churn.campaigns.uplift import customer_save_rates, learn_uplift
+
+
+def test_link_by_hand():
+    # cloglog(p) = log(-log(1 - p)): 1 - e^-1 -> log(1) = 0; 1 - e^-e -> log(e) = 1.
+    assert cloglog(np.array([1 - math.exp(-1), 1 - math.exp(-math.e)])) == pytest.approx([0.0, 1.0])
+    # One rate, no features: the maximum likelihood is the churn share, so exp(b0) = -log(1 - 0.25) / 1.
+    y = np.array([1, 0, 0, 0] * 50)
+    b0, b = fit_cloglog(np.zeros((200, 0)), np.zeros(200), y, 0.0)
+    assert b.shape == (0,) and math.exp(b0) == pytest.approx(-math.log(0.75), rel=1e-5)
+
+
+def _campaigns(n: int, seed: int, shifts=(0.0, 0.4, -0.3)) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers in three campaigns, 80% contacted: `p` is the churn model's probability (right up to each
+    campaign's planted shift); a contact multiplies the hazard by 0.3 when `price` > 0 (persuadable) and by
+    1.8 otherwise (sleeping dogs); `noise` carries nothing."""
+    rng = np.random.default_rng(seed)
+    campaign = np.repeat(np.arange(3), n // 3)
+    m = len(campaign)
+    price, noise = rng.normal(size=m), rng.normal(size=m)
+    p = rng.uniform(0.05, 0.5, m)
+    treated = rng.uniform(size=m) < 0.8
+    ratio = np.where(price > 0, 0.3, 1.8)
+    h = -np.log1p(-p) * np.exp(np.array(shifts)[campaign]) * np.where(treated, ratio, 1.0)
+    churned = (rng.uniform(size=m) < -np.expm1(-h)).astype(int)
+    X = pd.DataFrame({"price": price, "noise": noise, "churn_probability": p, "campaign": campaign})
+    return X.assign(treated=treated, churned=churned), ratio
+
+
+def test_each_campaign_level_comes_from_its_controls():
+    X, _ = _campaigns(30_000, 1)
+    shifts = campaign_shifts(X["churn_probability"].to_numpy(), X["churned"].to_numpy(),
+                             X["treated"].to_numpy(), X["campaign"].to_numpy())
+    assert [shifts[k] for k in range(3)] == pytest.approx([0.0, 0.4, -0.3], abs=0.08)
+
+
+def test_recovers_the_planted_hazard_ratios():
+    X, ratio = _campaigns(30_000, 2)
+    model = HazardRatio(penalty=1.0).fit(X[["price", "noise", "churn_probability", "campaign"]], X["treated"],
+                                         X["churned"])
+    m = model.multiplier(X)
+    # A linear log-ratio through a step: the two groups are told apart, on the right side of 1.
+    assert np.median(m[ratio < 1]) < 0.6 and np.median(m[ratio > 1]) > 1.2
+    assert abs(model.coef_[model.columns_.index("noise")]) < 0.1
+    assert model.columns_ == ["price", "noise"]  # the baseline and the campaign are not effect covariates
+    # The uplift is the drop from p to 1 - (1 - p)^m: by hand for one row.
+    row = X.iloc[[0]]
+    p = float(row["churn_probability"].iloc[0])
+    assert model.predict_uplift(row)[0] == pytest.approx(p - (1 - (1 - p) ** model.multiplier(row)[0]))
+
+
+def test_penalty_is_chosen_on_held_out_campaigns():
+    X, _ = _campaigns(6_000, 3)
+    cols = ["price", "noise", "churn_probability", "campaign"]
+    chosen = HazardRatio(penalties=(1.0, 1e6)).fit(X[cols], X["treated"], X["churned"])
+    assert chosen.penalty_ == 1.0  # the effect is real: shrinking it to nothing predicts worse
+    one = X[X["campaign"] == 0]
+    assert HazardRatio().fit(one[cols], one["treated"], one["churned"]).penalty_ == DEFAULT_PENALTY
+    # Same data, same model (deterministic).
+    again = HazardRatio(penalties=(1.0, 1e6)).fit(X[cols], X["treated"], X["churned"])
+    assert np.array_equal(again.coef_, chosen.coef_)
+
+
+def test_held_out_check_wins_only_where_the_effect_differs_by_customer():
+    X, _ = _campaigns(30_000, 4)
+    cols = ["price", "noise", "churn_probability", "campaign"]
+    fit, held = X[X["campaign"] < 2], X[(X["campaign"] == 2) & X["treated"]]
+    model = HazardRatio().fit(fit[cols], fit["treated"], fit["churned"])
+    flat = np.full(len(held), 0.1)  # a tier rate: everyone alike
+    gain, wins = likelihood_wins(model, held, flat, -0.3, seed=1)
+    assert gain > 0 and wins >= 0.95
+    # Where the offer does the same to everyone, the flat rate that is right is not beaten.
+    rng = np.random.default_rng(5)
+    same = X.copy()
+    h = -np.log1p(-same["churn_probability"]) * np.where(same["treated"], 0.7, 1.0)
+    same["churned"] = (rng.uniform(size=len(same)) < -np.expm1(-h)).astype(int)
+    model = HazardRatio().fit(same.loc[same["campaign"] < 2, cols], same.loc[same["campaign"] < 2, "treated"],
+                              same.loc[same["campaign"] < 2, "churned"])
+    held = same[(same["campaign"] == 2) & same["treated"]]
+    p = held["churn_probability"].to_numpy()
+    right = 1 - (1 - (1 - p) ** 0.7) / p  # the save rate a hazard ratio of 0.7 gives each customer
+    _, wins = likelihood_wins(model, held, right, 0.0, seed=1)
+    assert wins < 0.95
+
+
+def test_learn_uplift_chooses_the_hazard_ratio_and_the_plan_prices_with_it():
+    X, ratio = _campaigns(24_000, 6, shifts=(0.0, 0.2, 0.1))
+    history = X.assign(offer="discount", risk_tier="high", customer_id=[f"c{i}" for i in range(len(X))])
+    learned = learn_uplift(history, ["price", "noise"], {"discount": {"high": 0.1}}, seed=1,
+                           models=("hazard_ratio",))
+    u = learned["discount"]
+    assert u.evaluation.chosen == "hazard_ratio" and u.evaluation.likelihood_gain["hazard_ratio"] > 0
+    assert "held-out log-likelihood" in u.why
+    # The plan's rates: persuadables get a positive rate, sleeping dogs none (contact would drive them away).
+    rates = customer_save_rates(learned, history.drop(columns="campaign"), ["price", "noise"])
+    dogs, persuadable = rates["discount"][ratio > 1], rates["discount"][ratio < 1]
+    assert persuadable.median() > 0.3 and dogs.median() == 0.0 and dogs.mean() < 0.05
+    # With every model on offer, the hazard ratio is preferred when it passes its check.
+    default = learn_uplift(history, ["price", "noise"], {"discount": {"high": 0.1}}, seed=1)
+    assert default["discount"].evaluation.chosen == "hazard_ratio"
+    assert set(default["discount"].evaluation.wins) == {"two_model", "x_learner", "hazard_ratio"}
