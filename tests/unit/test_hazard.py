@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from churn.campaigns.hazard import DEFAULT_PENALTY, HazardRatio, campaign_shifts, cloglog, fit_cloglog, likelihood_wins
-from churn.campaigns.uplift import customer_save_rates, learn_uplift
+from churn.campaigns.uplift import customer_save_rates, evaluate, learn_uplift
 
 
 def test_link_by_hand():
@@ -93,8 +93,18 @@ def test_held_out_check_wins_only_where_the_effect_differs_by_customer():
     held = same[(same["campaign"] == 2) & same["treated"]]
     p = held["churn_probability"].to_numpy()
     right = 1 - (1 - (1 - p) ** 0.7) / p  # the save rate a hazard ratio of 0.7 gives each customer
-    _, wins = likelihood_wins(model, held, right, 0.0, seed=1)
-    assert wins < 0.95
+    gain, wins = likelihood_wins(model, held, right, 0.0, seed=1)
+    assert gain < 0 and wins < 0.5  # the truth is not beaten: the fitted noise costs a little
+
+
+def test_a_likelihood_judged_model_is_used_where_its_gain_is_positive():
+    score = np.arange(6, dtype=float)
+    t, y = np.array([1, 0, 1, 0, 1, 0], bool), np.array([0, 1, 0, 1, 1, 0])
+    scores = {"tier_rates": score, "hazard_ratio": -score}  # a worse ranking on this tiny table
+    assert evaluate(scores, t, y, "o", judged={"hazard_ratio": (0.01, 0.6)}).chosen == "hazard_ratio"
+    lost = evaluate(scores, t, y, "o", judged={"hazard_ratio": (-0.01, 0.4)})
+    assert lost.chosen == "tier_rates" and lost.wins["hazard_ratio"] == 0.4
+    assert lost.likelihood_gain == {"hazard_ratio": -0.01}
 
 
 def test_learn_uplift_chooses_the_hazard_ratio_and_the_plan_prices_with_it():

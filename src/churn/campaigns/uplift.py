@@ -24,8 +24,10 @@ campaign) and uplift@k (churn of the control minus churn of the contacted in the
 keeps an uplift model for an offer only where its Qini coefficient beats the ranking the tier-level rates
 give (``p x save_rate[tier]``) on the same held-out customers, in 95% of paired bootstrap resamples. The
 hazard ratio is judged instead by the held-out contacted customers' churn, predicted against the tier rates'
-prediction on the same baseline (`hazard.likelihood_wins`, also in 95% of resamples): with ~10% controls a
-campaign's Qini coefficients are too noisy to tell rankings apart, while every contacted customer counts here.
+prediction on the same baseline (`hazard.likelihood_wins`): it is used where its log-likelihood is the higher
+(the better predictor, as its penalty is chosen; the tier rates face no test of their own before they replace
+the catalogue's). With ~10% controls a campaign's Qini coefficients are too noisy to tell rankings apart,
+while every contacted customer counts here.
 """
 
 from __future__ import annotations
@@ -189,8 +191,10 @@ def evaluate(scores: dict[str, np.ndarray], treated: np.ndarray, churned: np.nda
     """Qini and uplift@30% of every ranking in `scores` (one must be "tier_rates"). A model is chosen only
     when it beats the tier rates' Qini coefficient in at least `confidence` of `resamples` paired bootstrap
     resamples of the held-out customers (a held-out campaign is small: a lucky ranking must not win); of
-    those, the one with the highest Qini. A model in `judged` ({model: (mean gain, share of resamples
-    won)}, from `hazard.likelihood_wins`) is judged by that share instead, and preferred when it wins."""
+    those, the one with the highest Qini. A model in `judged` ({model: (mean log-likelihood gain a contacted
+    customer, share of resamples won)}, from `hazard.likelihood_wins`) is judged by its gain instead: it wins
+    when it predicts the held-out contacted customers better than the tier rates do (gain above 0, as the
+    penalty is chosen), and is preferred when it wins. Its share of resamples is reported in `wins`."""
     t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
     qini = {name: qini_coefficient(s, t, y) for name, s in scores.items()}
     at30 = {name: uplift_at_k(s, t, y, 0.3) for name, s in scores.items()}
@@ -204,7 +208,8 @@ def evaluate(scores: dict[str, np.ndarray], treated: np.ndarray, churned: np.nda
             wins[name] = judged[name][1]
         elif name != "tier_rates":
             wins[name] = float(np.mean([qini_coefficient(s[d], t[d], y[d]) > b for d, b in zip(draws, base)]))
-    good = [n for n, w in wins.items() if w >= confidence and np.isfinite(qini[n])]
+    good = [n for n, w in wins.items() if (judged[n][0] > 0 if n in judged else w >= confidence)
+            and np.isfinite(qini[n])]
     # A win on the likelihood used every contacted customer; a Qini win rests on the few controls.
     chosen = max(good, key=lambda n: (n in judged, qini[n])) if good else "tier_rates"
     return Evaluation(offer, int(t.sum()), int((~t).sum()), qini, at30, wins, chosen,
