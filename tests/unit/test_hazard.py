@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.campaigns.hazard import DEFAULT_PENALTY, HazardRatio, campaign_shifts, cloglog, fit_cloglog, likelihood_wins
+from churn.campaigns.hazard import DEFAULT_PENALTY, HazardRatio, campaign_shifts, cloglog, fit_cloglog, held_out_gain
 from churn.campaigns.uplift import customer_save_rates, evaluate, learn_uplift
+from churn.errors import ChurnError
 
 
 def test_link_by_hand():
@@ -57,10 +58,37 @@ def test_recovers_the_planted_hazard_ratios():
     assert np.median(m[ratio < 1]) < 0.6 and np.median(m[ratio > 1]) > 1.2
     assert abs(model.coef_[model.columns_.index("noise")]) < 0.1
     assert model.columns_ == ["price", "noise"]  # the baseline and the campaign are not effect covariates
-    # The uplift is the drop from p to 1 - (1 - p)^m: by hand for one row.
-    row = X.iloc[[0]]
-    p = float(row["churn_probability"].iloc[0])
-    assert model.predict_uplift(row)[0] == pytest.approx(p - (1 - (1 - p) ** model.multiplier(row)[0]))
+
+
+
+def test_uplift_by_hand():
+    # m = exp(log 0.5 + 0.2 x (3 - 1) / 2) = 0.5 e^0.2; p = 0.2: churn with the offer 1 - 0.8^m.
+    model = HazardRatio()
+    model.columns_, model.mean_, model.scale_ = ["price"], np.array([1.0]), np.array([2.0])
+    model.intercept_, model.coef_ = math.log(0.5), np.array([0.2])
+    row = pd.DataFrame({"price": [3.0], "churn_probability": [0.2]})
+    m = 0.5 * math.exp(0.2)
+    assert model.multiplier(row)[0] == pytest.approx(m)
+    assert model.predict_uplift(row)[0] == pytest.approx(0.2 - (1 - 0.8 ** m))
+    with pytest.raises(ChurnError, match="churn_probability"):
+        model.predict_uplift(row.assign(churn_probability=[1.5]))
+    with pytest.raises(ChurnError, match="price"):
+        model.predict_uplift(row.drop(columns="price"))
+
+
+def test_the_churn_models_error_seen_by_the_controls_is_not_taken_for_an_effect():
+    # The churn model misses a doubled hazard for `rise` > 0; the offer does the same (x0.7) to everyone.
+    rng = np.random.default_rng(7)
+    n = 30_000
+    rise, p = rng.normal(size=n), rng.uniform(0.05, 0.5, n)
+    treated = rng.uniform(size=n) < 0.7
+    h = -np.log1p(-p) * np.where(rise > 0, 2.0, 1.0) * np.where(treated, 0.7, 1.0)
+    X = pd.DataFrame({"rise": rise, "churn_probability": p, "campaign": np.repeat([0, 1, 2], n // 3)})
+    model = HazardRatio(penalty=10.0).fit(X, treated, (rng.uniform(size=n) < -np.expm1(-h)).astype(int))
+    m = model.multiplier(X)
+    assert np.median(m[rise > 0]) == pytest.approx(0.7, abs=0.08)
+    assert np.median(m[rise <= 0]) == pytest.approx(0.7, abs=0.08)
+    assert model.control_coef_[0] > 0.2  # the controls saw the error (taken as an effect: ~0.8 against ~0.6)
 
 
 def test_penalty_is_chosen_on_held_out_campaigns():
@@ -81,7 +109,7 @@ def test_held_out_check_wins_only_where_the_effect_differs_by_customer():
     fit, held = X[X["campaign"] < 2], X[(X["campaign"] == 2) & X["treated"]]
     model = HazardRatio().fit(fit[cols], fit["treated"], fit["churned"])
     flat = np.full(len(held), 0.1)  # a tier rate: everyone alike
-    gain, wins = likelihood_wins(model, held, flat, -0.3, seed=1)
+    gain, wins = held_out_gain(model, held, flat, -0.3, seed=1)
     assert gain > 0 and wins >= 0.95
     # Where the offer does the same to everyone, the flat rate that is right is not beaten.
     rng = np.random.default_rng(5)
@@ -93,17 +121,25 @@ def test_held_out_check_wins_only_where_the_effect_differs_by_customer():
     held = same[(same["campaign"] == 2) & same["treated"]]
     p = held["churn_probability"].to_numpy()
     right = 1 - (1 - (1 - p) ** 0.7) / p  # the save rate a hazard ratio of 0.7 gives each customer
-    gain, wins = likelihood_wins(model, held, right, 0.0, seed=1)
-    assert gain < 0 and wins < 0.5  # the truth is not beaten: the fitted noise costs a little
+    gain, wins = held_out_gain(model, held, right, 0.0, seed=1)
+    assert -0.005 < gain < 0 and wins < 0.5  # the truth is not beaten: the fitted noise costs a little
+    # The held-out campaign's own level applies to both sides: with it, still even; the tier rates without it
+    # (a stale level) would lose by far more.
+    shifted = same.copy()
+    h = -np.log1p(-shifted["churn_probability"]) * np.exp(0.5) * np.where(shifted["treated"], 0.7, 1.0)
+    shifted["churned"] = (np.random.default_rng(6).uniform(size=len(shifted)) < -np.expm1(-h)).astype(int)
+    held = shifted[(shifted["campaign"] == 2) & shifted["treated"]]
+    gain, _ = held_out_gain(model, held, right, 0.5, seed=1)
+    assert -0.005 < gain < 0.005
 
 
 def test_a_likelihood_judged_model_is_used_where_its_gain_is_positive():
     score = np.arange(6, dtype=float)
     t, y = np.array([1, 0, 1, 0, 1, 0], bool), np.array([0, 1, 0, 1, 1, 0])
     scores = {"tier_rates": score, "hazard_ratio": -score}  # a worse ranking on this tiny table
-    assert evaluate(scores, t, y, "o", judged={"hazard_ratio": (0.01, 0.6)}).chosen == "hazard_ratio"
-    lost = evaluate(scores, t, y, "o", judged={"hazard_ratio": (-0.01, 0.4)})
-    assert lost.chosen == "tier_rates" and lost.wins["hazard_ratio"] == 0.4
+    assert evaluate(scores, t, y, "o", judged={"hazard_ratio": (0.01, 0.3)}).chosen == "hazard_ratio"
+    lost = evaluate(scores, t, y, "o", judged={"hazard_ratio": (-0.01, 0.9)})
+    assert lost.chosen == "tier_rates" and lost.wins["hazard_ratio"] == 0.9
     assert lost.likelihood_gain == {"hazard_ratio": -0.01}
 
 
@@ -115,6 +151,7 @@ def test_learn_uplift_chooses_the_hazard_ratio_and_the_plan_prices_with_it():
     u = learned["discount"]
     assert u.evaluation.chosen == "hazard_ratio" and u.evaluation.likelihood_gain["hazard_ratio"] > 0
     assert "held-out log-likelihood" in u.why
+    assert set(u.model.shifts_) == {0, 1, 2}  # the model the plan uses was refitted on every campaign
     # The plan's rates: persuadables get a positive rate, sleeping dogs none (contact would drive them away).
     rates = customer_save_rates(learned, history.drop(columns="campaign"), ["price", "noise"])
     dogs, persuadable = rates["discount"][ratio > 1], rates["discount"][ratio < 1]

@@ -6,17 +6,23 @@ probability without a contact, churn with it is ``1 - (1 - p)^m``: on the comple
 ``cloglog(q) = cloglog(p) + log m(x)``. `HazardRatio` fits, per offer, ``log m(x) = b0 + z(x) . b`` on the
 offer's contacted customers by penalised maximum likelihood, with each customer's churn probability at the
 campaign as the offset. That probability is first recalibrated on the campaign's control group (one shift per
-campaign: a month that churns more than the model expects is not taken for an effect). ``z`` are the numeric
-features, standardised on the contacted customers; the L2 penalty is chosen by leaving each campaign out in
-turn (the one that best predicts the contacted customers' churn in the campaign left out).
+campaign: a month that churns more than the model expects is not taken for an effect). Where the churn model
+is wrong for some kind of customer, the contacted customers of that kind deviate from it whatever the offer
+does; the same regression fitted on the control customers (every offer's: without a contact the offer does
+not matter) measures that deviation, and the effect is the contacted fit minus the control fit. With few
+controls and the same penalty, the control fit stays near zero unless the churn model's error is plain.
+``z`` are the numeric and yes/no features (text columns are left out), standardised on the contacted
+customers; the L2 penalty is chosen by leaving each campaign out in turn (the one that best predicts the
+contacted customers' churn in the campaign left out).
 
 Why this works with small control groups: the two-model and X-learner (`churn.campaigns.uplift`) learn what
 happens *without* the offer from the controls, a few hundred customers a campaign; here that comes from the
 churn model, trained on every customer, and the controls only set each campaign's level.
-What it assumes: the churn model is right, up to the campaign's shift, for a customer nobody contacts. Where
-it is wrong for some kind of customer (a price rise it did not see), that kind looks helped or harmed; the
-held-out check in `learn_uplift` (the contacted customers' churn in the latest campaign, predicted better
-than the tier rates predict it) is what keeps such a model out of the plan.
+What it assumes: the churn model is right for a customer nobody contacts, up to the campaign's shift and
+what the controls can show. An error of the churn model that the few controls cannot show (a price rise it
+did not see, hitting a kind of customer the plan mostly contacts) is taken for an effect of the offer, and
+the held-out check in `learn_uplift` (the latest campaign's contacted customers' churn, predicted better than
+the tier rates predict it) does not catch it, because the error recurs there. Keep the churn model current.
 """
 
 from __future__ import annotations
@@ -27,11 +33,15 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from churn.errors import ChurnError
+
 BASELINE = "churn_probability"  # the churn model's probability at the campaign (the customer's own risk)
 CAMPAIGN = "campaign"  # which campaign a row is from (its control group sets the campaign's level)
 PENALTIES = (100.0, 300.0, 1000.0, 3000.0, 10000.0)  # L2 weights tried on held-out campaigns
 DEFAULT_PENALTY = 1000.0  # with one campaign nothing can be held out
 _EDGE = 1e-6  # probabilities kept inside (0, 1) for the link
+_ETA = 50.0  # |eta| beyond which exp(eta) is 0 or every probability 1 to double precision
+MIN_CONTROLS = 30  # a campaign's controls needed (with churners and stayers among them) to set its level
 
 
 def cloglog(p: np.ndarray) -> np.ndarray:
@@ -42,7 +52,7 @@ def cloglog(p: np.ndarray) -> np.ndarray:
 
 def log_likelihood(eta: np.ndarray, churned: np.ndarray) -> np.ndarray:
     """Each row's Bernoulli log-likelihood of `churned` with churn probability ``1 - exp(-exp(eta))``."""
-    h = np.exp(np.clip(eta, -30.0, 5.0))
+    h = np.exp(np.clip(eta, -_ETA, _ETA))
     y = np.asarray(churned, dtype=float)
     return y * np.log(-np.expm1(-h) + 1e-300) - (1 - y) * h
 
@@ -55,26 +65,31 @@ def fit_cloglog(Z: np.ndarray, offset: np.ndarray, churned: np.ndarray, penalty:
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         eta = offset + w[0] + Z @ w[1:]
-        h = np.exp(np.clip(eta, -30.0, 5.0))
+        h = np.exp(np.clip(eta, -_ETA, _ETA))
         ll = log_likelihood(eta, y)
         # d ll / d eta: y h e^-h / (1 - e^-h) - (1 - y) h
         r = y * h * np.exp(-h) / (-np.expm1(-h) + 1e-300) - (1 - y) * h
         grad = np.concatenate([[-r.sum()], -(Z.T @ r) + penalty * w[1:]])
         return float(-ll.sum() + 0.5 * penalty * (w[1:] @ w[1:])), grad
 
-    w = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B").x
-    return float(w[0]), w[1:]
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B")
+    if not np.all(np.isfinite(res.x)) or not np.isfinite(res.fun):
+        raise ChurnError(f"the hazard-ratio fit did not converge ({res.message})")
+    return float(res.x[0]), res.x[1:]
 
 
 def campaign_shifts(baseline: np.ndarray, churned: np.ndarray, treated: np.ndarray,
                     campaign: np.ndarray) -> dict[Any, float]:
     """Per campaign, the shift on the cloglog scale that makes its control group's predicted churn match its
-    realised churn (0 for a campaign without controls)."""
+    realised churn; 0 (the churn model as it is) for a campaign with fewer than `MIN_CONTROLS` controls or
+    whose controls all churned or all stayed (the shift would run off to infinity)."""
+    t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
     out = {}
     off = cloglog(baseline)
     for k in pd.unique(campaign):
-        m = (campaign == k) & ~treated
-        out[k] = fit_cloglog(np.zeros((int(m.sum()), 0)), off[m], churned[m], 0.0)[0] if m.any() else 0.0
+        m = (campaign == k) & ~t
+        enough = m.sum() >= MIN_CONTROLS and 0 < y[m].sum() < m.sum()
+        out[k] = fit_cloglog(np.zeros((int(m.sum()), 0)), off[m], y[m], 0.0)[0] if enough else 0.0
     return out
 
 
@@ -91,21 +106,30 @@ class HazardRatio:
     def fit(self, X: pd.DataFrame, treated: np.ndarray, churned: np.ndarray) -> HazardRatio:
         """Learn from the contacted rows (`treated`) and, for each campaign's level, the control rows."""
         t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
+        baseline = _baseline(X)
         campaign = X[CAMPAIGN].to_numpy() if CAMPAIGN in X.columns else np.zeros(len(X), dtype=int)
-        self.shifts_ = campaign_shifts(X[BASELINE].to_numpy(dtype=float), y, t, campaign)
-        offset = cloglog(X[BASELINE].to_numpy(dtype=float)) + np.array([self.shifts_[k] for k in campaign])
-        self.columns_ = [c for c in X.columns if c not in self.inputs and pd.api.types.is_numeric_dtype(X[c])
-                         and not pd.api.types.is_bool_dtype(X[c])]
+        if pd.isna(campaign).any():
+            raise ChurnError(f"column '{CAMPAIGN}' is empty in {int(pd.isna(campaign).sum())} row(s)")
+        self.shifts_ = campaign_shifts(baseline, y, t, campaign)
+        offset = cloglog(baseline) + np.array([self.shifts_[k] for k in campaign])
+        self.columns_ = [c for c in X.columns if c not in self.inputs and pd.api.types.is_numeric_dtype(X[c])]
         numbers = X.loc[t, self.columns_].astype(float)
         self.mean_ = numbers.mean().fillna(0.0).to_numpy()
         self.scale_ = numbers.std().fillna(0.0).replace(0.0, 1.0).to_numpy()
         Z = self._z(X)
         self.penalty_ = self.penalty if self.penalty is not None else self._choose_penalty(Z, offset, y, t, campaign)
-        self.intercept_, self.coef_ = fit_cloglog(Z[t], offset[t], y[t], self.penalty_)
+        b0, b = fit_cloglog(Z[t], offset[t], y[t], self.penalty_)
+        # What the controls show of the churn model's error by kind of customer, taken out of the effect.
+        c0, c = fit_cloglog(Z[~t], offset[~t], y[~t], self.penalty_) if (~t).sum() >= MIN_CONTROLS else (0.0, 0.0 * b)
+        self.control_coef_ = c
+        self.intercept_, self.coef_ = b0 - c0, b - c
         return self
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:
-        numbers = X.reindex(columns=self.columns_).astype(float).to_numpy()
+        missing = [c for c in self.columns_ if c not in X.columns]
+        if missing:
+            raise ChurnError(f"the hazard-ratio model needs feature column(s) {missing[:5]}, missing here")
+        numbers = X[self.columns_].astype(float).to_numpy()
         # Missing is the contacted customers' average; beyond 5 standard deviations adds nothing but leverage.
         return np.nan_to_num(np.clip((numbers - self.mean_) / self.scale_, -5.0, 5.0), nan=0.0)
 
@@ -132,16 +156,29 @@ class HazardRatio:
 
     def churn_with_offer(self, X: pd.DataFrame, shift: float = 0.0) -> np.ndarray:
         """Each row's churn probability if contacted with the offer, its baseline shifted by `shift`."""
-        eta = cloglog(X[BASELINE].to_numpy(dtype=float)) + shift + self.intercept_ + self._z(X) @ self.coef_
-        return -np.expm1(-np.exp(np.clip(eta, -30.0, 5.0)))
+        eta = cloglog(_baseline(X)) + shift + self.intercept_ + self._z(X) @ self.coef_
+        return -np.expm1(-np.exp(np.clip(eta, -_ETA, _ETA)))
 
     def predict_uplift(self, X: pd.DataFrame) -> np.ndarray:
         """The drop in churn probability the offer brings each row: ``p - (1 - (1 - p)^m(x))``."""
-        p = np.clip(X[BASELINE].to_numpy(dtype=float), _EDGE, 1 - _EDGE)
+        p = np.clip(_baseline(X), _EDGE, 1 - _EDGE)
         return p - self.churn_with_offer(X)
 
 
-def likelihood_wins(model: HazardRatio, held: pd.DataFrame, rate: np.ndarray, shift: float, *,
+def _baseline(X: pd.DataFrame) -> np.ndarray:
+    """The churn model's probabilities of `X`, checked: present, known and within [0, 1]."""
+    if BASELINE not in X.columns:
+        raise ChurnError(f"the hazard-ratio model needs column '{BASELINE}' (the churn model's probability)")
+    p = pd.to_numeric(X[BASELINE], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(p) | (p < 0) | (p > 1)
+    if bad.any():
+        rows = [int(r) for r in np.flatnonzero(bad)[:3]]
+        raise ChurnError(f"column '{BASELINE}' must be a probability in [0, 1]; {int(bad.sum())} row(s) are not, "
+                         f"e.g. rows {rows}")
+    return p
+
+
+def held_out_gain(model: HazardRatio, held: pd.DataFrame, rate: np.ndarray, shift: float, *,
                     resamples: int = 200, seed: int = 0) -> tuple[float, float]:
     """How the model predicts the held-out campaign's contacted customers (`held`, all treated) against the
     tier rates (`rate`, each row's tier-level save rate), both on the same baseline shifted by the held-out

@@ -24,7 +24,7 @@ campaign) and uplift@k (churn of the control minus churn of the contacted in the
 keeps an uplift model for an offer only where its Qini coefficient beats the ranking the tier-level rates
 give (``p x save_rate[tier]``) on the same held-out customers, in 95% of paired bootstrap resamples. The
 hazard ratio is judged instead by the held-out contacted customers' churn, predicted against the tier rates'
-prediction on the same baseline (`hazard.likelihood_wins`): it is used where its log-likelihood is the higher
+prediction on the same baseline (`hazard.held_out_gain`): it is used where its log-likelihood is the higher
 (the better predictor, as its penalty is chosen; the tier rates face no test of their own before they replace
 the catalogue's). With ~10% controls a campaign's Qini coefficients are too noisy to tell rankings apart,
 while every contacted customer counts here.
@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.campaigns.hazard import BASELINE, HazardRatio, campaign_shifts, likelihood_wins
+from churn.campaigns.hazard import BASELINE, CAMPAIGN, HazardRatio, campaign_shifts, held_out_gain
+from churn.errors import ChurnError
 
 DEFAULT_PARAMS = {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 80,
                   "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1}
@@ -131,7 +132,7 @@ BY_LIKELIHOOD = ("hazard_ratio",)
 
 def _inputs(name: str, features: list[str]) -> list[str]:
     """The columns model `name` reads: the features, and the extra inputs it declares (`HazardRatio.inputs`)."""
-    return [*features, *getattr(MODELS[name], "inputs", ())]
+    return list(dict.fromkeys([*features, *getattr(MODELS[name], "inputs", ())]))
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -192,9 +193,10 @@ def evaluate(scores: dict[str, np.ndarray], treated: np.ndarray, churned: np.nda
     when it beats the tier rates' Qini coefficient in at least `confidence` of `resamples` paired bootstrap
     resamples of the held-out customers (a held-out campaign is small: a lucky ranking must not win); of
     those, the one with the highest Qini. A model in `judged` ({model: (mean log-likelihood gain a contacted
-    customer, share of resamples won)}, from `hazard.likelihood_wins`) is judged by its gain instead: it wins
+    customer, share of resamples won)}, from `hazard.held_out_gain`) is judged by its gain instead: it wins
     when it predicts the held-out contacted customers better than the tier rates do (gain above 0, as the
-    penalty is chosen), and is preferred when it wins. Its share of resamples is reported in `wins`."""
+    penalty is chosen), and is preferred when it wins; `confidence` does not apply to it. Its share of
+    resamples is reported in `wins`."""
     t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
     qini = {name: qini_coefficient(s, t, y) for name, s in scores.items()}
     at30 = {name: uplift_at_k(s, t, y, 0.3) for name, s in scores.items()}
@@ -226,7 +228,7 @@ class OfferUplift:
     rates there, that model refitted on every campaign."""
 
     evaluation: Evaluation | None
-    model: Any | None = None  # TwoModel / XLearner, or None: the plan keeps the tier rates for this offer
+    model: Any | None = None  # TwoModel / XLearner / HazardRatio, or None: the plan keeps the tier rates
     why: str = ""
 
 
@@ -241,7 +243,7 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
     treated (contacted) and churned (0/1), risk_tier, churn_probability and the `features`. An offer's
     models learn from its contacted customers and from every control customer (what happens without a
     contact does not depend on the offer one would have got; the control groups are random). The hazard-ratio
-    model is judged by the held-out contacted customers' churn (`hazard.likelihood_wins`), on the baseline
+    model is judged by the held-out contacted customers' churn (`hazard.held_out_gain`), on the baseline
     recalibrated on the latest campaign's whole control group."""
     last = history["campaign"].max()
     train, test = history[history["campaign"] < last], history[history["campaign"] == last]
@@ -266,13 +268,14 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
             scores[name] = fitted[name].predict_uplift(held[_inputs(name, features)])
             if name in BY_LIKELIHOOD:
                 contacted = held["treated"].to_numpy(dtype=bool)
-                judged[name] = likelihood_wins(fitted[name], held[contacted], rate.to_numpy()[contacted], shift,
+                judged[name] = held_out_gain(fitted[name], held[contacted], rate.to_numpy()[contacted], shift,
                                                seed=seed)
         ev = evaluate(scores, held["treated"].to_numpy(), held["churned"].to_numpy(), offer, seed=seed,
                       judged=judged)
         if ev.chosen == "tier_rates":
             out[offer] = OfferUplift(ev, None, "no uplift model beat the tier rates on the held-out campaign "
-                                               "(in 95% of bootstrap resamples)")
+                                               "(Qini in 95% of bootstrap resamples, or the contacted customers' "
+                                               "log-likelihood for the hazard ratio)")
             continue
         every = history[(history["offer"] == offer) & history["treated"] | ~history["treated"]]
         model = MODELS[ev.chosen](seed=seed, n_jobs=n_jobs).fit(
@@ -292,8 +295,12 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
     for offer, u in learned.items():
         if u.model is None:
             continue
-        tau = u.model.predict_uplift(frame[[c for c in [*features, *getattr(u.model, "inputs", ())]
-                                            if c in frame.columns]])
+        # The campaign a row came from is needed to fit, not to predict.
+        cols = [c for c in dict.fromkeys([*features, *getattr(u.model, "inputs", ())]) if c != CAMPAIGN]
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise ChurnError(f"the uplift model of '{offer}' needs column(s) {missing[:5]}, missing from the frame")
+        tau = u.model.predict_uplift(frame[cols])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[offer] = np.clip(np.where(p > 0, tau / p, 0.0), 0.0, 1.0)
     return out
