@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.campaigns.hazard import DEFAULT_PENALTY, HazardRatio, campaign_shifts, cloglog, fit_cloglog, held_out_gain
+from churn.campaigns.hazard import (
+    DEFAULT_PENALTY,
+    NO_CORRECTION,
+    HazardRatio,
+    campaign_shifts,
+    cloglog,
+    fit_cloglog,
+    held_out_gain,
+)
 from churn.campaigns.uplift import customer_save_rates, evaluate, learn_uplift
 from churn.errors import ChurnError
 
@@ -96,6 +104,7 @@ def test_penalty_is_chosen_on_held_out_campaigns():
     cols = ["price", "noise", "churn_probability", "campaign"]
     chosen = HazardRatio(penalties=(1.0, 1e6)).fit(X[cols], X["treated"], X["churned"])
     assert chosen.penalty_ == 1.0  # the effect is real: shrinking it to nothing predicts worse
+    assert chosen.control_penalty_ == NO_CORRECTION  # the churn model is right: the controls show only noise
     one = X[X["campaign"] == 0]
     assert HazardRatio().fit(one[cols], one["treated"], one["churned"]).penalty_ == DEFAULT_PENALTY
     # Same data, same model (deterministic).

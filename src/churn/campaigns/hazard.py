@@ -9,8 +9,9 @@ campaign as the offset. That probability is first recalibrated on the campaign's
 campaign: a month that churns more than the model expects is not taken for an effect). Where the churn model
 is wrong for some kind of customer, the contacted customers of that kind deviate from it whatever the offer
 does; the same regression fitted on the control customers (every offer's: without a contact the offer does
-not matter) measures that deviation, and the effect is the contacted fit minus the control fit. With few
-controls and the same penalty, the control fit stays near zero unless the churn model's error is plain.
+not matter) measures that deviation, and the effect is the contacted fit minus the control fit. The control
+fit's penalty is chosen on the controls' own held-out campaigns, up to one that leaves nothing of it: a few
+hundred controls mostly show noise, and the correction is made only where they predict the next campaign.
 ``z`` are the numeric and yes/no features (text columns are left out), standardised on the contacted
 customers; the L2 penalty is chosen by leaving each campaign out in turn (the one that best predicts the
 contacted customers' churn in the campaign left out).
@@ -39,6 +40,7 @@ BASELINE = "churn_probability"  # the churn model's probability at the campaign 
 CAMPAIGN = "campaign"  # which campaign a row is from (its control group sets the campaign's level)
 PENALTIES = (100.0, 300.0, 1000.0, 3000.0, 10000.0)  # L2 weights tried on held-out campaigns
 DEFAULT_PENALTY = 1000.0  # with one campaign nothing can be held out
+NO_CORRECTION = 1e6  # a control-side penalty at which the controls' fit is nothing: the churn model as it is
 _EDGE = 1e-6  # probabilities kept inside (0, 1) for the link
 _ETA = 50.0  # |eta| beyond which exp(eta) is 0 or every probability 1 to double precision
 MIN_CONTROLS = 30  # a campaign's controls needed (with churners and stayers among them) to set its level
@@ -117,10 +119,16 @@ class HazardRatio:
         self.mean_ = numbers.mean().fillna(0.0).to_numpy()
         self.scale_ = numbers.std().fillna(0.0).replace(0.0, 1.0).to_numpy()
         Z = self._z(X)
-        self.penalty_ = self.penalty if self.penalty is not None else self._choose_penalty(Z, offset, y, t, campaign)
+        self.penalty_ = self.penalty if self.penalty is not None else self._choose_penalty(Z, offset, y, t, campaign,
+                                                                                           self.penalties)
         b0, b = fit_cloglog(Z[t], offset[t], y[t], self.penalty_)
-        # What the controls show of the churn model's error by kind of customer, taken out of the effect.
-        c0, c = fit_cloglog(Z[~t], offset[~t], y[~t], self.penalty_) if (~t).sum() >= MIN_CONTROLS else (0.0, 0.0 * b)
+        # What the controls show of the churn model's error by kind of customer, taken out of the effect; its
+        # penalty is chosen on the controls' own held-out campaigns, up to one that leaves nothing of it (a few
+        # hundred controls mostly show noise, and subtracting noise adds it to the effect).
+        self.control_penalty_ = (self.penalty if self.penalty is not None else
+                                 self._choose_penalty(Z, offset, y, ~t, campaign, (*self.penalties, NO_CORRECTION)))
+        c0, c = (fit_cloglog(Z[~t], offset[~t], y[~t], self.control_penalty_) if (~t).sum() >= MIN_CONTROLS
+                 else (0.0, 0.0 * b))
         self.control_coef_ = c
         self.intercept_, self.coef_ = b0 - c0, b - c
         return self
@@ -133,22 +141,24 @@ class HazardRatio:
         # Missing is the contacted customers' average; beyond 5 standard deviations adds nothing but leverage.
         return np.nan_to_num(np.clip((numbers - self.mean_) / self.scale_, -5.0, 5.0), nan=0.0)
 
-    def _choose_penalty(self, Z: np.ndarray, offset: np.ndarray, y: np.ndarray, t: np.ndarray,
-                        campaign: np.ndarray) -> float:
-        """The penalty whose fits, each on all campaigns but one, best predict the contacted customers' churn
-        in the campaign left out (summed log-likelihood); the default with fewer than two campaigns."""
+    @staticmethod
+    def _choose_penalty(Z: np.ndarray, offset: np.ndarray, y: np.ndarray, t: np.ndarray, campaign: np.ndarray,
+                        penalties: tuple[float, ...]) -> float:
+        """Of `penalties`, the one whose fits on the rows `t`, each on all campaigns but one, best predict those
+        rows' churn in the campaign left out (summed log-likelihood); the default with fewer than two
+        campaigns."""
         kept = pd.unique(campaign[t])
         if len(kept) < 2:
             return DEFAULT_PENALTY
         scores = []
-        for penalty in self.penalties:
+        for penalty in penalties:
             total = 0.0
             for k in kept:
                 fit, test = t & (campaign != k), t & (campaign == k)
                 b0, b = fit_cloglog(Z[fit], offset[fit], y[fit], penalty)
                 total += float(log_likelihood(offset[test] + b0 + Z[test] @ b, y[test]).sum())
             scores.append(total)
-        return float(self.penalties[int(np.argmax(scores))])
+        return float(penalties[int(np.argmax(scores))])
 
     def multiplier(self, X: pd.DataFrame) -> np.ndarray:
         """Each row's hazard ratio with the offer (below 1: it keeps them; above 1: contact drives them away)."""
