@@ -78,6 +78,7 @@ def test_uplift_by_hand():
     m = 0.5 * math.exp(0.2)
     assert model.multiplier(row)[0] == pytest.approx(m)
     assert model.predict_uplift(row)[0] == pytest.approx(0.2 - (1 - 0.8 ** m))
+    assert model.predict_uplift(row.assign(churn_probability=[1.0]))[0] == 0.0  # certain churn stays certain
     with pytest.raises(ChurnError, match="churn_probability"):
         model.predict_uplift(row.assign(churn_probability=[1.5]))
     with pytest.raises(ChurnError, match="price"):

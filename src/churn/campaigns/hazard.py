@@ -170,9 +170,11 @@ class HazardRatio:
         return -np.expm1(-np.exp(np.clip(eta, -_ETA, _ETA)))
 
     def predict_uplift(self, X: pd.DataFrame) -> np.ndarray:
-        """The drop in churn probability the offer brings each row: ``p - (1 - (1 - p)^m(x))``."""
-        p = np.clip(_baseline(X), _EDGE, 1 - _EDGE)
-        return p - self.churn_with_offer(X)
+        """The drop in churn probability the offer brings each row: ``p - (1 - (1 - p)^m(x))`` (0 where p is 0
+        or 1: nothing to change)."""
+        raw = _baseline(X)
+        p = np.clip(raw, _EDGE, 1 - _EDGE)
+        return np.where((raw <= 0) | (raw >= 1), 0.0, p - self.churn_with_offer(X))
 
 
 def _baseline(X: pd.DataFrame) -> np.ndarray:
