@@ -6,24 +6,27 @@ probability without a contact, churn with it is ``1 - (1 - p)^m``: on the comple
 ``cloglog(q) = cloglog(p) + log m(x)``. `HazardRatio` fits, per offer, ``log m(x) = b0 + z(x) . b`` on the
 offer's contacted customers by penalised maximum likelihood, with each customer's churn probability at the
 campaign as the offset. That probability is first recalibrated on the campaign's control group (one shift per
-campaign: a month that churns more than the model expects is not taken for an effect). Where the churn model
-is wrong for some kind of customer, the contacted customers of that kind deviate from it whatever the offer
-does; the same regression fitted on the control customers (every offer's: without a contact the offer does
-not matter) measures that deviation, and the effect is the contacted fit minus the control fit. The control
-fit's penalty is chosen on the controls' own held-out campaigns, up to one that leaves nothing of it: a few
-hundred controls mostly show noise, and the correction is made only where they predict the next campaign.
-``z`` are the numeric and yes/no features (text columns are left out), standardised on the contacted
-customers; the L2 penalty is chosen by leaving each campaign out in turn (the one that best predicts the
-contacted customers' churn in the campaign left out).
+campaign: a month that churns more than the model expects is not taken for an effect). ``z`` are the numeric
+and yes/no features (text columns are left out), standardised on the contacted customers; the L2 penalty is
+chosen by leaving each campaign out in turn (the one that best predicts the contacted customers' churn in the
+campaign left out).
 
 Why this works with small control groups: the two-model and X-learner (`churn.campaigns.uplift`) learn what
 happens *without* the offer from the controls, a few hundred customers a campaign; here that comes from the
 churn model, trained on every customer, and the controls only set each campaign's level.
-What it assumes: the churn model is right for a customer nobody contacts, up to the campaign's shift and
-what the controls can show. An error of the churn model that the few controls cannot show (a price rise it
-did not see, hitting a kind of customer the plan mostly contacts) is taken for an effect of the offer, and
-the held-out check in `learn_uplift` (the latest campaign's contacted customers' churn, predicted better than
-the tier rates predict it) does not catch it, because the error recurs there. Keep the churn model current.
+
+What it assumes: the churn model is right for a customer nobody contacts, up to the campaign's level. Where it
+is wrong for some kind of customer (a price rise it did not see), the contacted customers of that kind deviate
+from it whatever the offer does, and that is taken for an effect of the offer; the held-out check in
+`learn_uplift` does not catch it, because the error recurs in the next campaign. Keep the churn model current.
+`correct_with_controls=True` fits the same regression on the control customers (every offer's: without a
+contact the offer does not matter; penalty chosen on their own held-out campaigns, up to one that leaves
+nothing of it) and subtracts it from the effect. It is off by default: with monthly campaigns and a contact's
+effect lasting longer than the cool-down, a campaign's controls may have been contacted the month before, so
+their deviation holds earlier offers' effects as well as the churn model's error, and on generated campaigns
+subtracting it cost value (benchmarks/RESULTS.md). The control fit is recorded either way
+(`control_penalty_`, below `NO_CORRECTION` when the controls predict their next campaign's churn better than
+the churn model alone: a sign to look at the churn model).
 """
 
 from __future__ import annotations
@@ -101,9 +104,10 @@ class HazardRatio:
 
     inputs = (BASELINE, CAMPAIGN)
 
-    def __init__(self, *, penalty: float | None = None, penalties: tuple[float, ...] = PENALTIES, seed: int = 0,
-                 n_jobs: int = 1) -> None:
-        self.penalty, self.penalties, self.seed, self.n_jobs = penalty, penalties, seed, n_jobs  # deterministic
+    def __init__(self, *, penalty: float | None = None, penalties: tuple[float, ...] = PENALTIES,
+                 correct_with_controls: bool = False, seed: int = 0, n_jobs: int = 1) -> None:
+        self.penalty, self.penalties, self.correct_with_controls = penalty, penalties, correct_with_controls
+        self.seed, self.n_jobs = seed, n_jobs  # kept for the common constructor; the fit is deterministic
 
     def fit(self, X: pd.DataFrame, treated: np.ndarray, churned: np.ndarray) -> HazardRatio:
         """Learn from the contacted rows (`treated`) and, for each campaign's level, the control rows."""
@@ -122,7 +126,7 @@ class HazardRatio:
         self.penalty_ = self.penalty if self.penalty is not None else self._choose_penalty(Z, offset, y, t, campaign,
                                                                                            self.penalties)
         b0, b = fit_cloglog(Z[t], offset[t], y[t], self.penalty_)
-        # What the controls show of the churn model's error by kind of customer, taken out of the effect; its
+        # What the controls show of the churn model's error by kind of customer (see the module docstring); its
         # penalty is chosen on the controls' own held-out campaigns, up to one that leaves nothing of it (a few
         # hundred controls mostly show noise, and subtracting noise adds it to the effect).
         self.control_penalty_ = (self.penalty if self.penalty is not None else
@@ -130,7 +134,7 @@ class HazardRatio:
         c0, c = (fit_cloglog(Z[~t], offset[~t], y[~t], self.control_penalty_) if (~t).sum() >= MIN_CONTROLS
                  else (0.0, 0.0 * b))
         self.control_coef_ = c
-        self.intercept_, self.coef_ = b0 - c0, b - c
+        self.intercept_, self.coef_ = (b0 - c0, b - c) if self.correct_with_controls else (b0, b)
         return self
 
     def _z(self, X: pd.DataFrame) -> np.ndarray:
