@@ -57,6 +57,22 @@ def test_each_campaign_level_comes_from_its_controls():
     assert [shifts[k] for k in range(3)] == pytest.approx([0.0, 0.4, -0.3], abs=0.08)
 
 
+def test_a_campaign_without_enough_controls_keeps_the_churn_models_level():
+    X, _ = _campaigns(30_000, 1)
+    y, t, k = X["churned"].to_numpy(), X["treated"].to_numpy(), X["campaign"].to_numpy()
+    few = t | (np.cumsum(~t) > 20)  # 20 controls left in all: campaign 0's
+    assert campaign_shifts(X["churn_probability"].to_numpy(), y, few, k) == {0: 0.0, 1: 0.0, 2: 0.0}
+    stayed = np.where(t, y, 0)  # controls who all stayed: the shift would run to minus infinity
+    assert set(campaign_shifts(X["churn_probability"].to_numpy(), stayed, t, k).values()) == {0.0}
+    cols = ["price", "noise", "churn_probability", "campaign"]
+    model = HazardRatio(penalty=10.0).fit(X[cols], few, y)
+    assert model.control_penalty_ == NO_CORRECTION and not model.control_coef_.any()
+    with pytest.raises(ChurnError, match="contacted"):
+        HazardRatio().fit(X[cols], np.zeros(len(X), bool), y)
+    with pytest.raises(ChurnError, match="campaign"):
+        HazardRatio().fit(X[cols].assign(campaign=np.where(t, np.nan, 1.0)), t, y)
+
+
 def test_recovers_the_planted_hazard_ratios():
     X, ratio = _campaigns(30_000, 2)
     model = HazardRatio(penalty=1.0).fit(X[["price", "noise", "churn_probability", "campaign"]], X["treated"],
@@ -66,7 +82,6 @@ def test_recovers_the_planted_hazard_ratios():
     assert np.median(m[ratio < 1]) < 0.6 and np.median(m[ratio > 1]) > 1.2
     assert abs(model.coef_[model.columns_.index("noise")]) < 0.1
     assert model.columns_ == ["price", "noise"]  # the baseline and the campaign are not effect covariates
-
 
 
 def test_uplift_by_hand():
@@ -100,21 +115,23 @@ def test_the_churn_models_error_seen_by_the_controls_is_taken_out_when_asked():
     assert np.median(m[rise <= 0]) == pytest.approx(0.7, abs=0.08)
     assert model.control_coef_[0] > 0.2  # the controls saw the error
     # By default the error is taken for an effect (the documented assumption): contact looks worse for `rise`.
-    plain = HazardRatio(penalty=10.0).fit(X, treated, y).multiplier(X)
-    assert np.median(plain[rise > 0]) > 0.75 > 0.65 > np.median(plain[rise <= 0])
-    assert np.array_equal(HazardRatio(penalty=10.0).fit(X, treated, y).control_coef_, model.control_coef_)
+    default = HazardRatio(penalty=10.0).fit(X, treated, y)
+    plain = default.multiplier(X)
+    assert np.median(plain[rise > 0]) > 0.75 and np.median(plain[rise <= 0]) < 0.65
+    # ... and the control fit, recorded either way, says the churn model is off (its penalty chosen on them).
+    assert default.control_penalty_ < NO_CORRECTION and default.control_coef_[0] > 0.2
 
 
 def test_penalty_is_chosen_on_held_out_campaigns():
     X, _ = _campaigns(6_000, 3)
     cols = ["price", "noise", "churn_probability", "campaign"]
-    chosen = HazardRatio(penalties=(1.0, 1e6)).fit(X[cols], X["treated"], X["churned"])
+    chosen = HazardRatio(penalties=(1.0, 1e4)).fit(X[cols], X["treated"], X["churned"])
     assert chosen.penalty_ == 1.0  # the effect is real: shrinking it to nothing predicts worse
     assert chosen.control_penalty_ == NO_CORRECTION  # the churn model is right: the controls show only noise
     one = X[X["campaign"] == 0]
     assert HazardRatio().fit(one[cols], one["treated"], one["churned"]).penalty_ == DEFAULT_PENALTY
     # Same data, same model (deterministic).
-    again = HazardRatio(penalties=(1.0, 1e6)).fit(X[cols], X["treated"], X["churned"])
+    again = HazardRatio(penalties=(1.0, 1e4)).fit(X[cols], X["treated"], X["churned"])
     assert np.array_equal(again.coef_, chosen.coef_)
 
 
@@ -169,6 +186,8 @@ def test_learn_uplift_chooses_the_hazard_ratio_and_the_plan_prices_with_it():
     assert set(u.model.shifts_) == {0, 1, 2}  # the model the plan uses was refitted on every campaign
     # The plan's rates: persuadables get a positive rate, sleeping dogs none (contact would drive them away).
     rates = customer_save_rates(learned, history.drop(columns="campaign"), ["price", "noise"])
+    with pytest.raises(ChurnError, match="noise"):
+        customer_save_rates(learned, history.drop(columns=["campaign", "noise"]), ["price", "noise"])
     dogs, persuadable = rates["discount"][ratio > 1], rates["discount"][ratio < 1]
     assert persuadable.median() > 0.3 and dogs.median() == 0.0 and dogs.mean() < 0.05
     # With every model on offer, the hazard ratio is preferred when it passes its check.

@@ -25,8 +25,8 @@ nothing of it) and subtracts it from the effect. It is off by default: with mont
 effect lasting longer than the cool-down, a campaign's controls may have been contacted the month before, so
 their deviation holds earlier offers' effects as well as the churn model's error, and on generated campaigns
 subtracting it cost value (benchmarks/RESULTS.md). The control fit is recorded either way
-(`control_penalty_`, below `NO_CORRECTION` when the controls predict their next campaign's churn better than
-the churn model alone: a sign to look at the churn model).
+(`control_penalty_`, below `NO_CORRECTION` when the controls' fit predicts each campaign left out better
+than the churn model alone: a sign to look at the churn model).
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ class HazardRatio:
     def fit(self, X: pd.DataFrame, treated: np.ndarray, churned: np.ndarray) -> HazardRatio:
         """Learn from the contacted rows (`treated`) and, for each campaign's level, the control rows."""
         t, y = np.asarray(treated, dtype=bool), np.asarray(churned, dtype=float)
+        if not t.any():
+            raise ChurnError("the hazard-ratio model learns from contacted customers; none were given")
         baseline = _baseline(X)
         campaign = X[CAMPAIGN].to_numpy() if CAMPAIGN in X.columns else np.zeros(len(X), dtype=int)
         if pd.isna(campaign).any():
@@ -129,10 +131,13 @@ class HazardRatio:
         # What the controls show of the churn model's error by kind of customer (see the module docstring); its
         # penalty is chosen on the controls' own held-out campaigns, up to one that leaves nothing of it (a few
         # hundred controls mostly show noise, and subtracting noise adds it to the effect).
-        self.control_penalty_ = (self.penalty if self.penalty is not None else
-                                 self._choose_penalty(Z, offset, y, ~t, campaign, (*self.penalties, NO_CORRECTION)))
-        c0, c = (fit_cloglog(Z[~t], offset[~t], y[~t], self.control_penalty_) if (~t).sum() >= MIN_CONTROLS
-                 else (0.0, 0.0 * b))
+        if (~t).sum() < MIN_CONTROLS:  # too few to show anything: the churn model as it is
+            self.control_penalty_, c0, c = NO_CORRECTION, 0.0, np.zeros_like(b)
+        else:
+            self.control_penalty_ = (self.penalty if self.penalty is not None and self.correct_with_controls else
+                                     self._choose_penalty(Z, offset, y, ~t, campaign,
+                                                          (*self.penalties, NO_CORRECTION)))
+            c0, c = fit_cloglog(Z[~t], offset[~t], y[~t], self.control_penalty_)
         self.control_coef_ = c
         self.intercept_, self.coef_ = (b0 - c0, b - c) if self.correct_with_controls else (b0, b)
         return self
@@ -195,13 +200,15 @@ def _baseline(X: pd.DataFrame) -> np.ndarray:
 
 
 def held_out_gain(model: HazardRatio, held: pd.DataFrame, rate: np.ndarray, shift: float, *,
-                    resamples: int = 200, seed: int = 0) -> tuple[float, float]:
+                  resamples: int = 200, seed: int = 0) -> tuple[float, float]:
     """How the model predicts the held-out campaign's contacted customers (`held`, all treated) against the
     tier rates (`rate`, each row's tier-level save rate), both on the same baseline shifted by the held-out
     campaign's own `shift`: (mean log-likelihood gain per customer, share of paired bootstrap resamples in
     which the model's summed log-likelihood is higher)."""
+    if "churned" not in held.columns:
+        raise ChurnError("the held-out campaign needs column 'churned' (0/1)")
     y = held["churned"].to_numpy(dtype=float)
-    base = -np.expm1(-np.exp(cloglog(held[BASELINE].to_numpy(dtype=float)) + shift))
+    base = -np.expm1(-np.exp(cloglog(_baseline(held)) + shift))
     q = np.clip(base * (1 - np.asarray(rate, dtype=float)), 1e-12, 1 - 1e-12)
     tier = y * np.log(q) + (1 - y) * np.log1p(-q)
     mine = np.clip(model.churn_with_offer(held, shift), 1e-12, 1 - 1e-12)

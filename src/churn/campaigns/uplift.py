@@ -269,7 +269,7 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
             if name in BY_LIKELIHOOD:
                 contacted = held["treated"].to_numpy(dtype=bool)
                 judged[name] = held_out_gain(fitted[name], held[contacted], rate.to_numpy()[contacted], shift,
-                                               seed=seed)
+                                             seed=seed)
         ev = evaluate(scores, held["treated"].to_numpy(), held["churned"].to_numpy(), offer, seed=seed,
                       judged=judged)
         if ev.chosen == "tier_rates":
@@ -281,7 +281,8 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
         model = MODELS[ev.chosen](seed=seed, n_jobs=n_jobs).fit(
             every[_inputs(ev.chosen, features)], every["treated"].to_numpy(), every["churned"].to_numpy())
         how = (f"held-out log-likelihood {ev.likelihood_gain[ev.chosen]:+.4f} a contacted customer"
-               if ev.chosen in ev.likelihood_gain else f"Qini {ev.qini[ev.chosen]:.4f} against {ev.qini['tier_rates']:.4f}")
+               if ev.chosen in ev.likelihood_gain
+               else f"Qini {ev.qini[ev.chosen]:.4f} against {ev.qini['tier_rates']:.4f}")
         out[offer] = OfferUplift(ev, model, f"{ev.chosen} beat the tier rates ({how})")
     return out
 
