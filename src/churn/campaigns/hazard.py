@@ -208,11 +208,13 @@ def held_out_gain(model: HazardRatio, held: pd.DataFrame, rate: np.ndarray, shif
     if "churned" not in held.columns:
         raise ChurnError("the held-out campaign needs column 'churned' (0/1)")
     y = held["churned"].to_numpy(dtype=float)
+
+    def bernoulli(q: np.ndarray) -> np.ndarray:
+        q = np.clip(q, 1e-12, 1 - 1e-12)
+        return y * np.log(q) + (1 - y) * np.log1p(-q)
+
     base = -np.expm1(-np.exp(cloglog(_baseline(held)) + shift))
-    q = np.clip(base * (1 - np.asarray(rate, dtype=float)), 1e-12, 1 - 1e-12)
-    tier = y * np.log(q) + (1 - y) * np.log1p(-q)
-    mine = np.clip(model.churn_with_offer(held, shift), 1e-12, 1 - 1e-12)
-    gain = y * np.log(mine) + (1 - y) * np.log1p(-mine) - tier
+    gain = bernoulli(model.churn_with_offer(held, shift)) - bernoulli(base * (1 - np.asarray(rate, dtype=float)))
     if not len(gain):
         return float("nan"), 0.0
     rng = np.random.default_rng(seed)

@@ -130,9 +130,10 @@ MODELS = {"two_model": TwoModel, "x_learner": XLearner, "hazard_ratio": HazardRa
 BY_LIKELIHOOD = ("hazard_ratio",)
 
 
-def _inputs(name: str, features: list[str]) -> list[str]:
-    """The columns model `name` reads: the features, and the extra inputs it declares (`HazardRatio.inputs`)."""
-    return list(dict.fromkeys([*features, *getattr(MODELS[name], "inputs", ())]))
+def _inputs(model: Any, features: list[str]) -> list[str]:
+    """The columns a model (class or fitted instance) reads: the features, and the extra inputs it declares
+    (`HazardRatio.inputs`)."""
+    return list(dict.fromkeys([*features, *getattr(model, "inputs", ())]))
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -247,8 +248,10 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
     recalibrated on the latest campaign's whole control group."""
     last = history["campaign"].max()
     train, test = history[history["campaign"] < last], history[history["campaign"] == last]
+    # The latest campaign's level, for the models judged on its contacted customers' churn only.
     shift = campaign_shifts(test[BASELINE].to_numpy(dtype=float), test["churned"].to_numpy(dtype=float),
-                            test["treated"].to_numpy(dtype=bool), test["campaign"].to_numpy())[last]
+                            test["treated"].to_numpy(dtype=bool), test["campaign"].to_numpy())[last] \
+        if set(models) & set(BY_LIKELIHOOD) else 0.0
     out: dict[str, OfferUplift] = {}
     for offer in sorted(history["offer"].dropna().unique()):
         fit_rows = train[(train["offer"] == offer) & train["treated"] | ~train["treated"]]
@@ -264,8 +267,9 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
         fitted, judged = {}, {}
         for name in models:
             fitted[name] = MODELS[name](seed=seed, n_jobs=n_jobs).fit(
-                fit_rows[_inputs(name, features)], fit_rows["treated"].to_numpy(), fit_rows["churned"].to_numpy())
-            scores[name] = fitted[name].predict_uplift(held[_inputs(name, features)])
+                fit_rows[_inputs(MODELS[name], features)], fit_rows["treated"].to_numpy(),
+                fit_rows["churned"].to_numpy())
+            scores[name] = fitted[name].predict_uplift(held[_inputs(MODELS[name], features)])
             if name in BY_LIKELIHOOD:
                 contacted = held["treated"].to_numpy(dtype=bool)
                 judged[name] = held_out_gain(fitted[name], held[contacted], rate.to_numpy()[contacted], shift,
@@ -279,7 +283,7 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
             continue
         every = history[(history["offer"] == offer) & history["treated"] | ~history["treated"]]
         model = MODELS[ev.chosen](seed=seed, n_jobs=n_jobs).fit(
-            every[_inputs(ev.chosen, features)], every["treated"].to_numpy(), every["churned"].to_numpy())
+            every[_inputs(MODELS[ev.chosen], features)], every["treated"].to_numpy(), every["churned"].to_numpy())
         how = (f"held-out log-likelihood {ev.likelihood_gain[ev.chosen]:+.4f} a contacted customer"
                if ev.chosen in ev.likelihood_gain
                else f"Qini {ev.qini[ev.chosen]:.4f} against {ev.qini['tier_rates']:.4f}")
@@ -297,7 +301,7 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
         if u.model is None:
             continue
         # The campaign a row came from is needed to fit, not to predict.
-        cols = [c for c in dict.fromkeys([*features, *getattr(u.model, "inputs", ())]) if c != CAMPAIGN]
+        cols = [c for c in _inputs(u.model, features) if c != CAMPAIGN]
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ChurnError(f"the uplift model of '{offer}' needs column(s) {missing[:5]}, missing from the frame")
