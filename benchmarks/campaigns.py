@@ -24,7 +24,10 @@ outcomes are known). Target: the overall interval covers it in at least 90 of 10
    where they won;
 4. plans on 2025-05-01, all at the same budget: "top-k by risk" (riskiest contactable customers first, each
    with the catalogue's highest-rated offer open to them, until the budget is spent), the catalogue-rate plan,
-   the plan with learned rates only, and the learned plan (rates and, where chosen, uplift);
+   the plan with learned rates only, the learned plan (rates and, where chosen, uplift: `learned`, the
+   Python API with all three learners) and the same through the effects file (`learned_file`: the hazard
+   ratio only, written, read back and priced inside the plan, as `churn campaign-effect` then
+   `churn score --effects` do);
 5. each plan's net retained value on the planted truth (`churn.generate.offer_truth`): the sum over contacted
    customers of (churn without - churn with their offer) x customer value, minus what the plan spent.
 Targets: learned >= 1.3 x top-k and >= the catalogue plan, median over seeds.
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import os
 import statistics
@@ -209,8 +213,8 @@ def _net_value(plan: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
 def value_seed(seed: int, customers: int, budget: float, control_share: float, work: Path) -> dict[str, Any]:
     """One seed of the value comparison (see the module docstring)."""
     from churn.campaigns.effect import measure, plan_rows, realised_labels
-    from churn.campaigns.learning import Cell, catalogue_rates, pool_cells, shrink
-    from churn.campaigns.uplift import customer_save_rates, learn_uplift
+    from churn.campaigns.learning import Cell, catalogue_rates, pool_cells, read_effects, shrink
+    from churn.campaigns.uplift import customer_save_rates, learn_uplift, uplift_record
     from churn.config import load_config
     from churn.generate import Campaign, generate, offer_truth
     from churn.scoring.allocation import plan_retention
@@ -281,6 +285,12 @@ def value_seed(seed: int, customers: int, budget: float, control_share: float, w
     rates_plan = plan_retention(frame, config, effects=learned, **kw).customers
     own = customer_save_rates(uplift, frame, features)
     learned_plan = plan_retention(frame, config, effects=learned, customer_save_rates=own, **kw).customers
+    # What `churn campaign-effect` then `churn score --effects` give: the hazard ratio only (an effects file
+    # holds plain numbers), written to the file, read back, and priced inside the plan.
+    by_file = learn_uplift(hist, features, tier_rates, seed=seed, n_jobs=1, models=("hazard_ratio",))
+    learned.uplift = uplift_record(by_file)
+    (work / "effects.json").write_text(json.dumps(learned.to_dict()))
+    file_plan = plan_retention(frame, config, effects=read_effects(work / "effects.json"), **kw).customers
     top_k = _top_k_by_risk(catalogue_plan, config, budget)
     truth = offer_truth(customers, START, END, seed, PLAN_DAY, campaigns=campaigns,
                         horizon_days=config.label.horizon_days)
@@ -298,12 +308,14 @@ def value_seed(seed: int, customers: int, budget: float, control_share: float, w
     oracle_customer = plan_retention(frame, config, customer_save_rates=own_truth, **kw).customers
     row: dict[str, Any] = {"seed": seed, "customers": customers, "budget": budget, "control_share": control_share}
     for name, plan in (("top_k", top_k), ("catalogue", catalogue_plan), ("learned_rates", rates_plan),
-                       ("learned", learned_plan), ("oracle_tier_rates", oracle_tier),
+                       ("learned", learned_plan), ("learned_file", file_plan), ("oracle_tier_rates", oracle_tier),
                        ("oracle_customers", oracle_customer)):
         for key, v in _net_value(plan, truth).items():
             row[f"{name}_{key}"] = v
     row["uplift_offers"] = ";".join(f"{o}:{u.evaluation.chosen if u.evaluation else 'none'}"
                                     for o, u in uplift.items())
+    row["file_offers"] = ";".join(f"{o}:{u.evaluation.chosen if u.evaluation else 'none'}"
+                                  for o, u in by_file.items())
     row["prior_strength"] = learned.prior_strength
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -318,14 +330,16 @@ def run_value(seeds: list[int], customers: int, budget: float, control_share: fl
             row = value_seed(s, customers, budget, control_share, work)
             rows.append(row)
             print(f"seed {s}: top-k {row['top_k_net']:,.0f}, catalogue {row['catalogue_net']:,.0f}, "
-                  f"learned rates {row['learned_rates_net']:,.0f}, learned {row['learned_net']:,.0f}; oracle tier "
+                  f"learned rates {row['learned_rates_net']:,.0f}, learned {row['learned_net']:,.0f}, through the "
+                  f"effects file {row['learned_file_net']:,.0f}; oracle tier "
                   f"rates {row['oracle_tier_rates_net']:,.0f}, oracle customers {row['oracle_customers_net']:,.0f} "
                   f"({row['seconds']:.0f} s; uplift {row['uplift_offers']})", file=sys.stderr)
     _write_csv(rows, out_csv)
     frame = pd.DataFrame(rows)
     print("\n| plan | median net retained value | median contacted | median customers kept | median spent |")
     print("|---|---:|---:|---:|---:|")
-    for name in ("top_k", "catalogue", "learned_rates", "learned", "oracle_tier_rates", "oracle_customers"):
+    for name in ("top_k", "catalogue", "learned_rates", "learned", "learned_file", "oracle_tier_rates",
+                 "oracle_customers"):
         print(f"| {name} | {frame[f'{name}_net'].median():,.0f} | {frame[f'{name}_contacted'].median():,.0f} | "
               f"{frame[f'{name}_kept'].median():,.1f} | {frame[f'{name}_cost'].median():,.0f} |")
     ratio_topk = [r["learned_net"] / r["top_k_net"] if r["top_k_net"] > 0 else float("nan") for r in rows]
@@ -333,6 +347,10 @@ def run_value(seeds: list[int], customers: int, budget: float, control_share: fl
     print(f"\nper seed, learned / top-k: {', '.join(f'{x:.2f}' for x in ratio_topk)}; learned - catalogue: {gaps}")
     print(f"median learned / median top-k: {frame['learned_net'].median() / frame['top_k_net'].median():.2f}; "
           f"median of per-seed ratios: {statistics.median(ratio_topk):.2f}")
+    for name in ("learned", "learned_file"):
+        above = int((frame[f"{name}_net"] >= frame["catalogue_net"]).sum())
+        print(f"{name}: {frame[f'{name}_net'].median() / frame['top_k_net'].median():.2f}x top-k (medians); at or "
+              f"above the catalogue plan in {above} of {len(frame)} seeds")
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -191,14 +191,16 @@ def _published(run: Any, config: Config, progress: Progress) -> Any:
 
 
 def measure_campaigns(config: Config, runs: list[str], data: str | None, *, effects_out: str | None = None,
-                      prior_strength: float | None = None, overwrite: bool = False,
-                      progress: Progress = None) -> Any:
+                      prior_strength: float | None = None, overwrite: bool = False, uplift: bool = True,
+                      model: str | None = None, progress: Progress = None) -> Any:
     """What `churn campaign-effect` does: measure past runs' campaigns against their control groups (written
-    to each run folder and MLflow) and learn the save rates the next plan reads (the effects file)."""
+    to each run folder and MLflow) and learn the save rates the next plan reads (the effects file), with
+    per-customer effects of each offer where two or more campaigns show them (`model`: the churn model whose
+    features they read; default: the latest run's)."""
     from churn.campaigns.run import measure_campaigns as measure
 
     return measure(runs, data, config, effects_out=effects_out, strength=prior_strength, overwrite=overwrite,
-                   progress=progress)
+                   uplift=uplift, model_ref=model, progress=progress)
 
 
 def with_effects(config: Config, effects: str | None) -> Config:

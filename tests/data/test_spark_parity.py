@@ -95,6 +95,16 @@ def test_spark_scoring_run_is_the_single_machine_run(spark, data, tmp_path, mlfl
                                                     "kpi_months": 0, "mlflow": False})})
     monkeypatch.chdir(tmp_path)
     trained = train_from_data(config, str(data), force=True)
+    # A per-customer effect of the first offer in the effects file (as `churn campaign-effect` writes one):
+    # each partition prices that offer customer by customer, as the single machine does.
+    offer = config.incentives.catalogue[0].name
+    model = {"kind": "hazard_ratio", "columns": ["tenure_days"], "mean": [300.0], "scale": [150.0],
+             "intercept": -0.4, "coef": [-0.5], "penalty": 1000.0, "control_penalty": 1e6, "control_coef": [0.0]}
+    (tmp_path / "effects.json").write_text(json.dumps({
+        "kind": "churn-effects", "version": 1, "save_rates": {},
+        "uplift": {"churn_model": None, "offers": {offer: {"chosen": "hazard_ratio", "why": "", "model": model}}}}))
+    config = config.model_copy(update={"incentives": config.incentives.model_copy(
+        update={"effects": str(tmp_path / "effects.json")})})
     runs = {}
     for kind in ("embedded", "spark"):
         runs[kind] = score_to_folder(_with_engine(config, kind), trained.bundle_path, str(tmp_path / kind),
@@ -113,6 +123,7 @@ def test_spark_scoring_run_is_the_single_machine_run(spark, data, tmp_path, mlfl
     assert want["risk_tier"].nunique() >= 3 and want["reason_1"].notna().sum() > 100
     assert want["holdout"].sum() > 5 and want["incentive"].notna().sum() > 5 and (~want["contact"]).sum() > 5
     summary = [json.loads((d / "summary.json").read_text()) for d in (one, many)]
+    assert sum(r["customers_priced"] for r in summary[0]["summary"]["save_rates"][offer].values()) > 10
     # Money summed per partition: equal up to the order of the float additions.
     _assert_same(summary[1]["summary"], summary[0]["summary"])
     assert summary[1]["warnings"] == summary[0]["warnings"]

@@ -6,7 +6,10 @@
 3. `churn campaign-effect --run RUN --data ...`: campaign_effect.json and effects.json in the run folder, a
    run in a real MLflow store (SQLite in tmp); counts checked against churn computed here with pandas from
    the raw customers table; a second run leaves identical files alone and refuses to replace others;
-4. `churn score --effects`: summary.json and the report say which save rates are measured.
+4. a second run a month later, and `churn campaign-effect` on both: per-customer effects learned where two
+   campaigns show them, or why not, in the effects file;
+5. `churn score --effects`: summary.json and the report say which save rates are measured, and a per-customer
+   model in the file prices its offer customer by customer.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from stores import fresh_store
 pytestmark = pytest.mark.slow
 
 AS_OF = "2025-03-01"
+SECOND = "2025-04-01"
 HORIZON = 60
 
 
@@ -98,21 +102,67 @@ def test_campaign_effect_measures_the_run_against_the_raw_tables(loop):
     assert json.loads((run / "effects.json").read_text()) == learned
 
 
-def test_the_next_plan_reads_the_effects(loop):
+def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(loop):
     work, run, env, bundle = loop
-    if not (run / "effects.json").exists():
-        done = churn("campaign-effect", "--run", run, "--data", work / "data", env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
+    # A second campaign a month later, on the same business (whose first campaign went out).
+    done = churn("score", "--model", bundle, "--data", work / "data", "--as-of", SECOND, "--out", work / "runs2",
+                 env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    second = work / "runs2" / SECOND
+    done = churn("campaign-effect", "--run", run, "--run", second, "--data", work / "data", "--effects-out",
+                 work / "two.json", env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "per-customer effects (uplift)" in done.stdout
+    learned = json.loads((work / "two.json").read_text())
+    assert [c["as_of"] for c in learned["learned_from"]] == [AS_OF, SECOND]
+    uplift = learned["uplift"]
+    assert uplift["churn_model"] == str(bundle)  # the model the latest run was scored with
+    # Every offer either has a model or says why not (3,000 customers: too few contacted to learn from).
+    sent = pd.read_parquet(second / "scores.parquet")
+    offers = set(sent.loc[sent["contact"] | sent["holdout"], "would_be_incentive"].dropna())
+    assert offers and set(uplift["offers"]) >= offers
+    for rec in uplift["offers"].values():
+        assert rec["model"] is not None or "too little history" in rec["why"]
+
+    # What the models learn from: each campaign's customers with the churn model's features as of its own date,
+    # built from today's data (the customers in both campaigns are a month older in the second).
+    from churn.campaigns.run import _measure_run, uplift_history
+    from churn.config import load_config
+    from churn.training.loading import load_model
+
+    cfg, model = load_config(), load_model(str(bundle))
+    pairs = [_measure_run(r, str(work / "data"), cfg) for r in (run, second)]
+    history = uplift_history([e for e, _ in pairs], [rows for _, rows in pairs], str(work / "data"), cfg, model)
+    assert history.groupby("campaign").size().tolist() == [len(rows) for _, rows in pairs]
+    assert set(history.columns) >= {f.name for f in model.features_} | {"churn_probability", "offer", "churned"}
+    in_both = history.pivot_table(index="customer_id", columns="campaign", values="tenure_days").dropna()
+    assert len(in_both) > 20 and ((in_both[1] - in_both[0]) == 31).all()  # 2025-03-01 -> 2025-04-01
+    # The probability is the one the run's plan used.
+    plan = pd.read_parquet(run / "scores.parquet").set_index("customer_id")["churn_probability"]
+    first = history[history["campaign"] == 0].set_index("customer_id")["churn_probability"]
+    assert (first == plan.loc[first.index]).all()
+
+    # The next plan reads the file. A model for the discount on a real feature (hand-set: the 3,000 customers
+    # are too few to learn one) prices that offer customer by customer, on the features the scoring built.
+    offer = sorted(offers)[0]
+    learned["uplift"]["offers"][offer] = {"chosen": "hazard_ratio", "why": "set by the test", "evaluation": None,
+                                          "model": {"kind": "hazard_ratio", "columns": ["tenure_days"],
+                                                    "mean": [400.0], "scale": [200.0], "intercept": -0.5,
+                                                    "coef": [-0.3], "penalty": 1000.0, "control_penalty": 1e6,
+                                                    "control_coef": [0.0]}}
+    (work / "with-model.json").write_text(json.dumps(learned))
     done = churn("score", "--model", bundle, "--data", work / "data", "--as-of", "2025-05-01", "--out",
-                 work / "next", "--effects", run / "effects.json", env=env)
+                 work / "next", "--effects", work / "with-model.json", env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads((work / "next" / "2025-05-01" / "summary.json").read_text())["summary"]
-    learned = json.loads((run / "effects.json").read_text())["save_rates"]
-    for offer, by_tier in summary["save_rates"].items():
+    for inc, by_tier in summary["save_rates"].items():
         for tier, used in by_tier.items():
-            assert used["source"] == learned[offer][tier]["source"]
+            assert used["source"] == learned["save_rates"][inc][tier]["source"]
             if used["source"] == "measured":
-                assert used["rate"] == pytest.approx(min(max(learned[offer][tier]["rate"], 0.0), 1.0))
+                assert used["rate"] == pytest.approx(min(max(learned["save_rates"][inc][tier]["rate"], 0.0), 1.0))
+    assert sum(u["customers_priced"] for u in summary["save_rates"][offer].values()) > 50
+    assert all(u["customers_priced"] == 0 for inc, by in summary["save_rates"].items() if inc != offer
+               for u in by.values())
     report = (work / "next" / "2025-05-01" / "report.html").read_text()
     assert 'id="learned"' in report and "What past campaigns measured" in report
 

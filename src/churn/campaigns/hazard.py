@@ -31,6 +31,7 @@ than the churn model alone: a sign to look at the churn model).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ DEFAULT_PENALTY = 1000.0  # with one campaign nothing can be held out
 NO_CORRECTION = 1e6  # a control-side penalty at which the controls' fit is nothing: the churn model as it is
 _EDGE = 1e-6  # probabilities kept inside (0, 1) for the link
 _ETA = 50.0  # |eta| beyond which exp(eta) is 0 or every probability 1 to double precision
+KIND = "hazard_ratio"  # the effects file's name for this model
 MIN_CONTROLS = 30  # a campaign's controls needed (with churners and stayers among them) to set its level
 
 
@@ -184,6 +186,48 @@ class HazardRatio:
         raw = _baseline(X)
         p = np.clip(raw, _EDGE, 1 - _EDGE)
         return np.where((raw <= 0) | (raw >= 1), 0.0, p - self.churn_with_offer(X))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain numbers and names (the effects file's form; no pickle)."""
+        return {"kind": KIND, "columns": list(self.columns_), "mean": [float(v) for v in self.mean_],
+                "scale": [float(v) for v in self.scale_], "intercept": float(self.intercept_),
+                "coef": [float(v) for v in self.coef_], "penalty": float(self.penalty_),
+                "control_penalty": float(self.control_penalty_),
+                "control_coef": [float(v) for v in self.control_coef_],
+                "correct_with_controls": bool(self.correct_with_controls),
+                "shifts": {str(k): float(v) for k, v in self.shifts_.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "hazard-ratio model") -> HazardRatio:
+        """A fitted model back from `to_dict`'s form, checked: a ChurnError names the key that is wrong."""
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            raise ChurnError(f"{where}: expected a mapping with kind {KIND!r}")
+        columns = data.get("columns")
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ChurnError(f"{where}.columns: expected a list of column names")
+
+        def numbers(key: str) -> np.ndarray:
+            v = data.get(key)
+            if not isinstance(v, list) or len(v) != len(columns) or not all(_finite(x) for x in v):
+                raise ChurnError(f"{where}.{key}: expected {len(columns)} finite number(s), one per column")
+            return np.asarray(v, dtype=float)
+
+        for key in ("intercept", "penalty", "control_penalty"):
+            if not _finite(data.get(key)):
+                raise ChurnError(f"{where}.{key}: expected a finite number, got {data.get(key)!r}")
+        model = cls(correct_with_controls=bool(data.get("correct_with_controls", False)))
+        model.columns_, model.mean_, model.scale_, model.coef_ = columns, numbers("mean"), numbers("scale"), numbers("coef")
+        if (model.scale_ <= 0).any():
+            raise ChurnError(f"{where}.scale: every scale must be above 0")
+        model.intercept_, model.penalty_ = float(data["intercept"]), float(data["penalty"])
+        model.control_penalty_ = float(data["control_penalty"])
+        model.control_coef_ = numbers("control_coef")
+        model.shifts_ = {k: float(v) for k, v in (data.get("shifts") or {}).items() if _finite(v)}
+        return model
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _baseline(X: pd.DataFrame) -> np.ndarray:

@@ -92,11 +92,19 @@ class Effects:
     prior_strength_method: str = MARGINAL  # how k_t was chosen: held-out campaigns, marginal likelihood, given
     control_prior_strength: float = 0.0  # k_c: the expected churn's weight in customers (control arm)
     learned_from: list[dict[str, Any]] = field(default_factory=list)  # run, as_of, horizon_days per campaign
-    uplift: dict[str, Any] = field(default_factory=dict)  # per offer: evaluation and use (churn.campaigns.uplift)
+    # Per-customer effects (`churn.campaigns.uplift.uplift_record`): the churn model they were learned on and,
+    # per offer, the held-out evaluation, why, and the chosen model's numbers.
+    uplift: dict[str, Any] = field(default_factory=dict)
 
     def rate(self, incentive: str, tier: str) -> LearnedRate | None:
         """The learned rate of one offer in one tier, if the file has one."""
         return self.save_rates.get(incentive, {}).get(tier)
+
+    def uplift_models(self, where: str = "uplift") -> dict[str, Any]:
+        """{offer: fitted uplift model} the plan prices those offers with, customer by customer."""
+        from churn.campaigns.uplift import uplift_models
+
+        return uplift_models(self.uplift, where)
 
     def to_dict(self) -> dict[str, Any]:
         """The effects file's JSON form."""
@@ -350,12 +358,17 @@ def read_effects(path: str | Path) -> Effects:
             out.setdefault(str(inc), {})[str(tier)] = LearnedRate(**{**r, "rate": rate, "assumed": assumed,
                                                                      "source": source})
     strength = data.get("prior_strength", 0.0)
-    return Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),
-                   prior_strength_estimated=bool(data.get("prior_strength_estimated", True)),
-                   prior_strength_method=_method(data, p),
-                   control_prior_strength=_number(data.get("control_prior_strength", 0.0),
-                                                  f"{p}: control_prior_strength", 0.0),
-                   learned_from=list(data.get("learned_from") or []), uplift=dict(data.get("uplift") or {}))
+    uplift = data.get("uplift") or {}
+    if not isinstance(uplift, dict):
+        raise ChurnError(f"{p}: key 'uplift' must be a mapping")
+    effects = Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),
+                      prior_strength_estimated=bool(data.get("prior_strength_estimated", True)),
+                      prior_strength_method=_method(data, p),
+                      control_prior_strength=_number(data.get("control_prior_strength", 0.0),
+                                                     f"{p}: control_prior_strength", 0.0),
+                      learned_from=list(data.get("learned_from") or []), uplift=dict(uplift))
+    effects.uplift_models(f"{p}: uplift")  # a damaged model is refused here, before any scoring work
+    return effects
 
 
 def _method(data: dict[str, Any], p: Path) -> str:

@@ -64,6 +64,12 @@ def measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress:
                 ) -> CampaignEffect:
     """Measure the campaign of one run folder against the realised labels in `data` (see
     `churn.campaigns.effect`)."""
+    return _measure_run(run_dir, data, config, progress=progress)[0]
+
+
+def _measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress: Progress = None
+                 ) -> tuple[CampaignEffect, pd.DataFrame]:
+    """(the measured campaign, its customers with their label: `plan_rows`' columns and churned)."""
     from churn.scoring.score import output_key
     from churn.validation import load_source
 
@@ -94,12 +100,13 @@ def measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress:
     if not len(campaign):
         notices.append(f"{run}: nobody was contacted or held out with an offer; there is nothing to measure")
     total = next((e for e in estimates if e.tier == ALL and e.incentive == ALL), None)
+    labelled = campaign.merge(labels[["customer_id", "churned"]], on="customer_id")
     return CampaignEffect(
         run=str(run), as_of=str(as_of.date()), horizon_days=int(config.label.horizon_days), label=kind,
         currency=str((summary.get("summary") or {}).get("currency", config.incentives.currency)),
         control_share=share, customers=(total.treated + total.control) if total else 0, unlabelled=unlabelled,
         estimates=estimates, advice=control_advice(estimates, assumed, share), notices=notices,
-    )
+    ), labelled
 
 
 def _check_same(obj: dict[str, Any], path: Path) -> bool:
@@ -165,6 +172,70 @@ class CampaignRun:
     learned: Effects
     files: list[Path] = field(default_factory=list)  # written now (identical files already there are not)
     mlflow_runs: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what the learning could not do, and why
+
+
+def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.DataFrame], data: str | None,
+                   config: Any, model: Any) -> pd.DataFrame:
+    """What `churn.campaigns.uplift.learn_uplift` learns from: per measured campaign (in the order given,
+    `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_run`), offer, tier and
+    the plan's churn probability, and the churn `model`'s features as of the campaign's date, built from
+    `data` the way `churn score` builds them (point in time: what happened since does not change them)."""
+    from churn.scoring.score import output_key, source_rows
+
+    key = output_key(config)
+    features = [f.name for f in model.features_]
+    frames = []
+    for k, (effect, rows) in enumerate(zip(measured, labelled)):
+        base = source_rows(model, data, pd.Timestamp(effect.as_of), config, allow_stale_data=True)[0]
+        base = base[["customer_id", *(c for c in features if c in base.columns)]]
+        base = base.assign(customer_id=base["customer_id"].astype(str))
+        if key is not None:  # the run names customers by pseudonym: so must the features, to join
+            from churn.io import pseudonymise
+
+            base = base.assign(customer_id=pseudonymise(base["customer_id"], key).to_numpy())
+        h = rows.rename(columns={"incentive": "offer", "tier": "risk_tier", "probability": "churn_probability"})
+        frames.append(h.merge(base, on="customer_id").assign(campaign=k))
+    history = pd.concat(frames, ignore_index=True)
+    history["treated"] = history["treated"].astype(bool)
+    history["churned"] = history["churned"].astype(int)
+    return history
+
+
+def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[CampaignEffect],
+                           labelled: Sequence[pd.DataFrame], data: str | None, config: Any,
+                           model_ref: str | None = None, *, progress: Progress = None
+                           ) -> tuple[dict[str, Any], list[str]]:
+    """(the effects file's ``uplift`` section, notices): per offer, the hazard-ratio model
+    (`churn.campaigns.hazard`) fitted on every campaign but the latest, judged on the latest against the
+    tier rates learned without it, and refitted on all where it predicts better. `model_ref` is the churn
+    model whose features it reads (default: the one the latest run was scored with). Only the hazard ratio
+    is learned here: an effects file holds plain numbers, and the LightGBM learners would need a pickle."""
+    from churn.campaigns.uplift import learn_uplift, uplift_record
+    from churn.training.loading import load_model
+
+    if len(runs) < 2:
+        return {}, ["per-customer effects (uplift) need two or more campaigns: one is held out to judge them; "
+                    "the plan uses the tier rates"]
+    ref = model_ref or str((read_run(runs[-1])[1]["meta"]).get("model") or "")
+    try:
+        model = load_model(ref)
+    except ChurnError as exc:
+        if model_ref:  # asked for by name: its failure is the answer
+            raise
+        return {}, [f"per-customer effects (uplift) were not learned: the latest run's model {ref!r} could not be "
+                    f"loaded ({exc}); pass --model"]
+    if progress:
+        progress("building the campaigns' features for the uplift models")
+    history = uplift_history(measured, labelled, data, config, model)
+    earlier = learn(measured[:-1], config)
+    tier_rates = {inc: {t: r.rate for t, r in by.items()} for inc, by in earlier.save_rates.items()}
+    features = [f.name for f in model.features_]
+    if progress:
+        progress("fitting and judging the uplift models")
+    learned = learn_uplift(history, features, tier_rates, seed=int(config.seed), n_jobs=1,
+                           models=("hazard_ratio",))
+    return uplift_record(learned, ref), []
 
 
 def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | None = None) -> Effects:
@@ -178,19 +249,27 @@ def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | Non
 
 def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any, *,
                       effects_out: str | Path | None = None, strength: float | None = None,
-                      overwrite: bool = False, log: bool = True, progress: Progress = None) -> CampaignRun:
-    """What `churn campaign-effect` does: measure each run's campaign and learn save rates from all of them;
-    then write campaign_effect.json into each run's folder and the effects file (`effects_out`, default:
-    effects.json in the last run's folder), and log each newly written measurement to MLflow. Nothing is
-    written or logged when a file would replace different results without `overwrite`."""
+                      overwrite: bool = False, log: bool = True, uplift: bool = True, model_ref: str | None = None,
+                      progress: Progress = None) -> CampaignRun:
+    """What `churn campaign-effect` does: measure each run's campaign and learn save rates from all of them
+    (and, with `uplift` and two or more runs, per-customer effects: `learn_uplift_from_runs`); then write
+    campaign_effect.json into each run's folder and the effects file (`effects_out`, default: effects.json
+    in the last run's folder), and log each newly written measurement to MLflow. Nothing is written or
+    logged when a file would replace different results without `overwrite`."""
     if not runs:
         raise ChurnError("name at least one scoring run folder (--run outputs/<as-of>)")
-    measured = []
+    measured, labelled = [], []
     for run in runs:
         if progress:
             progress(f"measuring {run}")
-        measured.append(measure_run(run, data, config, progress=progress))
+        effect, rows = _measure_run(run, data, config, progress=progress)
+        measured.append(effect)
+        labelled.append(rows)
     learned = learn(measured, config, strength)
+    notices: list[str] = []
+    if uplift:
+        learned.uplift, notices = learn_uplift_from_runs(runs, measured, labelled, data, config, model_ref,
+                                                         progress=progress)
     target = Path(effects_out) if effects_out else Path(runs[-1]) / EFFECTS_FILE
     outputs = [(e.to_dict(), Path(r) / EFFECT_FILE) for e, r in zip(measured, runs)]
     outputs.append((learned.to_dict(), target))
@@ -203,4 +282,4 @@ def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any,
             files.append(path)
             if log and effect is not None:
                 logged.append(log_effect(effect, config))
-    return CampaignRun(measured, learned, files, logged)
+    return CampaignRun(measured, learned, files, logged, notices)

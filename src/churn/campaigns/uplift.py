@@ -32,13 +32,15 @@ while every contacted customer counts here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churn.campaigns.hazard import BASELINE, CAMPAIGN, HazardRatio, campaign_shifts, held_out_gain
+from churn.campaigns.hazard import BASELINE, CAMPAIGN
+from churn.campaigns.hazard import KIND as HAZARD_KIND
+from churn.campaigns.hazard import HazardRatio, campaign_shifts, held_out_gain
 from churn.errors import ChurnError
 
 DEFAULT_PARAMS = {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 80,
@@ -291,6 +293,13 @@ def learn_uplift(history: pd.DataFrame, features: list[str], tier_rates: dict[st
     return out
 
 
+def _as_rate(tau: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """A predicted drop in churn as the plan's save rate: ``tau / p`` (so ``p x value x rate`` is ``tau x
+    value``), within [0, 1] (an offer that would do harm is simply not worth making)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(np.where(p > 0, tau / p, 0.0), 0.0, 1.0)
+
+
 def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The plan's per-customer save rates (`plan_retention(customer_save_rates=...)`): for each offer with a
     chosen model, its predicted drop in churn probability over the customer's churn probability (so the plan's
@@ -305,7 +314,66 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ChurnError(f"the uplift model of '{offer}' needs column(s) {missing[:5]}, missing from the frame")
-        tau = u.model.predict_uplift(frame[cols])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[offer] = np.clip(np.where(p > 0, tau / p, 0.0), 0.0, 1.0)
+        out[offer] = _as_rate(u.model.predict_uplift(frame[cols]), p)
     return out
+
+
+# ------------------------------------------------------------------------- the effects file's uplift section
+WRITTEN = (HAZARD_KIND,)  # the models an effects file holds: plain numbers, read without unpickling anything
+
+
+def uplift_record(learned: dict[str, OfferUplift], churn_model: str | None = None) -> dict[str, Any]:
+    """The effects file's ``uplift`` section: per offer the held-out evaluation, why the model was or was not
+    chosen, and the chosen model's numbers; `churn_model` names the churn model whose probabilities and
+    features it was learned on. Only models in `WRITTEN` can be written (ChurnError otherwise)."""
+    offers = {}
+    for offer, u in learned.items():
+        if u.model is not None and not isinstance(u.model, HazardRatio):
+            raise ChurnError(f"the uplift model of '{offer}' ({type(u.model).__name__}) cannot be written to an "
+                             f"effects file; only {list(WRITTEN)} can")
+        offers[str(offer)] = {"chosen": u.evaluation.chosen if u.evaluation else None, "why": u.why,
+                              "evaluation": asdict(u.evaluation) if u.evaluation else None,
+                              "model": u.model.to_dict() if u.model is not None else None}
+    return {"churn_model": churn_model, "offers": offers}
+
+
+def uplift_models(record: dict[str, Any], where: str = "uplift") -> dict[str, HazardRatio]:
+    """The models of an effects file's ``uplift`` section ({offer: model}), checked: a ChurnError names the
+    key that is wrong."""
+    if not record:
+        return {}
+    offers = record.get("offers") if isinstance(record, dict) else None
+    if not isinstance(offers, dict):
+        raise ChurnError(f"{where}.offers: expected a mapping offer -> what was learned about it")
+    out = {}
+    for offer, rec in offers.items():
+        if not isinstance(rec, dict):
+            raise ChurnError(f"{where}.offers.{offer}: expected a mapping with keys 'chosen', 'why', 'model'")
+        if rec.get("model") is not None:
+            out[str(offer)] = HazardRatio.from_dict(rec["model"], f"{where}.offers.{offer}.model")
+    return out
+
+
+def priced_by_models(models: dict[str, HazardRatio], frame: pd.DataFrame) -> tuple[pd.DataFrame | None, list[str]]:
+    """(per-customer save rates, warnings) of `frame` (customer_id, churn_probability and the models' feature
+    columns) for the plan: as `customer_save_rates`, NaN for rows without a churn probability (the plan
+    prices nobody there). An offer whose model needs a column the frame lacks keeps the tier rates, and a
+    warning says so."""
+    if not models:
+        return None, []
+    p = pd.to_numeric(frame["churn_probability"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(p) & (p >= 0) & (p <= 1)
+    out = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy()})
+    warnings = []
+    for offer, model in models.items():
+        missing = [c for c in model.columns_ if c not in frame.columns]
+        if missing:
+            warnings.append(f"the uplift model of '{offer}' (effects file) needs column(s) {missing[:5]} that "
+                            f"these scores lack; '{offer}' is priced with its tier rates")
+            continue
+        rate = np.full(len(frame), np.nan)
+        if ok.any():
+            rows = frame.loc[ok, [*model.columns_, BASELINE]]
+            rate[ok] = _as_rate(model.predict_uplift(rows), p[ok])
+        out[offer] = rate
+    return out, warnings

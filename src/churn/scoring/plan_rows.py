@@ -69,6 +69,13 @@ def plan_rows(scores: pd.DataFrame, config: Config, *, tiers: RiskTiers | None =
     df = _prepare(scores)
     p = df["churn_probability"].to_numpy(dtype=float)
     warnings: list[str] = []
+    if customer_save_rates is None and effects is not None:
+        # The effects file's uplift models price their offers customer by customer, here, so every path
+        # (one machine, each Spark partition, the Python API) prices them alike.
+        from churn.campaigns.uplift import priced_by_models
+
+        customer_save_rates, missing = priced_by_models(effects.uplift_models(), df)
+        warnings += missing
 
     # 1. tiers and value
     tiers = tiers if tiers is not None else RiskTiers(config.tiers).fit(df["churn_probability"])

@@ -1,0 +1,152 @@
+"""Per-customer effects in the effects file: a hazard-ratio model written as plain numbers (no pickle), read
+back and checked, and used by every plan that reads the file (`plan_retention(effects=...)`), as the Python
+API's `customer_save_rates` would price it; what it needs and cannot find is said, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.campaigns.hazard import HazardRatio
+from churn.campaigns.learning import Cell, read_effects, shrink
+from churn.campaigns.uplift import OfferUplift, customer_save_rates, uplift_models, uplift_record
+from churn.config import ChannelsConfig, Config, Incentive, IncentivesConfig
+from churn.errors import ChurnError
+from churn.scoring.allocation import plan_retention
+
+OFFERS = [
+    Incentive(name="discount", kind="discount", cost_share_of_fee=0.5,
+              save_rate={"critical": 0.25, "high": 0.2, "medium": 0.1}),
+    Incentive(name="call", kind="personal_call", unit_cost=5.0, save_rate={"critical": 0.4, "high": 0.3},
+              eligible={"tiers": ["critical", "high"]}),
+]
+ASSUMED = {"discount": {"critical": 0.25, "high": 0.2, "medium": 0.1}, "call": {"critical": 0.4, "high": 0.3}}
+
+
+def _config(budget: float = 3_000.0) -> Config:
+    return Config(incentives=IncentivesConfig(budget=budget, control_share=0.1, cooldown_days=30,
+                                              channels=ChannelsConfig(contact_cost={"email": 0.01}),
+                                              catalogue=OFFERS))
+
+
+def _scores(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "customer_id": [f"{i:05d}" for i in range(n)],
+        "as_of": pd.Timestamp("2025-03-01"),
+        "churn_probability": rng.uniform(0.01, 0.9, n),
+        "monthly_fee": rng.choice([9.99, 19.99, 29.99], n),
+        "marketing_consent": rng.choice([True, False, None], n, p=[0.7, 0.2, 0.1]),
+        "price_sensitivity": rng.normal(size=n),
+        "tickets_90d": rng.poisson(1.0, n).astype(float),
+    })
+
+
+def _model() -> HazardRatio:
+    """A discount that keeps price-sensitive customers (hazard x0.3 at +1 sd) and drives others away."""
+    m = HazardRatio()
+    m.columns_, m.mean_, m.scale_ = ["price_sensitivity", "tickets_90d"], np.array([0.0, 1.0]), np.array([1.0, 1.0])
+    m.intercept_, m.coef_ = math.log(0.8), np.array([-1.2, 0.1])
+    m.penalty_, m.control_penalty_, m.control_coef_ = 1000.0, 1e6, np.zeros(2)
+    m.shifts_ = {0: 0.0, 1: 0.1}
+    return m
+
+
+def _effects_file(tmp_path, model: HazardRatio | None = None):
+    effects = shrink([Cell("critical", "discount", 2000, 300, 500, 100)], ASSUMED, strength=200)
+    learned = {"discount": OfferUplift(None, model or _model(), "hand-set for the test"),
+               "call": OfferUplift(None, None, "too little history")}
+    effects.uplift = uplift_record(learned, "models:/churn@champion")
+    path = tmp_path / "effects.json"
+    path.write_text(json.dumps(effects.to_dict()))
+    return path, learned
+
+
+def test_the_model_round_trips_through_the_file_as_numbers(tmp_path):
+    path, learned = _effects_file(tmp_path)
+    raw = json.loads(path.read_text())
+    written = raw["uplift"]["offers"]["discount"]["model"]
+    assert written["kind"] == "hazard_ratio" and written["coef"] == [-1.2, 0.1]
+    assert raw["uplift"]["offers"]["call"] == {"chosen": None, "why": "too little history", "evaluation": None,
+                                               "model": None}
+    [(offer, back)] = read_effects(path).uplift_models().items()
+    rows = _scores(50, 1)
+    assert offer == "discount"
+    np.testing.assert_array_equal(back.predict_uplift(rows), learned["discount"].model.predict_uplift(rows))
+
+
+@pytest.mark.parametrize(("key", "bad", "said"), [
+    ("coef", [-1.2], "coef: expected 2 finite"),
+    ("coef", [-1.2, float("nan")], "coef: expected 2 finite"),
+    ("scale", [1.0, 0.0], "scale: every scale"),
+    ("intercept", "0.1", "intercept: expected a finite number"),
+    ("kind", "two_model", "expected a mapping with kind 'hazard_ratio'"),
+    ("columns", "price", "columns: expected a list"),
+])
+def test_a_damaged_model_is_refused_naming_the_key(tmp_path, key, bad, said):
+    path, _ = _effects_file(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["uplift"]["offers"]["discount"]["model"][key] = bad
+    path.write_text(json.dumps(raw, allow_nan=True))
+    with pytest.raises(ChurnError) as err:
+        read_effects(path)
+    assert f"{path}: uplift.offers.discount.model" in str(err.value) and said in str(err.value)
+
+
+def test_only_models_written_as_numbers_go_into_the_file():
+    from churn.campaigns.uplift import TwoModel
+
+    with pytest.raises(ChurnError, match="TwoModel.*cannot be written"):
+        uplift_record({"discount": OfferUplift(None, TwoModel(), "")})
+    assert uplift_models({}) == {}
+
+
+def test_a_plan_reading_the_file_prices_as_the_python_api_does(tmp_path):
+    path, learned = _effects_file(tmp_path)
+    scores = _scores(1500, 2)
+    effects = read_effects(path)
+    from_file = plan_retention(scores, _config(), effects=effects, seed=5)
+    by_api = plan_retention(scores, _config(), effects=effects, seed=5,
+                            customer_save_rates=customer_save_rates(learned, scores, _model().columns_))
+    pd.testing.assert_frame_equal(from_file.customers, by_api.customers)
+    # The rate by hand for one contactable customer: m = 0.8 exp(-1.2 x + 0.1 (t - 1)), q = 1 - (1 - p)^m.
+    c = from_file.customers
+    row = c[(c["incentive"] == "discount") & c["contact"]].iloc[0]
+    x = scores.set_index("customer_id").loc[row["customer_id"]]
+    p, m = x["churn_probability"], 0.8 * math.exp(-1.2 * x["price_sensitivity"] + 0.1 * (x["tickets_90d"] - 1))
+    rate = min(max((p - (1 - (1 - p) ** m)) / p, 0.0), 1.0)
+    value_rate = row["expected_saved_value"] / (p * row["customer_value"])
+    assert value_rate == pytest.approx(rate)
+    priced = from_file.summary.save_rates["discount"]
+    assert sum(r.customers_priced for r in priced.values()) > 500
+    assert all(r.customers_priced == 0 for r in from_file.summary.save_rates["call"].values())
+    # The persuadable get the offer, those it would drive away do not; nobody without consent is contacted.
+    got = c.set_index("customer_id")
+    sent = got[got["incentive"].eq("discount") & got["contact"]]
+    assert (sent["price_sensitivity"] > 0).mean() > 0.95
+    assert not c.loc[c["contact"], "marketing_consent"].ne(True).any()
+    # The control group is the same seeded draw as without the model: learning does not touch it.
+    plain = plan_retention(scores, _config(), effects=effects.__class__(effects.save_rates), seed=5)
+    assert plain.customers["holdout"].sum() > 30
+    assert (plain.customers.loc[plain.customers["holdout"], "customer_id"].tolist()
+            == c.loc[c["holdout"], "customer_id"].tolist())
+
+
+def test_what_the_model_needs_and_the_scores_lack_is_said(tmp_path):
+    path, _ = _effects_file(tmp_path)
+    scores = _scores(500, 3)
+    effects = read_effects(path)
+    plan = plan_retention(scores.drop(columns="tickets_90d"), _config(), effects=effects, seed=5)
+    assert any("tickets_90d" in w and "tier rates" in w for w in plan.summary.warnings)
+    assert all(r.customers_priced == 0 for r in plan.summary.save_rates["discount"].values())
+    # Rows without a churn probability are not priced (and not contacted); the others are.
+    gaps = scores.assign(churn_probability=scores["churn_probability"].where(scores.index % 7 != 0))
+    plan = plan_retention(gaps, _config(), effects=effects, seed=5)
+    c = plan.customers.set_index("customer_id")
+    assert not c.loc[gaps.loc[gaps.index % 7 == 0, "customer_id"], "contact"].any()
+    assert sum(r.customers_priced for r in plan.summary.save_rates["discount"].values()) > 100
