@@ -564,7 +564,7 @@ def _print_uplift(uplift: dict[str, Any]) -> None:
     for offer, rec in offers.items():
         gain = ((rec.get("evaluation") or {}).get("likelihood_gain") or {}).get("hazard_ratio")
         t.add_row(offer, "yes" if rec.get("model") else "no (tier rates)",
-                  "-" if gain is None else f"{gain:+.4f}", str(rec.get("why") or ""))
+                  "-" if gain is None or gain != gain else f"{gain:+.4f}", str(rec.get("why") or ""))
     out.print(t)
 
 

@@ -123,6 +123,11 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
     assert offers and set(uplift["offers"]) >= offers
     for rec in uplift["offers"].values():
         assert rec["model"] is not None or "too little history" in rec["why"]
+    # The held-out campaign is the latest by date, whatever the order of --run (the counts in `why` say which).
+    done = churn("campaign-effect", "--run", second, "--run", run, "--data", work / "data", "--effects-out",
+                 work / "reversed.json", env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert json.loads((work / "reversed.json").read_text())["uplift"] == uplift
 
     # What the models learn from: each campaign's customers with the churn model's features as of its own date,
     # built from today's data (the customers in both campaigns are a month older in the second).
@@ -132,7 +137,9 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
 
     cfg, model = load_config(), load_model(str(bundle))
     pairs = [_measure_run(r, str(work / "data"), cfg) for r in (run, second)]
-    history = uplift_history([e for e, _ in pairs], [rows for _, rows in pairs], str(work / "data"), cfg, model)
+    history, notices = uplift_history([e for e, _ in pairs], [rows for _, rows in pairs], str(work / "data"), cfg,
+                                      model)
+    assert notices == []  # every campaign customer had a probability and features
     assert history.groupby("campaign").size().tolist() == [len(rows) for _, rows in pairs]
     assert set(history.columns) >= {f.name for f in model.features_} | {"churn_probability", "offer", "churned"}
     in_both = history.pivot_table(index="customer_id", columns="campaign", values="tenure_days").dropna()
@@ -161,6 +168,8 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
             if used["source"] == "measured":
                 assert used["rate"] == pytest.approx(min(max(learned["save_rates"][inc][tier]["rate"], 0.0), 1.0))
     assert sum(u["customers_priced"] for u in summary["save_rates"][offer].values()) > 50
+    warnings = json.loads((work / "next" / "2025-05-01" / "summary.json").read_text())["warnings"]
+    assert not [w for w in warnings if "uplift" in w]  # the same churn model, every column there
     assert all(u["customers_priced"] == 0 for inc, by in summary["save_rates"].items() if inc != offer
                for u in by.values())
     report = (work / "next" / "2025-05-01" / "report.html").read_text()

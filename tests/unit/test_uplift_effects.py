@@ -87,6 +87,12 @@ def test_the_model_round_trips_through_the_file_as_numbers(tmp_path):
     ("intercept", "0.1", "intercept: expected a finite number"),
     ("kind", "two_model", "expected a mapping with kind 'hazard_ratio'"),
     ("columns", "price", "columns: expected a list"),
+    ("columns", ["churn_probability", "tickets_90d"], "columns: feature names must be unique and not"),
+    ("columns", ["customer_id", "tickets_90d"], "columns: feature names must be unique and not"),
+    ("columns", ["tickets_90d", "tickets_90d"], "columns: feature names must be unique and not"),
+    ("shifts", [0.1], "shifts: expected a mapping"),
+    ("correct_with_controls", "false", "correct_with_controls: expected true or false"),
+    ("penalty", 10 ** 400, "penalty: expected a finite number"),
 ])
 def test_a_damaged_model_is_refused_naming_the_key(tmp_path, key, bad, said):
     path, _ = _effects_file(tmp_path)
@@ -122,6 +128,10 @@ def test_a_plan_reading_the_file_prices_as_the_python_api_does(tmp_path):
     rate = min(max((p - (1 - (1 - p) ** m)) / p, 0.0), 1.0)
     value_rate = row["expected_saved_value"] / (p * row["customer_value"])
     assert value_rate == pytest.approx(rate)
+    # A customer the discount would drive away (m > 1): rate 0, so the plan does not send it to them.
+    harmed = scores[scores["price_sensitivity"] < -1].iloc[0]
+    rates = customer_save_rates(learned, scores, _model().columns_).set_index("customer_id")
+    assert rates.loc[harmed["customer_id"], "discount"] == 0.0
     priced = from_file.summary.save_rates["discount"]
     assert sum(r.customers_priced for r in priced.values()) > 500
     assert all(r.customers_priced == 0 for r in from_file.summary.save_rates["call"].values())
@@ -150,3 +160,45 @@ def test_what_the_model_needs_and_the_scores_lack_is_said(tmp_path):
     c = plan.customers.set_index("customer_id")
     assert not c.loc[gaps.loc[gaps.index % 7 == 0, "customer_id"], "contact"].any()
     assert sum(r.customers_priced for r in plan.summary.save_rates["discount"].values()) > 100
+
+
+def test_a_text_column_or_another_churn_model_is_said(tmp_path):
+    path, _ = _effects_file(tmp_path)
+    effects = read_effects(path)
+    scores = _scores(400, 4).assign(tickets_90d=lambda d: d["tickets_90d"].map("{:.0f}".format))
+    plan = plan_retention(scores, _config(), effects=effects, seed=5)
+    assert any("tickets_90d" in w and "text" in w for w in plan.summary.warnings)
+    assert all(r.customers_priced == 0 for r in plan.summary.save_rates["discount"].values())
+    effects.uplift["churn_model_version"] = "7"
+    plan = plan_retention(_scores(400, 4).assign(model_version="8"), _config(), effects=effects, seed=5)
+    assert any("learned on churn model 7" in w and "from 8" in w for w in plan.summary.warnings)
+    plan = plan_retention(_scores(400, 4).assign(model_version="7"), _config(), effects=effects, seed=5)
+    assert not any("churn model" in w for w in plan.summary.warnings)
+
+
+def test_a_learned_model_goes_through_the_file_unchanged(tmp_path):
+    """`learn_uplift` on campaigns with a planted effect, its record written and read back: the same rates."""
+    from churn.campaigns.uplift import learn_uplift
+
+    rng = np.random.default_rng(7)
+    n = 9_000
+    X = pd.DataFrame({"price_sensitivity": rng.normal(size=n), "tickets_90d": rng.poisson(1.0, n).astype(float),
+                      "churn_probability": rng.uniform(0.05, 0.6, n), "campaign": np.repeat([0, 1, 2], n // 3)})
+    treated = rng.uniform(size=n) < 0.85
+    ratio = np.where(X["price_sensitivity"] > 0, 0.3, 1.6)
+    hazard = -np.log1p(-X["churn_probability"].to_numpy()) * np.where(treated, ratio, 1.0)
+    history = X.assign(treated=treated, churned=(rng.uniform(size=n) < -np.expm1(-hazard)).astype(int),
+                       offer="discount", risk_tier="critical", customer_id=[f"{i:05d}" for i in range(n)])
+    features = ["price_sensitivity", "tickets_90d"]
+    learned = learn_uplift(history, features, {"discount": {"critical": 0.25}}, models=("hazard_ratio",))
+    assert learned["discount"].evaluation.chosen == "hazard_ratio"
+    effects = shrink([Cell("critical", "discount", 2000, 300, 500, 100)], ASSUMED, strength=200)
+    effects.uplift = uplift_record(learned, "models:/churn/3", "3")
+    (tmp_path / "e.json").write_text(json.dumps(effects.to_dict()))
+    back = read_effects(tmp_path / "e.json")
+    rec = back.uplift["offers"]["discount"]
+    assert rec["chosen"] == "hazard_ratio" and rec["evaluation"]["likelihood_gain"]["hazard_ratio"] > 0
+    scores = _scores(800, 6)
+    np.testing.assert_allclose(customer_save_rates({"discount": OfferUplift(None, back.uplift_models()["discount"])},
+                                                   scores, features)["discount"],
+                               customer_save_rates(learned, scores, features)["discount"], rtol=0, atol=1e-12)

@@ -48,6 +48,7 @@ NO_CORRECTION = 1e6  # a control-side penalty at which the controls' fit is noth
 _EDGE = 1e-6  # probabilities kept inside (0, 1) for the link
 _ETA = 50.0  # |eta| beyond which exp(eta) is 0 or every probability 1 to double precision
 KIND = "hazard_ratio"  # the effects file's name for this model
+RESERVED = ("customer_id", "as_of")  # never effect covariates (nor the `inputs`)
 MIN_CONTROLS = 30  # a campaign's controls needed (with churners and stayers among them) to set its level
 
 
@@ -205,6 +206,10 @@ class HazardRatio:
         columns = data.get("columns")
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise ChurnError(f"{where}.columns: expected a list of column names")
+        reserved = sorted(set(columns) & {*RESERVED, *cls.inputs})
+        if reserved or len(set(columns)) < len(columns):
+            raise ChurnError(f"{where}.columns: feature names must be unique and not {sorted({*RESERVED, *cls.inputs})}"
+                             f"; got {columns[:10]}")
 
         def numbers(key: str) -> np.ndarray:
             v = data.get(key)
@@ -215,19 +220,29 @@ class HazardRatio:
         for key in ("intercept", "penalty", "control_penalty"):
             if not _finite(data.get(key)):
                 raise ChurnError(f"{where}.{key}: expected a finite number, got {data.get(key)!r}")
-        model = cls(correct_with_controls=bool(data.get("correct_with_controls", False)))
+        correct = data.get("correct_with_controls", False)
+        shifts = data.get("shifts") or {}
+        if not isinstance(correct, bool):
+            raise ChurnError(f"{where}.correct_with_controls: expected true or false, got {correct!r}")
+        if not isinstance(shifts, dict) or not all(_finite(v) for v in shifts.values()):
+            raise ChurnError(f"{where}.shifts: expected a mapping campaign -> finite number")
+        model = cls(correct_with_controls=correct)
         model.columns_, model.mean_, model.scale_, model.coef_ = columns, numbers("mean"), numbers("scale"), numbers("coef")
         if (model.scale_ <= 0).any():
             raise ChurnError(f"{where}.scale: every scale must be above 0")
         model.intercept_, model.penalty_ = float(data["intercept"]), float(data["penalty"])
         model.control_penalty_ = float(data["control_penalty"])
         model.control_coef_ = numbers("control_coef")
-        model.shifts_ = {k: float(v) for k, v in (data.get("shifts") or {}).items() if _finite(v)}
+        model.shifts_ = {k: float(v) for k, v in shifts.items()}
         return model
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A JSON number that is a finite float (not a bool, not an integer too large for a float)."""
+    try:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _baseline(X: pd.DataFrame) -> np.ndarray:

@@ -176,66 +176,103 @@ class CampaignRun:
 
 
 def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.DataFrame], data: str | None,
-                   config: Any, model: Any) -> pd.DataFrame:
-    """What `churn.campaigns.uplift.learn_uplift` learns from: per measured campaign (in the order given,
-    `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_run`), offer, tier and
-    the plan's churn probability, and the churn `model`'s features as of the campaign's date, built from
-    `data` the way `churn score` builds them (point in time: what happened since does not change them)."""
+                   config: Any, model: Any) -> tuple[pd.DataFrame, list[str]]:
+    """(history, notices): what `churn.campaigns.uplift.learn_uplift` learns from. Per measured campaign (in
+    the order given, `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_run`),
+    offer, tier and the plan's churn probability, and the churn `model`'s features as of the campaign's date,
+    built from `data` the way `churn score` builds them (point in time: what happened since does not change
+    them). Customers without a probability or without features are left out, and counted in a notice."""
     from churn.scoring.score import output_key, source_rows
 
     key = output_key(config)
     features = [f.name for f in model.features_]
-    frames = []
+    frames, notices = [], []
     for k, (effect, rows) in enumerate(zip(measured, labelled)):
         base = source_rows(model, data, pd.Timestamp(effect.as_of), config, allow_stale_data=True)[0]
-        base = base[["customer_id", *(c for c in features if c in base.columns)]]
-        base = base.assign(customer_id=base["customer_id"].astype(str))
+        missing = [c for c in features if c not in base.columns]
+        if missing:
+            raise ChurnError(f"{data}: the churn model's feature(s) {missing[:5]} were not built as of {effect.as_of}")
+        base = base[["customer_id", *features]].assign(customer_id=base["customer_id"].astype(str))
         if key is not None:  # the run names customers by pseudonym: so must the features, to join
             from churn.io import pseudonymise
 
             base = base.assign(customer_id=pseudonymise(base["customer_id"], key).to_numpy())
         h = rows.rename(columns={"incentive": "offer", "tier": "risk_tier", "probability": "churn_probability"})
-        frames.append(h.merge(base, on="customer_id").assign(campaign=k))
+        unpriced = ~pd.to_numeric(h["churn_probability"], errors="coerce").between(0.0, 1.0)
+        joined = h[~unpriced].merge(base, on="customer_id")
+        unbuilt = ~unpriced & ~h["customer_id"].isin(joined["customer_id"])
+        for left_out, what in ((unpriced, "without a churn probability in scores.parquet"),
+                               (unbuilt, f"without features as of {effect.as_of} in {data}")):
+            if left_out.any():
+                ex = ", ".join(h.loc[left_out, "customer_id"].astype(str).head(3))
+                notices.append(f"{effect.run}: {int(left_out.sum()):,} campaign customer(s) {what} are left out "
+                               f"of the uplift models, e.g. {ex}")
+        frames.append(joined.assign(campaign=k))
     history = pd.concat(frames, ignore_index=True)
     history["treated"] = history["treated"].astype(bool)
     history["churned"] = history["churned"].astype(int)
-    return history
+    return history, notices
 
 
 def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[CampaignEffect],
                            labelled: Sequence[pd.DataFrame], data: str | None, config: Any,
-                           model_ref: str | None = None, *, progress: Progress = None
-                           ) -> tuple[dict[str, Any], list[str]]:
+                           model_ref: str | None = None, *, strength: float | None = None,
+                           progress: Progress = None) -> tuple[dict[str, Any], list[str]]:
     """(the effects file's ``uplift`` section, notices): per offer, the hazard-ratio model
-    (`churn.campaigns.hazard`) fitted on every campaign but the latest, judged on the latest against the
-    tier rates learned without it, and refitted on all where it predicts better. `model_ref` is the churn
-    model whose features it reads (default: the one the latest run was scored with). Only the hazard ratio
-    is learned here: an effects file holds plain numbers, and the LightGBM learners would need a pickle."""
+    (`churn.campaigns.hazard`) fitted on every campaign but the latest (by date, whatever the order of
+    `runs`), judged on the latest against the tier rates the plan would use had it been learned without it
+    (`strength` as given for the file's rates), and refitted on all where it predicts better. `model_ref` is
+    the churn model whose features it reads (default: the one the latest run was scored with). Only the
+    hazard ratio is learned here: an effects file holds plain numbers, and the LightGBM learners would need
+    a pickle. What cannot be learned is a notice, not an error: the tier rates stand on their own."""
+    from churn.campaigns.learning import applied_rates
     from churn.campaigns.uplift import learn_uplift, uplift_record
     from churn.training.loading import load_model
 
+    def skip(why: str) -> tuple[dict[str, Any], list[str]]:
+        return {}, [f"per-customer effects (uplift) were not learned: {why}; the plan uses the tier rates"]
+
     if len(runs) < 2:
-        return {}, ["per-customer effects (uplift) need two or more campaigns: one is held out to judge them; "
-                    "the plan uses the tier rates"]
-    ref = model_ref or str((read_run(runs[-1])[1]["meta"]).get("model") or "")
+        return skip("they need two or more campaigns, one held out to judge them")
+    dates = [e.as_of for e in measured]
+    if len(set(dates)) < len(dates):
+        return skip(f"two runs are of the same date ({', '.join(sorted(d for d in set(dates) if dates.count(d) > 1))}): "
+                    "name each campaign once")
+    order = sorted(range(len(runs)), key=lambda i: dates[i])  # the held-out campaign is the latest by date
+    runs, measured, labelled = [runs[i] for i in order], [measured[i] for i in order], [labelled[i] for i in order]
+    meta = read_run(runs[-1])[1]["meta"]
+    ref = model_ref or str(meta.get("model") or "")
     try:
         model = load_model(ref)
     except ChurnError as exc:
         if model_ref:  # asked for by name: its failure is the answer
             raise
-        return {}, [f"per-customer effects (uplift) were not learned: the latest run's model {ref!r} could not be "
-                    f"loaded ({exc}); pass --model"]
+        return skip(f"the latest run's model {ref!r} could not be loaded ({exc}); pass --model")
+    if not _has_features_config(model):
+        return skip(f"model {ref!r} was trained on a ready feature table, whose features cannot be rebuilt as "
+                    "of each campaign's date")
     if progress:
         progress("building the campaigns' features for the uplift models")
-    history = uplift_history(measured, labelled, data, config, model)
-    earlier = learn(measured[:-1], config)
-    tier_rates = {inc: {t: r.rate for t, r in by.items()} for inc, by in earlier.save_rates.items()}
-    features = [f.name for f in model.features_]
+    history, notices = uplift_history(measured, labelled, data, config, model)
+    if history.empty:
+        return {}, [*notices, *skip("no campaign customer could be joined to their features")[1]]
+    earlier = learn(measured[:-1], config, strength)
+    used = applied_rates(earlier, catalogue_rates(config))  # clipped to [0, 1], as the plan reads them
+    tier_rates = {inc: {t: r.rate for t, r in by.items()} for inc, by in used.items()}
     if progress:
         progress("fitting and judging the uplift models")
-    learned = learn_uplift(history, features, tier_rates, seed=int(config.seed), n_jobs=1,
-                           models=("hazard_ratio",))
-    return uplift_record(learned, ref), []
+    try:
+        learned = learn_uplift(history, [f.name for f in model.features_], tier_rates, seed=int(config.seed),
+                               n_jobs=1, models=("hazard_ratio",))
+    except ChurnError as exc:
+        return {}, [*notices, *skip(str(exc))[1]]
+    return uplift_record(learned, ref, str(meta.get("model_version") or "") or None), notices
+
+
+def _has_features_config(model: Any) -> bool:
+    from churn.scoring.score import model_feature_metadata
+
+    return bool(model_feature_metadata(model).get("features_config"))
 
 
 def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | None = None) -> Effects:
@@ -269,7 +306,7 @@ def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any,
     notices: list[str] = []
     if uplift:
         learned.uplift, notices = learn_uplift_from_runs(runs, measured, labelled, data, config, model_ref,
-                                                         progress=progress)
+                                                         strength=strength, progress=progress)
     target = Path(effects_out) if effects_out else Path(runs[-1]) / EFFECTS_FILE
     outputs = [(e.to_dict(), Path(r) / EFFECT_FILE) for e, r in zip(measured, runs)]
     outputs.append((learned.to_dict(), target))

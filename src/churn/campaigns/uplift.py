@@ -300,12 +300,22 @@ def _as_rate(tau: np.ndarray, p: np.ndarray) -> np.ndarray:
         return np.clip(np.where(p > 0, tau / p, 0.0), 0.0, 1.0)
 
 
+def _priced(model: Any, frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Each row's save rate under `model` (reading `cols`), NaN where the row has no churn probability."""
+    p = pd.to_numeric(frame["churn_probability"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(p) & (p >= 0) & (p <= 1)
+    rate = np.full(len(frame), np.nan)
+    if ok.any():
+        rate[ok] = _as_rate(model.predict_uplift(frame.loc[ok, cols]), p[ok])
+    return rate
+
+
 def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The plan's per-customer save rates (`plan_retention(customer_save_rates=...)`): for each offer with a
     chosen model, its predicted drop in churn probability over the customer's churn probability (so the plan's
-    ``p x value x rate`` is ``uplift x value``); offers without one are left out (they keep the tier rates)."""
+    ``p x value x rate`` is ``uplift x value``; NaN without a probability); offers without one are left out
+    (they keep the tier rates). A column a model needs and `frame` lacks is an error."""
     out = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy()})
-    p = frame["churn_probability"].to_numpy(dtype=float)
     for offer, u in learned.items():
         if u.model is None:
             continue
@@ -314,7 +324,7 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ChurnError(f"the uplift model of '{offer}' needs column(s) {missing[:5]}, missing from the frame")
-        out[offer] = _as_rate(u.model.predict_uplift(frame[cols]), p)
+        out[offer] = _priced(u.model, frame, cols)
     return out
 
 
@@ -322,10 +332,12 @@ def customer_save_rates(learned: dict[str, OfferUplift], frame: pd.DataFrame, fe
 WRITTEN = (HAZARD_KIND,)  # the models an effects file holds: plain numbers, read without unpickling anything
 
 
-def uplift_record(learned: dict[str, OfferUplift], churn_model: str | None = None) -> dict[str, Any]:
+def uplift_record(learned: dict[str, OfferUplift], churn_model: str | None = None,
+                  churn_model_version: str | None = None) -> dict[str, Any]:
     """The effects file's ``uplift`` section: per offer the held-out evaluation, why the model was or was not
-    chosen, and the chosen model's numbers; `churn_model` names the churn model whose probabilities and
-    features it was learned on. Only models in `WRITTEN` can be written (ChurnError otherwise)."""
+    chosen, and the chosen model's numbers; `churn_model` (and its version) names the churn model whose
+    probabilities and features it was learned on. Only models in `WRITTEN` can be written (ChurnError
+    otherwise)."""
     offers = {}
     for offer, u in learned.items():
         if u.model is not None and not isinstance(u.model, HazardRatio):
@@ -334,7 +346,7 @@ def uplift_record(learned: dict[str, OfferUplift], churn_model: str | None = Non
         offers[str(offer)] = {"chosen": u.evaluation.chosen if u.evaluation else None, "why": u.why,
                               "evaluation": asdict(u.evaluation) if u.evaluation else None,
                               "model": u.model.to_dict() if u.model is not None else None}
-    return {"churn_model": churn_model, "offers": offers}
+    return {"churn_model": churn_model, "churn_model_version": churn_model_version, "offers": offers}
 
 
 def uplift_models(record: dict[str, Any], where: str = "uplift") -> dict[str, HazardRatio]:
@@ -354,26 +366,28 @@ def uplift_models(record: dict[str, Any], where: str = "uplift") -> dict[str, Ha
     return out
 
 
-def priced_by_models(models: dict[str, HazardRatio], frame: pd.DataFrame) -> tuple[pd.DataFrame | None, list[str]]:
+def priced_by_models(models: dict[str, HazardRatio], frame: pd.DataFrame,
+                     learned_on: str | None = None) -> tuple[pd.DataFrame | None, list[str]]:
     """(per-customer save rates, warnings) of `frame` (customer_id, churn_probability and the models' feature
-    columns) for the plan: as `customer_save_rates`, NaN for rows without a churn probability (the plan
-    prices nobody there). An offer whose model needs a column the frame lacks keeps the tier rates, and a
-    warning says so."""
+    columns) for the plan, as `customer_save_rates` prices them. An offer whose model needs a column the
+    frame lacks, or holds as text, keeps the tier rates, and a warning says so; so does scoring with another
+    churn model than the one the models were learned on (`learned_on`, its version)."""
     if not models:
         return None, []
-    p = pd.to_numeric(frame["churn_probability"], errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(p) & (p >= 0) & (p <= 1)
     out = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy()})
     warnings = []
+    versions = sorted(frame["model_version"].dropna().astype(str).unique()) if "model_version" in frame else []
+    if learned_on and versions and versions != [learned_on]:
+        warnings.append(f"the uplift models (effects file) were learned on churn model {learned_on}; these scores "
+                        f"are from {', '.join(versions[:3])}: learn them again once its campaigns are measured")
     for offer, model in models.items():
         missing = [c for c in model.columns_ if c not in frame.columns]
-        if missing:
-            warnings.append(f"the uplift model of '{offer}' (effects file) needs column(s) {missing[:5]} that "
-                            f"these scores lack; '{offer}' is priced with its tier rates")
+        text = [c for c in model.columns_ if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c])]
+        if missing or text:
+            why = f"needs column(s) {missing[:5]} that these scores lack" if missing else \
+                f"reads column(s) {text[:5]} as numbers, which hold text here"
+            warnings.append(f"the uplift model of '{offer}' (effects file) {why}; '{offer}' is priced with its "
+                            "tier rates")
             continue
-        rate = np.full(len(frame), np.nan)
-        if ok.any():
-            rows = frame.loc[ok, [*model.columns_, BASELINE]]
-            rate[ok] = _as_rate(model.predict_uplift(rows), p[ok])
-        out[offer] = rate
+        out[offer] = _priced(model, frame, [*model.columns_, BASELINE])
     return out, warnings

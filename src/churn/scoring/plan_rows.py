@@ -74,7 +74,8 @@ def plan_rows(scores: pd.DataFrame, config: Config, *, tiers: RiskTiers | None =
         # (one machine, each Spark partition, the Python API) prices them alike.
         from churn.campaigns.uplift import priced_by_models
 
-        customer_save_rates, missing = priced_by_models(effects.uplift_models(), df)
+        customer_save_rates, missing = priced_by_models(effects.uplift_models(), df,
+                                                        (effects.uplift or {}).get("churn_model_version"))
         warnings += missing
 
     # 1. tiers and value
