@@ -210,7 +210,8 @@ def _net_value(plan: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     return {"contacted": len(sent), "kept": float(kept.sum()), "value": value, "cost": cost, "net": value - cost}
 
 
-def value_seed(seed: int, customers: int, budget: float, control_share: float, work: Path) -> dict[str, Any]:
+def value_seed(seed: int, customers: int, budget: float, control_share: float, work: Path,
+               keep: Path | None = None) -> dict[str, Any]:
     """One seed of the value comparison (see the module docstring)."""
     from churn.campaigns.effect import measure, plan_rows, realised_labels
     from churn.campaigns.learning import Cell, catalogue_rates, pool_cells, read_effects, shrink
@@ -306,6 +307,15 @@ def value_seed(seed: int, customers: int, budget: float, control_share: float, w
         inc: np.where(p > 0, (tiers["y_none"] - tiers[f"y_{inc}"]).to_numpy(dtype=float) / np.maximum(p, 1e-9), 0.0)
         for inc in assumed}})
     oracle_customer = plan_retention(frame, config, customer_save_rates=own_truth, **kw).customers
+    if keep is not None:  # what re-planning offline needs (variants of the learning on the same campaigns)
+        import pickle
+
+        keep.mkdir(parents=True, exist_ok=True)
+        with open(keep / f"seed{seed}.pkl", "wb") as f:
+            pickle.dump({"config": config, "frame": frame, "contacts": contacts, "kw_seed": seed * 10 + 9,
+                         "measured": measured, "assumed": assumed, "history": hist, "features": features,
+                         "tier_rates": tier_rates, "uplift": uplift, "by_file": by_file, "truth": truth,
+                         "budget": budget}, f)
     row: dict[str, Any] = {"seed": seed, "customers": customers, "budget": budget, "control_share": control_share}
     for name, plan in (("top_k", top_k), ("catalogue", catalogue_plan), ("learned_rates", rates_plan),
                        ("learned", learned_plan), ("learned_file", file_plan), ("oracle_tier_rates", oracle_tier),
@@ -321,13 +331,14 @@ def value_seed(seed: int, customers: int, budget: float, control_share: float, w
     return row
 
 
-def run_value(seeds: list[int], customers: int, budget: float, control_share: float, out_csv: Path) -> None:
+def run_value(seeds: list[int], customers: int, budget: float, control_share: float, out_csv: Path,
+              keep: Path | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in seeds:
             work = Path(tmp) / f"s{s}"
             work.mkdir()
-            row = value_seed(s, customers, budget, control_share, work)
+            row = value_seed(s, customers, budget, control_share, work, keep)
             rows.append(row)
             print(f"seed {s}: top-k {row['top_k_net']:,.0f}, catalogue {row['catalogue_net']:,.0f}, "
                   f"learned rates {row['learned_rates_net']:,.0f}, learned {row['learned_net']:,.0f}, through the "
@@ -371,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=3_000.0, help="value: budget of every campaign and plan")
     ap.add_argument("--control-share", type=float, default=0.10, help="value: control share of the campaigns")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/campaigns.csv"))
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="value: pickle each seed's campaigns, frames and truth here, to re-plan offline")
     a = ap.parse_args(argv)
     _quiet()
     if a.part == "coverage":
@@ -378,7 +391,8 @@ def main(argv: list[str] | None = None) -> None:
         run_coverage(seeds, a.coverage_customers, a.out.with_name(a.out.stem + "_coverage.csv"))
     else:
         seeds = list(range(a.first_seed, a.first_seed + (a.seeds or 5)))
-        run_value(seeds, a.customers, a.budget, a.control_share, a.out.with_name(a.out.stem + "_value.csv"))
+        run_value(seeds, a.customers, a.budget, a.control_share, a.out.with_name(a.out.stem + "_value.csv"),
+                  a.keep)
 
 
 if __name__ == "__main__":
