@@ -86,6 +86,8 @@ def test_campaign_effect_measures_the_run_against_the_raw_tables(loop):
     assert learned["kind"] == "churn-effects" and learned["learned_from"][0]["as_of"] == AS_OF
     sources = {r["source"] for by_tier in learned["save_rates"].values() for r in by_tier.values()}
     assert sources == {"measured", "assumed"}
+    # One campaign: nothing to hold out, so no per-customer effects, and the command says why.
+    assert learned["uplift"] == {} and "need two or more campaigns" in " ".join(done.stderr.split())
     # Logged to MLflow: one run in the campaigns experiment, with the JSON as an artifact.
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("churn-campaigns")

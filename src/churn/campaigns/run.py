@@ -235,9 +235,9 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
     if len(runs) < 2:
         return skip("they need two or more campaigns, one held out to judge them")
     dates = [e.as_of for e in measured]
-    if len(set(dates)) < len(dates):
-        return skip(f"two runs are of the same date ({', '.join(sorted(d for d in set(dates) if dates.count(d) > 1))}): "
-                    "name each campaign once")
+    repeated = sorted(d for d in set(dates) if dates.count(d) > 1)
+    if repeated:
+        return skip(f"two runs are of the same date ({', '.join(repeated)}): name each campaign once")
     order = sorted(range(len(runs)), key=lambda i: dates[i])  # the held-out campaign is the latest by date
     runs, measured, labelled = [runs[i] for i in order], [measured[i] for i in order], [labelled[i] for i in order]
     meta = read_run(runs[-1])[1]["meta"]
@@ -253,7 +253,10 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
                     "of each campaign's date")
     if progress:
         progress("building the campaigns' features for the uplift models")
-    history, notices = uplift_history(measured, labelled, data, config, model)
+    try:
+        history, notices = uplift_history(measured, labelled, data, config, model)
+    except ChurnError as exc:  # e.g. nobody active at a campaign's date in this data
+        return skip(f"the campaigns' features could not be built ({exc})")
     if history.empty:
         return {}, [*notices, *skip("no campaign customer could be joined to their features")[1]]
     earlier = learn(measured[:-1], config, strength)
