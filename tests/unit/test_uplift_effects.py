@@ -11,40 +11,25 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from test_plan_learning import ASSUMED
+from test_plan_learning import _config as learning_config
+from test_plan_learning import _scores as learning_scores
 
 from churn.campaigns.hazard import HazardRatio
 from churn.campaigns.learning import Cell, read_effects, shrink
 from churn.campaigns.uplift import OfferUplift, customer_save_rates, uplift_models, uplift_record
-from churn.config import ChannelsConfig, Config, Incentive, IncentivesConfig
+from churn.config import Config
 from churn.errors import ChurnError
 from churn.scoring.allocation import plan_retention
 
-OFFERS = [
-    Incentive(name="discount", kind="discount", cost_share_of_fee=0.5,
-              save_rate={"critical": 0.25, "high": 0.2, "medium": 0.1}),
-    Incentive(name="call", kind="personal_call", unit_cost=5.0, save_rate={"critical": 0.4, "high": 0.3},
-              eligible={"tiers": ["critical", "high"]}),
-]
-ASSUMED = {"discount": {"critical": 0.25, "high": 0.2, "medium": 0.1}, "call": {"critical": 0.4, "high": 0.3}}
-
-
 def _config(budget: float = 3_000.0) -> Config:
-    return Config(incentives=IncentivesConfig(budget=budget, control_share=0.1, cooldown_days=30,
-                                              channels=ChannelsConfig(contact_cost={"email": 0.01}),
-                                              catalogue=OFFERS))
+    return learning_config(budget, control_share=0.1)
 
 
 def _scores(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "customer_id": [f"{i:05d}" for i in range(n)],
-        "as_of": pd.Timestamp("2025-03-01"),
-        "churn_probability": rng.uniform(0.01, 0.9, n),
-        "monthly_fee": rng.choice([9.99, 19.99, 29.99], n),
-        "marketing_consent": rng.choice([True, False, None], n, p=[0.7, 0.2, 0.1]),
-        "price_sensitivity": rng.normal(size=n),
-        "tickets_90d": rng.poisson(1.0, n).astype(float),
-    })
+    rng = np.random.default_rng(seed + 1000)
+    return learning_scores(n, seed).assign(price_sensitivity=rng.normal(size=n),
+                                           tickets_90d=rng.poisson(1.0, n).astype(float))
 
 
 def _model() -> HazardRatio:
