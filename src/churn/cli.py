@@ -480,7 +480,7 @@ def campaign_effect(
     run: Annotated[list[Path], typer.Option("--run", help="A past scoring run folder (<out>/<as-of>/) whose label window has passed; repeat to learn from several campaigns.")],
     data: DataOpt = None,
     config: ConfigOpt = None,
-    effects_out: Annotated[Optional[Path], typer.Option("--effects-out", help="Where the learned save rates go (default: effects.json in the last run's folder); read by `churn score --effects`.")] = None,
+    effects_out: Annotated[Optional[Path], typer.Option("--effects-out", help="Where the learned save rates go (default: effects.json in the latest run's folder, by date); read by `churn score --effects`.")] = None,
     prior_strength: Annotated[Optional[float], typer.Option(help="Weight of the catalogue's save rates in customers (default: estimated from the campaigns).")] = None,
     uplift: Annotated[bool, typer.Option("--uplift/--no-uplift", help="With two or more runs, learn each offer's effect customer by customer (a hazard-ratio model, judged on the latest campaign) where it beats the tier rates.")] = True,
     model: Annotated[Optional[str], typer.Option("--model", help="The churn model whose features the per-customer effects read (bundle folder or MLflow URI; default: the model the latest run was scored with).")] = None,

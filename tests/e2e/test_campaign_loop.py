@@ -119,6 +119,8 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
     assert [c["as_of"] for c in learned["learned_from"]] == [AS_OF, SECOND]
     uplift = learned["uplift"]
     assert uplift["churn_model"] == str(bundle)  # the model the latest run was scored with
+    meta = json.loads((second / "summary.json").read_text())["meta"]
+    assert uplift["churn_model_version"] == meta["model_version"]
     # Every offer either has a model or says why not (3,000 customers: too few contacted to learn from).
     sent = pd.read_parquet(second / "scores.parquet")
     offers = set(sent.loc[sent["contact"] | sent["holdout"], "would_be_incentive"].dropna())

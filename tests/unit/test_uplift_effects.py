@@ -22,6 +22,7 @@ from churn.config import Config
 from churn.errors import ChurnError
 from churn.scoring.allocation import plan_retention
 
+
 def _config(budget: float = 3_000.0) -> Config:
     return learning_config(budget, control_share=0.1)
 
@@ -150,10 +151,17 @@ def test_what_the_model_needs_and_the_scores_lack_is_said(tmp_path):
 def test_a_text_column_or_another_churn_model_is_said(tmp_path):
     path, _ = _effects_file(tmp_path)
     effects = read_effects(path)
-    scores = _scores(400, 4).assign(tickets_90d=lambda d: d["tickets_90d"].map("{:.0f}".format))
-    plan = plan_retention(scores, _config(), effects=effects, seed=5)
+    scores = _scores(400, 4)
+    text = scores.assign(tickets_90d=np.where(scores.index % 5 == 0, "many", "1"))
+    plan = plan_retention(text, _config(), effects=effects, seed=5)
     assert any("tickets_90d" in w and "text" in w for w in plan.summary.warnings)
     assert all(r.customers_priced == 0 for r in plan.summary.save_rates["discount"].values())
+    # Numbers held as objects (as a Spark partition may hold them) are numbers: the same plan as floats.
+    as_objects = scores.assign(tickets_90d=scores["tickets_90d"].astype(object))
+    pd.testing.assert_frame_equal(plan_retention(as_objects, _config(), effects=effects, seed=5).customers
+                                  .drop(columns="tickets_90d"),
+                                  plan_retention(scores, _config(), effects=effects, seed=5).customers
+                                  .drop(columns="tickets_90d"))
     effects.uplift["churn_model_version"] = "7"
     plan = plan_retention(_scores(400, 4).assign(model_version="8"), _config(), effects=effects, seed=5)
     assert any("learned on churn model 7" in w and "from 8" in w for w in plan.summary.warnings)
@@ -187,3 +195,30 @@ def test_a_learned_model_goes_through_the_file_unchanged(tmp_path):
     np.testing.assert_allclose(customer_save_rates({"discount": OfferUplift(None, back.uplift_models()["discount"])},
                                                    scores, features)["discount"],
                                customer_save_rates(learned, scores, features)["discount"], rtol=0, atol=1e-12)
+
+
+def test_the_files_other_keys_are_checked_too(tmp_path):
+    path, _ = _effects_file(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["uplift"]["churn_model_version"] = 7
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ChurnError, match="uplift.churn_model_version: expected text or null, got 7"):
+        read_effects(path)
+    # A number longer than Python reads is a damaged file, not a crash.
+    raw["uplift"]["churn_model_version"] = None
+    path.write_text(json.dumps(raw).replace('"penalty": 1000.0', '"penalty": ' + "9" * 5000))
+    with pytest.raises(ChurnError, match="effects.json: not a JSON effects file"):
+        read_effects(path)
+
+
+def test_uplift_is_learned_only_from_two_campaigns_of_different_dates():
+    from churn.campaigns.effect import CampaignEffect
+    from churn.campaigns.run import learn_uplift_from_runs
+
+    def campaign(as_of: str) -> CampaignEffect:
+        return CampaignEffect(f"runs/{as_of}", as_of, 60, "cancellation", "EUR", 0.1, 0, 0)
+
+    one = learn_uplift_from_runs(["a"], [campaign("2025-03-01")], [pd.DataFrame()], None, None)
+    assert one[0] == {} and "two or more campaigns" in one[1][0]
+    same = learn_uplift_from_runs(["a", "b"], [campaign("2025-03-01")] * 2, [pd.DataFrame()] * 2, None, None)
+    assert same[0] == {} and "same date (2025-03-01)" in same[1][0]

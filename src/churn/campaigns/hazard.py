@@ -221,7 +221,8 @@ class HazardRatio:
             if not _finite(data.get(key)):
                 raise ChurnError(f"{where}.{key}: expected a finite number, got {data.get(key)!r}")
         correct = data.get("correct_with_controls", False)
-        shifts = data.get("shifts") or {}
+        shifts = data.get("shifts", {})
+        shifts = {} if shifts is None else shifts
         if not isinstance(correct, bool):
             raise ChurnError(f"{where}.correct_with_controls: expected true or false, got {correct!r}")
         if not isinstance(shifts, dict) or not all(_finite(v) for v in shifts.values()):

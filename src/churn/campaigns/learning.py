@@ -332,7 +332,7 @@ def read_effects(path: str | Path) -> Effects:
         raise ChurnError(f"{p}: no such effects file (write one with `churn campaign-effect`)")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or a number too long
         raise ChurnError(f"{p}: not a JSON effects file ({exc})") from None
     if not isinstance(data, dict) or data.get("kind") != EFFECTS_KIND:
         raise ChurnError(f"{p}: not an effects file: key 'kind' must be {EFFECTS_KIND!r}")
@@ -358,7 +358,8 @@ def read_effects(path: str | Path) -> Effects:
             out.setdefault(str(inc), {})[str(tier)] = LearnedRate(**{**r, "rate": rate, "assumed": assumed,
                                                                      "source": source})
     strength = data.get("prior_strength", 0.0)
-    uplift = data.get("uplift") or {}
+    uplift = data.get("uplift", {})
+    uplift = {} if uplift is None else uplift
     if not isinstance(uplift, dict):
         raise ChurnError(f"{p}: key 'uplift' must be a mapping")
     effects = Effects(out, prior_strength=_number(strength, f"{p}: prior_strength", 0.0),

@@ -42,7 +42,7 @@ def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise ChurnError(f"{scores_file}: not readable as Parquet ({exc})") from None
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or a number too long
         raise ChurnError(f"{summary_file}: not valid JSON ({exc})") from None
     if not isinstance(summary, dict) or not (summary.get("meta") or {}).get("as_of"):
         raise ChurnError(f"{summary_file}: key meta.as_of is missing: not a summary written by `churn score`")
@@ -186,12 +186,13 @@ def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.Dat
 
     key = output_key(config)
     features = [f.name for f in model.features_]
+    where = data or "the configured data source"
     frames, notices = [], []
     for k, (effect, rows) in enumerate(zip(measured, labelled)):
         base = source_rows(model, data, pd.Timestamp(effect.as_of), config, allow_stale_data=True)[0]
         missing = [c for c in features if c not in base.columns]
         if missing:
-            raise ChurnError(f"{data}: the churn model's feature(s) {missing[:5]} were not built as of {effect.as_of}")
+            raise ChurnError(f"{where}: the churn model's feature(s) {missing[:5]} were not built as of {effect.as_of}")
         base = base[["customer_id", *features]].assign(customer_id=base["customer_id"].astype(str))
         if key is not None:  # the run names customers by pseudonym: so must the features, to join
             from churn.io import pseudonymise
@@ -202,7 +203,7 @@ def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.Dat
         joined = h[~unpriced].merge(base, on="customer_id")
         unbuilt = ~unpriced & ~h["customer_id"].isin(joined["customer_id"])
         for left_out, what in ((unpriced, "without a churn probability in scores.parquet"),
-                               (unbuilt, f"without features as of {effect.as_of} in {data}")):
+                               (unbuilt, f"without features as of {effect.as_of} in {where}")):
             if left_out.any():
                 ex = ", ".join(h.loc[left_out, "customer_id"].astype(str).head(3))
                 notices.append(f"{effect.run}: {int(left_out.sum()):,} campaign customer(s) {what} are left out "
@@ -257,8 +258,9 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
         history, notices = uplift_history(measured, labelled, data, config, model)
     except ChurnError as exc:  # e.g. nobody active at a campaign's date in this data
         return skip(f"the campaigns' features could not be built ({exc})")
-    if history.empty:
-        return {}, [*notices, *skip("no campaign customer could be joined to their features")[1]]
+    if not (history["campaign"] == len(measured) - 1).any():  # else an earlier campaign would be held out
+        return {}, [*notices, *skip(f"no customer of the latest campaign ({measured[-1].as_of}) could be joined "
+                                    "to their features")[1]]
     earlier = learn(measured[:-1], config, strength)
     used = applied_rates(earlier, catalogue_rates(config))  # clipped to [0, 1], as the plan reads them
     tier_rates = {inc: {t: r.rate for t, r in by.items()} for inc, by in used.items()}
@@ -269,7 +271,10 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
                                n_jobs=1, models=("hazard_ratio",))
     except ChurnError as exc:
         return {}, [*notices, *skip(str(exc))[1]]
-    return uplift_record(learned, ref, str(meta.get("model_version") or "") or None), notices
+    from churn.scoring.score import model_version
+
+    # The version `churn score` writes beside each row, so a plan can tell scores of another churn model.
+    return uplift_record(learned, ref, model_version(model, ref)), notices
 
 
 def _has_features_config(model: Any) -> bool:
@@ -294,7 +299,7 @@ def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any,
     """What `churn campaign-effect` does: measure each run's campaign and learn save rates from all of them
     (and, with `uplift` and two or more runs, per-customer effects: `learn_uplift_from_runs`); then write
     campaign_effect.json into each run's folder and the effects file (`effects_out`, default: effects.json
-    in the last run's folder), and log each newly written measurement to MLflow. Nothing is written or
+    in the latest run's folder, by date), and log each newly written measurement to MLflow. Nothing is written or
     logged when a file would replace different results without `overwrite`."""
     if not runs:
         raise ChurnError("name at least one scoring run folder (--run outputs/<as-of>)")
@@ -310,7 +315,8 @@ def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any,
     if uplift:
         learned.uplift, notices = learn_uplift_from_runs(runs, measured, labelled, data, config, model_ref,
                                                          strength=strength, progress=progress)
-    target = Path(effects_out) if effects_out else Path(runs[-1]) / EFFECTS_FILE
+    latest = max(range(len(runs)), key=lambda i: measured[i].as_of)
+    target = Path(effects_out) if effects_out else Path(runs[latest]) / EFFECTS_FILE
     outputs = [(e.to_dict(), Path(r) / EFFECT_FILE) for e, r in zip(measured, runs)]
     outputs.append((learned.to_dict(), target))
     if not overwrite:  # refuse before writing anything

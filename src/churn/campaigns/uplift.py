@@ -357,6 +357,9 @@ def uplift_models(record: dict[str, Any], where: str = "uplift") -> dict[str, Ha
     offers = record.get("offers") if isinstance(record, dict) else None
     if not isinstance(offers, dict):
         raise ChurnError(f"{where}.offers: expected a mapping offer -> what was learned about it")
+    for key in ("churn_model", "churn_model_version"):
+        if not isinstance(record.get(key), (str, type(None))):
+            raise ChurnError(f"{where}.{key}: expected text or null, got {record.get(key)!r}")
     out = {}
     for offer, rec in offers.items():
         if not isinstance(rec, dict):
@@ -382,12 +385,23 @@ def priced_by_models(models: dict[str, HazardRatio], frame: pd.DataFrame,
                         f"are from {', '.join(versions[:3])}: learn them again once its campaigns are measured")
     for offer, model in models.items():
         missing = [c for c in model.columns_ if c not in frame.columns]
-        text = [c for c in model.columns_ if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c])]
+        numbers = {c: _as_numbers(frame[c]) for c in model.columns_ if c not in missing}
+        text = [c for c, v in numbers.items() if v is None]
         if missing or text:
             why = f"needs column(s) {missing[:5]} that these scores lack" if missing else \
                 f"reads column(s) {text[:5]} as numbers, which hold text here"
             warnings.append(f"the uplift model of '{offer}' (effects file) {why}; '{offer}' is priced with its "
                             "tier rates")
             continue
-        out[offer] = _priced(model, frame, [*model.columns_, BASELINE])
+        rows = pd.DataFrame({**numbers, BASELINE: frame[BASELINE]}, index=frame.index)
+        out[offer] = _priced(model, rows, [*model.columns_, BASELINE])
     return out, warnings
+
+
+def _as_numbers(col: pd.Series) -> pd.Series | None:
+    """A column as numbers (yes/no as 1/0; a column of objects may hold either, as a partition of Spark
+    rows can), or None when a value is text that is no number."""
+    if pd.api.types.is_numeric_dtype(col):
+        return col
+    conv = pd.to_numeric(col, errors="coerce")
+    return None if (conv.isna() & col.notna()).any() else conv
