@@ -40,13 +40,23 @@ def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         scores = pd.read_parquet(scores_file)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ChurnError(f"{scores_file}: not readable as Parquet ({exc})") from None
+    return scores, read_summary(run)
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """summary.json of a `churn score` run folder (without its scores, which may be millions of rows);
+    ChurnError naming the file when it is missing, unreadable or has no as-of date."""
+    summary_file = Path(run_dir) / "summary.json"
+    if not summary_file.is_file():
+        raise ChurnError(f"{summary_file}: not found; --run must be a folder written by `churn score` "
+                         "(outputs/<as-of>/)")
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or a number too long
         raise ChurnError(f"{summary_file}: not valid JSON ({exc})") from None
     if not isinstance(summary, dict) or not (summary.get("meta") or {}).get("as_of"):
         raise ChurnError(f"{summary_file}: key meta.as_of is missing: not a summary written by `churn score`")
-    return scores, summary
+    return summary
 
 
 def campaign_of_run(run_dir: str | Path) -> Any:
@@ -241,7 +251,7 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
         return skip(f"two runs are of the same date ({', '.join(repeated)}): name each campaign once")
     order = sorted(range(len(runs)), key=lambda i: dates[i])  # the held-out campaign is the latest by date
     runs, measured, labelled = [runs[i] for i in order], [measured[i] for i in order], [labelled[i] for i in order]
-    meta = read_run(runs[-1])[1]["meta"]
+    meta = read_summary(runs[-1])["meta"]
     ref = model_ref or str(meta.get("model") or "")
     try:
         model = load_model(ref)
