@@ -2,7 +2,7 @@
 file and an MLflow run out. `measure_campaigns` is what `churn campaign-effect` does.
 
 A run folder is what `churn score` wrote: scores.parquet (the plan's columns, `would_be_incentive` included)
-and summary.json (its as-of date in ``meta``). Outputs are written atomically and an existing one is never
+and summary.json (its as-of date in ``meta``), read by `churn.scoring.run_folder`. Outputs are written atomically and an existing one is never
 replaced silently: the same content is left as it is, different content needs `overwrite`.
 """
 
@@ -21,42 +21,11 @@ from churn.campaigns.effect import ALL, CampaignEffect, control_advice, measure,
 from churn.campaigns.learning import Effects, catalogue_rates, pool_cells, shrink
 from churn.errors import ChurnError
 from churn.io import write_json
+from churn.scoring.run_folder import SCORES_FILE, read_scoring_run, read_summary
 
 EFFECT_FILE = "campaign_effect.json"
 EFFECTS_FILE = "effects.json"
 Progress = Callable[[str], None] | None
-
-
-def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(scores, summary.json) of a `churn score` run folder; ChurnError naming the file when one is missing
-    or unreadable."""
-    run = Path(run_dir)
-    scores_file, summary_file = run / "scores.parquet", run / "summary.json"
-    for f in (scores_file, summary_file):
-        if not f.is_file():
-            raise ChurnError(f"{f}: not found; --run must be a folder written by `churn score` "
-                             "(outputs/<as-of>/)")
-    try:
-        scores = pd.read_parquet(scores_file)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise ChurnError(f"{scores_file}: not readable as Parquet ({exc})") from None
-    return scores, read_summary(run)
-
-
-def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """summary.json of a `churn score` run folder (without its scores, which may be millions of rows);
-    ChurnError naming the file when it is missing, unreadable or has no as-of date."""
-    summary_file = Path(run_dir) / "summary.json"
-    if not summary_file.is_file():
-        raise ChurnError(f"{summary_file}: not found; --run must be a folder written by `churn score` "
-                         "(outputs/<as-of>/)")
-    try:
-        summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or a number too long
-        raise ChurnError(f"{summary_file}: not valid JSON ({exc})") from None
-    if not isinstance(summary, dict) or not (summary.get("meta") or {}).get("as_of"):
-        raise ChurnError(f"{summary_file}: key meta.as_of is missing: not a summary written by `churn score`")
-    return summary
 
 
 def campaign_of_run(run_dir: str | Path) -> Any:
@@ -64,8 +33,8 @@ def campaign_of_run(run_dir: str | Path) -> Any:
     run's as-of date, its contacted customers with their offers. For simulating what the plan did."""
     from churn.generate import Campaign
 
-    scores, summary = read_run(run_dir)
-    rows = plan_rows(scores, str(Path(run_dir) / "scores.parquet"))
+    scores, summary = read_scoring_run(run_dir)
+    rows = plan_rows(scores, str(Path(run_dir) / SCORES_FILE))
     sent = rows.loc[rows["treated"], ["customer_id", "incentive"]].reset_index(drop=True)
     return Campaign(pd.Timestamp(summary["meta"]["as_of"]).date(), contacts=sent)
 
@@ -84,9 +53,9 @@ def _measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress
     from churn.validation import load_source
 
     run = Path(run_dir)
-    scores, summary = read_run(run)
+    scores, summary = read_scoring_run(run)
     as_of = pd.Timestamp(summary["meta"]["as_of"])
-    campaign = plan_rows(scores, str(run / "scores.parquet"))
+    campaign = plan_rows(scores, str(run / SCORES_FILE))
     if progress:
         progress(f"reading the labels at {as_of.date()}")
     ds = load_source(data, config)

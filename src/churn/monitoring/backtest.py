@@ -11,7 +11,6 @@ metrics are computed on the customers whose outcome the campaign does not change
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,8 @@ def realised_labels(ds: DataSource, config: Config, as_of: pd.Timestamp) -> pd.D
 
 def as_output_ids(ids: pd.Series, config: Config) -> pd.Series:
     """Customer ids as a run's outputs name them: keyed pseudonyms when `scoring.pseudonymise_ids` is on."""
-    from churn.scoring.score import output_key
     from churn.io import pseudonymise
+    from churn.scoring.score import output_key
 
     key = output_key(config)
     return pseudonymise(ids, key).reset_index(drop=True) if key is not None else ids.astype(str).reset_index(drop=True)
@@ -69,15 +68,10 @@ def as_output_ids(ids: pd.Series, config: Config) -> pd.Series:
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """(summary.json's meta, drift.json (empty when absent), scores.parquet) of a scoring run folder."""
-    run_dir = Path(run_dir)
-    summary, scores = run_dir / "summary.json", run_dir / "scores.parquet"
-    if not summary.is_file() or not scores.is_file():
-        raise ChurnError(f"{run_dir} is not a scoring run folder (summary.json and scores.parquet expected)")
-    try:
-        meta = json.loads(summary.read_text(encoding="utf-8"))["meta"]
-    except (ValueError, KeyError, TypeError):
-        raise ChurnError(f"{summary}: unreadable (no 'meta' with the run's as_of)") from None
-    return meta, read_record(run_dir / DRIFT_FILE) or {}, pd.read_parquet(scores)
+    from churn.scoring.run_folder import read_scores, read_summary
+
+    meta = read_summary(run_dir)["meta"]
+    return meta, read_record(Path(run_dir) / DRIFT_FILE) or {}, read_scores(run_dir)
 
 
 def _label_config(config: Config, recorded: dict[str, Any] | None) -> Config:

@@ -33,6 +33,7 @@ from churn.io import (
 from churn.scoring import status
 from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
+from churn.scoring.run_folder import SCORES_FILE, SUMMARY_FILE
 from churn.timeline import parse_as_of
 
 Progress = Callable[[str], None] | None
@@ -113,8 +114,8 @@ def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None
     """Scores of the latest earlier run under the same output root (for alerts), if any."""
     from churn.monitoring.history import run_folders
 
-    earlier = [d for _, d in run_folders(out_root, as_of) if (d / "scores.parquet").is_file()]
-    return pd.read_parquet(earlier[-1] / "scores.parquet") if earlier else None
+    earlier = [d for _, d in run_folders(out_root, as_of) if (d / SCORES_FILE).is_file()]
+    return pd.read_parquet(earlier[-1] / SCORES_FILE) if earlier else None
 
 
 def _features_config(model: Any, config: Config) -> Config:
@@ -395,7 +396,7 @@ def write_run(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.ndar
     if progress:
         progress("writing scores, segments and report")
     with atomic_dir(run_dir, overwrite) as tmp:
-        files = write_scores(tmp, columns) if write_scores else [write_parquet(scores, tmp / "scores.parquet")]
+        files = write_scores(tmp, columns) if write_scores else [write_parquet(scores, tmp / SCORES_FILE)]
         if csv or config.scoring.write_csv:
             files.append(write_csv(scores, tmp / "scores.csv"))
         files += write_segments(customers, tmp, summary=summary, contact=config.incentives.contact_columns)
@@ -405,7 +406,7 @@ def write_run(model: Any, model_ref: str, rows: pd.DataFrame, is_scored: np.ndar
         files += health_files(health, alerts, customers, tmp, config)
         as_json = summary.to_dict()  # the JSON form; segments and the report read the typed one
         files.append(write_json({"summary": as_json, "meta": meta, "notices": notices,
-                                 "warnings": list(warnings or [])}, tmp / "summary.json"))
+                                 "warnings": list(warnings or [])}, tmp / SUMMARY_FILE))
     files = [run_dir / f.relative_to(tmp) for f in files]
     return ScoreRun(run_dir, int(is_scored.sum()), as_json, files, notices, list(warnings or []), health.record)
 

@@ -1,0 +1,51 @@
+"""A `churn score` run folder (outputs/<as-of>/) read back: its summary.json and its scores.parquet, each
+with an error that names the file. `churn.scoring.score` writes the folder; the campaign measurement, the
+backtest and the KPIs read it here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.errors import ChurnError
+
+SCORES_FILE = "scores.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+def _needed(path: Path) -> Path:
+    if not path.is_file():
+        raise ChurnError(f"{path}: not found; a run folder is one written by `churn score` (outputs/<as-of>/)")
+    return path
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """summary.json of a run folder (without its scores, which may be millions of rows); ChurnError naming the
+    file when it is missing, unreadable or has no as-of date (``meta.as_of``)."""
+    path = _needed(Path(run_dir) / SUMMARY_FILE)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or a number too long
+        raise ChurnError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("meta"), dict) or not summary["meta"].get("as_of"):
+        raise ChurnError(f"{path}: key meta.as_of is missing: not a summary written by `churn score`")
+    return summary
+
+
+def read_scores(run_dir: str | Path) -> pd.DataFrame:
+    """scores.parquet of a run folder; ChurnError naming the file when it is missing or unreadable."""
+    path = _needed(Path(run_dir) / SCORES_FILE)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise ChurnError(f"{path}: not readable as Parquet ({exc})") from None
+
+
+def read_scoring_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(scores, summary) of a run folder, the summary checked first (it is small)."""
+    summary = read_summary(run_dir)
+    return read_scores(run_dir), summary

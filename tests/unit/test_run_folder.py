@@ -1,0 +1,62 @@
+"""A scoring run folder read back (`churn.scoring.run_folder`): every reader (the campaign measurement, the
+backtest) gives the same error naming the file that is missing or damaged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churn.campaigns.run import campaign_of_run
+from churn.errors import ChurnError
+from churn.monitoring.backtest import read_run as backtest_read_run
+from churn.scoring.run_folder import read_scoring_run, read_summary
+
+
+def _folder(tmp_path: Path, summary: object = None, scores: bytes | None = None) -> Path:
+    run = tmp_path / "2025-03-01"
+    run.mkdir()
+    if summary is not None:
+        (run / "summary.json").write_text(summary if isinstance(summary, str) else json.dumps(summary))
+    if scores is not None:
+        (run / "scores.parquet").write_bytes(scores)
+    return run
+
+
+def _parquet(tmp_path: Path) -> bytes:
+    f = tmp_path / "x.parquet"
+    pd.DataFrame({"customer_id": ["007", "012"], "churn_probability": [0.25, 0.5], "contact": [True, False],
+                  "incentive": ["discount", None], "holdout": [False, True],
+                  "would_be_incentive": ["discount", "gift"], "risk_tier": ["high", "high"]}).to_parquet(f)
+    return f.read_bytes()
+
+
+def test_a_whole_folder_reads_back(tmp_path):
+    run = _folder(tmp_path, {"meta": {"as_of": "2025-03-01"}}, _parquet(tmp_path))
+    scores, summary = read_scoring_run(run)
+    assert scores["customer_id"].tolist() == ["007", "012"] and summary["meta"]["as_of"] == "2025-03-01"
+    meta, drift, same = backtest_read_run(run)
+    assert meta == {"as_of": "2025-03-01"} and drift == {} and same.equals(scores)
+    campaign = campaign_of_run(run)
+    assert str(campaign.day) == "2025-03-01" and campaign.contacts["customer_id"].tolist() == ["007"]
+
+
+@pytest.mark.parametrize(("summary", "scores", "file", "message"), [
+    (None, b"", "summary.json", "not found"),
+    ("{not json", b"", "summary.json", "not valid JSON"),
+    ({"summary": {}}, b"", "summary.json", "meta.as_of is missing"),
+    ({"meta": "2025-03-01"}, b"", "summary.json", "meta.as_of is missing"),
+    ({"meta": {"as_of": "2025-03-01"}}, None, "scores.parquet", "not found"),
+    ({"meta": {"as_of": "2025-03-01"}}, b"PAR1 but not really", "scores.parquet", "not readable as Parquet"),
+])
+def test_every_reader_names_the_file_that_is_wrong(tmp_path, summary, scores, file, message):
+    run = _folder(tmp_path, summary, scores)
+    for read in (read_scoring_run, backtest_read_run, campaign_of_run):
+        with pytest.raises(ChurnError, match=message) as err:
+            read(run)
+        assert str(run / file) in str(err.value)
+    if file == "summary.json":
+        with pytest.raises(ChurnError, match=message):
+            read_summary(run)
