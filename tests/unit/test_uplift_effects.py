@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -222,3 +223,21 @@ def test_uplift_is_learned_only_from_two_campaigns_of_different_dates():
     assert one[0] == {} and "two or more campaigns" in one[1][0]
     same = learn_uplift_from_runs(["a", "b"], [campaign("2025-03-01")] * 2, [pd.DataFrame()] * 2, None, None)
     assert same[0] == {} and "same date (2025-03-01)" in same[1][0]
+
+
+def test_a_latest_run_whose_model_cannot_be_loaded_is_a_notice_unless_named(tmp_path):
+    from churn.campaigns.effect import CampaignEffect
+    from churn.campaigns.run import learn_uplift_from_runs
+
+    runs = []
+    for as_of in ("2025-03-01", "2025-04-01"):
+        run = tmp_path / as_of
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps({"meta": {"as_of": as_of, "model": str(tmp_path / "gone")}}))
+        runs.append(str(run))
+    measured = [CampaignEffect(r, Path(r).name, 60, "cancellation", "EUR", 0.1, 0, 0) for r in runs]
+    section, notices = learn_uplift_from_runs(runs, measured, [pd.DataFrame()] * 2, None, _config())
+    assert section == {} and len(notices) == 1
+    assert "the latest run's model" in notices[0] and "gone" in notices[0] and "pass --model" in notices[0]
+    with pytest.raises(ChurnError):  # asked for by name: the failure is the answer
+        learn_uplift_from_runs(runs, measured, [pd.DataFrame()] * 2, None, _config(), str(tmp_path / "gone"))
