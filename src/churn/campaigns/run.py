@@ -2,8 +2,9 @@
 file and an MLflow run out. `measure_campaigns` is what `churn campaign-effect` does.
 
 A run folder is what `churn score` wrote: scores.parquet (the plan's columns, `would_be_incentive` included)
-and summary.json (its as-of date in ``meta``), read by `churn.scoring.run_folder`. Outputs are written atomically and an existing one is never
-replaced silently: the same content is left as it is, different content needs `overwrite`.
+and summary.json (its as-of date in ``meta``), read by `churn.scoring.run_folder`. Outputs are written
+atomically and an existing one is never replaced silently: the same content is left as it is, different
+content needs `overwrite`.
 """
 
 from __future__ import annotations
