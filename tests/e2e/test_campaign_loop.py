@@ -135,16 +135,15 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
 
     # What the models learn from: each campaign's customers with the churn model's features as of its own date,
     # built from today's data (the customers in both campaigns are a month older in the second).
-    from churn.campaigns.run import _measure_run, uplift_history
+    from churn.campaigns.run import _measure_runs, uplift_history
     from churn.config import load_config
     from churn.training.loading import load_model
 
     cfg, model = load_config(), load_model(str(bundle))
-    pairs = [_measure_run(r, str(work / "data"), cfg) for r in (run, second)]
-    history, notices = uplift_history([e for e, _ in pairs], [rows for _, rows in pairs], str(work / "data"), cfg,
-                                      model)
+    measured, labelled = _measure_runs([run, second], str(work / "data"), cfg)
+    history, notices = uplift_history(measured, labelled, str(work / "data"), cfg, model)
     assert notices == []  # every campaign customer had a probability and features
-    assert history.groupby("campaign").size().tolist() == [len(rows) for _, rows in pairs]
+    assert history.groupby("campaign").size().tolist() == [len(rows) for rows in labelled]
     assert set(history.columns) >= {f.name for f in model.features_} | {"churn_probability", "offer", "churned"}
     in_both = history.pivot_table(index="customer_id", columns="campaign", values="tenure_days").dropna()
     assert len(in_both) > 20 and ((in_both[1] - in_both[0]) == 31).all()  # 2025-03-01 -> 2025-04-01

@@ -60,3 +60,15 @@ def test_every_reader_names_the_file_that_is_wrong(tmp_path, summary, scores, fi
     if file == "summary.json":
         with pytest.raises(ChurnError, match=message):
             read_summary(run)
+
+
+def test_campaign_effect_names_a_wrong_run_folder_before_it_reads_the_data(tmp_path):
+    from churn.campaigns.run import measure_campaigns
+    from churn.config import load_config
+
+    good = _folder(tmp_path, {"meta": {"as_of": "2025-03-01"}}, _parquet(tmp_path))
+    wrong = tmp_path / "2025-04-01"
+    wrong.mkdir()
+    with pytest.raises(ChurnError) as err:
+        measure_campaigns([good, wrong], str(tmp_path / "no-such-data"), load_config(), log=False)
+    assert str(wrong / "summary.json") in str(err.value) and "no-such-data" not in str(err.value)

@@ -44,27 +44,42 @@ def measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress:
                 ) -> CampaignEffect:
     """Measure the campaign of one run folder against the realised labels in `data` (see
     `churn.campaigns.effect`)."""
-    return _measure_run(run_dir, data, config, progress=progress)[0]
+    return _measure_runs([run_dir], data, config, progress=progress)[0][0]
 
 
-def _measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress: Progress = None
-                 ) -> tuple[CampaignEffect, pd.DataFrame]:
-    """(the measured campaign, its customers with their label: `plan_rows`' columns and churned)."""
-    from churn.scoring.score import output_key
+def _measure_runs(runs: Sequence[str | Path], data: str | None, config: Any, *, progress: Progress = None
+                  ) -> tuple[list[CampaignEffect], list[pd.DataFrame]]:
+    """(each run's measured campaign, its customers with their label: `plan_rows`' columns and churned). The
+    run folders are checked before the data, and the data are validated once for all of them."""
     from churn.validation import load_source
 
+    for run in runs:  # a wrong folder is named before the (long) validation of the data
+        read_summary(run)
+    if progress:
+        progress("validating data")
+    ds = load_source(data, config)
+    try:
+        out = [_measure_run(run, ds, data, config, progress=progress) for run in runs]
+    finally:
+        ds.con.close()
+    return [m for m, _ in out], [rows for _, rows in out]
+
+
+def _measure_run(run_dir: str | Path, ds: Any, data: str | None, config: Any, *, progress: Progress = None
+                 ) -> tuple[CampaignEffect, pd.DataFrame]:
+    """One run of `_measure_runs`, on the open source `ds` (`data` names it in notices)."""
+    from churn.scoring.score import output_key
+
     run = Path(run_dir)
+    if progress:
+        progress(f"measuring {run}")
     scores, summary = read_scoring_run(run)
     as_of = pd.Timestamp(summary["meta"]["as_of"])
     campaign = plan_rows(scores, str(run / SCORES_FILE))
     if progress:
         progress(f"reading the labels at {as_of.date()}")
-    ds = load_source(data, config)
-    try:
-        labels = realised_labels(ds, config, as_of)
-        kind = str(labels.attrs["label"])
-    finally:
-        ds.con.close()
+    labels = realised_labels(ds, config, as_of)
+    kind = str(labels.attrs["label"])
     key = output_key(config)
     if key is not None:  # the run names customers by pseudonym: so must the labels, to join
         from churn.io import pseudonymise
@@ -158,7 +173,7 @@ class CampaignRun:
 def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.DataFrame], data: str | None,
                    config: Any, model: Any) -> tuple[pd.DataFrame, list[str]]:
     """(history, notices): what `churn.campaigns.uplift.learn_uplift` learns from. Per measured campaign (in
-    the order given, `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_run`),
+    the order given, `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_runs`),
     offer, tier and the plan's churn probability, and the churn `model`'s features as of the campaign's date,
     built from `data` the way `churn score` builds them (point in time: what happened since does not change
     them). Customers without a probability or without features are left out, and counted in a notice."""
@@ -283,13 +298,7 @@ def measure_campaigns(runs: Sequence[str | Path], data: str | None, config: Any,
     logged when a file would replace different results without `overwrite`."""
     if not runs:
         raise ChurnError("name at least one scoring run folder (--run outputs/<as-of>)")
-    measured, labelled = [], []
-    for run in runs:
-        if progress:
-            progress(f"measuring {run}")
-        effect, rows = _measure_run(run, data, config, progress=progress)
-        measured.append(effect)
-        labelled.append(rows)
+    measured, labelled = _measure_runs(runs, data, config, progress=progress)
     learned = learn(measured, config, strength)
     notices: list[str] = []
     if uplift:
