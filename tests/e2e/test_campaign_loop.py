@@ -151,6 +151,16 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
     plan = pd.read_parquet(run / "scores.parquet").set_index("customer_id")["churn_probability"]
     first = history[history["campaign"] == 0].set_index("customer_id")["churn_probability"]
     assert (first == plan.loc[first.index]).all()
+    # Both dates' features come from one pass of the engine: each equals what `churn score` builds for its date
+    # alone.
+    from churn.scoring.score import source_rows
+
+    names = [f.name for f in model.features_]
+    for k, effect in enumerate(measured):
+        alone = source_rows(model, str(work / "data"), pd.Timestamp(effect.as_of), cfg, allow_stale_data=True)[0]
+        mine = history[history["campaign"] == k].set_index("customer_id")[names]
+        pd.testing.assert_frame_equal(mine, alone.set_index("customer_id").loc[mine.index, names],
+                                      check_dtype=False)
 
     # The next plan reads the file. A model for the discount on a real feature (hand-set: the 3,000 customers
     # are too few to learn one) prices that offer customer by customer, on the features the scoring built.

@@ -175,24 +175,29 @@ def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.Dat
     """(history, notices): what `churn.campaigns.uplift.learn_uplift` learns from. Per measured campaign (in
     the order given, `campaign` 0, 1, ...) its customers with their label (`labelled`, from `_measure_runs`),
     offer, tier and the plan's churn probability, and the churn `model`'s features as of the campaign's date,
-    built from `data` the way `churn score` builds them (point in time: what happened since does not change
-    them). Customers without a probability or without features are left out, and counted in a notice."""
-    from churn.scoring.score import output_key, source_rows
+    built from `data` as `churn score` builds them, every date in one pass (`model_features`; point in time:
+    what happened since does not change them). Customers without a probability or without features are left
+    out, and counted in a notice."""
+    from churn.scoring.model_features import model_features
+    from churn.scoring.score import output_key
 
     key = output_key(config)
     features = [f.name for f in model.features_]
     where = data or "the configured data source"
+    dates = sorted({pd.Timestamp(e.as_of) for e in measured})
+    built = model_features(model, data, dates, config)
+    missing = [c for c in features if c not in built.columns]
+    if missing:
+        raise ChurnError(f"{where}: the churn model's feature(s) {missing[:5]} were not built")
+    built = built[["as_of", "customer_id", *features]].assign(customer_id=built["customer_id"].astype(str))
+    if key is not None:  # the run names customers by pseudonym: so must the features, to join
+        from churn.io import pseudonymise
+
+        built = built.assign(customer_id=pseudonymise(built["customer_id"], key).to_numpy())
+    by_date = {d: part.drop(columns="as_of") for d, part in built.groupby("as_of", sort=False)}
     frames, notices = [], []
     for k, (effect, rows) in enumerate(zip(measured, labelled)):
-        base = source_rows(model, data, pd.Timestamp(effect.as_of), config, allow_stale_data=True)[0]
-        missing = [c for c in features if c not in base.columns]
-        if missing:
-            raise ChurnError(f"{where}: the churn model's feature(s) {missing[:5]} were not built as of {effect.as_of}")
-        base = base[["customer_id", *features]].assign(customer_id=base["customer_id"].astype(str))
-        if key is not None:  # the run names customers by pseudonym: so must the features, to join
-            from churn.io import pseudonymise
-
-            base = base.assign(customer_id=pseudonymise(base["customer_id"], key).to_numpy())
+        base = by_date.get(pd.Timestamp(effect.as_of), built.iloc[:0].drop(columns="as_of"))
         h = rows.rename(columns={"incentive": "offer", "tier": "risk_tier", "probability": "churn_probability"})
         unpriced = ~pd.to_numeric(h["churn_probability"], errors="coerce").between(0.0, 1.0)
         joined = h[~unpriced].merge(base, on="customer_id")
@@ -223,6 +228,7 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
     a pickle. What cannot be learned is a notice, not an error: the tier rates stand on their own."""
     from churn.campaigns.learning import applied_rates
     from churn.campaigns.uplift import learn_uplift, uplift_record
+    from churn.scoring.model_features import rebuildable
     from churn.training.loading import load_model
 
     def skip(why: str) -> tuple[dict[str, Any], list[str]]:
@@ -244,7 +250,7 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
         if model_ref:  # asked for by name: its failure is the answer
             raise
         return skip(f"the latest run's model {ref!r} could not be loaded ({exc}); pass --model")
-    if not _has_features_config(model):
+    if not rebuildable(model):
         return skip(f"model {ref!r} was trained on a ready feature table, whose features cannot be rebuilt as "
                     "of each campaign's date")
     if progress:
@@ -270,12 +276,6 @@ def learn_uplift_from_runs(runs: Sequence[str | Path], measured: Sequence[Campai
 
     # The version `churn score` writes beside each row, so a plan can tell scores of another churn model.
     return uplift_record(learned, ref, model_version(model, ref)), notices
-
-
-def _has_features_config(model: Any) -> bool:
-    from churn.scoring.score import model_feature_metadata
-
-    return bool(model_feature_metadata(model).get("features_config"))
 
 
 def learn(measured: Sequence[CampaignEffect], config: Any, strength: float | None = None) -> Effects:

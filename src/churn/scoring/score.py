@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.config import Config, FeaturesConfig
+from churn.config import Config
 from churn.errors import ChurnError, DataValidationError
 from churn.io import (
     PSEUDONYM_KEY_ENV,
@@ -33,6 +33,7 @@ from churn.io import (
 from churn.scoring import status
 from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
+from churn.scoring.model_features import build_for_model, features_config
 from churn.scoring.run_folder import SCORES_FILE, SUMMARY_FILE
 from churn.timeline import parse_as_of
 
@@ -62,12 +63,6 @@ class ScoreRun:
     # summary.json ("warnings") and at the top of the report.
     warnings: list[str] = field(default_factory=list)
     health: dict[str, Any] = field(default_factory=dict)  # drift.json: drift, estimated performance, breaches
-
-
-def model_feature_metadata(model: Any) -> dict[str, Any]:
-    """The feature-building settings a model was trained with (empty for bring-your-own tables): those its
-    fitted preparation holds. (A model without a preparation predates it and could not score anyway.)"""
-    return model.source_settings
 
 
 def model_version(model: Any, ref: str) -> str:
@@ -116,17 +111,6 @@ def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None
 
     earlier = [d for _, d in run_folders(out_root, as_of) if (d / SCORES_FILE).is_file()]
     return pd.read_parquet(earlier[-1] / SCORES_FILE) if earlier else None
-
-
-def _features_config(model: Any, config: Config) -> Config:
-    """The run config with feature settings replaced by the model's own (so columns match its training)."""
-    meta = model_feature_metadata(model)
-    update: dict[str, Any] = {}
-    if meta.get("features_config"):
-        update["features"] = FeaturesConfig.model_validate(meta["features_config"])
-    if meta.get("label_config"):
-        update["label"] = config.label.model_validate(meta["label_config"])
-    return config.model_copy(update=update)
 
 
 def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, config: Config, *,
@@ -180,15 +164,11 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
     Only rows whose status is `scored` have features to score; `score_source` and the Python API both
     build their input here, so both score the same rows. A full run with nobody to score is an error; a
     customer list is written whatever its ids' statuses."""
-    from churn.features.engine import build_features
     from churn.labels import data_range, share_on_or_after
     from churn.timeline import scoring_date_warnings
     from churn.validation import load_source
 
-    meta = model_feature_metadata(model)
-    if not meta.get("features_config"):
-        raise ChurnError(f"model {model_ref} was trained on a ready feature table; score it with --table")
-    cfg = _features_config(model, config)
+    cfg = features_config(model, config, model_ref)
     if progress:
         progress("validating data")
     ds = load_source(data, cfg)
@@ -198,8 +178,7 @@ def source_rows(model: Any, data: str | None, when: pd.Timestamp, config: Config
             when, data_start=start, data_end=end, share_after=share_on_or_after(ds, when),
             today=datetime.now(UTC).date(), max_staleness_days=config.scoring.max_staleness_days,
             future_tolerance_days=config.sources.future_tolerance_days, allow_stale=allow_stale_data)
-        fs = build_features(ds, [when], cfg, event_types=meta.get("event_types"), label=meta.get("label"),
-                            btyd_params=meta.get("btyd_params"), progress=progress)
+        fs = build_for_model(ds, model, [when], cfg, progress)
         frame = fs.to_pandas()
         # The same population rule as the spine (and training): who else is current, or where listed ids stand.
         frame, statuses = with_status(frame, standing_rows(ds, cfg, fs.label, wanted), when)

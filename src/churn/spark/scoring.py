@@ -41,13 +41,8 @@ def score_on_spark(data: str | None, as_of: str, model_ref: str, out_root: str, 
 
     from churn.contract import ACTIVITY
     from churn.io import ensure_writable
-    from churn.scoring.score import (
-        _features_config,
-        asked_attributes,
-        model_feature_metadata,
-        model_version,
-        output_key,
-    )
+    from churn.scoring.model_features import features_config, model_feature_metadata
+    from churn.scoring.score import asked_attributes, model_version, output_key
     from churn.spark.build import build_on_spark, frozen_settings
     from churn.spark.session import spark_session
     from churn.spark.source import open_spark_source
@@ -64,9 +59,7 @@ def score_on_spark(data: str | None, as_of: str, model_ref: str, out_root: str, 
     _say(progress, "loading model")
     model = load_model(model_ref)
     meta = model_feature_metadata(model)
-    if not meta.get("features_config"):
-        raise ChurnError(f"model {model_ref} was trained on a ready feature table; score it with --table")
-    cfg = _features_config(model, config)
+    cfg = features_config(model, config, model_ref)
     spark = spark_session(cfg)
     _say(progress, "reading the data on Spark")
     src = open_spark_source(spark, data, cfg)
