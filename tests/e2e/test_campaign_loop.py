@@ -161,6 +161,14 @@ def test_two_campaigns_learn_per_customer_effects_and_the_next_plan_uses_them(lo
         mine = history[history["campaign"] == k].set_index("customer_id")[names]
         pd.testing.assert_frame_equal(mine, alone.set_index("customer_id").loc[mine.index, names],
                                       check_dtype=False)
+    # A campaign date the data do not reach stops the step (campaign-effect says so in a notice).
+    from dataclasses import replace
+
+    from churn.errors import ChurnError
+
+    with pytest.raises(ChurnError, match="no customer is active as of 1990-01-01"):
+        uplift_history([replace(measured[0], as_of="1990-01-01"), measured[1]], labelled, str(work / "data"), cfg,
+                       model)
 
     # The next plan reads the file. A model for the discount on a real feature (hand-set: the 3,000 customers
     # are too few to learn one) prices that offer customer by customer, on the features the scoring built.

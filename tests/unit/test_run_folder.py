@@ -72,3 +72,45 @@ def test_campaign_effect_names_a_wrong_run_folder_before_it_reads_the_data(tmp_p
     with pytest.raises(ChurnError) as err:
         measure_campaigns([good, wrong], str(tmp_path / "no-such-data"), load_config(), log=False)
     assert str(wrong / "summary.json") in str(err.value) and "no-such-data" not in str(err.value)
+
+
+def test_a_spark_runs_folder_of_score_parts_reads_back(tmp_path):
+    run = _folder(tmp_path, {"meta": {"as_of": "2025-03-01"}})
+    parts = pd.read_parquet(pd.io.common.BytesIO(_parquet(tmp_path)))
+    (run / "scores.parquet").mkdir()  # as Spark writes it: a folder of parts
+    parts.iloc[:1].to_parquet(run / "scores.parquet" / "part-00000.parquet")
+    parts.iloc[1:].to_parquet(run / "scores.parquet" / "part-00001.parquet")
+    scores, _ = read_scoring_run(run)
+    assert sorted(scores["customer_id"]) == ["007", "012"]
+    assert campaign_of_run(run).contacts["customer_id"].tolist() == ["007"]
+
+
+def test_campaign_effect_names_a_run_without_scores_before_it_reads_the_data(tmp_path):
+    from churn.campaigns.run import measure_campaigns
+    from churn.config import load_config
+
+    run = _folder(tmp_path, {"meta": {"as_of": "2025-03-01"}})
+    with pytest.raises(ChurnError) as err:
+        measure_campaigns([run], str(tmp_path / "no-such-data"), load_config(), log=False)
+    assert str(run / "scores.parquet") in str(err.value) and "no-such-data" not in str(err.value)
+
+
+def test_a_model_trained_on_a_ready_table_has_no_features_to_rebuild():
+    from types import SimpleNamespace
+
+    from churn.config import load_config
+    from churn.scoring.model_features import features_config, rebuildable
+
+    ready = SimpleNamespace(source_settings={})
+    assert not rebuildable(ready)
+    with pytest.raises(ChurnError, match="model models:/m@champion was trained on a ready feature table"):
+        features_config(ready, load_config(), "models:/m@champion")
+    # A model's own feature and label settings replace the run config's.
+    config = load_config()
+    own = config.features.model_copy(update={"families": ["engagement"]})
+    label = config.label.model_copy(update={"horizon_days": config.label.horizon_days + 30})
+    trained = SimpleNamespace(source_settings={"features_config": own.model_dump(mode="json"),
+                                               "label_config": label.model_dump(mode="json")})
+    cfg = features_config(trained, config)
+    assert rebuildable(trained) and cfg.features.families == ["engagement"]
+    assert cfg.label.horizon_days == config.label.horizon_days + 30 and cfg.incentives == config.incentives

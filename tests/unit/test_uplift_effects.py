@@ -230,14 +230,15 @@ def test_a_latest_run_whose_model_cannot_be_loaded_is_a_notice_unless_named(tmp_
     from churn.campaigns.run import learn_uplift_from_runs
 
     runs = []
-    for as_of in ("2025-03-01", "2025-04-01"):
+    for as_of, model in (("2025-04-01", "gone-latest"), ("2025-03-01", "gone-earlier")):  # latest given first
         run = tmp_path / as_of
         run.mkdir()
-        (run / "summary.json").write_text(json.dumps({"meta": {"as_of": as_of, "model": str(tmp_path / "gone")}}))
+        (run / "summary.json").write_text(json.dumps({"meta": {"as_of": as_of, "model": str(tmp_path / model)}}))
         runs.append(str(run))
     measured = [CampaignEffect(r, Path(r).name, 60, "cancellation", "EUR", 0.1, 0, 0) for r in runs]
     section, notices = learn_uplift_from_runs(runs, measured, [pd.DataFrame()] * 2, None, _config())
     assert section == {} and len(notices) == 1
-    assert "the latest run's model" in notices[0] and "gone" in notices[0] and "pass --model" in notices[0]
-    with pytest.raises(ChurnError):  # asked for by name: the failure is the answer
-        learn_uplift_from_runs(runs, measured, [pd.DataFrame()] * 2, None, _config(), str(tmp_path / "gone"))
+    assert "the latest run's model" in notices[0] and "pass --model" in notices[0]
+    assert "gone-latest" in notices[0] and "gone-earlier" not in notices[0]
+    with pytest.raises(ChurnError, match="gone-named"):  # asked for by name: the failure is the answer
+        learn_uplift_from_runs(runs, measured, [pd.DataFrame()] * 2, None, _config(), str(tmp_path / "gone-named"))

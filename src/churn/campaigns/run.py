@@ -22,7 +22,7 @@ from churn.campaigns.effect import ALL, CampaignEffect, control_advice, measure,
 from churn.campaigns.learning import Effects, catalogue_rates, pool_cells, shrink
 from churn.errors import ChurnError
 from churn.io import write_json
-from churn.scoring.run_folder import SCORES_FILE, read_scoring_run, read_summary
+from churn.scoring.run_folder import SCORES_FILE, check_run_folder, read_scoring_run, read_summary
 
 EFFECT_FILE = "campaign_effect.json"
 EFFECTS_FILE = "effects.json"
@@ -49,12 +49,12 @@ def measure_run(run_dir: str | Path, data: str | None, config: Any, *, progress:
 
 def _measure_runs(runs: Sequence[str | Path], data: str | None, config: Any, *, progress: Progress = None
                   ) -> tuple[list[CampaignEffect], list[pd.DataFrame]]:
-    """(each run's measured campaign, its customers with their label: `plan_rows`' columns and churned). The
-    run folders are checked before the data, and the data are validated once for all of them."""
+    """(each run's measured campaign, its customers with their label: `plan_rows`' columns and churned). Each
+    run folder's summary and scores are checked for before the data, and the data validated once for all."""
     from churn.validation import load_source
 
     for run in runs:  # a wrong folder is named before the (long) validation of the data
-        read_summary(run)
+        check_run_folder(run)
     if progress:
         progress("validating data")
     ds = load_source(data, config)
@@ -177,27 +177,36 @@ def uplift_history(measured: Sequence[CampaignEffect], labelled: Sequence[pd.Dat
     offer, tier and the plan's churn probability, and the churn `model`'s features as of the campaign's date,
     built from `data` as `churn score` builds them, every date in one pass (`model_features`; point in time:
     what happened since does not change them). Customers without a probability or without features are left
-    out, and counted in a notice."""
+    out, and counted in a notice; a date with nobody active is a ChurnError."""
     from churn.scoring.model_features import model_features
     from churn.scoring.score import output_key
 
     key = output_key(config)
     features = [f.name for f in model.features_]
     where = data or "the configured data source"
-    dates = sorted({pd.Timestamp(e.as_of) for e in measured})
-    built = model_features(model, data, dates, config)
-    missing = [c for c in features if c not in built.columns]
-    if missing:
-        raise ChurnError(f"{where}: the churn model's feature(s) {missing[:5]} were not built")
-    built = built[["as_of", "customer_id", *features]].assign(customer_id=built["customer_id"].astype(str))
-    if key is not None:  # the run names customers by pseudonym: so must the features, to join
-        from churn.io import pseudonymise
+    wanted: dict[pd.Timestamp, set[str]] = {}
+    for effect, rows in zip(measured, labelled):
+        wanted.setdefault(pd.Timestamp(effect.as_of), set()).update(rows["customer_id"].astype(str))
 
-        built = built.assign(customer_id=pseudonymise(built["customer_id"], key).to_numpy())
-    by_date = {d: part.drop(columns="as_of") for d, part in built.groupby("as_of", sort=False)}
+    def campaign_rows(when: pd.Timestamp, built: pd.DataFrame) -> pd.DataFrame:
+        """The campaigns' customers among one date's rows (named as the runs name them)."""
+        if built.empty:
+            raise ChurnError(f"no customer is active as of {when.date()} in {where}")
+        missing = [c for c in features if c not in built.columns]
+        if missing:
+            raise ChurnError(f"{where}: the churn model's feature(s) {missing[:5]} were not built as of {when.date()}")
+        ids = built["customer_id"].astype(str)
+        if key is not None:  # the run names customers by pseudonym: so must the features, to join
+            from churn.io import pseudonymise
+
+            ids = pd.Series(pseudonymise(ids, key).to_numpy(), index=built.index)
+        mine = ids.isin(wanted[when]).to_numpy()
+        return built.loc[mine, features].assign(customer_id=ids[mine].to_numpy())
+
+    by_date = model_features(model, data, list(wanted), config, campaign_rows)
     frames, notices = [], []
     for k, (effect, rows) in enumerate(zip(measured, labelled)):
-        base = by_date.get(pd.Timestamp(effect.as_of), built.iloc[:0].drop(columns="as_of"))
+        base = by_date[pd.Timestamp(effect.as_of)]
         h = rows.rename(columns={"incentive": "offer", "tier": "risk_tier", "probability": "churn_probability"})
         unpriced = ~pd.to_numeric(h["churn_probability"], errors="coerce").between(0.0, 1.0)
         joined = h[~unpriced].merge(base, on="customer_id")

@@ -93,9 +93,16 @@ class FeatureSet:
     def to_pandas(self, with_label: bool = False) -> pd.DataFrame:
         """The features (and label) as pandas, ordered by (as_of, customer_id): categoricals as text,
         numbers as float."""
-        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
-        parts = [self.ds.con.execute(self._date_sql(cols, d, with_label)).df() for d in self.as_of]
+        parts = [self._date_rows(d, with_label) for d in self.as_of]
         return feature_frame(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], self.registry)
+
+    def date_frame(self, when: pd.Timestamp) -> pd.DataFrame:
+        """One as-of date's rows of `to_pandas`, read alone (memory for one date, however many were built)."""
+        return feature_frame(self._date_rows(pd.Timestamp(when)), self.registry)
+
+    def _date_rows(self, when: pd.Timestamp, with_label: bool = False) -> pd.DataFrame:
+        cols = [f"f.{_q(c)}" for c in [*KEYS, *self.registry.names]]
+        return self.ds.con.execute(self._date_sql(cols, when, with_label)).df()
 
     @property
     def hidden(self) -> list[str]:

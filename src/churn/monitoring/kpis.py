@@ -267,6 +267,7 @@ def campaign_savings(run_dir: str | Path, ds: DataSource, config: Config, by: li
     run's label window has passed."""
     from churn.monitoring.backtest import _label_config, as_output_ids, read_run, realised_labels
     from churn.scoring.plan_columns import as_flag, texts_or_none
+    from churn.scoring.run_folder import SCORES_FILE
 
     meta, drift, scores = read_run(Path(run_dir))
     when = pd.Timestamp(str(meta.get("as_of")))
@@ -275,7 +276,7 @@ def campaign_savings(run_dir: str | Path, ds: DataSource, config: Config, by: li
     plan = scores[pd.to_numeric(scores["churn_probability"], errors="coerce").notna()].copy()
     missing = [c for c in ("contact", "holdout", "risk_tier", "customer_value") if c not in plan.columns]
     if missing:
-        raise ChurnError(f"{Path(run_dir) / 'scores.parquet'}: no campaign to value (column(s) "
+        raise ChurnError(f"{Path(run_dir) / SCORES_FILE}: no campaign to value (column(s) "
                          f"{', '.join(missing)} missing)")
     plan["churned"] = texts_or_none(plan["customer_id"]).map(outcome)
     plan = plan[plan["churned"].notna()]

@@ -1,6 +1,7 @@
 """A model's features rebuilt from raw data: the settings it was trained with (its fitted preparation holds
-them) and the feature engine run with them. `churn score` builds one date (`churn.scoring.score.source_rows`,
-and each Spark bucket); `churn campaign-effect` builds every campaign's date in one pass (`model_features`).
+them) and the feature engine run with them. `churn score` builds one date (`churn.scoring.score.source_rows`;
+Spark scoring reads the settings and builds per bucket); `churn campaign-effect` builds every campaign's date
+in one pass (`model_features`).
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ def build_for_model(ds: Any, model: Any, dates: Sequence[pd.Timestamp], cfg: Con
                           btyd_params=meta.get("btyd_params"), progress=progress)
 
 
-def model_features(model: Any, data: str | None, dates: Sequence[pd.Timestamp], config: Config, *,
-                   model_ref: str = "the model", progress: Progress = None) -> pd.DataFrame:
-    """customer_id, as_of and the model's features for every customer on the spine at each of `dates`, built
-    from `data` in one pass (the data validated once), as `churn score` builds them for one date. For past
-    dates: no scoring-date checks and no population statuses."""
+def model_features(model: Any, data: str | None, dates: Sequence[pd.Timestamp], config: Config,
+                   keep: Callable[[pd.Timestamp, pd.DataFrame], pd.DataFrame] | None = None, *,
+                   model_ref: str = "the model", progress: Progress = None) -> dict[pd.Timestamp, pd.DataFrame]:
+    """Per date of `dates`: customer_id, as_of and the model's features for every customer on the spine at
+    that date, as `churn score` builds them for one date, passed through `keep(date, rows)` (e.g. only the
+    customers wanted). Every date is built in one pass over `data` (validated once); one date's rows at a
+    time are read into memory. For past dates: no scoring-date checks and no population statuses."""
     from churn.validation import load_source
 
     cfg = features_config(model, config, model_ref)
@@ -62,6 +65,7 @@ def model_features(model: Any, data: str | None, dates: Sequence[pd.Timestamp], 
         progress("validating data")
     ds = load_source(data, cfg)
     try:
-        return build_for_model(ds, model, dates, cfg, progress).to_pandas()
+        fs = build_for_model(ds, model, sorted(set(map(pd.Timestamp, dates))), cfg, progress)
+        return {d: keep(d, fs.date_frame(d)) if keep else fs.date_frame(d) for d in fs.as_of}
     finally:
         ds.con.close()

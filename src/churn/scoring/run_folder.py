@@ -17,10 +17,20 @@ SCORES_FILE = "scores.parquet"
 SUMMARY_FILE = "summary.json"
 
 
-def _needed(path: Path) -> Path:
-    if not path.is_file():
+def _needed(path: Path, folder_ok: bool = False) -> Path:
+    """`path`, or a ChurnError naming it when it is missing (`folder_ok`: a folder of Parquet parts, as a
+    Spark run writes scores.parquet, counts as there)."""
+    if not (path.is_file() or (folder_ok and path.is_dir())):
         raise ChurnError(f"{path}: not found; a run folder is one written by `churn score` (outputs/<as-of>/)")
     return path
+
+
+def check_run_folder(run_dir: str | Path) -> dict[str, Any]:
+    """summary.json of a run folder (`read_summary`), after checking that its scores are there too: what can
+    be checked before a long step (the data's validation) without reading the scores."""
+    summary = read_summary(run_dir)
+    _needed(Path(run_dir) / SCORES_FILE, folder_ok=True)
+    return summary
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -37,8 +47,9 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_scores(run_dir: str | Path) -> pd.DataFrame:
-    """scores.parquet of a run folder; ChurnError naming the file when it is missing or unreadable."""
-    path = _needed(Path(run_dir) / SCORES_FILE)
+    """scores.parquet of a run folder (a file, or a Spark run's folder of parts); ChurnError naming it when it
+    is missing or unreadable."""
+    path = _needed(Path(run_dir) / SCORES_FILE, folder_ok=True)
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file

@@ -31,9 +31,9 @@ from churn.io import (
     write_parquet,
 )
 from churn.scoring import status
+from churn.scoring.model_features import build_for_model, features_config
 from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
-from churn.scoring.model_features import build_for_model, features_config
 from churn.scoring.run_folder import SCORES_FILE, SUMMARY_FILE
 from churn.timeline import parse_as_of
 

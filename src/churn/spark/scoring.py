@@ -21,6 +21,7 @@ import pandas as pd
 
 from churn.config import Config
 from churn.errors import ChurnError
+from churn.scoring.run_folder import SCORES_FILE
 from churn.timeline import parse_as_of
 
 Progress = Callable[[str], None] | None
@@ -143,7 +144,7 @@ def _plan_and_write(spark: Any, scored: Any, model: Any, model_ref: str, build: 
         key = pseudonym_key() if config.scoring.pseudonymise_ids else None
 
         def write_scores(folder: Path, columns: list[str]) -> list[Path]:
-            return [_write_scores(planned, folder / "scores.parquet", columns, key)]
+            return [_write_scores(planned, folder / SCORES_FILE, columns, key)]
 
         return write_run(model, model_ref, sample, np.ones(len(sample), dtype=bool), planned_customers,
                          plan.summary, inputs, when, run_dir, out_root, config, overwrite=overwrite, csv=csv,
