@@ -114,3 +114,14 @@ def test_a_model_trained_on_a_ready_table_has_no_features_to_rebuild():
     cfg = features_config(trained, config)
     assert rebuildable(trained) and cfg.features.families == ["engagement"]
     assert cfg.label.horizon_days == config.label.horizon_days + 30 and cfg.incentives == config.incentives
+
+
+def test_the_next_runs_alerts_find_an_earlier_spark_runs_scores(tmp_path):
+    from churn.scoring.score import _previous_scores
+
+    earlier = _folder(tmp_path, {"meta": {"as_of": "2025-03-01"}})
+    (earlier / "scores.parquet").mkdir()  # a Spark run's folder of parts
+    pd.read_parquet(pd.io.common.BytesIO(_parquet(tmp_path))).to_parquet(earlier / "scores.parquet" / "part-0.parquet")
+    previous = _previous_scores(tmp_path, pd.Timestamp("2025-04-01"))
+    assert previous is not None and sorted(previous["customer_id"]) == ["007", "012"]
+    assert _previous_scores(tmp_path, pd.Timestamp("2025-03-01")) is None  # only runs before the date

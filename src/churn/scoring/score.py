@@ -34,7 +34,7 @@ from churn.scoring import status
 from churn.scoring.model_features import build_for_model, features_config
 from churn.scoring.population import read_customer_list, standing_rows, table_standing, with_status
 from churn.scoring.reasons import N_REASONS, reason_codes
-from churn.scoring.run_folder import SCORES_FILE, SUMMARY_FILE
+from churn.scoring.run_folder import SCORES_FILE, SUMMARY_FILE, has_scores, read_scores
 from churn.timeline import parse_as_of
 
 Progress = Callable[[str], None] | None
@@ -109,8 +109,8 @@ def _previous_scores(out_root: Path, as_of: pd.Timestamp) -> pd.DataFrame | None
     """Scores of the latest earlier run under the same output root (for alerts), if any."""
     from churn.monitoring.history import run_folders
 
-    earlier = [d for _, d in run_folders(out_root, as_of) if (d / SCORES_FILE).is_file()]
-    return pd.read_parquet(earlier[-1] / SCORES_FILE) if earlier else None
+    earlier = [d for _, d in run_folders(out_root, as_of) if has_scores(d)]
+    return read_scores(earlier[-1]) if earlier else None
 
 
 def score_source(data: str | None, as_of: str, model_ref: str, out_root: str, config: Config, *,
